@@ -1,0 +1,33 @@
+# The README's two commands: `make demo` (set up, build, install, run the main job) and `make test`
+# (set up, build, install, run the tests). Everything goes into a virtual environment, $(VENV).
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+# What the build and the tests need. Pinned where the project's own CI depends on exact behaviour.
+BUILD_DEPS := "setuptools>=68" wheel "Cython>=3.0" "numpy>=2.0" "onnxruntime==1.31.1"
+TEST_DEPS := "pytest>=8" "hypothesis>=6.100" "onnx>=1.15"
+
+.PHONY: all demo test install bench clean
+
+all: install
+
+$(VENV)/.deps: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q $(BUILD_DEPS) $(TEST_DEPS)
+	touch $@
+
+install: $(VENV)/.deps
+	$(PIP) install -q --no-build-isolation --no-deps .
+
+demo: install
+	$(VENV)/bin/juno-bridge bench --quick
+
+bench: install
+	$(VENV)/bin/juno-bridge bench
+
+test: install
+	cd tests && ../$(VENV)/bin/pytest -q -p no:cacheprovider
+
+clean:
+	rm -rf build dist *.egg-info juno_bridge/lib juno_bridge/include juno_bridge/cmake juno_bridge/*.so bridge/*.cpp

@@ -1,0 +1,403 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, embedsignature=True
+"""Thin wrappers over the C++ core: numpy arrays <-> TensorView, Status -> exceptions, GIL release.
+
+Everything here is glue a C++ caller does not need: the C++ Session does the checks and the work.
+"""
+from cpython.buffer cimport PyObject_CheckBuffer
+from cython.operator cimport dereference as deref
+from libc.stdint cimport int32_t, int64_t, uintptr_t
+from libcpp.memory cimport shared_ptr
+from libcpp.string cimport string
+from libcpp.vector cimport vector
+
+cimport numpy as cnp
+
+from libjuno_bridge cimport (JB_MAX_RANK, CSession, CTensorInfo, ModelMetadata, OnnxRuntimeInfo,
+                             SessionOptions, Status, Tensor, get_onnxruntime_info, jb_tensor_view,
+                             jb_version, open_session, open_session_bytes, run_session,
+                             session_metadata, session_stats, set_option, SessionStats)
+import os
+
+import numpy as np
+
+from juno_bridge.errors import InputError, InputTypeError, InvalidArgumentError, error_class
+from juno_bridge.tensor_info import TensorInfo
+
+cnp.import_array()
+
+cdef enum:
+    STACK_TENSORS = 16  # tensors per call kept on the C stack; more use the heap
+
+# jb dtype (ONNX numbering) <-> numpy type numbers.
+_NUMPY_DTYPES = {1: np.dtype(np.float32), 2: np.dtype(np.uint8), 3: np.dtype(np.int8),
+                 4: np.dtype(np.uint16), 5: np.dtype(np.int16), 6: np.dtype(np.int32),
+                 7: np.dtype(np.int64), 9: np.dtype(np.bool_), 10: np.dtype(np.float16),
+                 11: np.dtype(np.float64), 12: np.dtype(np.uint32), 13: np.dtype(np.uint64)}
+SUPPORTED_DTYPES = tuple(str(d) for d in _NUMPY_DTYPES.values())
+
+cdef int32_t _JB_FROM_TYPENUM[64]
+cdef int _TYPENUM_FROM_JB[17]
+
+
+cdef void _init_dtype_tables() noexcept:
+    cdef int i
+    for i in range(64):
+        _JB_FROM_TYPENUM[i] = 0
+    for i in range(17):
+        _TYPENUM_FROM_JB[i] = -1
+    for code, dtype in _NUMPY_DTYPES.items():
+        _TYPENUM_FROM_JB[code] = dtype.num
+        _JB_FROM_TYPENUM[dtype.num] = code
+    # int64/uint64 have two numpy type numbers on LP64 (long and long long).
+    _JB_FROM_TYPENUM[<int>cnp.NPY_LONGLONG] = 7
+    _JB_FROM_TYPENUM[<int>cnp.NPY_ULONGLONG] = 13
+    _JB_FROM_TYPENUM[<int>cnp.NPY_LONG] = 7 if sizeof(long) == 8 else 6
+    _JB_FROM_TYPENUM[<int>cnp.NPY_ULONG] = 13 if sizeof(long) == 8 else 12
+
+
+_init_dtype_tables()
+
+
+cdef int raise_status(Status& status) except -1:
+    """The one place a core error becomes a Python exception."""
+    raise error_class(status.code)(status.message.decode("utf-8", "replace"), status.backend_code)
+
+
+cdef int fill_view(object obj, jb_tensor_view* view, str role, object name, bint writable,
+                   list keep) except -1:
+    """Points `view` at the array's memory after checking what only Python can see. Never copies."""
+    cdef cnp.ndarray arr
+    if cnp.PyArray_Check(obj):
+        arr = <cnp.ndarray>obj
+    elif PyObject_CheckBuffer(obj):
+        arr = np.asarray(obj)  # a view of the exporter's memory, not a copy
+        keep.append(arr)
+    else:
+        raise InputTypeError(f"{role} '{name}': expected a numpy array or a buffer-protocol object, "
+                             f"got {type(obj).__name__}")
+    cdef int flags = cnp.PyArray_FLAGS(arr)
+    if not (flags & cnp.NPY_ARRAY_C_CONTIGUOUS):
+        raise InputError(f"{role} '{name}': expected a C-contiguous array, got strides {obj.strides} "
+                         f"for shape {obj.shape}; pass np.ascontiguousarray(...) (juno-bridge never copies "
+                         f"silently)")
+    if not (flags & cnp.NPY_ARRAY_ALIGNED):
+        raise InputError(f"{role} '{name}': array data at {<uintptr_t>cnp.PyArray_DATA(arr):#x} is not aligned to its "
+                         f"{arr.dtype.itemsize}-byte elements")
+    if writable and not (flags & cnp.NPY_ARRAY_WRITEABLE):
+        raise InputError(f"{role} '{name}': the output buffer is read-only")
+    cdef int typenum = cnp.PyArray_TYPE(arr)
+    cdef int32_t dtype = _JB_FROM_TYPENUM[typenum] if 0 <= typenum < 64 else 0
+    if dtype == 0 or not arr.dtype.isnative:
+        raise InputTypeError(f"{role} '{name}': dtype {arr.dtype.str if not arr.dtype.isnative else arr.dtype} "
+                             f"is not supported; expected one of {', '.join(SUPPORTED_DTYPES)} "
+                             f"in native byte order")
+    cdef int ndim = cnp.PyArray_NDIM(arr)
+    if ndim > JB_MAX_RANK:
+        raise InputError(f"{role} '{name}': rank {ndim} exceeds the maximum of {JB_MAX_RANK}")
+    cdef cnp.npy_intp* dims = cnp.PyArray_DIMS(arr)
+    cdef int d
+    view.data = cnp.PyArray_DATA(arr)
+    view.dtype = dtype
+    view.rank = ndim
+    for d in range(ndim):
+        view.shape[d] = dims[d]
+    return 0
+
+
+cdef class _RuntimeMemory:
+    """Keeps a backend-allocated output alive for as long as the numpy array that views it."""
+    cdef shared_ptr[void] holder
+    cdef readonly uintptr_t address  # the pointer the backend returned (tests check it is not copied)
+
+
+cdef object adopt(Tensor& tensor):
+    cdef jb_tensor_view* view = <jb_tensor_view*>&tensor.view
+    cdef cnp.npy_intp dims[JB_MAX_RANK]
+    cdef int d
+    for d in range(view.rank):
+        dims[d] = view.shape[d]
+    memory = _RuntimeMemory.__new__(_RuntimeMemory)
+    (<_RuntimeMemory>memory).holder = tensor.holder
+    (<_RuntimeMemory>memory).address = <uintptr_t>view.data
+    arr = cnp.PyArray_SimpleNewFromData(view.rank, dims, _TYPENUM_FROM_JB[view.dtype], view.data)
+    cnp.set_array_base(arr, memory)
+    return arr
+
+
+cdef object to_info(const CTensorInfo* info):
+    cdef size_t d
+    name = info.name.decode()
+    dtype = _NUMPY_DTYPES.get(<int>info.dtype)
+    if not info.rank_known:
+        return TensorInfo(name, dtype, None, None, info.type_name.decode())
+    shape = []
+    names = []
+    for d in range(info.shape.size()):
+        shape.append(info.shape[d])
+        names.append(info.dim_names[d].value().decode() if info.dim_names[d].has_value() else None)
+    return TensorInfo(name, dtype, tuple(shape), tuple(names), info.type_name.decode())
+
+
+cdef str _names(names):
+    return ", ".join(repr(n) for n in names) or "none"
+
+
+cdef class Session:
+    """An opened model: ``inputs()``, ``outputs()``, ``metadata()``, ``run()``.
+
+    ``model`` is a path (``.onnx``) or the bytes of a model. The GIL is released while the model
+    runs, and one Session may be used from many threads at once.
+    """
+    cdef shared_ptr[CSession] _session
+    cdef readonly str model
+    cdef size_t _n_in
+    cdef size_t _n_out
+    cdef tuple _inputs
+    cdef tuple _outputs
+    cdef tuple _output_names
+    cdef dict _input_index
+    cdef dict _output_index
+    cdef vector[int32_t] _all_outputs
+
+    def __init__(self, model, *, backend=None, intra_op_threads=0, inter_op_threads=0,
+                 optimization="all", providers=("cpu",), onnxruntime=None, log_level="warning",
+                 execution_mode="sequential", global_thread_pool=False, config=None):
+        cdef SessionOptions options
+        cdef Status status
+        settings = {"intra_op_threads": intra_op_threads, "inter_op_threads": inter_op_threads,
+                    "optimization": optimization, "log_level": log_level,
+                    "execution_mode": execution_mode, "global_thread_pool": int(bool(global_thread_pool))}
+        if isinstance(providers, str):
+            providers = (providers,)
+        settings["providers"] = ",".join(providers)
+        if backend is not None:
+            settings["backend"] = backend
+        if onnxruntime is not None:
+            settings["onnxruntime"] = os.fspath(onnxruntime)
+        for key, value in (config or {}).items():
+            settings[str(key)] = value
+        for key, value in settings.items():
+            if isinstance(value, bool) or not isinstance(value, (str, int, os.PathLike)):
+                raise InvalidArgumentError(f"option '{key}' must be a string or an integer, got {value!r}")
+            if set_option(&options, str(key).encode(), str(value).encode(), &status):
+                raise_status(status)
+
+        cdef string path
+        cdef const unsigned char[::1] data
+        if isinstance(model, (bytes, bytearray, memoryview)):
+            data = memoryview(model).cast("B")
+            self.model = f"<{len(data)} bytes>"
+            if len(data) == 0:
+                from juno_bridge.errors import ModelLoadError
+                raise ModelLoadError("model bytes are empty (0 bytes)")
+            with nogil:
+                rc = open_session_bytes(<const char*>&data[0], data.shape[0], options, &self._session, &status)
+        elif isinstance(model, (str, os.PathLike)):
+            self.model = os.fspath(model)
+            path = self.model.encode()
+            with nogil:
+                rc = open_session(path, options, &self._session, &status)
+        else:
+            raise InvalidArgumentError(f"model must be a path or bytes, got {type(model).__name__}")
+        if rc:
+            raise_status(status)
+
+        cdef CSession* s = self._session.get()
+        self._inputs = tuple([to_info(&s.inputs()[i]) for i in range(s.inputs().size())])
+        self._outputs = tuple([to_info(&s.outputs()[i]) for i in range(s.outputs().size())])
+        self._n_in = len(self._inputs)
+        self._n_out = len(self._outputs)
+        self._input_index = {info.name: i for i, info in enumerate(self._inputs)}
+        self._output_index = {info.name: i for i, info in enumerate(self._outputs)}
+        self._output_names = tuple(info.name for info in self._outputs)
+        for i in range(self._n_out):
+            self._all_outputs.push_back(i)
+
+    cdef CSession* _open(self) except NULL:
+        if not self._session:
+            raise InvalidArgumentError("the session is closed")
+        return self._session.get()
+
+    def inputs(self):
+        """The model's inputs, as a list of TensorInfo."""
+        self._open()
+        return list(self._inputs)
+
+    def outputs(self):
+        """The model's outputs, as a list of TensorInfo."""
+        self._open()
+        return list(self._outputs)
+
+    def metadata(self):
+        """producer_name, graph_name, domain, description, version and the custom key/value map."""
+        cdef ModelMetadata md
+        cdef Status status
+        if session_metadata(deref(self._open()), &md, &status):
+            raise_status(status)
+        return {"producer_name": md.producer_name.decode(), "graph_name": md.graph_name.decode(),
+                "domain": md.domain.decode(), "description": md.description.decode(),
+                "version": md.version,
+                "custom": {k.decode(): v.decode() for k, v in md.custom}}
+
+    def _stats(self):
+        """Zero-copy evidence for tests: runtime tensors made over caller memory since open, and where
+        the runtime reads each input (the address it reports for the last bound input)."""
+        cdef SessionStats st
+        cdef Status status
+        if session_stats(deref(self._open()), &st, &status):
+            raise_status(status)
+        return {"tensors_wrapped": st.tensors_wrapped,
+                "input_addresses": [<uintptr_t>st.input_addresses[i] for i in range(st.input_addresses.size())]}
+
+    @property
+    def backend(self):
+        return self._open().backend_name().decode()
+
+    def close(self):
+        """Releases the model now (a run in flight on another thread finishes first)."""
+        self._session.reset()
+
+    @property
+    def closed(self):
+        return not self._session
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        state = "closed" if not self._session else self.backend
+        return f"Session({self.model!r}, {state})"
+
+    def run(self, inputs, out=None, outputs=None):
+        """Runs the model; returns a dict output name -> array, in the model's output order.
+
+        ``inputs``: a dict name -> array, or a sequence in model input order. ``out``: a dict name ->
+        array to be written in place (returned as is). ``outputs``: names of the outputs wanted (all by
+        default). Outputs not in ``out`` are allocated by the runtime and returned without a copy.
+        """
+        cdef shared_ptr[CSession] session = self._session  # keeps the model alive while the GIL is free
+        if not session:
+            raise InvalidArgumentError("the session is closed")
+        cdef size_t n_in = self._n_in
+        cdef jb_tensor_view in_stack[STACK_TENSORS]
+        cdef vector[jb_tensor_view] in_heap
+        cdef jb_tensor_view* in_views = in_stack
+        if n_in > STACK_TENSORS:
+            in_heap.resize(n_in)
+            in_views = in_heap.data()
+        cdef list keep = []
+        cdef dict named
+        cdef Py_ssize_t i, n_given
+
+        # Inputs, in model order.
+        if type(inputs) is dict:
+            named = <dict>inputs
+            n_given = 0
+            for name, array in named.items():
+                index = self._input_index.get(name)
+                if index is None:
+                    raise InputError(f"unknown input {name!r}; the model's inputs are "
+                                     f"{_names(self._input_index)}")
+                fill_view(array, &in_views[<Py_ssize_t>index], "input", name, False, keep)
+                n_given += 1
+            if <size_t>n_given != n_in:
+                missing = [n for n in self._input_index if n not in named]
+                raise InputError(f"missing input(s) {_names(missing)}; the model's inputs are "
+                                 f"{_names(self._input_index)}")
+        elif isinstance(inputs, (list, tuple)):
+            if <size_t>len(inputs) != n_in:
+                raise InputError(f"the model takes {n_in} input(s) ({_names(self._input_index)}), "
+                                 f"got {len(inputs)}")
+            for i in range(<Py_ssize_t>n_in):
+                fill_view(inputs[i], &in_views[i], "input", self._inputs[i].name, False, keep)
+        elif hasattr(inputs, "keys"):
+            return self.run(dict(inputs), out, outputs)
+        else:
+            raise InputTypeError(f"inputs must be a dict name -> array or a sequence of arrays, "
+                                 f"got {type(inputs).__name__}")
+
+        # Outputs: which ones, and where they go.
+        cdef vector[int32_t] chosen
+        cdef const int32_t* out_index = self._all_outputs.data()
+        cdef size_t n_out = self._n_out
+        names = self._output_names
+        if outputs is not None:
+            if isinstance(outputs, str):
+                outputs = (outputs,)
+            names = tuple(outputs)
+            for name in names:
+                index = self._output_index.get(name)
+                if index is None:
+                    raise InputError(f"unknown output {name!r}; the model's outputs are "
+                                     f"{_names(self._output_names)}")
+                chosen.push_back(index)
+            out_index = chosen.data()
+            n_out = chosen.size()
+
+        cdef jb_tensor_view out_stack[STACK_TENSORS]
+        cdef vector[jb_tensor_view] out_heap
+        cdef jb_tensor_view* out_views = out_stack
+        if n_out > STACK_TENSORS:
+            out_heap.resize(n_out)
+            out_views = out_heap.data()
+        cdef bint allocating = False
+        cdef Py_ssize_t n_placed = 0
+        given = None
+        if out is not None:
+            if type(out) is not dict:
+                out = dict(out)
+            given = []
+        for i in range(<Py_ssize_t>n_out):
+            target = None if out is None else (<dict>out).get(names[i])
+            if target is None:
+                out_views[i].data = NULL
+                allocating = True
+            else:
+                fill_view(target, &out_views[i], "output", names[i], True, keep)
+                n_placed += 1
+            if given is not None:
+                given.append(target)
+        if out is not None and n_placed != len(out):
+            unknown = [n for n in out if n not in names]
+            raise InputError(f"out= names output(s) {_names(unknown)} that this run does not produce; "
+                             f"it produces {_names(names)}")
+
+        cdef vector[Tensor] owned
+        cdef Tensor* owned_ptr = NULL
+        if allocating:
+            owned.resize(n_out)
+            owned_ptr = owned.data()
+        cdef Status status
+        cdef int rc
+        with nogil:
+            rc = run_session(deref(session), in_views, n_in, out_index, out_views, owned_ptr, n_out, &status)
+        if rc:
+            raise_status(status)
+
+        result = {}
+        for i in range(<Py_ssize_t>n_out):
+            if given is not None and given[i] is not None:
+                result[names[i]] = given[i]
+            else:
+                result[names[i]] = adopt(owned[i])
+        return result
+
+
+def onnxruntime_info(library=None):
+    """Facts about an ONNX Runtime library: the default one, or the one at ``library``."""
+    cdef OnnxRuntimeInfo info
+    cdef Status status
+    cdef string path = os.fspath(library).encode() if library is not None else b""
+    if get_onnxruntime_info(path, &info, &status):
+        raise_status(status)
+    return {"path": info.path.decode(), "version": info.version.decode(),
+            "api_version": info.api_version, "build_info": info.build_info.decode(),
+            "providers": [p.decode() for p in info.providers]}
+
+
+def version():
+    """The version of the core library this module is linked to."""
+    return jb_version().decode()

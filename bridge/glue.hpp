@@ -1,0 +1,82 @@
+// What the Cython module calls: the core's entry points wrapped so that no C++ exception crosses into
+// Cython. Each returns 0 or a jb_status and fills `status`, which _core.pyx turns into the matching
+// Python exception in one place (raise_status).
+#pragma once
+
+#include <memory>
+#include <new>
+#include <string>
+
+#include "juno_bridge/session.hpp"
+
+namespace jb {
+
+struct Status {
+  int code = 0;
+  int backend_code = 0;
+  std::string message;
+};
+
+inline int fail_with_current(Status* status) noexcept {
+  status->backend_code = 0;
+  try {
+    throw;
+  } catch (const Error& e) {
+    status->backend_code = e.backend_code();
+    status->message = e.what();
+    status->code = static_cast<int>(e.code());
+  } catch (const std::bad_alloc&) {
+    status->message = "out of memory";
+    status->code = JB_ERROR_RUNTIME;
+  } catch (const std::exception& e) {
+    status->message = e.what();
+    status->code = JB_ERROR_RUNTIME;
+  } catch (...) {
+    status->message = "unknown C++ exception";
+    status->code = JB_ERROR_RUNTIME;
+  }
+  return status->code;
+}
+
+#define JB_GUARD(body)                 \
+  try {                                \
+    body;                              \
+    return 0;                          \
+  } catch (...) {                      \
+    return fail_with_current(status);  \
+  }
+
+inline int set_option(SessionOptions* options, const std::string& key, const std::string& value, Status* status) noexcept {
+  JB_GUARD(options->set(key, value))
+}
+
+inline int open_session(const std::string& model, const SessionOptions& options, std::shared_ptr<Session>* out,
+                        Status* status) noexcept {
+  JB_GUARD(*out = std::make_shared<Session>(model, options))
+}
+
+inline int open_session_bytes(const char* data, size_t size, const SessionOptions& options,
+                              std::shared_ptr<Session>* out, Status* status) noexcept {
+  JB_GUARD(*out = std::make_shared<Session>(Session::from_bytes(data, size, options)))
+}
+
+inline int session_metadata(const Session& session, ModelMetadata* out, Status* status) noexcept {
+  JB_GUARD(*out = session.metadata())
+}
+
+inline int session_stats(const Session& session, SessionStats* out, Status* status) noexcept {
+  JB_GUARD(*out = session.stats())
+}
+
+inline int run_session(Session& session, const jb_tensor_view* inputs, size_t num_inputs, const int32_t* output_index,
+                       jb_tensor_view* outputs, Tensor* owned, size_t num_outputs, Status* status) noexcept {
+  JB_GUARD(session.run(from_c(inputs), num_inputs, output_index, from_c(outputs), owned, num_outputs))
+}
+
+inline int get_onnxruntime_info(const std::string& library, OnnxRuntimeInfo* out, Status* status) noexcept {
+  JB_GUARD(*out = onnxruntime_info(library))
+}
+
+#undef JB_GUARD
+
+}  // namespace jb

@@ -1,0 +1,85 @@
+# C and C++ declarations of the core library, written once; the .pyx modules only cimport them.
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
+from libcpp cimport bool
+from libcpp.map cimport map
+from libcpp.memory cimport shared_ptr
+from libcpp.optional cimport optional
+from libcpp.string cimport string
+from libcpp.vector cimport vector
+
+
+cdef extern from "juno_bridge/juno_bridge.h" nogil:
+    enum:
+        JB_MAX_RANK
+    ctypedef struct jb_tensor_view:
+        void* data
+        int32_t dtype
+        int32_t rank
+        int64_t shape[16]
+    const char* jb_version()
+
+
+cdef extern from "juno_bridge/session.hpp" namespace "jb" nogil:
+    cdef enum class DType(int32_t):
+        pass
+
+    size_t dtype_size(DType dtype)
+    const char* dtype_name(DType dtype)
+
+    cdef cppclass TensorView:
+        pass
+
+    cdef cppclass CTensorInfo "jb::TensorInfo":
+        string name
+        DType dtype
+        vector[int64_t] shape
+        vector[optional[string]] dim_names
+        bool rank_known
+        string type_name
+
+    cdef cppclass Tensor:
+        TensorView view
+        shared_ptr[void] holder
+
+    cdef cppclass SessionOptions:
+        SessionOptions()
+        int intra_op_threads
+
+    cdef cppclass ModelMetadata:
+        string producer_name, graph_name, domain, description
+        int64_t version
+        map[string, string] custom
+
+    cdef cppclass SessionStats:
+        uint64_t tensors_wrapped
+        vector[const void*] input_addresses
+
+    cdef cppclass CSession "jb::Session":
+        # Only called on an open session, so they cannot throw.
+        const vector[CTensorInfo]& inputs()
+        const vector[CTensorInfo]& outputs()
+        const string& backend_name()
+
+    cdef cppclass OnnxRuntimeInfo:
+        string path, version, build_info
+        uint32_t api_version
+        vector[string] providers
+
+
+cdef extern from "glue.hpp" namespace "jb" nogil:
+    cdef cppclass Status:
+        int code
+        int backend_code
+        string message
+
+    int set_option(SessionOptions* options, const string& key, const string& value, Status* status)
+    int open_session(const string& model, const SessionOptions& options, shared_ptr[CSession]* out,
+                     Status* status)
+    int open_session_bytes(const char* data, size_t size, const SessionOptions& options,
+                           shared_ptr[CSession]* out, Status* status)
+    int session_metadata(const CSession& session, ModelMetadata* out, Status* status)
+    int run_session(CSession& session, const jb_tensor_view* inputs, size_t num_inputs,
+                    const int32_t* output_index, jb_tensor_view* outputs, Tensor* owned,
+                    size_t num_outputs, Status* status)
+    int session_stats(const CSession& session, SessionStats* out, Status* status)
+    int get_onnxruntime_info(const string& library, OnnxRuntimeInfo* out, Status* status)

@@ -1,0 +1,123 @@
+/* juno-bridge C ABI: opaque handles, status codes and a thread-local last error.
+ *
+ * Stable for C callers, other languages and plugin loaders. Every function checks its pointer
+ * arguments and answers NULL with JB_ERROR_INVALID_ARGUMENT instead of crashing. A function that
+ * returns jb_status leaves a message for jb_last_error_message() on the calling thread when it fails.
+ */
+#ifndef JUNO_BRIDGE_H
+#define JUNO_BRIDGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define JB_API __attribute__((visibility("default")))
+#else
+#define JB_API
+#endif
+
+#define JB_VERSION_MAJOR 0
+#define JB_VERSION_MINOR 1
+#define JB_VERSION_PATCH 0
+#define JB_VERSION_STRING "0.1.0"
+
+/* Highest tensor rank a view can describe. */
+#define JB_MAX_RANK 16
+
+typedef enum jb_status {
+  JB_OK = 0,
+  JB_ERROR_INVALID_ARGUMENT = 1,   /* misuse of the API: NULL pointer, unknown option, bad index */
+  JB_ERROR_INPUT = 2,              /* a tensor does not fit: shape, rank, name, contiguity, overlap */
+  JB_ERROR_INPUT_TYPE = 3,         /* a tensor has the wrong element type */
+  JB_ERROR_MODEL_LOAD = 4,         /* missing, unreadable or corrupt model */
+  JB_ERROR_BACKEND_UNAVAILABLE = 5,/* runtime library or plugin missing, too old, provider absent */
+  JB_ERROR_RUNTIME = 6,            /* the backend failed while running the model */
+  JB_ERROR_UNSUPPORTED = 7         /* a valid model feature the bridge cannot pass (strings, maps) */
+} jb_status;
+
+/* Element types; the numbers are ONNX's TensorProto.DataType values. */
+typedef enum jb_dtype {
+  JB_DTYPE_UNDEFINED = 0, JB_DTYPE_FLOAT32 = 1, JB_DTYPE_UINT8 = 2, JB_DTYPE_INT8 = 3,
+  JB_DTYPE_UINT16 = 4, JB_DTYPE_INT16 = 5, JB_DTYPE_INT32 = 6, JB_DTYPE_INT64 = 7,
+  JB_DTYPE_BOOL = 9, JB_DTYPE_FLOAT16 = 10, JB_DTYPE_FLOAT64 = 11, JB_DTYPE_UINT32 = 12,
+  JB_DTYPE_UINT64 = 13
+} jb_dtype;
+
+/* C-contiguous memory owned by the caller. Never copied by the bridge. */
+typedef struct jb_tensor_view {
+  void* data;
+  int32_t dtype; /* jb_dtype */
+  int32_t rank;
+  int64_t shape[JB_MAX_RANK];
+} jb_tensor_view;
+
+/* A model input or output. Pointers stay valid while the session is open. A dim is -1 when dynamic;
+ * dim_names[i] is its symbolic name or NULL. type_name is ONNX's spelling, e.g. "tensor(float)". */
+typedef struct jb_tensor_info {
+  const char* name;
+  int32_t dtype; /* JB_DTYPE_UNDEFINED for non-tensor or unsupported types, see type_name */
+  int32_t rank;  /* -1 when the rank is unknown */
+  const int64_t* shape;
+  const char* const* dim_names;
+  const char* type_name;
+} jb_tensor_info;
+
+typedef struct jb_session jb_session;
+typedef struct jb_options jb_options;
+typedef struct jb_tensor jb_tensor; /* an output allocated by the backend */
+
+/* Library and errors. */
+JB_API const char* jb_version(void);
+JB_API const char* jb_last_error_message(void); /* "" when the last call succeeded */
+JB_API jb_status jb_last_error_code(void);
+JB_API int jb_last_backend_code(void);           /* the backend's own code (ONNX Runtime's OrtErrorCode), 0 if none */
+JB_API size_t jb_dtype_size(int32_t dtype);      /* 0 for an unknown dtype */
+JB_API const char* jb_dtype_name(int32_t dtype); /* "float32", ...; "undefined" for an unknown one */
+
+/* Options: string keys and values, the same ones the C++ SessionOptions and Python keywords use:
+ * backend, intra_op_threads, inter_op_threads, optimization (disable|basic|extended|all),
+ * providers (comma-separated: cpu, cuda, ...), onnxruntime (library path), log_level
+ * (verbose|info|warning|error|fatal), execution_mode (sequential|parallel), global_thread_pool (0|1);
+ * any other key is passed to the backend as a config entry. */
+JB_API jb_options* jb_options_new(void);
+JB_API void jb_options_free(jb_options* options);
+JB_API jb_status jb_options_set(jb_options* options, const char* key, const char* value);
+
+/* Sessions. `options` may be NULL for the defaults. */
+JB_API jb_status jb_session_open(const char* model, const jb_options* options, jb_session** out);
+JB_API jb_status jb_session_open_bytes(const void* data, size_t size, const jb_options* options, jb_session** out);
+JB_API void jb_session_close(jb_session* session);
+JB_API const char* jb_session_backend(const jb_session* session);
+JB_API size_t jb_session_num_inputs(const jb_session* session);
+JB_API size_t jb_session_num_outputs(const jb_session* session);
+JB_API jb_status jb_session_input_info(const jb_session* session, size_t index, jb_tensor_info* out);
+JB_API jb_status jb_session_output_info(const jb_session* session, size_t index, jb_tensor_info* out);
+JB_API jb_status jb_session_input_index(const jb_session* session, const char* name, size_t* index);
+JB_API jb_status jb_session_output_index(const jb_session* session, const char* name, size_t* index);
+
+/* Runs with every input in model order and every output in model order, written in place into the
+ * caller's buffers. The per-event fast path: nothing is allocated when the buffers repeat. */
+JB_API jb_status jb_session_run(jb_session* session, const jb_tensor_view* inputs, size_t num_inputs,
+                                jb_tensor_view* outputs, size_t num_outputs);
+
+/* The general form: outputs[i] receives model output output_index[i]. An output whose data is NULL is
+ * allocated by the backend: outputs[i] is filled in and owned[i] receives a handle that keeps the
+ * memory alive until jb_tensor_free. `owned` may be NULL when every output has caller memory. */
+JB_API jb_status jb_session_run_outputs(jb_session* session, const jb_tensor_view* inputs, size_t num_inputs,
+                                        const int32_t* output_index, jb_tensor_view* outputs,
+                                        jb_tensor** owned, size_t num_outputs);
+JB_API void jb_tensor_free(jb_tensor* tensor);
+
+/* ONNX Runtime facts for `juno-bridge info` (the library chosen by `onnxruntime`, or the default one
+ * when NULL). Strings stay valid for the life of the process. */
+JB_API jb_status jb_onnxruntime_info(const char* onnxruntime, const char** path, const char** version,
+                                     uint32_t* api_version, const char** providers);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* JUNO_BRIDGE_H */

@@ -1,0 +1,64 @@
+/* The C interface between the core and a backend plugin (libjuno_bridge_<name>.so).
+ *
+ * A plugin carries one heavy dependency (libtorch, TensorFlow, libpython) so that the core never
+ * links it. It is a C table of functions, not C++ classes, so a plugin built against any toolchain or
+ * library build works with the core. The core loads `libjuno_bridge_<name>.so` from its own directory
+ * (or $JUNO_BRIDGE_PLUGIN_PATH) when a model needs it, calls jb_plugin_init once, and checks
+ * abi_version. The core has already checked every tensor against the plugin's declared inputs and
+ * outputs (dtype, rank, fixed dims, NULL data, overlap) before `run` is called.
+ */
+#ifndef JUNO_BRIDGE_PLUGIN_H
+#define JUNO_BRIDGE_PLUGIN_H
+
+#include "juno_bridge/juno_bridge.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define JB_PLUGIN_ABI_VERSION 1
+
+/* What the core offers a plugin. */
+typedef struct jb_plugin_host {
+  uint32_t abi_version;
+  /* Records the calling thread's error; a plugin function then returns the same status. */
+  void (*set_error)(jb_status status, int backend_code, const char* message);
+} jb_plugin_host;
+
+/* An output the plugin allocated: the core calls release(holder) when the caller lets go of it. */
+typedef struct jb_plugin_owned {
+  void* holder;
+  void (*release)(void* holder);
+} jb_plugin_owned;
+
+typedef struct jb_plugin_api {
+  uint32_t abi_version; /* JB_PLUGIN_ABI_VERSION */
+  const char* name;     /* the backend name, e.g. "torch" */
+
+  /* Opens a model from a path (bytes NULL) or from memory. Options are the same string pairs as
+   * jb_options_set takes. */
+  jb_status (*open)(const char* model, const void* bytes, size_t size, const char* const* keys,
+                    const char* const* values, size_t num_options, void** handle);
+  void (*close)(void* handle);
+  size_t (*num_inputs)(void* handle);
+  size_t (*num_outputs)(void* handle);
+  /* Pointers in *out stay valid until close. */
+  jb_status (*input_info)(void* handle, size_t index, jb_tensor_info* out);
+  jb_status (*output_info)(void* handle, size_t index, jb_tensor_info* out);
+  /* Key/value metadata (producer_name, graph_name, domain, description, version, custom.<key>),
+   * valid until close. */
+  jb_status (*metadata)(void* handle, size_t* count, const char* const** keys, const char* const** values);
+  /* inputs: every input in model order. outputs[i] is output output_index[i]; when its data is NULL
+   * the plugin allocates it, fills outputs[i] and sets owned[i]. Must be thread-safe. */
+  jb_status (*run)(void* handle, const jb_tensor_view* inputs, size_t num_inputs, const int32_t* output_index,
+                   jb_tensor_view* outputs, jb_plugin_owned* owned, size_t num_outputs);
+} jb_plugin_api;
+
+/* Every plugin exports this symbol; it returns NULL (after host->set_error) when it cannot start. */
+typedef const jb_plugin_api* (*jb_plugin_init_fn)(const jb_plugin_host* host);
+#define JB_PLUGIN_INIT_SYMBOL "jb_plugin_init"
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* JUNO_BRIDGE_PLUGIN_H */

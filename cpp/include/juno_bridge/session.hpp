@@ -1,0 +1,106 @@
+// jb::Session: an opened model behind one interface, whatever runs it (ONNX Runtime, a plugin).
+//
+// Typical framework use: open in initialize(), run per event in execute() on the same buffers
+// (nothing is allocated per call when outputs are given), close in finalize() or by scope.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "juno_bridge/error.hpp"
+#include "juno_bridge/tensor.hpp"
+
+namespace jb {
+
+struct SessionOptions {
+  std::string backend;            // "" chooses by the model: *.onnx -> onnxruntime
+  int intra_op_threads = 0;       // 0: the backend's default
+  int inter_op_threads = 0;
+  std::string optimization = "all";           // disable | basic | extended | all
+  std::vector<std::string> providers{"cpu"};  // in order of preference; "cpu" is always available
+  std::string onnxruntime;        // ONNX Runtime library to load; "" = $JUNO_BRIDGE_ONNXRUNTIME or the wheel's
+  std::string log_level = "warning";          // verbose | info | warning | error | fatal
+  std::string execution_mode = "sequential";  // sequential | parallel (inter-op threads need parallel)
+  bool global_thread_pool = false;  // share ONNX Runtime's process-wide thread pools (many sessions)
+  std::map<std::string, std::string> config;  // backend-specific entries (ONNX Runtime session config)
+
+  // Sets an option from its string form, the spelling the C ABI and the Python keywords share.
+  void set(const std::string& key, const std::string& value);
+};
+
+struct ModelMetadata {
+  std::string producer_name, graph_name, domain, description;
+  int64_t version = 0;
+  std::map<std::string, std::string> custom;
+};
+
+// Counters that let tests prove the zero-copy promise from outside.
+struct SessionStats {
+  uint64_t tensors_wrapped = 0;  // runtime tensor objects made over caller memory since open
+  std::vector<const void*> input_addresses;  // per input, where the runtime reads it (last bound)
+};
+
+class Backend;
+
+class Session {
+ public:
+  explicit Session(const std::string& model, const SessionOptions& options = {});
+  // Opens a model held in memory (the bytes of an .onnx file); `backend` in options names the kind.
+  static Session from_bytes(const void* data, size_t size, const SessionOptions& options = {});
+
+  Session(Session&&) noexcept;
+  Session& operator=(Session&&) noexcept;
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+  ~Session();
+
+  void close() noexcept;  // releases the model; any later call throws jb::Error
+  bool is_open() const noexcept { return backend_ != nullptr; }
+
+  const std::vector<TensorInfo>& inputs() const;
+  const std::vector<TensorInfo>& outputs() const;
+  ModelMetadata metadata() const;
+  const std::string& backend_name() const;
+  SessionStats stats() const;
+  size_t input_index(std::string_view name) const;   // throws naming the known inputs
+  size_t output_index(std::string_view name) const;
+
+  // Every input and every output in model order; outputs are the caller's buffers, written in place.
+  void run(const TensorView* inputs, size_t num_inputs, TensorView* outputs, size_t num_outputs);
+  void run(const std::vector<TensorView>& inputs, std::vector<TensorView>& outputs) {
+    run(inputs.data(), inputs.size(), outputs.data(), outputs.size());
+  }
+
+  // The general form: outputs[i] is model output output_index[i]; an output whose data is nullptr is
+  // allocated by the backend, filled into outputs[i] and kept alive by owned[i] (owned may be nullptr
+  // when every output has caller memory).
+  void run(const TensorView* inputs, size_t num_inputs, const int32_t* output_index, TensorView* outputs,
+           Tensor* owned, size_t num_outputs);
+
+  // Convenience: every output allocated by the backend.
+  std::vector<Tensor> run(const std::vector<TensorView>& inputs);
+
+ private:
+  explicit Session(std::unique_ptr<Backend> backend);
+  void check_open() const;
+  void check_inputs(const TensorView* inputs, size_t num_inputs) const;
+  void check_outputs(const TensorView* inputs, size_t num_inputs, const int32_t* output_index,
+                     const TensorView* outputs, size_t num_outputs) const;
+
+  std::unique_ptr<Backend> backend_;
+  std::vector<int32_t> all_outputs_;  // 0..n-1, so the fast path needs no index array per call
+};
+
+// Facts about an ONNX Runtime library (the default one when `library` is empty).
+struct OnnxRuntimeInfo {
+  std::string path, version, build_info;
+  uint32_t api_version = 0;
+  std::vector<std::string> providers;
+};
+OnnxRuntimeInfo onnxruntime_info(const std::string& library = "");
+
+}  // namespace jb

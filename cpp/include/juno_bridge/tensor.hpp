@@ -1,0 +1,128 @@
+// DType, TensorView (caller memory, never copied), TensorInfo (a model's input or output) and Tensor
+// (an output the backend allocated, kept alive by its holder).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "juno_bridge/error.hpp"
+#include "juno_bridge/juno_bridge.h"
+
+namespace jb {
+
+// The numbers are ONNX's TensorProto.DataType values, so the ONNX backend passes them through.
+enum class DType : int32_t {
+  Undefined = JB_DTYPE_UNDEFINED,
+  Float32 = JB_DTYPE_FLOAT32,
+  UInt8 = JB_DTYPE_UINT8,
+  Int8 = JB_DTYPE_INT8,
+  UInt16 = JB_DTYPE_UINT16,
+  Int16 = JB_DTYPE_INT16,
+  Int32 = JB_DTYPE_INT32,
+  Int64 = JB_DTYPE_INT64,
+  Bool = JB_DTYPE_BOOL,
+  Float16 = JB_DTYPE_FLOAT16,
+  Float64 = JB_DTYPE_FLOAT64,
+  UInt32 = JB_DTYPE_UINT32,
+  UInt64 = JB_DTYPE_UINT64,
+};
+
+size_t dtype_size(DType dtype) noexcept;      // 0 for Undefined or an unknown value
+const char* dtype_name(DType dtype) noexcept;  // numpy's spelling: "float32", "bool", ...
+
+template <class T> constexpr DType dtype_of();
+template <> constexpr DType dtype_of<float>() { return DType::Float32; }
+template <> constexpr DType dtype_of<double>() { return DType::Float64; }
+template <> constexpr DType dtype_of<int8_t>() { return DType::Int8; }
+template <> constexpr DType dtype_of<int16_t>() { return DType::Int16; }
+template <> constexpr DType dtype_of<int32_t>() { return DType::Int32; }
+template <> constexpr DType dtype_of<int64_t>() { return DType::Int64; }
+template <> constexpr DType dtype_of<uint8_t>() { return DType::UInt8; }
+template <> constexpr DType dtype_of<uint16_t>() { return DType::UInt16; }
+template <> constexpr DType dtype_of<uint32_t>() { return DType::UInt32; }
+template <> constexpr DType dtype_of<uint64_t>() { return DType::UInt64; }
+template <> constexpr DType dtype_of<bool>() { return DType::Bool; }
+
+constexpr int kMaxRank = JB_MAX_RANK;
+
+// Pointer, element type and shape of C-contiguous memory the caller owns. Layout-identical to the C
+// ABI's jb_tensor_view, so arrays of either pass through the C ABI without conversion.
+struct TensorView {
+  void* data = nullptr;
+  DType dtype = DType::Undefined;
+  int32_t rank = 0;
+  int64_t shape[kMaxRank] = {};
+
+  TensorView() = default;
+  TensorView(void* data, DType dtype, std::initializer_list<int64_t> dims) : data(data), dtype(dtype) {
+    set_shape(dims.begin(), dims.size());
+  }
+  TensorView(void* data, DType dtype, const int64_t* dims, size_t ndim) : data(data), dtype(dtype) {
+    set_shape(dims, ndim);
+  }
+  template <class T>
+  static TensorView of(T* data, std::initializer_list<int64_t> dims) {
+    return TensorView(const_cast<std::remove_const_t<T>*>(data), dtype_of<std::remove_const_t<T>>(), dims);
+  }
+
+  void set_shape(const int64_t* dims, size_t ndim) {
+    if (ndim > static_cast<size_t>(kMaxRank))
+      throw Error(ErrorCode::Input, "tensor rank " + std::to_string(ndim) + " exceeds the maximum of " +
+                                        std::to_string(kMaxRank));
+    rank = static_cast<int32_t>(ndim);
+    for (size_t i = 0; i < ndim; ++i) shape[i] = dims[i];
+  }
+  int64_t num_elements() const noexcept {
+    int64_t n = 1;
+    for (int32_t i = 0; i < rank; ++i) n *= shape[i];
+    return n;
+  }
+  size_t nbytes() const noexcept { return static_cast<size_t>(num_elements()) * dtype_size(dtype); }
+  std::vector<int64_t> dims() const { return std::vector<int64_t>(shape, shape + rank); }
+};
+
+static_assert(std::is_standard_layout<TensorView>::value, "TensorView must mirror jb_tensor_view");
+static_assert(sizeof(TensorView) == sizeof(jb_tensor_view), "TensorView must mirror jb_tensor_view");
+static_assert(offsetof(TensorView, shape) == offsetof(jb_tensor_view, shape), "TensorView must mirror jb_tensor_view");
+
+inline jb_tensor_view* as_c(TensorView* v) { return reinterpret_cast<jb_tensor_view*>(v); }
+inline const jb_tensor_view* as_c(const TensorView* v) { return reinterpret_cast<const jb_tensor_view*>(v); }
+inline TensorView* from_c(jb_tensor_view* v) { return reinterpret_cast<TensorView*>(v); }
+inline const TensorView* from_c(const jb_tensor_view* v) { return reinterpret_cast<const TensorView*>(v); }
+
+// A model input or output as the model declares it.
+struct TensorInfo {
+  std::string name;
+  DType dtype = DType::Undefined;  // Undefined for types the bridge cannot pass: see type_name
+  std::vector<int64_t> shape;      // -1 for a dynamic dim
+  std::vector<std::optional<std::string>> dim_names;  // symbolic name of each dim, if it has one
+  bool rank_known = true;          // false when the model does not state the rank
+  std::string type_name;           // ONNX's spelling: "tensor(float)", "seq(tensor(float))", ...
+
+  bool is_dynamic() const {
+    for (int64_t d : shape)
+      if (d < 0) return true;
+    return !rank_known;
+  }
+  std::string shape_string() const;  // "[B, 2, 17612]" with symbolic names, "?" for unnamed dynamic dims
+};
+
+// An output the backend allocated. `view` describes it; `holder` keeps the memory alive (copying a
+// Tensor shares the memory, it never copies the data).
+struct Tensor {
+  TensorView view;
+  std::shared_ptr<void> holder;
+
+  template <class T> T* data() const { return static_cast<T*>(view.data); }
+  std::vector<int64_t> shape() const { return view.dims(); }
+};
+
+std::string shape_string(const int64_t* dims, int32_t rank);
+
+}  // namespace jb

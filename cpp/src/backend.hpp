@@ -1,0 +1,36 @@
+// The interface every backend implements. Session does the checks that are the same for all backends
+// (dtype, rank, fixed dims, NULL, overlap) before calling run, so a backend only does its own work.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "juno_bridge/session.hpp"
+
+namespace jb {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual const std::string& name() const = 0;
+  virtual const std::vector<TensorInfo>& inputs() const = 0;
+  virtual const std::vector<TensorInfo>& outputs() const = 0;
+  virtual ModelMetadata metadata() const = 0;
+  virtual SessionStats stats() const { return {}; }
+  // inputs: every model input in model order, already checked. outputs[i] is model output
+  // output_index[i]; when outputs[i].data is nullptr the backend allocates it and sets owned[i].
+  // Must be safe to call from many threads at once.
+  virtual void run(const TensorView* inputs, size_t num_inputs, const int32_t* output_index,
+                   TensorView* outputs, Tensor* owned, size_t num_outputs) = 0;
+};
+
+// Opens `model` (a path, or the bytes when `bytes` is non-null) with the backend named in options or
+// chosen from the model's name.
+std::unique_ptr<Backend> open_backend(const std::string& model, const void* bytes, size_t size,
+                                      const SessionOptions& options);
+
+std::unique_ptr<Backend> open_onnxruntime(const std::string& path, const void* bytes, size_t size,
+                                          const SessionOptions& options);
+
+}  // namespace jb

@@ -1,0 +1,229 @@
+// The C ABI over the C++ Session: every entry point checks its pointers, catches every exception and
+// turns it into a status plus the thread's last error.
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <new>
+
+#include "juno_bridge/juno_bridge.h"
+#include "juno_bridge/session.hpp"
+#include "last_error.hpp"
+
+struct jb_options {
+  jb::SessionOptions options;
+};
+
+struct jb_session {
+  jb::Session session;
+  // C views of the signature, built once at open, valid until close.
+  struct Info {
+    std::vector<int64_t> shape;
+    std::vector<const char*> dim_names;
+  };
+  std::vector<Info> inputs, outputs;
+};
+
+struct jb_tensor {
+  jb::Tensor tensor;
+};
+
+namespace jb {
+
+LastError& last_error() {
+  thread_local LastError error;
+  return error;
+}
+
+void set_last_error(jb_status status, int backend_code, const char* message) {
+  LastError& e = last_error();
+  e.status = status;
+  e.backend_code = backend_code;
+  e.message = message ? message : "";
+}
+
+void clear_last_error() {
+  LastError& e = last_error();
+  e.status = JB_OK;
+  e.backend_code = 0;
+  e.message.clear();
+}
+
+}  // namespace jb
+
+namespace {
+
+template <class F>
+jb_status guarded(F&& body) {
+  jb::clear_last_error();
+  try {
+    body();
+    return JB_OK;
+  } catch (const jb::Error& e) {
+    jb::set_last_error(static_cast<jb_status>(e.code()), e.backend_code(), e.what());
+  } catch (const std::bad_alloc&) {
+    jb::set_last_error(JB_ERROR_RUNTIME, 0, "out of memory");
+  } catch (const std::exception& e) {
+    jb::set_last_error(JB_ERROR_RUNTIME, 0, e.what());
+  } catch (...) {
+    jb::set_last_error(JB_ERROR_RUNTIME, 0, "unknown C++ exception");
+  }
+  return jb::last_error().status;
+}
+
+jb_status null_argument(const char* name) {
+  jb::set_last_error(JB_ERROR_INVALID_ARGUMENT, 0, (std::string("argument '") + name + "' is NULL").c_str());
+  return JB_ERROR_INVALID_ARGUMENT;
+}
+
+jb_session* make_session(jb::Session&& s) {
+  auto* handle = new jb_session{std::move(s), {}, {}};
+  auto fill = [](const std::vector<jb::TensorInfo>& infos, std::vector<jb_session::Info>& out) {
+    for (const auto& info : infos) {
+      jb_session::Info c;
+      c.shape = info.shape;
+      for (const auto& n : info.dim_names) c.dim_names.push_back(n ? n->c_str() : nullptr);
+      out.push_back(std::move(c));
+    }
+  };
+  fill(handle->session.inputs(), handle->inputs);
+  fill(handle->session.outputs(), handle->outputs);
+  return handle;
+}
+
+jb_status describe(const jb_session* s, size_t index, jb_tensor_info* out, bool input) {
+  if (s == nullptr) return null_argument("session");
+  if (out == nullptr) return null_argument("out");
+  return guarded([&] {
+    const auto& infos = input ? s->session.inputs() : s->session.outputs();
+    const auto& cinfos = input ? s->inputs : s->outputs;
+    if (index >= infos.size())
+      throw jb::Error(jb::ErrorCode::InvalidArgument, std::string(input ? "input" : "output") + " index " +
+                                                          std::to_string(index) + " out of range (" +
+                                                          std::to_string(infos.size()) + ")");
+    const auto& info = infos[index];
+    out->name = info.name.c_str();
+    out->dtype = static_cast<int32_t>(info.dtype);
+    out->rank = info.rank_known ? static_cast<int32_t>(info.shape.size()) : -1;
+    out->shape = cinfos[index].shape.data();
+    out->dim_names = cinfos[index].dim_names.data();
+    out->type_name = info.type_name.c_str();
+  });
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* jb_version(void) { return JB_VERSION_STRING; }
+const char* jb_last_error_message(void) { return jb::last_error().message.c_str(); }
+jb_status jb_last_error_code(void) { return jb::last_error().status; }
+int jb_last_backend_code(void) { return jb::last_error().backend_code; }
+size_t jb_dtype_size(int32_t dtype) { return jb::dtype_size(static_cast<jb::DType>(dtype)); }
+const char* jb_dtype_name(int32_t dtype) { return jb::dtype_name(static_cast<jb::DType>(dtype)); }
+
+jb_options* jb_options_new(void) { return new (std::nothrow) jb_options(); }
+void jb_options_free(jb_options* options) { delete options; }
+
+jb_status jb_options_set(jb_options* options, const char* key, const char* value) {
+  if (options == nullptr) return null_argument("options");
+  if (key == nullptr) return null_argument("key");
+  if (value == nullptr) return null_argument("value");
+  return guarded([&] { options->options.set(key, value); });
+}
+
+jb_status jb_session_open(const char* model, const jb_options* options, jb_session** out) {
+  if (model == nullptr) return null_argument("model");
+  if (out == nullptr) return null_argument("out");
+  *out = nullptr;
+  return guarded([&] {
+    *out = make_session(jb::Session(model, options ? options->options : jb::SessionOptions{}));
+  });
+}
+
+jb_status jb_session_open_bytes(const void* data, size_t size, const jb_options* options, jb_session** out) {
+  if (data == nullptr) return null_argument("data");
+  if (out == nullptr) return null_argument("out");
+  *out = nullptr;
+  return guarded([&] {
+    *out = make_session(jb::Session::from_bytes(data, size, options ? options->options : jb::SessionOptions{}));
+  });
+}
+
+void jb_session_close(jb_session* session) { delete session; }
+
+const char* jb_session_backend(const jb_session* session) {
+  return session ? session->session.backend_name().c_str() : "";
+}
+size_t jb_session_num_inputs(const jb_session* session) { return session ? session->inputs.size() : 0; }
+size_t jb_session_num_outputs(const jb_session* session) { return session ? session->outputs.size() : 0; }
+
+jb_status jb_session_input_info(const jb_session* session, size_t index, jb_tensor_info* out) {
+  return describe(session, index, out, true);
+}
+jb_status jb_session_output_info(const jb_session* session, size_t index, jb_tensor_info* out) {
+  return describe(session, index, out, false);
+}
+
+jb_status jb_session_input_index(const jb_session* session, const char* name, size_t* index) {
+  if (session == nullptr) return null_argument("session");
+  if (name == nullptr) return null_argument("name");
+  if (index == nullptr) return null_argument("index");
+  return guarded([&] { *index = session->session.input_index(name); });
+}
+
+jb_status jb_session_output_index(const jb_session* session, const char* name, size_t* index) {
+  if (session == nullptr) return null_argument("session");
+  if (name == nullptr) return null_argument("name");
+  if (index == nullptr) return null_argument("index");
+  return guarded([&] { *index = session->session.output_index(name); });
+}
+
+jb_status jb_session_run(jb_session* session, const jb_tensor_view* inputs, size_t num_inputs,
+                         jb_tensor_view* outputs, size_t num_outputs) {
+  if (session == nullptr) return null_argument("session");
+  if (inputs == nullptr && num_inputs) return null_argument("inputs");
+  if (outputs == nullptr && num_outputs) return null_argument("outputs");
+  return guarded([&] { session->session.run(jb::from_c(inputs), num_inputs, jb::from_c(outputs), num_outputs); });
+}
+
+jb_status jb_session_run_outputs(jb_session* session, const jb_tensor_view* inputs, size_t num_inputs,
+                                 const int32_t* output_index, jb_tensor_view* outputs, jb_tensor** owned,
+                                 size_t num_outputs) {
+  if (session == nullptr) return null_argument("session");
+  if (inputs == nullptr && num_inputs) return null_argument("inputs");
+  if (num_outputs && output_index == nullptr) return null_argument("output_index");
+  if (num_outputs && outputs == nullptr) return null_argument("outputs");
+  for (size_t i = 0; i < num_outputs; ++i)
+    if (outputs[i].data == nullptr && owned == nullptr) return null_argument("owned");
+  return guarded([&] {
+    std::vector<jb::Tensor> tensors(num_outputs);
+    session->session.run(jb::from_c(inputs), num_inputs, output_index, jb::from_c(outputs), tensors.data(),
+                         num_outputs);
+    for (size_t i = 0; i < num_outputs; ++i)
+      if (owned) owned[i] = tensors[i].holder ? new jb_tensor{std::move(tensors[i])} : nullptr;
+  });
+}
+
+void jb_tensor_free(jb_tensor* tensor) { delete tensor; }
+
+jb_status jb_onnxruntime_info(const char* onnxruntime, const char** path, const char** version,
+                              uint32_t* api_version, const char** providers) {
+  return guarded([&] {
+    static std::mutex mutex;
+    static std::map<std::string, jb::OnnxRuntimeInfo> cache;  // strings handed out live for the process
+    static std::map<std::string, std::string> provider_lists;
+    std::lock_guard<std::mutex> lock(mutex);
+    const std::string key = onnxruntime ? onnxruntime : "";
+    auto it = cache.find(key);
+    if (it == cache.end()) it = cache.emplace(key, jb::onnxruntime_info(key)).first;
+    std::string& list = provider_lists[key];
+    list.clear();
+    for (const auto& p : it->second.providers) list += (list.empty() ? "" : ",") + p;
+    if (path) *path = it->second.path.c_str();
+    if (version) *version = it->second.version.c_str();
+    if (api_version) *api_version = it->second.api_version;
+    if (providers) *providers = list.c_str();
+  });
+}
+
+}  // extern "C"

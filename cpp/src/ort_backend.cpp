@@ -1,0 +1,430 @@
+// The ONNX Runtime backend: one OrtSession over the C API, run on the caller's buffers.
+//
+// Zero-copy: every tensor reaches ONNX Runtime as an OrtValue made by CreateTensorWithDataAsOrtValue
+// over the caller's memory. Those OrtValues are cached per input/output and reused while the caller
+// passes the same buffer (the per-event loop of a framework), so the steady state allocates nothing.
+// The cache belongs to whichever thread holds its lock; a thread that finds it busy makes temporary
+// OrtValues instead, so many threads can run one session at once (OrtSession::Run is thread-safe).
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstring>
+#include <mutex>
+#include <sstream>
+
+#include "backend.hpp"
+#include "ort_runtime.hpp"
+
+namespace jb {
+namespace {
+
+// A small array on the stack, on the heap only for unusually many tensors.
+template <class T, size_t N = 16>
+class Scratch {
+ public:
+  explicit Scratch(size_t n) : size_(n) {
+    if (n > N) heap_.resize(n);
+  }
+  T* data() { return size_ > N ? heap_.data() : stack_.data(); }
+  T& operator[](size_t i) { return data()[i]; }
+
+ private:
+  size_t size_;
+  std::array<T, N> stack_{};
+  std::vector<T> heap_;
+};
+
+std::string element_type_name(ONNXTensorElementDataType t) {
+  switch (t) {
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT: return "float";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8: return "uint8";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8: return "int8";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT16: return "uint16";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT16: return "int16";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32: return "int32";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64: return "int64";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_STRING: return "string";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL: return "bool";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16: return "float16";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE: return "double";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT32: return "uint32";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT64: return "uint64";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_COMPLEX64: return "complex64";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_COMPLEX128: return "complex128";
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16: return "bfloat16";
+    default: return "element type " + std::to_string(static_cast<int>(t));
+  }
+}
+
+// The element types numpy and ONNX share map onto DType with the same number; the rest are Undefined.
+DType to_dtype(ONNXTensorElementDataType t) {
+  switch (t) {
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_STRING:
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_COMPLEX64:
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_COMPLEX128:
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16:
+    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED: return DType::Undefined;
+    default: return dtype_size(static_cast<DType>(t)) ? static_cast<DType>(t) : DType::Undefined;
+  }
+}
+
+GraphOptimizationLevel optimization_level(const std::string& name) {
+  if (name == "disable") return ORT_DISABLE_ALL;
+  if (name == "basic") return ORT_ENABLE_BASIC;
+  if (name == "extended") return ORT_ENABLE_EXTENDED;
+  if (name == "all") return ORT_ENABLE_ALL;
+  throw Error(ErrorCode::InvalidArgument,
+              "optimization must be one of disable, basic, extended, all; got '" + name + "'");
+}
+
+int log_severity(const std::string& name) {
+  static const char* const levels[] = {"verbose", "info", "warning", "error", "fatal"};
+  for (int i = 0; i < 5; ++i)
+    if (name == levels[i]) return i;
+  throw Error(ErrorCode::InvalidArgument,
+              "log_level must be one of verbose, info, warning, error, fatal; got '" + name + "'");
+}
+
+// An OrtValue over caller memory, remembered with the view it was made for.
+struct BoundValue {
+  const void* data = nullptr;
+  DType dtype = DType::Undefined;
+  int32_t rank = -1;
+  int64_t shape[kMaxRank] = {};
+  OrtValue* value = nullptr;
+  const void* runtime_address = nullptr;  // what the runtime reports as the tensor's data
+
+  bool matches(const TensorView& v) const {
+    return value != nullptr && v.data == data && v.dtype == dtype && v.rank == rank &&
+           std::memcmp(v.shape, shape, sizeof(int64_t) * static_cast<size_t>(rank)) == 0;
+  }
+};
+
+class OrtBackend final : public Backend {
+ public:
+  OrtBackend(const std::string& path, const void* bytes, size_t size, const SessionOptions& options)
+      : rt_(OrtRuntime::get(options.onnxruntime)), api_(rt_.api()) {
+    OrtSessionOptions* so = nullptr;
+    rt_.check(api_.CreateSessionOptions(&so), ErrorCode::BackendUnavailable, "creating session options");
+    std::unique_ptr<OrtSessionOptions, void (*)(OrtSessionOptions*)> so_guard(so, api_.ReleaseSessionOptions);
+    configure(so, options);
+
+    OrtEnv* env = rt_.env(options.global_thread_pool, options.intra_op_threads, options.inter_op_threads);
+    const std::string what = bytes ? "loading a model from " + std::to_string(size) + " bytes in memory"
+                                   : "loading model '" + path + "'";
+    if (bytes == nullptr)
+      rt_.check(api_.CreateSession(env, path.c_str(), so, &session_), ErrorCode::ModelLoad, what);
+    else
+      rt_.check(api_.CreateSessionFromArray(env, bytes, size, so, &session_), ErrorCode::ModelLoad, what);
+
+    try {
+      read_signature();
+    } catch (...) {
+      api_.ReleaseSession(session_);
+      throw;
+    }
+    cache_inputs_.resize(inputs_.size());
+    cache_outputs_.resize(outputs_.size());
+    run_options_ = nullptr;  // default run options
+  }
+
+  ~OrtBackend() override {
+    for (auto* cache : {&cache_inputs_, &cache_outputs_})
+      for (auto& b : *cache)
+        if (b.value) api_.ReleaseValue(b.value);
+    api_.ReleaseSession(session_);
+  }
+
+  const std::string& name() const override { return name_; }
+  const std::vector<TensorInfo>& inputs() const override { return inputs_; }
+  const std::vector<TensorInfo>& outputs() const override { return outputs_; }
+
+  ModelMetadata metadata() const override {
+    OrtModelMetadata* md = nullptr;
+    rt_.check(api_.SessionGetModelMetadata(session_, &md), ErrorCode::Runtime, "reading model metadata");
+    std::unique_ptr<OrtModelMetadata, void (*)(OrtModelMetadata*)> guard(md, api_.ReleaseModelMetadata);
+    ModelMetadata result;
+    OrtAllocator* alloc = rt_.allocator();
+    // Each getter hands over a string from the allocator: copy it, free it.
+    auto take = [&](OrtStatus* status, char** value, const char* what) {
+      rt_.check(status, ErrorCode::Runtime, what);
+      std::string s = *value ? *value : "";
+      if (*value) api_.AllocatorFree(alloc, *value);
+      *value = nullptr;
+      return s;
+    };
+    char* value = nullptr;
+    result.producer_name = take(api_.ModelMetadataGetProducerName(md, alloc, &value), &value, "reading producer");
+    result.graph_name = take(api_.ModelMetadataGetGraphName(md, alloc, &value), &value, "reading graph name");
+    result.domain = take(api_.ModelMetadataGetDomain(md, alloc, &value), &value, "reading domain");
+    result.description = take(api_.ModelMetadataGetDescription(md, alloc, &value), &value, "reading description");
+    rt_.check(api_.ModelMetadataGetVersion(md, &result.version), ErrorCode::Runtime, "reading model version");
+
+    char** keys = nullptr;
+    int64_t num_keys = 0;
+    rt_.check(api_.ModelMetadataGetCustomMetadataMapKeys(md, alloc, &keys, &num_keys), ErrorCode::Runtime,
+              "reading custom metadata keys");
+    for (int64_t i = 0; i < num_keys; ++i) {
+      OrtStatus* status = api_.ModelMetadataLookupCustomMetadataMap(md, alloc, keys[i], &value);
+      result.custom[keys[i]] = take(status, &value, "reading custom metadata");
+      api_.AllocatorFree(alloc, keys[i]);
+    }
+    if (keys) api_.AllocatorFree(alloc, keys);
+    return result;
+  }
+
+  SessionStats stats() const override {
+    SessionStats s;
+    s.tensors_wrapped = tensors_wrapped_.load();
+    std::lock_guard<std::mutex> lock(cache_mutex_);
+    for (const auto& b : cache_inputs_) s.input_addresses.push_back(b.runtime_address);
+    return s;
+  }
+
+  void run(const TensorView* inputs, size_t num_inputs, const int32_t* output_index, TensorView* outputs,
+           Tensor* owned, size_t num_outputs) override {
+    std::unique_lock<std::mutex> lock(cache_mutex_, std::try_to_lock);
+    const bool cached = lock.owns_lock();
+
+    Scratch<OrtValue*> in_values(num_inputs), out_values(num_outputs), temporaries(num_inputs + num_outputs);
+    size_t num_temporaries = 0;
+    struct Release {  // temporaries made because the cache was busy, released however run ends
+      const JbOrtApi& api;
+      Scratch<OrtValue*>& values;
+      size_t& count;
+      ~Release() {
+        for (size_t i = 0; i < count; ++i) api.ReleaseValue(values[i]);
+      }
+    } release{api_, temporaries, num_temporaries};
+
+    auto bind = [&](BoundValue& slot, const TensorView& view) -> OrtValue* {
+      if (cached) {
+        if (!slot.matches(view)) rebind(slot, view);
+        return slot.value;
+      }
+      OrtValue* v = make_value(view);
+      temporaries[num_temporaries++] = v;
+      return v;
+    };
+
+    for (size_t i = 0; i < num_inputs; ++i) in_values[i] = bind(cache_inputs_[i], inputs[i]);
+
+    Scratch<const char*> out_names(num_outputs);
+    for (size_t i = 0; i < num_outputs; ++i) {
+      const int32_t k = output_index[i];
+      out_names[i] = output_names_[k];
+      out_values[i] = outputs[i].data ? bind(cache_outputs_[k], outputs[i]) : nullptr;
+    }
+
+    rt_.check(api_.Run(session_, run_options_, input_names_.data(), in_values.data(), num_inputs, out_names.data(),
+                       num_outputs, out_values.data()),
+              ErrorCode::Runtime, "running the model");
+
+    for (size_t i = 0; i < num_outputs; ++i)
+      if (outputs[i].data == nullptr) adopt(out_values[i], outputs_[output_index[i]], outputs[i], owned[i]);
+  }
+
+ private:
+  void configure(OrtSessionOptions* so, const SessionOptions& o) {
+    rt_.check(api_.SetSessionGraphOptimizationLevel(so, optimization_level(o.optimization)),
+              ErrorCode::InvalidArgument, "setting the optimization level");
+    rt_.check(api_.SetSessionLogSeverityLevel(so, log_severity(o.log_level)), ErrorCode::InvalidArgument,
+              "setting the log level");
+    if (o.execution_mode != "sequential" && o.execution_mode != "parallel")
+      throw Error(ErrorCode::InvalidArgument,
+                  "execution_mode must be sequential or parallel; got '" + o.execution_mode + "'");
+    rt_.check(api_.SetSessionExecutionMode(so, o.execution_mode == "parallel" ? ORT_PARALLEL : ORT_SEQUENTIAL),
+              ErrorCode::InvalidArgument, "setting the execution mode");
+    if (o.intra_op_threads < 0 || o.inter_op_threads < 0)
+      throw Error(ErrorCode::InvalidArgument, "thread counts must be >= 0 (0: the runtime's default)");
+    if (o.global_thread_pool) {
+      rt_.check(api_.DisablePerSessionThreads(so), ErrorCode::InvalidArgument, "using the global thread pools");
+    } else {
+      rt_.check(api_.SetIntraOpNumThreads(so, o.intra_op_threads), ErrorCode::InvalidArgument,
+                "setting intra-op threads");
+      rt_.check(api_.SetInterOpNumThreads(so, o.inter_op_threads), ErrorCode::InvalidArgument,
+                "setting inter-op threads");
+    }
+    for (const auto& [key, value] : o.config)
+      rt_.check(api_.AddSessionConfigEntry(so, key.c_str(), value.c_str()), ErrorCode::InvalidArgument,
+                "setting session config entry '" + key + "'");
+    append_providers(so, o.providers);
+  }
+
+  void append_providers(OrtSessionOptions* so, const std::vector<std::string>& wanted) {
+    const std::vector<std::string> available = rt_.providers();
+    for (const auto& name : wanted) {
+      std::string lower = name;
+      std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+      if (lower == "cpu" || lower == "cpuexecutionprovider") continue;  // always there, always last
+      std::string full = lower == "cuda" ? "CUDAExecutionProvider" : name;
+      if (std::find(available.begin(), available.end(), full) == available.end()) {
+        std::string list;
+        for (const auto& a : available) list += (list.empty() ? "" : ", ") + a;
+        throw Error(ErrorCode::BackendUnavailable, "execution provider '" + name + "' is not available in ONNX Runtime " +
+                                                       rt_.version() + " at '" + rt_.path() + "'; it offers: " + list);
+      }
+      if (full == "CUDAExecutionProvider") {
+        OrtCUDAProviderOptionsV2* cuda = nullptr;
+        rt_.check(api_.CreateCUDAProviderOptions(&cuda), ErrorCode::BackendUnavailable, "creating CUDA options");
+        std::unique_ptr<OrtCUDAProviderOptionsV2, void (*)(OrtCUDAProviderOptionsV2*)> guard(
+            cuda, api_.ReleaseCUDAProviderOptions);
+        rt_.check(api_.SessionOptionsAppendExecutionProvider_CUDA_V2(so, cuda), ErrorCode::BackendUnavailable,
+                  "enabling the CUDA execution provider");
+      } else {
+        std::string short_name = full.substr(0, full.find("ExecutionProvider"));
+        rt_.check(api_.SessionOptionsAppendExecutionProvider(so, short_name.c_str(), nullptr, nullptr, 0),
+                  ErrorCode::BackendUnavailable, "enabling execution provider '" + name + "'");
+      }
+    }
+  }
+
+  TensorInfo describe(OrtTypeInfo* type_info, std::string name) {
+    std::unique_ptr<OrtTypeInfo, void (*)(OrtTypeInfo*)> guard(type_info, api_.ReleaseTypeInfo);
+    TensorInfo info;
+    info.name = std::move(name);
+    ONNXType kind = ONNX_TYPE_UNKNOWN;
+    rt_.check(api_.GetOnnxTypeFromTypeInfo(type_info, &kind), ErrorCode::ModelLoad, "reading type of " + info.name);
+    if (kind != ONNX_TYPE_TENSOR) {
+      static const char* const kinds[] = {"unknown", "tensor", "seq", "map", "opaque", "sparse_tensor", "optional"};
+      info.type_name = kind >= 0 && kind <= 6 ? kinds[kind] : "unknown";
+      info.rank_known = false;
+      return info;
+    }
+    const OrtTensorTypeAndShapeInfo* tensor = nullptr;
+    rt_.check(api_.CastTypeInfoToTensorInfo(type_info, &tensor), ErrorCode::ModelLoad, "reading " + info.name);
+    ONNXTensorElementDataType element = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+    rt_.check(api_.GetTensorElementType(tensor, &element), ErrorCode::ModelLoad, "reading " + info.name);
+    info.dtype = to_dtype(element);
+    info.type_name = "tensor(" + element_type_name(element) + ")";
+    size_t rank = 0;
+    rt_.check(api_.GetDimensionsCount(tensor, &rank), ErrorCode::ModelLoad, "reading " + info.name);
+    info.shape.resize(rank);
+    std::vector<const char*> symbols(rank, nullptr);
+    rt_.check(api_.GetDimensions(tensor, info.shape.data(), rank), ErrorCode::ModelLoad, "reading " + info.name);
+    rt_.check(api_.GetSymbolicDimensions(tensor, symbols.data(), rank), ErrorCode::ModelLoad, "reading " + info.name);
+    for (size_t d = 0; d < rank; ++d) {
+      if (info.shape[d] < 0) info.shape[d] = -1;
+      if (symbols[d] && *symbols[d]) info.dim_names.emplace_back(symbols[d]);
+      else info.dim_names.emplace_back(std::nullopt);
+    }
+    // The C API reports an unknown rank as rank 0; leave such a tensor's rank to the runtime to check.
+    info.rank_known = rank > 0;
+    return info;
+  }
+
+  void read_signature() {
+    OrtAllocator* alloc = rt_.allocator();
+    auto read = [&](bool is_input, std::vector<TensorInfo>& infos, std::vector<std::string>& names) {
+      size_t count = 0;
+      rt_.check(is_input ? api_.SessionGetInputCount(session_, &count) : api_.SessionGetOutputCount(session_, &count),
+                ErrorCode::ModelLoad, "counting model inputs/outputs");
+      for (size_t i = 0; i < count; ++i) {
+        char* name = nullptr;
+        rt_.check(is_input ? api_.SessionGetInputName(session_, i, alloc, &name)
+                           : api_.SessionGetOutputName(session_, i, alloc, &name),
+                  ErrorCode::ModelLoad, "reading input/output names");
+        names.emplace_back(name);
+        api_.AllocatorFree(alloc, name);
+        OrtTypeInfo* type_info = nullptr;
+        rt_.check(is_input ? api_.SessionGetInputTypeInfo(session_, i, &type_info)
+                           : api_.SessionGetOutputTypeInfo(session_, i, &type_info),
+                  ErrorCode::ModelLoad, "reading the type of " + names.back());
+        infos.push_back(describe(type_info, names.back()));
+      }
+    };
+    read(true, inputs_, input_name_storage_);
+    read(false, outputs_, output_name_storage_);
+    for (const auto& n : input_name_storage_) input_names_.push_back(n.c_str());
+    for (const auto& n : output_name_storage_) output_names_.push_back(n.c_str());
+  }
+
+  OrtValue* make_value(const TensorView& view) {
+    static char empty_tensor_storage;  // ONNX Runtime wants a non-NULL pointer even for zero elements
+    void* data = view.data ? view.data : &empty_tensor_storage;
+    OrtValue* value = nullptr;
+    rt_.check(api_.CreateTensorWithDataAsOrtValue(rt_.cpu_memory(), data, view.nbytes(), view.shape,
+                                                  static_cast<size_t>(view.rank),
+                                                  static_cast<ONNXTensorElementDataType>(view.dtype), &value),
+              ErrorCode::Input, "wrapping a tensor");
+    tensors_wrapped_.fetch_add(1, std::memory_order_relaxed);
+    return value;
+  }
+
+  void rebind(BoundValue& slot, const TensorView& view) {
+    OrtValue* value = make_value(view);
+    if (slot.value) api_.ReleaseValue(slot.value);
+    slot.value = value;
+    void* address = nullptr;
+    rt_.check(api_.GetTensorMutableData(value, &address), ErrorCode::Runtime, "reading a wrapped tensor");
+    slot.runtime_address = address;
+    slot.data = view.data;
+    slot.dtype = view.dtype;
+    slot.rank = view.rank;
+    std::memcpy(slot.shape, view.shape, sizeof(int64_t) * static_cast<size_t>(view.rank));
+  }
+
+  // Hands a runtime-allocated output to the caller without a copy: the Tensor holds the OrtValue.
+  void adopt(OrtValue* value, const TensorInfo& info, TensorView& view, Tensor& owned) {
+    std::shared_ptr<OrtValue> holder(value, api_.ReleaseValue);
+    ONNXType kind = ONNX_TYPE_UNKNOWN;
+    rt_.check(api_.GetValueType(value, &kind), ErrorCode::Runtime, "reading output " + info.name);
+    if (kind != ONNX_TYPE_TENSOR)
+      throw Error(ErrorCode::Unsupported, "output '" + info.name + "' is a " + info.type_name +
+                                              ", not a tensor; juno-bridge passes tensors only");
+    OrtTensorTypeAndShapeInfo* shape_info = nullptr;
+    rt_.check(api_.GetTensorTypeAndShape(value, &shape_info), ErrorCode::Runtime, "reading output " + info.name);
+    std::unique_ptr<OrtTensorTypeAndShapeInfo, void (*)(OrtTensorTypeAndShapeInfo*)> guard(
+        shape_info, api_.ReleaseTensorTypeAndShapeInfo);
+    ONNXTensorElementDataType element = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+    size_t rank = 0;
+    rt_.check(api_.GetTensorElementType(shape_info, &element), ErrorCode::Runtime, "reading output " + info.name);
+    rt_.check(api_.GetDimensionsCount(shape_info, &rank), ErrorCode::Runtime, "reading output " + info.name);
+    if (to_dtype(element) == DType::Undefined)
+      throw Error(ErrorCode::Unsupported, "output '" + info.name + "' has element type " + element_type_name(element) +
+                                              ", which juno-bridge does not pass");
+    if (rank > static_cast<size_t>(kMaxRank))
+      throw Error(ErrorCode::Unsupported, "output '" + info.name + "' has rank " + std::to_string(rank) +
+                                              ", above the maximum of " + std::to_string(kMaxRank));
+    view.dtype = to_dtype(element);
+    view.rank = static_cast<int32_t>(rank);
+    rt_.check(api_.GetDimensions(shape_info, view.shape, rank), ErrorCode::Runtime, "reading output " + info.name);
+    void* data = nullptr;
+    rt_.check(api_.GetTensorMutableData(value, &data), ErrorCode::Runtime, "reading output " + info.name);
+    view.data = data;
+    owned.view = view;
+    owned.holder = std::move(holder);
+  }
+
+  OrtRuntime& rt_;
+  const JbOrtApi& api_;
+  const std::string name_ = "onnxruntime";
+  OrtSession* session_ = nullptr;
+  OrtRunOptions* run_options_ = nullptr;
+  std::vector<TensorInfo> inputs_, outputs_;
+  std::vector<std::string> input_name_storage_, output_name_storage_;
+  std::vector<const char*> input_names_, output_names_;
+  mutable std::mutex cache_mutex_;
+  std::atomic<uint64_t> tensors_wrapped_{0};
+  std::vector<BoundValue> cache_inputs_, cache_outputs_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> open_onnxruntime(const std::string& path, const void* bytes, size_t size,
+                                          const SessionOptions& options) {
+  return std::make_unique<OrtBackend>(path, bytes, size, options);
+}
+
+OnnxRuntimeInfo onnxruntime_info(const std::string& library) {
+  OrtRuntime& rt = OrtRuntime::get(library);
+  OnnxRuntimeInfo info;
+  info.path = rt.path();
+  info.version = rt.version();
+  info.api_version = rt.api_version();
+  info.build_info = rt.build_info();
+  info.providers = rt.providers();
+  return info;
+}
+
+}  // namespace jb

@@ -1,0 +1,242 @@
+// Session: backend choice, and the checks every backend shares, done before any backend sees a tensor.
+#include <cstdlib>
+#include <sstream>
+
+#include "backend.hpp"
+#include "plugin_loader.hpp"
+
+namespace jb {
+
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+int parse_int(const std::string& key, const std::string& value) {
+  char* end = nullptr;
+  long v = std::strtol(value.c_str(), &end, 10);
+  if (value.empty() || *end != '\0' || v < 0 || v > 1 << 20)
+    throw Error(ErrorCode::InvalidArgument, "option '" + key + "' needs a non-negative integer; got '" + value + "'");
+  return static_cast<int>(v);
+}
+
+std::string known_names(const std::vector<TensorInfo>& infos) {
+  std::string s;
+  for (const auto& i : infos) s += (s.empty() ? "'" : ", '") + i.name + "'";
+  return s.empty() ? "none" : s;
+}
+
+}  // namespace
+
+void SessionOptions::set(const std::string& key, const std::string& value) {
+  if (key == "backend") backend = value;
+  else if (key == "intra_op_threads") intra_op_threads = parse_int(key, value);
+  else if (key == "inter_op_threads") inter_op_threads = parse_int(key, value);
+  else if (key == "optimization") optimization = value;
+  else if (key == "onnxruntime") onnxruntime = value;
+  else if (key == "log_level") log_level = value;
+  else if (key == "execution_mode") execution_mode = value;
+  else if (key == "global_thread_pool") global_thread_pool = parse_int(key, value) != 0;
+  else if (key == "providers") {
+    providers.clear();
+    std::stringstream ss(value);
+    for (std::string item; std::getline(ss, item, ',');)
+      if (!item.empty()) providers.push_back(item);
+  } else if (key.empty()) {
+    throw Error(ErrorCode::InvalidArgument, "option key must not be empty");
+  } else {
+    config[key] = value;
+  }
+}
+
+std::unique_ptr<Backend> open_backend(const std::string& model, const void* bytes, size_t size,
+                                      const SessionOptions& options) {
+  std::string backend = options.backend;
+  if (backend.empty()) {
+    if (bytes != nullptr || ends_with(model, ".onnx") || ends_with(model, ".ort")) backend = "onnxruntime";
+    else if (ends_with(model, ".pt") || ends_with(model, ".pt2") || ends_with(model, ".ts")) backend = "torch";
+    else if (model.rfind("python:", 0) == 0) backend = "python";
+    else if (model.rfind("triton://", 0) == 0) backend = "triton";
+    else if (ends_with(model, ".savedmodel") || ends_with(model, ".savedmodel/")) backend = "tf";
+    else backend = "onnxruntime";  // the recommended default; it reports clearly what it cannot read
+  }
+  if (backend == "onnxruntime" || backend == "onnx" || backend == "ort")
+    return open_onnxruntime(model, bytes, size, options);
+  return open_plugin(backend, model, bytes, size, options);
+}
+
+Session::Session(std::unique_ptr<Backend> backend) : backend_(std::move(backend)) {
+  all_outputs_.resize(backend_->outputs().size());
+  for (size_t i = 0; i < all_outputs_.size(); ++i) all_outputs_[i] = static_cast<int32_t>(i);
+}
+
+Session::Session(const std::string& model, const SessionOptions& options)
+    : Session(open_backend(model, nullptr, 0, options)) {}
+
+Session Session::from_bytes(const void* data, size_t size, const SessionOptions& options) {
+  if (data == nullptr) throw Error(ErrorCode::InvalidArgument, "model bytes are NULL");
+  if (size == 0) throw Error(ErrorCode::ModelLoad, "model bytes are empty (0 bytes)");
+  return Session(open_backend("", data, size, options));
+}
+
+Session::Session(Session&&) noexcept = default;
+Session& Session::operator=(Session&&) noexcept = default;
+Session::~Session() = default;
+
+void Session::close() noexcept { backend_.reset(); }
+
+void Session::check_open() const {
+  if (!backend_) throw Error(ErrorCode::InvalidArgument, "the session is closed");
+}
+
+const std::vector<TensorInfo>& Session::inputs() const {
+  check_open();
+  return backend_->inputs();
+}
+const std::vector<TensorInfo>& Session::outputs() const {
+  check_open();
+  return backend_->outputs();
+}
+ModelMetadata Session::metadata() const {
+  check_open();
+  return backend_->metadata();
+}
+const std::string& Session::backend_name() const {
+  check_open();
+  return backend_->name();
+}
+
+SessionStats Session::stats() const {
+  check_open();
+  return backend_->stats();
+}
+
+size_t Session::input_index(std::string_view name) const {
+  const auto& infos = inputs();
+  for (size_t i = 0; i < infos.size(); ++i)
+    if (infos[i].name == name) return i;
+  throw Error(ErrorCode::Input, "unknown input '" + std::string(name) + "'; the model's inputs are " + known_names(infos));
+}
+
+size_t Session::output_index(std::string_view name) const {
+  const auto& infos = outputs();
+  for (size_t i = 0; i < infos.size(); ++i)
+    if (infos[i].name == name) return i;
+  throw Error(ErrorCode::Input,
+              "unknown output '" + std::string(name) + "'; the model's outputs are " + known_names(infos));
+}
+
+namespace {
+
+// The checks one tensor must pass against what the model declares; `role` is "input" or "output".
+void check_view(const TensorView& v, const TensorInfo& info, const char* role) {
+  if (info.dtype == DType::Undefined)
+    throw Error(ErrorCode::Unsupported, std::string(role) + " '" + info.name + "' is of type " + info.type_name +
+                                            "; juno-bridge passes tensors of numeric and bool types only");
+  if (v.dtype != info.dtype)
+    throw Error(ErrorCode::InputType, std::string(role) + " '" + info.name + "': expected dtype " +
+                                          dtype_name(info.dtype) + ", got " + dtype_name(v.dtype));
+  if (v.rank < 0 || v.rank > kMaxRank)
+    throw Error(ErrorCode::Input, std::string(role) + " '" + info.name + "': invalid rank " + std::to_string(v.rank));
+  if (info.rank_known) {
+    if (static_cast<size_t>(v.rank) != info.shape.size())
+      throw Error(ErrorCode::Input, std::string(role) + " '" + info.name + "': expected rank " +
+                                        std::to_string(info.shape.size()) + " " + info.shape_string() + ", got rank " +
+                                        std::to_string(v.rank) + " " + shape_string(v.shape, v.rank));
+    for (int32_t d = 0; d < v.rank; ++d)
+      if (info.shape[d] >= 0 && v.shape[d] != info.shape[d])
+        throw Error(ErrorCode::Input, std::string(role) + " '" + info.name + "': expected shape " +
+                                          info.shape_string() + ", got " + shape_string(v.shape, v.rank) +
+                                          " (dim " + std::to_string(d) + ")");
+  }
+  int64_t elements = 1;
+  for (int32_t d = 0; d < v.rank; ++d) {
+    if (v.shape[d] < 0)
+      throw Error(ErrorCode::Input, std::string(role) + " '" + info.name + "': negative dim in shape " +
+                                        shape_string(v.shape, v.rank));
+    if (v.shape[d] != 0 && elements > INT64_MAX / 16 / v.shape[d])
+      throw Error(ErrorCode::Input, std::string(role) + " '" + info.name + "': shape " +
+                                        shape_string(v.shape, v.rank) + " is too large");
+    elements *= v.shape[d];
+  }
+  if (v.data == nullptr && elements > 0)
+    throw Error(ErrorCode::InvalidArgument, std::string(role) + " '" + info.name + "': data pointer is NULL");
+}
+
+bool overlaps(const TensorView& a, const TensorView& b) {
+  auto pa = static_cast<const char*>(a.data), pb = static_cast<const char*>(b.data);
+  size_t na = a.nbytes(), nb = b.nbytes();
+  return na && nb && pa < pb + nb && pb < pa + na;
+}
+
+}  // namespace
+
+void Session::check_inputs(const TensorView* inputs, size_t num_inputs) const {
+  const auto& infos = backend_->inputs();
+  if (num_inputs != infos.size())
+    throw Error(ErrorCode::Input, "the model takes " + std::to_string(infos.size()) + " input(s) (" +
+                                      known_names(infos) + "), got " + std::to_string(num_inputs));
+  if (num_inputs && inputs == nullptr) throw Error(ErrorCode::InvalidArgument, "inputs array is NULL");
+  for (size_t i = 0; i < num_inputs; ++i) check_view(inputs[i], infos[i], "input");
+}
+
+void Session::check_outputs(const TensorView* inputs, size_t num_inputs, const int32_t* output_index,
+                            const TensorView* outputs, size_t num_outputs) const {
+  const auto& infos = backend_->outputs();
+  if (num_outputs && (outputs == nullptr || output_index == nullptr))
+    throw Error(ErrorCode::InvalidArgument, "outputs or output_index array is NULL");
+  for (size_t i = 0; i < num_outputs; ++i) {
+    const int32_t k = output_index[i];
+    if (k < 0 || static_cast<size_t>(k) >= infos.size())
+      throw Error(ErrorCode::InvalidArgument, "output index " + std::to_string(k) + " out of range; the model has " +
+                                                  std::to_string(infos.size()) + " output(s)");
+    for (size_t j = 0; j < i; ++j)
+      if (output_index[j] == k) throw Error(ErrorCode::Input, "output '" + infos[k].name + "' requested twice");
+    if (outputs[i].data == nullptr) continue;  // the backend allocates it
+    check_view(outputs[i], infos[k], "output");
+    for (size_t j = 0; j < num_inputs; ++j)
+      if (overlaps(outputs[i], inputs[j]))
+        throw Error(ErrorCode::Input, "output '" + infos[k].name + "' buffer overlaps input '" +
+                                          backend_->inputs()[j].name + "'");
+    for (size_t j = 0; j < i; ++j)
+      if (outputs[j].data && overlaps(outputs[i], outputs[j]))
+        throw Error(ErrorCode::Input, "output '" + infos[k].name + "' buffer overlaps output '" +
+                                          infos[output_index[j]].name + "'");
+  }
+}
+
+void Session::run(const TensorView* inputs, size_t num_inputs, const int32_t* output_index, TensorView* outputs,
+                  Tensor* owned, size_t num_outputs) {
+  check_open();
+  check_inputs(inputs, num_inputs);
+  check_outputs(inputs, num_inputs, output_index, outputs, num_outputs);
+  if (owned == nullptr)
+    for (size_t i = 0; i < num_outputs; ++i)
+      if (outputs[i].data == nullptr)
+        throw Error(ErrorCode::InvalidArgument, "output '" + backend_->outputs()[output_index[i]].name +
+                                                    "' has no buffer and no Tensor to receive one");
+  backend_->run(inputs, num_inputs, output_index, outputs, owned, num_outputs);
+}
+
+void Session::run(const TensorView* inputs, size_t num_inputs, TensorView* outputs, size_t num_outputs) {
+  check_open();
+  if (num_outputs != all_outputs_.size())
+    throw Error(ErrorCode::Input, "the model has " + std::to_string(all_outputs_.size()) + " output(s) (" +
+                                      known_names(backend_->outputs()) + "), got " + std::to_string(num_outputs) +
+                                      " output buffer(s)");
+  for (size_t i = 0; i < num_outputs; ++i)
+    if (outputs != nullptr && outputs[i].data == nullptr)
+      throw Error(ErrorCode::InvalidArgument, "output '" + backend_->outputs()[i].name + "': data pointer is NULL");
+  run(inputs, num_inputs, all_outputs_.data(), outputs, nullptr, num_outputs);
+}
+
+std::vector<Tensor> Session::run(const std::vector<TensorView>& inputs) {
+  check_open();
+  std::vector<TensorView> views(all_outputs_.size());
+  std::vector<Tensor> owned(all_outputs_.size());
+  run(inputs.data(), inputs.size(), all_outputs_.data(), views.data(), owned.data(), views.size());
+  return owned;
+}
+
+}  // namespace jb

@@ -1,0 +1,21 @@
+"""juno-bridge: one zero-copy interface, from C++ and from Python, to the ways a JUNO job runs a model.
+
+    import juno_bridge as jb
+    s = jb.Session("vertex.onnx", intra_op_threads=1)
+    out = s.run({"pmt": batch})            # dict name -> numpy array
+    s.run({"pmt": batch}, out={"y": y})    # written in place into y
+"""
+from pathlib import Path
+
+from juno_bridge.errors import (BackendUnavailableError, Error, InputError, InputTypeError,
+                                InvalidArgumentError, ModelLoadError, RunError, UnsupportedError)
+from juno_bridge.tensor_info import TensorInfo
+from juno_bridge._core import SUPPORTED_DTYPES, Session, onnxruntime_info
+
+__version__ = (Path(__file__).with_name("VERSION")).read_text().strip()
+
+__all__ = [
+    "Session", "TensorInfo", "onnxruntime_info", "SUPPORTED_DTYPES",
+    "Error", "InvalidArgumentError", "InputError", "InputTypeError", "ModelLoadError",
+    "BackendUnavailableError", "RunError", "UnsupportedError",
+]

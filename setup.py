@@ -1,0 +1,130 @@
+"""Builds the C++ core (libjuno_bridge.so), the optional backend plugins and the Cython module.
+
+Layout inside the installed package, which C++ builds use through `juno-bridge config`:
+    juno_bridge/lib/libjuno_bridge.so (+ plugins)   juno_bridge/include/juno_bridge/*.h*
+    juno_bridge/cmake/juno_bridgeConfig.cmake       juno_bridge/_core.*.so (rpath $ORIGIN/lib)
+
+The torch plugin is built only when torch is importable at build time (pip install
+--no-build-isolation); JUNO_BRIDGE_REQUIRE_TORCH=1 turns its absence into a build failure.
+"""
+from __future__ import annotations
+
+import glob
+import importlib.util
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = Path(__file__).resolve().parent
+CXX = os.environ.get("CXX", "g++")
+CXXFLAGS = ["-std=c++17", "-O2", "-g0", "-fPIC", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+CORE_SOURCES = sorted(str(p) for p in (ROOT / "cpp" / "src").glob("*.cpp"))
+INCLUDE = [str(ROOT / "cpp" / "include"), str(ROOT / "third_party" / "onnxruntime")]
+
+
+def onnxruntime_library() -> str:
+    """The onnxruntime wheel's C library, found without importing the module (recorded as a fallback)."""
+    spec = importlib.util.find_spec("onnxruntime")
+    if spec is None or not spec.submodule_search_locations:
+        return ""
+    found = sorted(glob.glob(os.path.join(spec.submodule_search_locations[0], "capi", "libonnxruntime.so.1.*")))
+    return found[-1] if found else ""
+
+
+def out_of_date(target: str, source: str) -> bool:
+    """True when `target` is older than `source` or than any header (a rebuild in the same tree is quick)."""
+    if not os.path.exists(target):
+        return True
+    headers = [*ROOT.glob("cpp/**/*.h*"), *ROOT.glob("third_party/**/*.h")]
+    newest = max([os.path.getmtime(source), *(os.path.getmtime(h) for h in headers)])
+    return os.path.getmtime(target) < newest
+
+
+def run(cmd: list[str]) -> None:
+    print(" ".join(shlex.quote(c) for c in cmd), flush=True)
+    subprocess.run(cmd, check=True)
+
+
+class BuildWithCore(build_ext):
+    """Compiles the core library into the package before the extension that links to it."""
+
+    def run(self):
+        # setuptools clears `inplace` while it builds and copies only the extension afterwards.
+        self._into_source = bool(self.inplace or getattr(self, "editable_mode", False))
+        super().run()
+
+    def build_extensions(self):
+        package_dir = ROOT / "juno_bridge" if self._into_source else Path(self.build_lib) / "juno_bridge"
+        lib_dir = package_dir / "lib"
+        lib_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(self.build_temp) / "core"
+        tmp.mkdir(parents=True, exist_ok=True)
+
+        defines = [f'-DJB_BUILD_ONNXRUNTIME="{onnxruntime_library()}"']
+        objects = [str(tmp / (Path(src).stem + ".o")) for src in CORE_SOURCES]
+        stale = [(src, obj) for src, obj in zip(CORE_SOURCES, objects) if out_of_date(obj, src)]
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            list(pool.map(lambda so: run([CXX, *CXXFLAGS, *defines, *[f"-I{i}" for i in INCLUDE], "-c", so[0],
+                                          "-o", so[1]]), stale))
+        run([CXX, "-shared", "-o", str(lib_dir / "libjuno_bridge.so"), *objects,
+             "-Wl,-soname,libjuno_bridge.so", "-ldl", "-pthread"])
+        self.build_plugins(lib_dir, tmp)
+        self.install_headers_and_cmake(package_dir)
+
+        for ext in self.extensions:
+            ext.library_dirs.append(str(lib_dir))
+        super().build_extensions()
+
+    def build_plugins(self, lib_dir: Path, tmp: Path) -> None:
+        """Builds each plugin under cpp/plugins/ whose dependency is importable (see plugin_builds)."""
+        for name, build in plugin_builds().items():
+            build(lib_dir, tmp)
+
+    def install_headers_and_cmake(self, package_dir: Path) -> None:
+        include = package_dir / "include" / "juno_bridge"
+        if include.exists():
+            shutil.rmtree(include)
+        shutil.copytree(ROOT / "cpp" / "include" / "juno_bridge", include)
+        cmake = package_dir / "cmake"
+        cmake.mkdir(exist_ok=True)
+        shutil.copy(ROOT / "cpp" / "cmake" / "juno_bridgeConfig.cmake", cmake / "juno_bridgeConfig.cmake")
+        version = (ROOT / "juno_bridge" / "VERSION").read_text().strip()
+        (cmake / "juno_bridgeConfigVersion.cmake").write_text(
+            f'set(PACKAGE_VERSION "{version}")\n'
+            'if(PACKAGE_FIND_VERSION VERSION_GREATER PACKAGE_VERSION)\n'
+            '  set(PACKAGE_VERSION_COMPATIBLE FALSE)\nelse()\n  set(PACKAGE_VERSION_COMPATIBLE TRUE)\n'
+            '  if(PACKAGE_FIND_VERSION STREQUAL PACKAGE_VERSION)\n    set(PACKAGE_VERSION_EXACT TRUE)\n'
+            '  endif()\nendif()\n')
+
+
+def plugin_builds() -> dict:
+    """Plugin name -> function that builds it; filled by the plugin issues (torch, python, tf)."""
+    return {}
+
+
+extensions = [
+    Extension(
+        "juno_bridge._core",
+        ["bridge/_core.pyx"],
+        include_dirs=[*INCLUDE, str(ROOT / "bridge"), numpy.get_include()],
+        libraries=["juno_bridge"],
+        runtime_library_dirs=["$ORIGIN/lib"],
+        extra_compile_args=["-std=c++17", "-O2", "-g0"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
+        language="c++",
+    )
+]
+
+setup(
+    ext_modules=cythonize(extensions, include_path=["bridge"], compiler_directives={"language_level": 3}),
+    cmdclass={"build_ext": BuildWithCore},
+)
