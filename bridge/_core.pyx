@@ -71,7 +71,7 @@ cdef int fill_view(object obj, jb_tensor_view* view, str role, object name, bint
         arr = <cnp.ndarray>obj
     elif PyObject_CheckBuffer(obj):
         arr = np.asarray(obj)  # a view of the exporter's memory, not a copy
-        keep.append(arr)
+        keep.append(arr)  # alive until the run returns
     else:
         raise InputTypeError(f"{role} '{name}': expected a numpy array or a buffer-protocol object, "
                              f"got {type(obj).__name__}")
@@ -87,7 +87,7 @@ cdef int fill_view(object obj, jb_tensor_view* view, str role, object name, bint
         raise InputError(f"{role} '{name}': the output buffer is read-only")
     cdef int typenum = cnp.PyArray_TYPE(arr)
     cdef int32_t dtype = _JB_FROM_TYPENUM[typenum] if 0 <= typenum < 64 else 0
-    if dtype == 0 or not arr.dtype.isnative:
+    if dtype == 0 or cnp.PyArray_ISBYTESWAPPED(arr):
         raise InputTypeError(f"{role} '{name}': dtype {arr.dtype.str if not arr.dtype.isnative else arr.dtype} "
                              f"is not supported; expected one of {', '.join(SUPPORTED_DTYPES)} "
                              f"in native byte order")
@@ -345,11 +345,8 @@ cdef class Session:
             out_views = out_heap.data()
         cdef bint allocating = False
         cdef Py_ssize_t n_placed = 0
-        given = None
-        if out is not None:
-            if type(out) is not dict:
-                out = dict(out)
-            given = []
+        if out is not None and type(out) is not dict:
+            out = dict(out)
         for i in range(<Py_ssize_t>n_out):
             target = None if out is None else (<dict>out).get(names[i])
             if target is None:
@@ -358,8 +355,6 @@ cdef class Session:
             else:
                 fill_view(target, &out_views[i], "output", names[i], True, keep)
                 n_placed += 1
-            if given is not None:
-                given.append(target)
         if out is not None and n_placed != len(out):
             unknown = [n for n in out if n not in names]
             raise InputError(f"out= names output(s) {_names(unknown)} that this run does not produce; "
@@ -379,10 +374,10 @@ cdef class Session:
 
         result = {}
         for i in range(<Py_ssize_t>n_out):
-            if given is not None and given[i] is not None:
-                result[names[i]] = given[i]
-            else:
+            if allocating and owned[i].holder.get() != NULL:
                 result[names[i]] = adopt(owned[i])
+            else:
+                result[names[i]] = (<dict>out)[names[i]]  # the caller's own array, written in place
         return result
 
 

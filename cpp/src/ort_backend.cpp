@@ -30,7 +30,7 @@ class Scratch {
 
  private:
   size_t size_;
-  std::array<T, N> stack_{};
+  std::array<T, N> stack_;  // uninitialised: every used element is written before it is read
   std::vector<T> heap_;
 };
 

@@ -1,0 +1,236 @@
+"""`juno-bridge bench`: every way to run the same model, measured side by side in one run.
+
+Each row is the median and 90th percentile of single-call times after warm-up, one intra-op thread.
+The report prints what was compared, on what machine, and ratios against the alternatives; targets
+are shown as met or missed, never asserted (shared machines are noisy).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from juno_bridge.models.builtin import builtin_input, builtin_model
+
+
+@dataclass
+class Row:
+    group: str          # what is being compared, e.g. "onnx"
+    model: str          # "tiny" or "juno"
+    batch: int
+    method: str         # a short label, e.g. "(a) onnxruntime InferenceSession.run"
+    caller: str         # "python" or "c++"
+    median_us: float
+    p90_us: float
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Settings:
+    iterations: int = 2000
+    warmup: int = 200
+    batches: tuple[int, ...] = (1, 64)
+    models: tuple[str, ...] = ("tiny", "juno")
+
+    @classmethod
+    def quick(cls) -> "Settings":
+        return cls(iterations=300, warmup=50)
+
+    def iterations_for(self, model: str, batch: int) -> int:
+        # The JUNO-sized model at B = 64 takes milliseconds per call: fewer calls give the same precision.
+        return max(50, self.iterations // 10) if model == "juno" and batch > 1 else self.iterations
+
+
+def time_calls(call: Callable[[], object], iterations: int, warmup: int) -> tuple[float, float]:
+    """Median and p90 of single-call wall times, in microseconds."""
+    for _ in range(warmup):
+        call()
+    clock = time.perf_counter_ns
+    samples = []
+    for _ in range(iterations):
+        t0 = clock()
+        call()
+        samples.append(clock() - t0)
+    samples.sort()
+    return samples[len(samples) // 2] / 1e3, samples[int(len(samples) * 0.9)] / 1e3
+
+
+Measure = Callable[[int, int], "tuple[float, float] | None"]  # (iterations, warmup) -> (median, p90)
+
+
+def side_by_side(contestants: dict[str, Measure], iterations: int, warmup: int,
+                 rounds: int = 5) -> dict[str, tuple[float, float]]:
+    """Measures every contestant in interleaved rounds, so a change of load on a shared machine hits
+    all of them alike; each result is the median over rounds of the round's median and p90."""
+    per_round: dict[str, list[tuple[float, float]]] = {name: [] for name in contestants}
+    chunk = max(1, iterations // rounds)
+    for r in range(rounds):
+        for name, measure in contestants.items():
+            timing = measure(chunk, warmup if r == 0 else max(1, warmup // 10))
+            if timing is not None:
+                per_round[name].append(timing)
+    result = {}
+    for name, timings in per_round.items():
+        if timings:
+            medians = sorted(t[0] for t in timings)
+            p90s = sorted(t[1] for t in timings)
+            result[name] = (medians[len(medians) // 2], p90s[len(p90s) // 2])
+    return result
+
+
+def machine_description() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}"
+
+
+def _run_loop_binary(argv: list[str]) -> tuple[float, float] | None:
+    """Runs one of the compiled benchmark loops, which print one JSON line."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=_clean_env())
+    except (OSError, subprocess.TimeoutExpired) as err:
+        print(f"  ! {Path(argv[0]).name}: {err}")
+        return None
+    if done.returncode != 0:
+        print(f"  ! {Path(argv[0]).name} failed: {done.stderr.strip()}")
+        return None
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return result["median_us"], result["p90_us"]
+
+
+def _clean_env() -> dict:
+    # The C++ programs run as a framework would: no Python paths, no preloaded libraries.
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "LD_LIBRARY_PATH", "LD_PRELOAD")}
+
+
+def onnx_rows(settings: Settings) -> list[Row]:
+    """(a) onnxruntime Python, (b) io_binding, (c) juno-bridge Python, (d) C++ loop, (e) raw C loop."""
+    import onnxruntime as ort
+
+    import juno_bridge as jb
+    from juno_bridge import paths
+
+    rows: list[Row] = []
+    ort_library = jb.onnxruntime_info()["path"]
+    for model in settings.models:
+        path = str(builtin_model(model))
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        ort_session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        session = jb.Session(path, intra_op_threads=1, inter_op_threads=1)
+        input_name = session.inputs()[0].name
+        for batch in settings.batches:
+            n = settings.iterations_for(model, batch)
+            x = builtin_input(model, batch)
+            y = np.empty((batch, 4), np.float32)
+            feed = {input_name: x}
+            out = {"y": y}
+
+            binding = ort_session.io_binding()
+            binding.bind_cpu_input(input_name, x)
+            binding.bind_output("y", "cpu", 0, np.float32, y.shape, y.ctypes.data)
+            contestants: dict[str, Measure] = {
+                "(a) onnxruntime InferenceSession.run":
+                    lambda k, w: time_calls(lambda: ort_session.run(None, feed), k, w),
+                "(b) onnxruntime io_binding, bound once":
+                    lambda k, w: time_calls(lambda: ort_session.run_with_iobinding(binding), k, w),
+                "(c) juno-bridge Session.run(out=)":
+                    lambda k, w: time_calls(lambda: session.run(feed, out=out), k, w),
+                "(c') juno-bridge Session.run, runtime-allocated":
+                    lambda k, w: time_calls(lambda: session.run(feed), k, w),
+            }
+            loop, raw = Path(paths.bin_dir()) / "jb-bench-loop", Path(paths.bin_dir()) / "jb-ort-raw-loop"
+            if loop.exists():
+                contestants["(d) juno-bridge C++ loop"] = lambda k, w: _run_loop_binary(
+                    [str(loop), path, str(batch), str(k), str(w)])
+            if raw.exists():
+                contestants["(e) raw C loop over the ONNX Runtime C API"] = lambda k, w: _run_loop_binary(
+                    [str(raw), ort_library, path, str(batch), str(k), str(w)])
+            for method, timing in side_by_side(contestants, n, settings.warmup).items():
+                caller = "c++" if method.startswith("(d)") else "c" if method.startswith("(e)") else "python"
+                rows.append(Row("onnx", model, batch, method, caller, *timing))
+            # Both sessions agree before any number is reported.
+            expected = ort_session.run(None, feed)[0]
+            if not np.array_equal(session.run(feed)["y"], expected):
+                raise AssertionError(f"juno-bridge and onnxruntime disagree on {model} B={batch}")
+        session.close()
+    return rows
+
+
+def _find(rows: list[Row], model: str, batch: int, prefix: str) -> Row | None:
+    for r in rows:
+        if r.model == model and r.batch == batch and r.method.startswith(prefix):
+            return r
+    return None
+
+
+def onnx_targets(rows: list[Row]) -> list[tuple[str, float | None, float, bool]]:
+    """(description, measured ratio, target, higher_is_better) for issue 3's speed targets."""
+    def ratio(a: Row | None, b: Row | None) -> float | None:
+        return a.median_us / b.median_us if a and b else None
+
+    targets = []
+    for batch in (1, 64):
+        a, c = _find(rows, "tiny", batch, "(a)"), _find(rows, "tiny", batch, "(c)")
+        d, e = _find(rows, "tiny", batch, "(d)"), _find(rows, "tiny", batch, "(e)")
+        targets.append((f"tiny B={batch}: (a)/(c), juno-bridge Python vs onnxruntime Python", ratio(a, c), 2.5, True))
+        targets.append((f"tiny B={batch}: (c)/(e), juno-bridge Python vs raw C", ratio(c, e), 1.3, False))
+        targets.append((f"tiny B={batch}: (d)/(e), juno-bridge C++ vs raw C", ratio(d, e), 1.1, False))
+    e = _find(rows, "juno", 64, "(e)")
+    for label in ("(c)", "(c')", "(d)"):
+        r = _find(rows, "juno", 64, label)
+        if r is not None:
+            targets.append((f"juno B=64: {label}/(e) vs raw C", ratio(r, e), 1.03, False))
+    return targets
+
+
+def format_report(rows: list[Row], targets: list[tuple[str, float | None, float, bool]]) -> str:
+    lines = [f"machine: {machine_description()}", ""]
+    header = f"{'group':<7}{'model':<6}{'B':>4}  {'method':<50}{'caller':<8}{'median us':>11}{'p90 us':>10}{'vs (e)':>8}"
+    lines += [header, "-" * len(header)]
+    for r in rows:
+        base = _find(rows, r.model, r.batch, "(e)") if r.group == "onnx" else None
+        vs = f"{r.median_us / base.median_us:7.2f}x" if base else ""
+        lines.append(f"{r.group:<7}{r.model:<6}{r.batch:>4}  {r.method:<50}{r.caller:<8}"
+                     f"{r.median_us:>11.2f}{r.p90_us:>10.2f}{vs:>8}")
+    if targets:
+        lines += ["", "targets (ratios of medians):"]
+        for text, value, target, higher in targets:
+            if value is None:
+                lines.append(f"  {text}: not measured")
+                continue
+            met = value >= target if higher else value <= target
+            sign = ">=" if higher else "<="
+            lines.append(f"  {text}: {value:.2f}x (target {sign} {target}x) {'met' if met else 'MISSED'}")
+    return "\n".join(lines)
+
+
+def run(settings: Settings, groups: tuple[str, ...] = ("onnx",), json_path: str | None = None) -> str:
+    rows: list[Row] = []
+    targets = []
+    if "onnx" in groups:
+        rows += onnx_rows(settings)
+        targets += onnx_targets(rows)
+    report = format_report(rows, targets)
+    if json_path:
+        Path(json_path).write_text(json.dumps({
+            "machine": machine_description(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "settings": asdict(settings), "rows": [asdict(r) for r in rows],
+            "targets": [dict(text=t, ratio=v, target=g, higher_is_better=h) for t, v, g, h in targets],
+        }, indent=2))
+    return report
+

@@ -1,0 +1,140 @@
+"""The `juno-bridge` command.
+
+Exit codes: 0 success, 1 an error while working, 2 bad usage, 3 a backend or library unavailable.
+Errors print as one line (`juno-bridge: error: ...`); --debug shows the traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+
+
+def cmd_info(args) -> int:
+    import importlib.metadata as metadata
+
+    import juno_bridge as jb
+    from juno_bridge import _core, paths
+
+    info = {"juno-bridge": jb.__version__, "core library": _core.version()}
+    try:
+        ort = jb.onnxruntime_info(args.onnxruntime)
+        info["onnxruntime"] = {k: ort[k] for k in ("version", "api_version", "path", "providers")}
+    except jb.Error as err:
+        info["onnxruntime"] = f"unavailable: {err}"
+    for package in ("torch", "tensorflow", "numpy"):
+        try:
+            info[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            info[package] = "not installed"
+    info["plugins"] = {name: str(path) for name, path in paths.plugins().items()} or "none built"
+    info["include dir"] = str(paths.include_dir())
+    info["lib dir"] = str(paths.lib_dir())
+    info["cmake dir"] = str(paths.cmake_dir())
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return EXIT_OK
+    for key, value in info.items():
+        if isinstance(value, dict):
+            print(f"{key}:")
+            for k, v in value.items():
+                print(f"  {k}: {', '.join(v) if isinstance(v, list) else v}")
+        else:
+            print(f"{key}: {value}")
+    return EXIT_OK
+
+
+def cmd_config(args) -> int:
+    from juno_bridge import paths
+
+    parts = []
+    if args.cflags:
+        parts.append(paths.cflags())
+    if args.libs:
+        parts.append(paths.libs())
+    if args.cmake_dir:
+        parts.append(str(paths.cmake_dir()))
+    if args.include_dir:
+        parts.append(str(paths.include_dir()))
+    if args.lib_dir:
+        parts.append(str(paths.lib_dir()))
+    if not parts:
+        raise UsageError("config needs at least one of --cflags, --libs, --cmake-dir, --include-dir, --lib-dir")
+    print(" ".join(parts))
+    return EXIT_OK
+
+
+def cmd_bench(args) -> int:
+    from juno_bridge import bench
+
+    settings = bench.Settings.quick() if args.quick else bench.Settings()
+    if args.iterations:
+        settings.iterations = args.iterations
+    if args.batch:
+        settings.batches = tuple(args.batch)
+    print("juno-bridge bench: the same model through every method, side by side, 1 intra-op thread\n")
+    print(bench.run(settings, groups=tuple(args.only), json_path=args.json))
+    if args.json:
+        print(f"\nwrote {args.json}")
+    return EXIT_OK
+
+
+class UsageError(Exception):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="juno-bridge",
+        description="Run ML models inside JUNO's offline software: one zero-copy interface from C++ and "
+                    "Python to ONNX Runtime, libtorch and Python algorithms.",
+        epilog="Exit codes: 0 ok, 1 error, 2 bad usage, 3 backend unavailable. Use --debug for tracebacks.")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("info", help="versions of the bridge, ONNX Runtime, plugins; where headers and libs are")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.add_argument("--onnxruntime", metavar="LIBRARY", help="describe this ONNX Runtime library instead")
+    p.set_defaults(run=cmd_info)
+
+    p = sub.add_parser("config", help="compiler and linker flags for a C++ build against juno-bridge")
+    p.add_argument("--cflags", action="store_true", help="include flags and language standard")
+    p.add_argument("--libs", action="store_true", help="linker flags, with an rpath")
+    p.add_argument("--cmake-dir", action="store_true", help="directory for find_package(juno_bridge CONFIG)")
+    p.add_argument("--include-dir", action="store_true", help="the headers' directory")
+    p.add_argument("--lib-dir", action="store_true", help="the libraries' directory")
+    p.set_defaults(run=cmd_config)
+
+    p = sub.add_parser("bench", help="measure every method side by side and print ratios")
+    p.add_argument("--quick", action="store_true", help="fewer iterations (a quick look, noisier)")
+    p.add_argument("--iterations", type=int, metavar="N", help="timed calls per row")
+    p.add_argument("--batch", type=int, nargs="+", metavar="B", help="batch sizes (default 1 64)")
+    p.add_argument("--only", nargs="+", default=["onnx"], choices=["onnx"], help="which groups to run")
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    p.set_defaults(run=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.run(args)
+    except Exception as err:  # one clear line, unless asked for more
+        if args.debug:
+            raise
+        from juno_bridge.errors import BackendUnavailableError
+
+        print(f"juno-bridge: error: {err}", file=sys.stderr)
+        if isinstance(err, UsageError):
+            return EXIT_USAGE
+        return EXIT_UNAVAILABLE if isinstance(err, BackendUnavailableError) else EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
