@@ -271,6 +271,42 @@ cdef class Session:
         state = "closed" if not self._session else self.backend
         return f"Session({self.model!r}, {state})"
 
+    def bind(self, inputs, out, outputs=None):
+        """Binds input and output buffers once for a per-event loop: ``b = s.bind({"x": x}, out={"y": y})``,
+        then ``b.run()`` after each refill of ``x``. Every requested output needs an ``out`` buffer."""
+        cdef shared_ptr[CSession] session = self._session
+        if not session:
+            raise InvalidArgumentError("the session is closed")
+        cdef Binding binding = Binding.__new__(Binding)
+        if type(inputs) is not dict:
+            if not isinstance(inputs, (list, tuple)):
+                inputs = dict(inputs)
+            else:
+                if len(inputs) != self._n_in:
+                    raise InputError(f"the model takes {self._n_in} input(s) ({_names(self._input_index)}), "
+                                     f"got {len(inputs)}")
+                inputs = {info.name: array for info, array in zip(self._inputs, inputs)}
+        names = self._output_names if outputs is None else (
+            (outputs,) if isinstance(outputs, str) else tuple(outputs))
+        out = dict(out)
+        missing = [n for n in names if n not in out]
+        if missing:
+            raise InputError(f"bind needs an out= buffer for every output it produces; missing {_names(missing)}")
+        # A trial run through the general path checks everything once and maps the names.
+        self.run(inputs, out=out, outputs=names)
+        cdef list keep = []
+        binding._inputs.resize(self._n_in)
+        for name, array in inputs.items():
+            fill_view(array, &binding._inputs[<Py_ssize_t>self._input_index[name]], "input", name, False, keep)
+        binding._outputs.resize(len(names))
+        for i, name in enumerate(names):
+            binding._index.push_back(self._output_index[name])
+            fill_view(out[name], &binding._outputs[i], "output", name, True, keep)
+        binding._session = session
+        binding._arrays = (tuple(inputs.values()), tuple(out[n] for n in names), tuple(keep))
+        binding._result = {name: out[name] for name in names}
+        return binding
+
     def run(self, inputs, out=None, outputs=None):
         """Runs the model; returns a dict output name -> array, in the model's output order.
 
@@ -379,6 +415,36 @@ cdef class Session:
             else:
                 result[names[i]] = (<dict>out)[names[i]]  # the caller's own array, written in place
         return result
+
+
+cdef class Binding:
+    """The per-event fast path: inputs and outputs resolved and checked once, then ``run()`` with no
+    arguments runs the model on the same buffers. Fill the input arrays in place between runs; the
+    outputs are written in place. Made by ``Session.bind``; it keeps the arrays alive."""
+    cdef shared_ptr[CSession] _session
+    cdef vector[jb_tensor_view] _inputs
+    cdef vector[jb_tensor_view] _outputs
+    cdef vector[int32_t] _index
+    cdef tuple _arrays
+    cdef dict _result
+
+    def run(self):
+        """Runs the model on the bound buffers; returns the dict of output arrays (the same each time)."""
+        cdef Status status
+        cdef int rc
+        with nogil:
+            rc = run_session(deref(self._session), self._inputs.data(), self._inputs.size(), self._index.data(),
+                             self._outputs.data(), NULL, self._outputs.size(), &status)
+        if rc:
+            raise_status(status)
+        return self._result
+
+    def __call__(self):
+        return self.run()
+
+    @property
+    def outputs(self):
+        return dict(self._result)
 
 
 def onnxruntime_info(library=None):

@@ -140,6 +140,7 @@ def onnx_rows(settings: Settings) -> list[Row]:
             feed = {input_name: x}
             out = {"y": y}
 
+            bound = session.bind(feed, out=out)
             binding = ort_session.io_binding()
             binding.bind_cpu_input(input_name, x)
             binding.bind_output("y", "cpu", 0, np.float32, y.shape, y.ctypes.data)
@@ -152,6 +153,8 @@ def onnx_rows(settings: Settings) -> list[Row]:
                     lambda k, w: time_calls(lambda: session.run(feed, out=out), k, w),
                 "(c') juno-bridge Session.run, runtime-allocated":
                     lambda k, w: time_calls(lambda: session.run(feed), k, w),
+                "(c'') juno-bridge Session.bind(...).run()":
+                    lambda k, w: time_calls(bound.run, k, w),
             }
             loop, raw = Path(paths.bin_dir()) / "jb-bench-loop", Path(paths.bin_dir()) / "jb-ort-raw-loop"
             if loop.exists():
@@ -189,9 +192,11 @@ def onnx_targets(rows: list[Row]) -> list[tuple[str, float | None, float, bool]]
         d, e = _find(rows, "tiny", batch, "(d)"), _find(rows, "tiny", batch, "(e)")
         targets.append((f"tiny B={batch}: (a)/(c), juno-bridge Python vs onnxruntime Python", ratio(a, c), 2.5, True))
         targets.append((f"tiny B={batch}: (c)/(e), juno-bridge Python vs raw C", ratio(c, e), 1.3, False))
+        targets.append((f"tiny B={batch}: (c'')/(e), juno-bridge Python bound vs raw C",
+                        ratio(_find(rows, "tiny", batch, "(c'')"), e), 1.3, False))
         targets.append((f"tiny B={batch}: (d)/(e), juno-bridge C++ vs raw C", ratio(d, e), 1.1, False))
     e = _find(rows, "juno", 64, "(e)")
-    for label in ("(c)", "(c')", "(d)"):
+    for label in ("(c)", "(c')", "(c'')", "(d)"):
         r = _find(rows, "juno", 64, label)
         if r is not None:
             targets.append((f"juno B=64: {label}/(e) vs raw C", ratio(r, e), 1.03, False))
