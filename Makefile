@@ -5,7 +5,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 # What the build and the tests need. Pinned where the project's own CI depends on exact behaviour.
-BUILD_DEPS := "setuptools>=68" wheel "Cython>=3.0" "numpy>=2.0" "onnxruntime==1.31.1"
+BUILD_DEPS := "setuptools>=77" wheel "Cython>=3.0" "numpy>=2.0" "onnxruntime==1.31.1"
 TEST_DEPS := "pytest>=8" "hypothesis>=6.100" "onnx>=1.15"
 
 .PHONY: all demo test install bench clean

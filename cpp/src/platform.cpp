@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <climits>
+#include <cstdlib>
 
 namespace jb {
 
@@ -33,7 +35,10 @@ std::vector<std::string> list_files(const std::string& dir, const std::string& p
   if (DIR* d = opendir(dir.c_str())) {
     while (dirent* entry = readdir(d)) {
       std::string name = entry->d_name;
-      if (name.compare(0, prefix.size(), prefix) == 0) found.push_back(dir + "/" + name);
+      if (name.compare(0, prefix.size(), prefix) != 0) continue;
+      std::string path = dir + "/" + name;
+      char resolved[PATH_MAX];
+      found.push_back(realpath(path.c_str(), resolved) ? resolved : path);  // no "lib/../.." in messages
     }
     closedir(d);
   }
