@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 # What the build and the tests need. Pinned where the project's own CI depends on exact behaviour.
 BUILD_DEPS := "setuptools>=77" wheel "Cython>=3.0" "numpy>=2.0" "onnxruntime==1.31.1"
-TEST_DEPS := "pytest>=8" "hypothesis>=6.100" "onnx>=1.15"
+# Extras installed with the package; our own CI installs them all.
+EXTRAS := test,hdf5
 
 .PHONY: all demo test install bench clean
 
@@ -14,11 +15,11 @@ all: install
 
 $(VENV)/.deps: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q $(BUILD_DEPS) $(TEST_DEPS)
+	$(PIP) install -q $(BUILD_DEPS)
 	touch $@
 
 install: $(VENV)/.deps
-	$(PIP) install -q --no-build-isolation --no-deps .
+	$(PIP) install -q --no-build-isolation ".[$(EXTRAS)]"
 
 demo: install
 	$(VENV)/bin/juno-bridge bench --quick

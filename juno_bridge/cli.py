@@ -81,6 +81,18 @@ def cmd_bench(args) -> int:
     return EXIT_OK
 
 
+def cmd_run(args) -> int:
+    import juno_bridge as jb
+    from juno_bridge.run import run_file
+
+    if len(args.input) > 1:
+        raise UsageError("several input files need the Dask runner (not available yet): pass one file")
+    session = jb.Session(args.model, backend=args.backend, intra_op_threads=args.threads)
+    n = run_file(session, args.input[0], args.output, batch_size=args.batch_size, progress=not args.quiet)
+    print(f"{n} events -> {args.output}")
+    return EXIT_OK
+
+
 class UsageError(Exception):
     pass
 
@@ -114,6 +126,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="+", default=["onnx"], choices=["onnx"], help="which groups to run")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.set_defaults(run=cmd_bench)
+
+    p = sub.add_parser("run", help="run a model over an event file (.npz or HDF5), in batches")
+    p.add_argument("model", help="model path (.onnx, .pt2, .pt) or python:module:callable")
+    p.add_argument("--input", "-i", nargs="+", required=True, metavar="FILE",
+                   help="event file with one array per model input, events along the first axis")
+    p.add_argument("--output", "-o", required=True, metavar="FILE", help="where the outputs go (.npz, .h5)")
+    p.add_argument("--batch-size", "-b", type=int, default=256, metavar="N", help="events per call (256)")
+    p.add_argument("--backend", help="override the backend chosen from the model's name")
+    p.add_argument("--threads", type=int, default=1, metavar="N", help="intra-op threads (1)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(run=cmd_run)
     return parser
 
 
