@@ -81,6 +81,15 @@ def cmd_bench(args) -> int:
     return EXIT_OK
 
 
+def cmd_demo(args) -> int:
+    from juno_bridge.demo import run_demo
+
+    if args.events < 1:
+        raise UsageError(f"--events must be >= 1, got {args.events}")
+    run_demo(args.events, args.out, seed=args.seed, progress=not args.quiet)
+    return EXIT_OK
+
+
 def cmd_run(args) -> int:
     import juno_bridge as jb
     from juno_bridge.run import run_file
@@ -105,6 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok, 1 error, 2 bad usage, 3 backend unavailable. Use --debug for tracebacks.")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="the three methods compared on toy JUNO events, from Python and C++")
+    p.add_argument("--events", "-n", type=int, default=2000, metavar="N", help="events to generate (2000)")
+    p.add_argument("--out", "-o", default="juno-bridge-demo", metavar="DIR",
+                   help="where the plot and the summary go (./juno-bridge-demo)")
+    p.add_argument("--seed", type=int, default=1, help="toy generator seed (1)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.set_defaults(run=cmd_demo)
 
     p = sub.add_parser("info", help="versions of the bridge, ONNX Runtime, plugins; where headers and libs are")
     p.add_argument("--json", action="store_true", help="print as JSON")

@@ -64,6 +64,17 @@ class Events:
         s = slice(self.offsets[i], self.offsets[i + 1])
         return self.pmt_id[s], self.npe[s], self.time[s]
 
+    @classmethod
+    def concatenate(cls, parts: list["Events"]) -> "Events":
+        offsets = [np.zeros(1, np.int64)]
+        base = 0
+        for p in parts:
+            offsets.append(p.offsets[1:] + base)
+            base += int(p.offsets[-1])
+        return cls(np.concatenate([p.vertex for p in parts]), np.concatenate([p.energy for p in parts]),
+                   np.concatenate(offsets), np.concatenate([p.pmt_id for p in parts]),
+                   np.concatenate([p.npe for p in parts]), np.concatenate([p.time for p in parts]))
+
     def truth(self) -> np.ndarray:
         """[N, 4] float32: vertex x, y, z (m) and energy (MeV), the default model's output layout."""
         return np.concatenate([self.vertex, self.energy[:, None]], axis=1).astype(np.float32)

@@ -156,6 +156,69 @@ def onnx_model() -> Path:
     return path if path.exists() else build_onnx(path)
 
 
+def torch_module(coeffs: dict | None = None):
+    """The model as a torch.nn.Module (the same arithmetic as ``reconstruct``)."""
+    import torch
+
+    k = coeffs or coefficients()
+
+    class DefaultVertexEnergy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("positions", torch.from_numpy(toy_detector().lpmt_pos.astype(np.float32)))
+            self.register_buffer("a", torch.tensor(k["vertex_coefficients"], dtype=torch.float32))
+            self.register_buffer("b", torch.tensor(k["energy_coefficients"], dtype=torch.float32))
+            self.inv_r2 = float(np.float32(1.0 / k["ls_radius_m"] ** 2))
+            self.inv_ly = float(np.float32(1.0 / k["light_yield_pe_per_mev"]))
+
+        @staticmethod
+        def horner(x, coeffs):
+            acc = torch.full_like(x, 0.0) + coeffs[-1]
+            for j in range(coeffs.shape[0] - 2, -1, -1):
+                acc = acc * x + coeffs[j]
+            return acc
+
+        def forward(self, pmt):
+            npe = pmt[:, 0, :]
+            q = npe.sum(dim=1, keepdim=True)
+            centroid = (npe @ self.positions) / torch.clamp(q, min=1e-6)
+            rho = (centroid * centroid).sum(dim=1, keepdim=True) * self.inv_r2
+            vertex = centroid * self.horner(rho, self.a)
+            energy = (q * self.horner(rho, self.b) * self.inv_ly)[:, 0]
+            return vertex, energy
+
+    return DefaultVertexEnergy().eval()
+
+
+def torch_models(cache: Path) -> tuple[Path, Path, object]:
+    """The model as .pt2 (AOTInductor, compiled for this CPU) and .pt (TorchScript), exported into
+    ``cache`` on first use (a .pt2 is tied to the CPU it was compiled on: never shipped), and the
+    module itself. Raises BackendUnavailableError when torch or the torch plugin is missing."""
+    from juno_bridge import paths
+    from juno_bridge.errors import BackendUnavailableError
+
+    if "torch" not in paths.plugins():
+        raise BackendUnavailableError("the torch plugin was not built (install with the torch extra and rebuild)")
+    try:
+        import torch
+    except ImportError as err:
+        raise BackendUnavailableError("torch is not installed") from err
+    import juno_bridge as jb
+
+    module = torch_module()
+    revision = coefficients()["revision"]
+    pt2, pt = Path(cache) / f"default-{revision}.pt2", Path(cache) / f"default-{revision}.pt"
+    example = torch.zeros((4, 2, N_LPMT), dtype=torch.float32)
+    for path in (pt2, pt):
+        if not path.exists():
+            tmp = path.with_name(f"tmp{os.getpid()}-{path.name}")
+            jb.export_torch(module, (example,), tmp, dynamic_batch=True, input_names=["pmt"],
+                            output_names=["vertex", "energy"])
+            for extra in tmp.parent.glob(tmp.name + "*"):  # the model and any sidecar it writes
+                os.replace(extra, path.parent / extra.name.replace(tmp.name, path.name))
+    return pt2, pt, module
+
+
 if __name__ == "__main__":  # python -m juno_bridge.models.default: retrain and rewrite the coefficients
     COEFFICIENTS.write_text(json.dumps(train(), indent=2) + "\n")
     print(f"wrote {COEFFICIENTS}")

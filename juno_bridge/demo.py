@@ -1,0 +1,263 @@
+"""`juno-bridge demo`: the three methods compared on toy JUNO events, from Python and from C++.
+
+Generates events (sparse LPMT hits), runs them through every method that is built (ONNX Runtime,
+libtorch, Python algorithm), each from a Python event loop and from a compiled C++ "offline framework"
+host, all with the same per-event batching (jb.BatchAssembler), and reports speed, agreement with
+the reference output, the model's resolution, a plot, and which method to use when.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import juno_bridge as jb
+from juno_bridge.detector import N_LPMT
+from juno_bridge.models import default
+from juno_bridge.toymc import Events, generate
+
+BATCH = 64
+
+
+@dataclass
+class Method:
+    name: str            # "ONNX Runtime", "libtorch (.pt2)", ...
+    model: str           # what Session opens
+    native: object       # callable(dense [B, 2, N]) -> [B, 4] without the bridge, for the overhead column
+    note: str = ""
+
+
+@dataclass
+class Result:
+    method: str
+    caller: str
+    events_per_s: float
+    overhead_us: float | None
+    max_deviation: float
+    outputs: np.ndarray = field(repr=False)
+
+
+def write_events_file(events: Events, path: Path) -> None:
+    """The framework host's input: the hits exactly as generated (see cpp/examples/framework_host.cpp)."""
+    with open(path, "wb") as f:
+        f.write(b"JBHITS01" + struct.pack("<QQ", len(events), len(events.pmt_id)))
+        for array, dtype in ((events.offsets, np.int64), (events.pmt_id, np.int32), (events.npe, np.float32),
+                             (events.time, np.float32)):
+            f.write(np.ascontiguousarray(array, dtype=dtype).tobytes())
+
+
+def dense_batches(events: Events, batch: int = BATCH):
+    """[b, 2, N] dense batches through the core's scatter, for the reference and the native calls."""
+    buffer = np.zeros((batch, 2, N_LPMT), np.float32)
+    for start in range(0, len(events), batch):
+        stop = min(start + batch, len(events))
+        for k, i in enumerate(range(start, stop)):
+            jb.scatter_hits(*events.hits(i), out=buffer[k])
+        yield start, stop, buffer[: stop - start]
+
+
+def as_rows(outputs: dict) -> np.ndarray:
+    return np.concatenate([outputs["vertex"], outputs["energy"][:, None]], axis=1)
+
+
+def python_loop(model: str, events: Events) -> tuple[float, np.ndarray]:
+    """The Python caller: per-event hits into a BatchAssembler, batched runs, rows back per event."""
+    session = jb.Session(model, intra_op_threads=1)
+    assembler = jb.BatchAssembler(session, BATCH)
+    rows = np.empty((len(events), 4), np.float32)
+
+    def collect(done):
+        for result in done:
+            rows[result.event_id, :3] = result.rows[0]
+            rows[result.event_id, 3] = result.rows[1]
+
+    t0 = time.perf_counter()
+    for i in range(len(events)):
+        collect(assembler.add(*events.hits(i)))
+    collect(assembler.flush())
+    elapsed = time.perf_counter() - t0
+    session.close()
+    return elapsed, rows
+
+
+def cpp_loop(host: Path, model: str, events_file: Path, results_file: Path, n: int) -> tuple[float, np.ndarray]:
+    done = subprocess.run([str(host), model, str(events_file), str(results_file), str(BATCH), "1"],
+                          capture_output=True, text=True, timeout=1800, env=_host_env())
+    if done.returncode != 0:
+        raise jb.RunError(f"framework host failed on {model}: {done.stderr.strip()}")
+    seconds = json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+    return seconds, np.fromfile(results_file, np.float32).reshape(n, 4)
+
+
+def _host_env() -> dict:
+    # As a framework would run it: no preloads; PYTHONPATH kept so python: models import as here.
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "LD_PRELOAD")}
+    return env
+
+
+def native_time(native, events: Events) -> float:
+    """Seconds for the same model on the same dense batches, called natively from Python."""
+    total = 0.0
+    for _, _, dense in dense_batches(events):
+        t0 = time.perf_counter()
+        native(dense)
+        total += time.perf_counter() - t0
+    return total
+
+
+def available_methods(cache: Path, say) -> list[Method]:
+    onnx_path = str(default.onnx_model())
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    ort_session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
+    methods = [Method("ONNX Runtime", onnx_path, lambda x: ort_session.run(None, {"pmt": x}))]
+    try:
+        pt2, pt, module = default.torch_models(cache)
+        import torch
+
+        def torch_native(x):
+            with torch.inference_mode():
+                return module(torch.from_numpy(x))
+
+        methods.append(Method("libtorch AOTInductor (.pt2)", str(pt2), torch_native))
+        methods.append(Method("libtorch TorchScript (.pt)", str(pt), torch_native))
+    except jb.BackendUnavailableError as err:
+        say(f"  libtorch: not available ({err})")
+    methods.append(Method("Python algorithm (numpy)", "python:juno_bridge.models.default_algorithm:reconstruct",
+                          default.reconstruct))
+    return methods
+
+
+def resolution(rows: np.ndarray, events: Events) -> dict[str, tuple[float, float, int]]:
+    """Vertex (cm, per coordinate) and energy (%) resolution in 1 MeV-wide bins at 1 and 5 MeV."""
+    res = {}
+    for centre in (1.0, 5.0):
+        sel = np.abs(events.energy - centre) < 0.5
+        if sel.sum() < 10:
+            continue
+        dv = rows[sel, :3] - events.vertex[sel]
+        de = (rows[sel, 3] - events.energy[sel]) / events.energy[sel]
+        res[f"{centre:g} MeV"] = (100 * float(dv.std(axis=0).mean()), 100 * float(de.std()), int(sel.sum()))
+    return res
+
+
+def plot(path: Path, rows: np.ndarray, events: Events, results: list[Result]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    ax = axes[0]
+    ax.scatter(events.energy, rows[:, 3], s=2, alpha=0.4)
+    ax.plot([0, events.energy.max()], [0, events.energy.max()], "k--", lw=1)
+    ax.set(xlabel="true energy [MeV]", ylabel="reconstructed energy [MeV]", title="Energy (ONNX Runtime)")
+    ax = axes[1]
+    for k, axis in enumerate("xyz"):
+        ax.hist(100 * (rows[:, k] - events.vertex[:, k]), bins=80, range=(-150, 150), histtype="step", label=axis)
+    ax.set(xlabel="reconstructed - true vertex [cm]", ylabel="events", title="Vertex residuals")
+    ax.legend()
+    ax = axes[2]
+    labels = [f"{r.method}\n({r.caller})" for r in results]
+    ax.barh(labels, [r.events_per_s for r in results], color=["C0" if r.caller == "python" else "C1" for r in results])
+    ax.set(xlabel="events / s (batches of 64, 1 thread)", title="Speed of each method")
+    ax.tick_params(axis="y", labelsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def recommendation(results: list[Result]) -> list[str]:
+    by = {(r.method, r.caller): r for r in results}
+    onnx = by.get(("ONNX Runtime", "c++"))
+    fastest = max(results, key=lambda r: r.events_per_s)
+    lines = [f"Fastest here: {fastest.method} from {fastest.caller} ({fastest.events_per_s:,.0f} events/s)."]
+    if onnx:
+        lines.append(f"Default: ONNX Runtime ({onnx.events_per_s:,.0f} events/s from C++): one file, no Python or "
+                     "libtorch in the job, any ONNX Runtime 1.16+ release.")
+    torch_rows = [r for r in results if r.method.startswith("libtorch") and r.caller == "c++"]
+    if torch_rows:
+        best = max(torch_rows, key=lambda r: r.events_per_s)
+        lines.append(f"libtorch: when a model does not export to ONNX; {best.method} ran at "
+                     f"{best.events_per_s:,.0f} events/s from C++ (the .pt2 is tied to the CPU it was compiled on).")
+    py = by.get(("Python algorithm (numpy)", "c++"))
+    if py:
+        overhead = f", bridge overhead {py.overhead_us:+.0f} us/event" if py.overhead_us is not None else ""
+        lines.append(f"Python algorithm: for prototypes and libraries with no C++ API; {py.events_per_s:,.0f} "
+                     f"events/s from C++{overhead}, serialised by the GIL.")
+    return lines
+
+
+def run_demo(n_events: int = 2000, out_dir: str | os.PathLike = "juno-bridge-demo", seed: int = 1,
+             progress: bool = True, say=print) -> dict:
+    from tqdm import tqdm
+
+    from juno_bridge import paths
+    from juno_bridge.models.builtin import cache_dir
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    say(f"juno-bridge demo: {n_events} toy JUNO events (LPMT hits, 0-10 MeV, vertex uniform in the LS)")
+    chunks = []
+    with tqdm(total=n_events, unit="ev", desc="generating", disable=not progress) as bar:
+        for start in range(0, n_events, 250):
+            k = min(250, n_events - start)
+            chunks.append(generate(k, seed=seed * 100003 + start))
+            bar.update(k)
+    events = Events.concatenate(chunks)
+    events_file = out / "events.jbhits"
+    write_events_file(events, events_file)
+
+    say("methods (models generated into the cache on first use: " + str(cache_dir()) + "):")
+    methods = available_methods(cache_dir(), say)
+    reference = np.empty((n_events, 4), np.float32)
+    for start, stop, dense in dense_batches(events):
+        v, e = default.reconstruct(dense)
+        reference[start:stop, :3], reference[start:stop, 3] = v, e
+
+    host = Path(paths.bin_dir()) / "jb-framework-host"
+    results: list[Result] = []
+    for m in tqdm(methods, desc="running", unit="method", disable=not progress):
+        native = native_time(m.native, events)
+        runs = [("python", lambda: python_loop(m.model, events))]
+        if host.exists():
+            runs.append(("c++", lambda: cpp_loop(host, m.model, events_file, out / "results.f32", n_events)))
+        for caller, run in runs:
+            seconds, rows = run()
+            results.append(Result(m.name, caller, n_events / seconds, 1e6 * (seconds - native) / n_events,
+                                  float(np.abs(rows - reference).max()), rows))
+    if not host.exists():
+        say(f"  C++ host: not built ({host} missing)")
+
+    onnx_rows = next(r.outputs for r in results if r.method == "ONNX Runtime")
+    res = resolution(onnx_rows, events)
+    png = out / "juno-bridge-demo.png"
+    plot(png, onnx_rows, events, results)
+
+    say("")
+    say(f"{'method':<30}{'caller':<8}{'events/s':>10}{'overhead us/ev':>16}{'max |dev|':>12}")
+    for r in results:
+        say(f"{r.method:<30}{r.caller:<8}{r.events_per_s:>10,.0f}{r.overhead_us:>+16.1f}{r.max_deviation:>12.2e}")
+    say("(overhead: time per event beyond calling the same model natively from Python on ready dense batches;"
+        " it includes turning hits into dense buffers)")
+    say("")
+    for label, (vertex_cm, energy_pct, count) in res.items():
+        say(f"resolution at {label} ({count} events): vertex {vertex_cm:.1f} cm per coordinate, "
+            f"energy {energy_pct:.2f} %")
+    say(f"plot: {png.resolve()}")
+    say("")
+    say("Which method to use:")
+    for line in recommendation(results):
+        say(f"  - {line}")
+    summary = {"events": n_events, "png": str(png), "resolution": res,
+               "results": [{k: v for k, v in r.__dict__.items() if k != "outputs"} for r in results]}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
