@@ -31,9 +31,10 @@ def build(cmd: list, cwd: Path | None = None) -> None:
 
 
 def clean_env() -> dict:
-    """What a C++ framework job would have: no PYTHONPATH, no LD_LIBRARY_PATH, no library override."""
+    """What a C++ framework job would have: no PYTHONPATH, no LD_LIBRARY_PATH. JUNO_BRIDGE_ONNXRUNTIME
+    passes through, so the programs load the same ONNX Runtime as the Python side they are compared with."""
     return {k: v for k, v in os.environ.items()
-            if k in ("PATH", "HOME", "LANG", "TMPDIR") and v}
+            if k in ("PATH", "HOME", "LANG", "TMPDIR", "JUNO_BRIDGE_ONNXRUNTIME") and v}
 
 
 def run_program(cmd: list, timeout: float = 120) -> subprocess.CompletedProcess:

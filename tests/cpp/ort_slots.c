@@ -386,8 +386,10 @@ int main(int argc, char** argv) {
         version ? version : "(null)", expected_version);
   check(-1, base->GetApi(JB_ORT_API_VERSION_DECLARED + 1000) == NULL, "GetApi(%d) is NULL (unknown version)",
         JB_ORT_API_VERSION_DECLARED + 1000);
+  /* A 1.x release offers API version x: start there (as the core does), fall back below it. */
+  unsigned major = 0, minor = 0, v = JB_ORT_API_VERSION_DECLARED;
+  if (version && sscanf(version, "%u.%u", &major, &minor) == 2 && major == 1 && minor < v) v = minor;
   const OrtApi* table = NULL;
-  unsigned v = JB_ORT_API_VERSION_DECLARED;
   for (; v >= JB_ORT_API_VERSION_MINIMUM && table == NULL; --v) table = base->GetApi(v);
   unsigned api_version = table ? v + 1 : 0;
   if (!check(-1, table != NULL, "negotiated API version %u (declared %d, minimum %d)", api_version,
