@@ -29,7 +29,7 @@ def model(tmp_path_factory):
 def c_program(tmp_path_factory):
     require_tool("gcc")
     exe = tmp_path_factory.mktemp("c_program") / "run_model"
-    build(["gcc", "-std=c11", "-O2", "-g0", "-Wall", "-Wextra", "-Werror", *paths.cflags("c"),
+    build(["gcc", "-std=c11", "-O2", "-g0", "-Wall", "-Wextra", *paths.cflags("c"),
            CPP_TESTS / "run_model.c", "-o", exe, *paths.libs()])
     return exe
 
@@ -38,7 +38,7 @@ def c_program(tmp_path_factory):
 def cpp_program(tmp_path_factory):
     require_tool("g++")
     exe = tmp_path_factory.mktemp("cpp_program") / "run_model_cpp"
-    build(["g++", "-O2", "-g0", "-Wall", "-Wextra", "-Werror", *paths.cflags(),
+    build(["g++", "-O2", "-g0", "-Wall", "-Wextra", *paths.cflags(),
            CPP_TESTS / "run_model.cpp", "-o", exe, *paths.libs()])
     return exe
 

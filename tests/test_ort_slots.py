@@ -36,7 +36,7 @@ def reference_slots() -> dict[str, tuple[int, int]]:
 def ort_slots(tmp_path_factory):
     require_tool("cc")
     exe = tmp_path_factory.mktemp("ort_slots") / "ort_slots"
-    build(["cc", "-std=c11", "-O2", "-g0", "-Wall", "-Wextra", "-Werror", f"-I{ORT_DECLARATIONS}",
+    build(["cc", "-std=c11", "-O2", "-g0", "-Wall", "-Wextra", f"-I{ORT_DECLARATIONS}",
            CPP_TESTS / "ort_slots.c", "-o", exe, "-ldl"])
     return exe
 
