@@ -106,10 +106,22 @@ def test_cmake_built_program_matches_python_bitwise(cmake_program, model, python
 
 
 @settings(max_examples=5, deadline=None)
-@given(batch=st.integers(min_value=1, max_value=64))
-def test_c_and_cpp_programs_match_python_for_any_batch(c_program, cpp_program, model, python_session, batch):
+@given(batch=st.integers(min_value=0, max_value=64))
+def test_c_program_matches_python_for_any_batch(c_program, model, python_session, batch):
+    """Including the empty batch (an event window with nothing to infer)."""
     run_and_compare(c_program, model, python_session, batch, {"caller", "runtime", "mixed", "subset"})
+
+
+@settings(max_examples=5, deadline=None)
+@given(batch=st.integers(min_value=1, max_value=64))
+def test_cpp_program_matches_python_for_any_batch(cpp_program, model, python_session, batch):
     run_and_compare(cpp_program, model, python_session, batch, {"caller", "runtime"})
+
+
+@pytest.mark.xfail(strict=True, reason="core: Session::run (cpp/src/session.cpp:228-230) rejects the NULL data of "
+                                       "an empty std::vector even for a 0-element output, which inputs may have")
+def test_cpp_program_handles_an_empty_batch(cpp_program, model, python_session):
+    run_and_compare(cpp_program, model, python_session, 0, {"caller", "runtime"})
 
 
 def test_programs_need_no_python_and_find_the_library_by_rpath(c_program, cpp_program, cmake_program):
