@@ -31,4 +31,4 @@ test: install
 	cd tests && ../$(VENV)/bin/pytest -q -p no:cacheprovider
 
 clean:
-	rm -rf build dist *.egg-info juno_bridge/lib juno_bridge/include juno_bridge/cmake juno_bridge/*.so bridge/*.cpp
+	rm -rf build dist *.egg-info juno_bridge/lib juno_bridge/include juno_bridge/cmake juno_bridge/bin juno_bridge/*.so bridge/*.cpp

@@ -78,6 +78,7 @@ class BuildWithCore(build_ext):
         run([CXX, "-shared", "-o", str(lib_dir / "libjuno_bridge.so"), *objects,
              "-Wl,-soname,libjuno_bridge.so", "-ldl", "-pthread"])
         self.build_plugins(lib_dir, tmp)
+        build_bench_loops(package_dir, lib_dir)
         self.install_headers_and_cmake(package_dir)
 
         for ext in self.extensions:
@@ -104,6 +105,23 @@ class BuildWithCore(build_ext):
             '  set(PACKAGE_VERSION_COMPATIBLE FALSE)\nelse()\n  set(PACKAGE_VERSION_COMPATIBLE TRUE)\n'
             '  if(PACKAGE_FIND_VERSION STREQUAL PACKAGE_VERSION)\n    set(PACKAGE_VERSION_EXACT TRUE)\n'
             '  endif()\nendif()\n')
+
+
+def build_bench_loops(package_dir: Path, lib_dir: Path) -> None:
+    """Compiles the benchmark loops of `juno-bridge bench` (cpp/examples/) into juno_bridge/bin/:
+    jb-bench-loop (C++, over libjuno_bridge, found by rpath) and jb-ort-raw-loop (C, only -ldl)."""
+    bin_dir = package_dir / "bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    examples = ROOT / "cpp" / "examples"
+    bench_loop, raw_loop = bin_dir / "jb-bench-loop", bin_dir / "jb-ort-raw-loop"
+    if out_of_date(str(bench_loop), str(examples / "bench_loop.cpp")):
+        run([CXX, "-std=c++17", "-O2", "-g0", "-Wall", "-Wextra", f"-I{ROOT / 'cpp' / 'include'}",
+             str(examples / "bench_loop.cpp"), "-o", str(bench_loop), f"-L{lib_dir}", "-ljuno_bridge",
+             "-Wl,-rpath,$ORIGIN/../lib"])
+    if out_of_date(str(raw_loop), str(examples / "ort_raw_loop.c")):
+        run([os.environ.get("CC", "gcc"), "-std=c11", "-O2", "-g0", "-Wall", "-Wextra",
+             f"-I{ROOT / 'third_party' / 'onnxruntime'}", str(examples / "ort_raw_loop.c"), "-o", str(raw_loop),
+             "-ldl", "-lm"])
 
 
 def plugin_builds() -> dict:

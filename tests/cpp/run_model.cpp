@@ -1,0 +1,124 @@
+// A C++ program over juno-bridge's C++ API, built against the installed package (g++ with
+// `juno-bridge config` flags, or CMake with find_package) and run without Python.
+//
+//   run_model_cpp MODEL BATCH
+//
+// MODEL takes x float32 [batch, F] and gives float32 outputs whose dynamic dims are the batch (the
+// model tests/test_cpp_programs.py writes). Opens it the way a framework algorithm would in
+// initialize(), runs it into caller buffers as execute() would, and shows jb::Error for bad inputs.
+// Prints the same "values ..." and PASS/FAIL lines as run_model.c, then "N passed, M failed".
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "juno_bridge/session.hpp"
+
+namespace {
+
+int passed = 0, failed = 0;
+
+bool check(bool ok, const std::string& what) {
+  std::printf("%s %s\n", ok ? "PASS" : "FAIL", what.c_str());
+  (ok ? passed : failed)++;
+  return ok;
+}
+
+void print_output(const char* how, const std::string& name, const jb::TensorView& v) {
+  std::printf("values %s %s ", how, name.c_str());
+  for (int32_t d = 0; d < v.rank; ++d) std::printf("%s%lld", d ? "," : "", static_cast<long long>(v.shape[d]));
+  if (v.rank == 0) std::printf("-");
+  const float* data = static_cast<const float*>(v.data);
+  for (int64_t i = 0; i < v.num_elements(); ++i) std::printf(" %a", static_cast<double>(data[i]));
+  std::printf("\n");
+}
+
+// Runs `bad` expecting a jb::Error of `code` whose message names `name` (when not empty).
+template <class F>
+void expect_error(F&& bad, jb::ErrorCode code, const std::string& name, const std::string& what) {
+  try {
+    bad();
+    check(false, what + " was accepted");
+  } catch (const jb::Error& e) {
+    const std::string message = e.what();
+    check(e.code() == code && (name.empty() || message.find("'" + name + "'") != std::string::npos),
+          what + " -> jb::Error code " + std::to_string(static_cast<int>(e.code())) + ": " + message);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 3) {
+    std::fprintf(stderr, "usage: %s MODEL BATCH\n", argv[0]);
+    return 2;
+  }
+  const std::string model = argv[1];
+  const int64_t batch = std::atoll(argv[2]);
+  try {
+    jb::SessionOptions options;
+    options.intra_op_threads = 1;  // the framework owns the threads
+    jb::Session session(model, options);
+
+    for (const auto& info : session.inputs())
+      std::printf("input %s %s %s\n", info.name.c_str(), jb::dtype_name(info.dtype), info.shape_string().c_str());
+    for (const auto& info : session.outputs())
+      std::printf("output %s %s %s\n", info.name.c_str(), jb::dtype_name(info.dtype), info.shape_string().c_str());
+    const jb::TensorInfo& x_info = session.inputs().at(0);
+    if (!check(session.inputs().size() == 1 && x_info.dtype == jb::DType::Float32 && x_info.shape.size() == 2,
+               "the model takes one float32 input of rank 2"))
+      return 1;
+    const int64_t features = x_info.shape[1];
+
+    // Buffers made once, as in initialize(); input values as in run_model.c: ((37 i) mod 101) / 16 - 3.
+    std::vector<float> x(static_cast<size_t>(batch * features));
+    for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 37) % 101) / 16.0f - 3.0f;
+    std::vector<jb::TensorView> inputs{jb::TensorView::of(x.data(), {batch, features})};
+
+    std::vector<std::vector<float>> buffers;
+    std::vector<jb::TensorView> outputs;
+    for (const auto& info : session.outputs()) {
+      std::vector<int64_t> dims = info.shape;
+      for (auto& d : dims) d = d < 0 ? batch : d;
+      jb::TensorView view(nullptr, jb::DType::Float32, dims.data(), dims.size());
+      buffers.emplace_back(static_cast<size_t>(view.num_elements()));
+      view.data = buffers.back().data();
+      outputs.push_back(view);
+    }
+
+    // execute(): written in place, nothing allocated.
+    session.run(inputs, outputs);
+    for (size_t i = 0; i < outputs.size(); ++i) print_output("caller", session.outputs()[i].name, outputs[i]);
+    check(true, "Session::run into caller buffers");
+
+    // The convenience form: outputs allocated by the runtime, kept alive by jb::Tensor.
+    std::vector<jb::Tensor> allocated = session.run(inputs);
+    for (size_t i = 0; i < allocated.size(); ++i) {
+      const int64_t n = outputs[i].num_elements();  // 0 for an empty batch: no memory to compare
+      const bool same = allocated[i].view.num_elements() == n &&
+                        (n == 0 || std::memcmp(allocated[i].view.data, outputs[i].data, outputs[i].nbytes()) == 0);
+      check(same && (n == 0 || allocated[i].view.data != outputs[i].data),
+            "runtime-allocated output '" + session.outputs()[i].name + "' is bitwise the same, in its own memory");
+      print_output("runtime", session.outputs()[i].name, allocated[i].view);
+    }
+
+    // Bad inputs throw jb::Error naming the input; the session stays usable.
+    std::vector<double> wrong_type(x.size());
+    std::vector<jb::TensorView> bad{jb::TensorView::of(wrong_type.data(), {batch, features})};
+    expect_error([&] { session.run(bad, outputs); }, jb::ErrorCode::InputType, x_info.name, "float64 input");
+    bad = {jb::TensorView::of(x.data(), {batch, features - 1})};
+    expect_error([&] { session.run(bad, outputs); }, jb::ErrorCode::Input, x_info.name, "input with a short last dim");
+    expect_error([&] { session.input_index("no_such_input"); }, jb::ErrorCode::Input, "no_such_input", "unknown input name");
+    session.run(inputs, outputs);
+    check(true, "the session runs again after the errors");
+
+    session.close();
+    expect_error([&] { session.run(inputs, outputs); }, jb::ErrorCode::InvalidArgument, "", "run after close");
+  } catch (const jb::Error& e) {
+    std::fprintf(stderr, "juno-bridge error %d: %s\n", static_cast<int>(e.code()), e.what());
+    return 1;
+  }
+  std::printf("%d passed, %d failed\n", passed, failed);
+  return failed ? 1 : 0;
+}
