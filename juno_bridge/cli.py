@@ -51,9 +51,9 @@ def cmd_config(args) -> int:
 
     parts = []
     if args.cflags:
-        parts.append(paths.cflags())
+        parts.append(paths.as_command_line(paths.cflags()))
     if args.libs:
-        parts.append(paths.libs())
+        parts.append(paths.as_command_line(paths.libs()))
     if args.cmake_dir:
         parts.append(str(paths.cmake_dir()))
     if args.include_dir:

@@ -58,3 +58,9 @@ def libs() -> list[str]:
 def as_command_line(flags: list[str]) -> str:
     """Flags joined for a shell (quoted where a path needs it), the way `juno-bridge config` prints them."""
     return " ".join(shlex.quote(f) for f in flags)
+
+
+def plugins() -> dict[str, Path]:
+    """The backend plugins this build made: name -> libjuno_bridge_<name>.so."""
+    prefix = "libjuno_bridge_"
+    return {p.name[len(prefix):-3]: p for p in sorted(lib_dir().glob(f"{prefix}*.so"))}

@@ -118,8 +118,6 @@ def test_cpp_program_matches_python_for_any_batch(cpp_program, model, python_ses
     run_and_compare(cpp_program, model, python_session, batch, {"caller", "runtime"})
 
 
-@pytest.mark.xfail(strict=True, reason="core: Session::run (cpp/src/session.cpp:228-230) rejects the NULL data of "
-                                       "an empty std::vector even for a 0-element output, which inputs may have")
 def test_cpp_program_handles_an_empty_batch(cpp_program, model, python_session):
     run_and_compare(cpp_program, model, python_session, 0, {"caller", "runtime"})
 

@@ -195,6 +195,8 @@ jb_status jb_session_run_outputs(jb_session* session, const jb_tensor_view* inpu
   if (num_outputs && outputs == nullptr) return null_argument("outputs");
   for (size_t i = 0; i < num_outputs; ++i)
     if (outputs[i].data == nullptr && owned == nullptr) return null_argument("owned");
+  if (owned)  // defined on every return, so a caller may free them whatever happened
+    for (size_t i = 0; i < num_outputs; ++i) owned[i] = nullptr;
   return guarded([&] {
     std::vector<jb::Tensor> tensors(num_outputs);
     session->session.run(jb::from_c(inputs), num_inputs, output_index, jb::from_c(outputs), tensors.data(),

@@ -109,7 +109,8 @@ class OrtBackend final : public Backend {
     std::unique_ptr<OrtSessionOptions, void (*)(OrtSessionOptions*)> so_guard(so, api_.ReleaseSessionOptions);
     configure(so, options);
 
-    OrtEnv* env = rt_.env(options.global_thread_pool, options.intra_op_threads, options.inter_op_threads);
+    OrtEnv* env = rt_.env(options.global_thread_pool, options.intra_op_threads, options.inter_op_threads,
+                          log_severity(options.log_level));
     const std::string what = bytes ? "loading a model from " + std::to_string(size) + " bytes in memory"
                                    : "loading model '" + path + "'";
     if (bytes == nullptr)
@@ -220,6 +221,9 @@ class OrtBackend final : public Backend {
                        num_outputs, out_values.data()),
               ErrorCode::Runtime, "running the model");
 
+    // Every runtime-allocated value gets its owner first, so one that cannot be passed leaks nothing.
+    for (size_t i = 0; i < num_outputs; ++i)
+      if (outputs[i].data == nullptr) owned[i].holder.reset(out_values[i], api_.ReleaseValue);
     for (size_t i = 0; i < num_outputs; ++i)
       if (outputs[i].data == nullptr) adopt(out_values[i], outputs_[output_index[i]], outputs[i], owned[i]);
   }
@@ -366,7 +370,6 @@ class OrtBackend final : public Backend {
 
   // Hands a runtime-allocated output to the caller without a copy: the Tensor holds the OrtValue.
   void adopt(OrtValue* value, const TensorInfo& info, TensorView& view, Tensor& owned) {
-    std::shared_ptr<OrtValue> holder(value, api_.ReleaseValue);
     ONNXType kind = ONNX_TYPE_UNKNOWN;
     rt_.check(api_.GetValueType(value, &kind), ErrorCode::Runtime, "reading output " + info.name);
     if (kind != ONNX_TYPE_TENSOR)
@@ -393,7 +396,6 @@ class OrtBackend final : public Backend {
     rt_.check(api_.GetTensorMutableData(value, &data), ErrorCode::Runtime, "reading output " + info.name);
     view.data = data;
     owned.view = view;
-    owned.holder = std::move(holder);
   }
 
   OrtRuntime& rt_;

@@ -117,12 +117,11 @@ OrtRuntime& OrtRuntime::get(const std::string& library) {
   return *(loaded[wanted] = std::move(runtime));
 }
 
-void OrtRuntime::check(OrtStatus* status, ErrorCode code, const std::string& context) const {
-  if (status == nullptr) return;
+void OrtRuntime::fail(OrtStatus* status, ErrorCode code, const char* context) const {
   int ort_code = static_cast<int>(api_.GetErrorCode(status));
   std::string message = api_.GetErrorMessage(status);
   api_.ReleaseStatus(status);
-  throw Error(code, context + ": [ONNX Runtime " + ort_error_name(ort_code) + "] " + message, ort_code);
+  throw Error(code, std::string(context) + ": [ONNX Runtime " + ort_error_name(ort_code) + "] " + message, ort_code);
 }
 
 std::string OrtRuntime::build_info() const { return api_.GetBuildInfoString ? api_.GetBuildInfoString() : ""; }
@@ -136,7 +135,8 @@ std::vector<std::string> OrtRuntime::providers() const {
   return result;
 }
 
-OrtEnv* OrtRuntime::env(bool global_thread_pool, int intra_op_threads, int inter_op_threads) {
+OrtEnv* OrtRuntime::env(bool global_thread_pool, int intra_op_threads, int inter_op_threads, int log_level) {
+  const auto level = static_cast<OrtLoggingLevel>(log_level);
   std::lock_guard<std::mutex> lock(env_mutex_);
   if (env_ == nullptr) {
     if (global_thread_pool) {
@@ -148,10 +148,10 @@ OrtEnv* OrtRuntime::env(bool global_thread_pool, int intra_op_threads, int inter
             "setting global intra-op threads");
       check(api_.SetGlobalInterOpNumThreads(threading, inter_op_threads), ErrorCode::InvalidArgument,
             "setting global inter-op threads");
-      check(api_.CreateEnvWithGlobalThreadPools(ORT_LOGGING_LEVEL_WARNING, "juno-bridge", threading, &env_),
+      check(api_.CreateEnvWithGlobalThreadPools(level, "juno-bridge", threading, &env_),
             ErrorCode::BackendUnavailable, "creating the ONNX Runtime environment");
     } else {
-      check(api_.CreateEnv(ORT_LOGGING_LEVEL_WARNING, "juno-bridge", &env_), ErrorCode::BackendUnavailable,
+      check(api_.CreateEnv(level, "juno-bridge", &env_), ErrorCode::BackendUnavailable,
             "creating the ONNX Runtime environment");
     }
     env_global_pools_ = global_thread_pool;

@@ -27,12 +27,20 @@ class OrtRuntime {
   std::vector<std::string> providers() const;
 
   // The environment, created on first use; global thread pools are fixed by the first caller.
-  OrtEnv* env(bool global_thread_pool, int intra_op_threads, int inter_op_threads);
+  // The environment, created on first use with that caller's log level; one per process.
+  OrtEnv* env(bool global_thread_pool, int intra_op_threads, int inter_op_threads, int log_level);
   const OrtMemoryInfo* cpu_memory() const { return cpu_memory_; }
   OrtAllocator* allocator() const { return allocator_; }
 
-  // Throws jb::Error(code) built from a failed status (and releases it); does nothing on NULL.
-  void check(OrtStatus* status, ErrorCode code, const std::string& context) const;
+  // Throws jb::Error(code) built from a failed status (and releases it); does nothing on NULL. The
+  // const char* form keeps the hot path free of std::string construction.
+  void check(OrtStatus* status, ErrorCode code, const char* context) const {
+    if (status != nullptr) fail(status, code, context);
+  }
+  void check(OrtStatus* status, ErrorCode code, const std::string& context) const {
+    if (status != nullptr) fail(status, code, context.c_str());
+  }
+  [[noreturn]] void fail(OrtStatus* status, ErrorCode code, const char* context) const;
 
  private:
   explicit OrtRuntime(const std::string& path);

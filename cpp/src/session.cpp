@@ -225,9 +225,13 @@ void Session::run(const TensorView* inputs, size_t num_inputs, TensorView* outpu
     throw Error(ErrorCode::Input, "the model has " + std::to_string(all_outputs_.size()) + " output(s) (" +
                                       known_names(backend_->outputs()) + "), got " + std::to_string(num_outputs) +
                                       " output buffer(s)");
+  static char empty_output;  // a zero-element output needs no memory, only a non-NULL address
   for (size_t i = 0; i < num_outputs; ++i)
-    if (outputs != nullptr && outputs[i].data == nullptr)
-      throw Error(ErrorCode::InvalidArgument, "output '" + backend_->outputs()[i].name + "': data pointer is NULL");
+    if (outputs != nullptr && outputs[i].data == nullptr) {
+      if (outputs[i].num_elements() != 0)
+        throw Error(ErrorCode::InvalidArgument, "output '" + backend_->outputs()[i].name + "': data pointer is NULL");
+      outputs[i].data = &empty_output;
+    }
   run(inputs, num_inputs, all_outputs_.data(), outputs, nullptr, num_outputs);
 }
 

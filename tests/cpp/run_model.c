@@ -192,8 +192,9 @@ int main(int argc, char** argv) {
                   "jb_session_run(NULL inputs)");
     memcpy(bad, outputs, sizeof(jb_tensor_view) * n_out);
     bad[0].data = NULL;
-    expect_status(jb_session_run(session, inputs, n_in, bad, n_out), JB_ERROR_INVALID_ARGUMENT, out_info[0].name,
-                  "jb_session_run with an output's data NULL");
+    if (batch > 0)  /* a zero-element output needs no memory: NULL is fine then */
+      expect_status(jb_session_run(session, inputs, n_in, bad, n_out), JB_ERROR_INVALID_ARGUMENT, out_info[0].name,
+                    "jb_session_run with an output's data NULL");
   }
 
   jb_session_close(session);

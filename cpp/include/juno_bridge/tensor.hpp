@@ -71,6 +71,12 @@ struct TensorView {
     return TensorView(const_cast<std::remove_const_t<T>*>(data), dtype_of<std::remove_const_t<T>>(), dims);
   }
 
+  template <class T>
+  static TensorView of(T* data, const std::vector<int64_t>& dims) {
+    return TensorView(const_cast<std::remove_const_t<T>*>(data), dtype_of<std::remove_const_t<T>>(), dims.data(),
+                      dims.size());
+  }
+
   void set_shape(const int64_t* dims, size_t ndim) {
     if (ndim > static_cast<size_t>(kMaxRank))
       throw Error(ErrorCode::Input, "tensor rank " + std::to_string(ndim) + " exceeds the maximum of " +
