@@ -106,9 +106,27 @@ class BuildWithCore(build_ext):
             '  endif()\nendif()\n')
 
 
+def build_python_plugin(lib_dir: Path, tmp: Path) -> None:
+    """libjuno_bridge_python.so: links this interpreter's libpython (built --enable-shared), never the core."""
+    import sysconfig
+    libdir = sysconfig.get_config_var("LIBDIR")
+    ldlibrary = sysconfig.get_config_var("LDLIBRARY") or ""
+    if not ldlibrary.endswith(".so"):
+        raise RuntimeError(f"the python plugin needs a shared libpython (--enable-shared); this one has {ldlibrary!r}")
+    source = ROOT / "cpp" / "plugins" / "python_backend.cpp"
+    target = lib_dir / "libjuno_bridge_python.so"
+    if not out_of_date(str(target), str(source)):
+        return
+    run([CXX, *CXXFLAGS, "-shared", "-fvisibility=hidden", *[f"-I{i}" for i in INCLUDE],
+         f"-I{sysconfig.get_paths()['include']}", f"-I{numpy.get_include()}", str(source), "-o", str(target),
+         f"-L{libdir}", f"-l{ldlibrary[3:-3]}", f"-Wl,-rpath,{libdir}", "-ldl", "-pthread"])
+
+
 def plugin_builds() -> dict:
     """Plugin name -> function that builds it; filled by the plugin issues (torch, python, tf)."""
-    return {}
+    builds = {}
+    builds["python"] = build_python_plugin  # always: the Python running this build is there
+    return builds
 
 
 extensions = [
