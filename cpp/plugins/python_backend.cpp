@@ -128,12 +128,21 @@ struct Declared {
   std::vector<std::string> dim_name_storage;
   std::vector<const char*> dim_names;
   Ref key;     // the name as a Python str, reused every run
-  Ref lease;   // base object of the arrays lent for this tensor: still referenced after a run = escaped
+  Ref lease;   // base of the arrays lent for this tensor and of every view made from them (see new_lease)
 };
+
+// An empty ndarray that owns nothing and has no base. numpy bases a view of a lent array on the first
+// base of the same type that owns its data or has no base of its own, so every view derived from a lent
+// array references the lease: a lease still referenced after a run means the algorithm kept a view.
+PyObject* new_lease() {
+  static char nothing;
+  npy_intp zero = 0;
+  return PyArray_New(&PyArray_Type, 1, &zero, NPY_UINT8, nullptr, &nothing, 0, 0, nullptr);
+}
 
 struct Algorithm {
   std::string model;
-  Ref call, revoke, store_returned, make_lease;
+  Ref call, revoke, store_returned;
   std::vector<Declared> inputs, outputs;
   std::vector<std::string> symbols;
   std::vector<std::string> md_key_storage, md_value_storage;
@@ -239,7 +248,7 @@ bool read_declared(Algorithm& a, PyObject* list, std::vector<Declared>& out) {
     }
     for (const auto& n : d.dim_name_storage) d.dim_names.push_back(n.empty() ? nullptr : n.c_str());
     d.key = Ref(PyUnicode_FromString(name));
-    d.lease = Ref(PyObject_CallNoArgs(a.make_lease.get()));
+    d.lease = Ref(new_lease());
     if (!d.key || !d.lease) return false;
     out.push_back(std::move(d));
   }
@@ -261,10 +270,9 @@ jb_status py_open(const char* model, const void* bytes, size_t size, const char*
   if (!module) return fail_from_python(JB_ERROR_BACKEND_UNAVAILABLE, "python backend: cannot import juno_bridge: ");
   a->revoke = Ref(PyObject_GetAttrString(module.get(), "revoke"));
   a->store_returned = Ref(PyObject_GetAttrString(module.get(), "store_returned"));
-  a->make_lease = Ref(Py_NewRef(reinterpret_cast<PyObject*>(&PyBaseObject_Type)));  // object(): a bare lease
   Ref open(PyObject_GetAttrString(module.get(), "open_algorithm"));
   Ref config(PyDict_New());
-  if (!a->revoke || !a->store_returned || !a->make_lease || !open || !config)
+  if (!a->revoke || !a->store_returned || !open || !config)
     return fail_from_python(JB_ERROR_BACKEND_UNAVAILABLE, "python backend: ");
   for (size_t i = 0; i < num_options; ++i) {
     Ref v(PyUnicode_FromString(values[i] ? values[i] : ""));
@@ -471,9 +479,10 @@ jb_status py_run(void* handle, const jb_tensor_view* inputs, size_t num_inputs, 
   Py_XDECREF(in_dict);
   Py_XDECREF(out_dict);
 
-  // Lifetime: the caller may free these buffers as soon as run returns. An array the algorithm kept is
-  // revoked in place; a view derived from it (which numpy bases on our lease, not on the array) cannot
-  // be, so both make this run fail, naming the tensor, and a fresh lease serves the next run.
+  // Lifetime: the caller may free these buffers as soon as run returns. A lent array the algorithm kept
+  // is revoked in place (numpy offers no way to detach an array from its memory, so its state is
+  // replaced); a view derived from it cannot be reached to revoke. Both fail this run, naming the
+  // tensor, and a fresh lease serves the next run.
   std::string kept;
   for (size_t j = 0; j < lent.size(); ++j) {
     const bool is_input = j < num_inputs;
@@ -482,7 +491,7 @@ jb_status py_run(void* handle, const jb_tensor_view* inputs, size_t num_inputs, 
     if (Py_REFCNT(lent[j]) > 1) {
       Ref r(PyObject_CallFunction(a->revoke.get(), "Os", lent[j], what.c_str()));
       if (!r) PyErr_Clear();
-      kept += (kept.empty() ? "" : ", ") + what;
+      kept += (kept.empty() ? "" : ", ") + what + " (revoked: it raises ReleasedViewError on use)";
     }
     Py_DECREF(lent[j]);
   }
@@ -492,14 +501,14 @@ jb_status py_run(void* handle, const jb_tensor_view* inputs, size_t num_inputs, 
     if (Py_REFCNT(d.lease.get()) <= 1) continue;
     kept += (kept.empty() ? "" : ", ") + std::string("a view derived from ") + (is_input ? "input '" : "output '") +
             d.name + "' (cannot be revoked: it must not be used again)";
-    Ref fresh(PyObject_CallNoArgs(a->make_lease.get()));
+    Ref fresh(new_lease());
     if (fresh) d.lease = std::move(fresh);
     else PyErr_Clear();
   }
   if (!kept.empty() && status == JB_OK)
     status = fail(JB_ERROR_RUNTIME, context + "the algorithm kept " + kept +
-                                        " after the call; views lend the caller's memory for one run only "
-                                        "(keep a .copy() instead); the kept array now raises on use");
+                                        " after the call; views lend the caller's memory for one run only: "
+                                        "keep a .copy() instead");
   return status;
 }
 
