@@ -139,7 +139,17 @@ extensions = [
         extra_compile_args=["-std=c++17", "-O2", "-g0"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
         language="c++",
-    )
+    ),
+    Extension(
+        "juno_bridge._hits",
+        ["bridge/_hits.pyx"],
+        include_dirs=[*INCLUDE, str(ROOT / "bridge"), numpy.get_include()],
+        libraries=["juno_bridge"],
+        runtime_library_dirs=["$ORIGIN/lib"],
+        extra_compile_args=["-std=c++17", "-O2", "-g0"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
+        language="c++",
+    ),
 ]
 
 setup(
