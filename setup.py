@@ -115,11 +115,17 @@ def build_python_plugin(lib_dir: Path, tmp: Path) -> None:
         raise RuntimeError(f"the python plugin needs a shared libpython (--enable-shared); this one has {ldlibrary!r}")
     source = ROOT / "cpp" / "plugins" / "python_backend.cpp"
     target = lib_dir / "libjuno_bridge_python.so"
-    if not out_of_date(str(target), str(source)):
-        return
-    run([CXX, *CXXFLAGS, "-shared", "-fvisibility=hidden", *[f"-I{i}" for i in INCLUDE],
-         f"-I{sysconfig.get_paths()['include']}", f"-I{numpy.get_include()}", str(source), "-o", str(target),
-         f"-L{libdir}", f"-l{ldlibrary[3:-3]}", f"-Wl,-rpath,{libdir}", "-ldl", "-pthread"])
+    python = [f"-I{sysconfig.get_paths()['include']}", f"-L{libdir}", f"-l{ldlibrary[3:-3]}", f"-Wl,-rpath,{libdir}"]
+    if out_of_date(str(target), str(source)):
+        run([CXX, *CXXFLAGS, "-shared", "-fvisibility=hidden", *[f"-I{i}" for i in INCLUDE], f"-I{numpy.get_include()}",
+             str(source), "-o", str(target), *python, "-ldl", "-pthread"])
+    # The benchmark's JUNO-style baseline embeds Python itself, so it is built here with the same flags.
+    bench = ROOT / "cpp" / "examples" / "python_method_bench.cpp"
+    bin_dir = lib_dir.parent / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    if out_of_date(str(bin_dir / bench.stem), str(bench)):
+        run([CXX, *CXXFLAGS, *[f"-I{i}" for i in INCLUDE], str(bench), "-o", str(bin_dir / bench.stem),
+             f"-L{lib_dir}", "-ljuno_bridge", "-Wl,-rpath,$ORIGIN/../lib", *python, "-pthread"])
 
 
 def plugin_builds() -> dict:

@@ -17,8 +17,6 @@ from juno_bridge.errors import InputError, InputTypeError, InvalidArgumentError,
 
 cnp.import_array()
 
-# The dtypes the scatter takes (jb codes, ONNX numbering); anything else is refused, never cast.
-cdef dict _CODES = {np.dtype(np.float32): 1, np.dtype(np.int32): 6, np.dtype(np.int64): 7}
 cdef dict _NUMPY = {1: np.float32, 6: np.int32, 7: np.int64, 11: np.float64, 9: np.bool_, 2: np.uint8,
                     3: np.int8, 5: np.int16, 4: np.uint16, 10: np.float16, 12: np.uint32, 13: np.uint64}
 
@@ -28,7 +26,8 @@ cdef int raise_status(Status& status) except -1:
 
 
 cdef int view_of(object obj, jb_tensor_view* view, str what, bint writable) except -1:
-    """Points `view` at a numpy array's memory (checked: C-contiguous, aligned, a dtype the scatter takes)."""
+    """Points `view` at a numpy array's memory (checked: C-contiguous, aligned, float32 values or int32/int64
+    ids, the jb codes 1, 6, 7); anything else is refused, never cast."""
     if not cnp.PyArray_Check(obj):
         raise InputTypeError(f"{what}: expected a numpy array, got {type(obj).__name__}")
     cdef cnp.ndarray arr = <cnp.ndarray>obj
@@ -37,8 +36,15 @@ cdef int view_of(object obj, jb_tensor_view* view, str what, bint writable) exce
         raise InputError(f"{what}: expected a C-contiguous, aligned array (juno-bridge never copies silently)")
     if writable and not (flags & cnp.NPY_ARRAY_WRITEABLE):
         raise InputError(f"{what}: the array is read-only")
-    code = _CODES.get(arr.dtype)
-    if code is None:
+    cdef int typenum = cnp.PyArray_TYPE(arr)
+    cdef int code = 0
+    if typenum == cnp.NPY_FLOAT32:
+        code = 1
+    elif typenum == cnp.NPY_INT32:
+        code = 6
+    elif cnp.PyArray_ISINTEGER(arr) and cnp.PyArray_ISSIGNED(arr) and cnp.PyArray_ITEMSIZE(arr) == 8:
+        code = 7  # int64 has two type numbers (long, long long)
+    if code == 0 or not arr.dtype.isnative:
         raise InputTypeError(f"{what}: dtype {arr.dtype} is not accepted (float32 values, int32/int64 ids)")
     cdef int d
     view.data = cnp.PyArray_DATA(arr)

@@ -44,14 +44,14 @@ void scatter_hits(const Id* pmt_ids, const float* npe, const float* time, size_t
       throw Error(ErrorCode::Input, "scatter_hits: pmt id " + std::to_string(pmt_ids[h]) + " (hit " +
                                         std::to_string(h) + ") is out of range [0, " + std::to_string(num_pmts) +
                                         ")");
-  float* charge = slot;
+  float* __restrict charge = slot;  // the hit arrays never alias the slot: loads need no reload
   fill_floats(charge, num_pmts, empty);
   if (channels == 1) {
     for (size_t h = 0; h < num_hits; ++h) charge[pmt_ids[h]] = 0.0f;
     for (size_t h = 0; h < num_hits; ++h) charge[pmt_ids[h]] += npe[h];
     return;
   }
-  float* first = slot + num_pmts;
+  float* __restrict first = slot + num_pmts;
   fill_floats(first, num_pmts, empty);
   // Two passes over the few hits instead of a "seen" mask over all PMTs: the first resets the lit PMTs
   // to the identities of sum and min, the second accumulates (duplicates in any order).
