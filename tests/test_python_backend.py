@@ -1,4 +1,5 @@
 """The python backend: a @juno_bridge.algorithm callable behind the same Session as an ONNX model."""
+import sys
 import threading
 
 import numpy as np
@@ -228,10 +229,15 @@ def test_many_threads_share_one_session_without_deadlock():
             errors.append(e)
 
     threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # Python switches threads inside the callables: runs interleave
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    finally:
+        sys.setswitchinterval(interval)
     assert not errors and not any(t.is_alive() for t in threads)
     for k, ev in enumerate(events):
         np.testing.assert_allclose(results[k], ev[:, 0].sum(axis=1), rtol=1e-6)

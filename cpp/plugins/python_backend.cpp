@@ -127,13 +127,13 @@ struct Declared {
   std::vector<int> symbol;
   std::vector<std::string> dim_name_storage;
   std::vector<const char*> dim_names;
-  Ref key;     // the name as a Python str, reused every run
-  Ref lease;   // base of the arrays lent for this tensor and of every view made from them (see new_lease)
+  Ref key;  // the name as a Python str, reused every run
 };
 
-// An empty ndarray that owns nothing and has no base. numpy bases a view of a lent array on the first
-// base of the same type that owns its data or has no base of its own, so every view derived from a lent
-// array references the lease: a lease still referenced after a run means the algorithm kept a view.
+// A lease is the base of one lent array and of every view made from it: an empty ndarray that owns
+// nothing and has no base. numpy bases a view on the first base of the same type that owns its data or
+// has no base of its own, so a lease still referenced after its run means the algorithm kept a view.
+// Each run takes its own leases: Python switches threads inside a call, so runs interleave.
 PyObject* new_lease() {
   static char nothing;
   npy_intp zero = 0;
@@ -150,6 +150,11 @@ struct Algorithm {
   // Zero-copy evidence; written and read with the GIL held, which serialises runs anyway.
   uint64_t tensors_wrapped = 0;
   std::vector<const void*> last_inputs;
+  std::vector<PyObject*> free_leases;  // leases no view references any more, reused by later runs
+
+  ~Algorithm() {
+    for (PyObject* lease : free_leases) Py_DECREF(lease);
+  }
 };
 
 std::string this_plugin_dir() {
@@ -248,8 +253,7 @@ bool read_declared(Algorithm& a, PyObject* list, std::vector<Declared>& out) {
     }
     for (const auto& n : d.dim_name_storage) d.dim_names.push_back(n.empty() ? nullptr : n.c_str());
     d.key = Ref(PyUnicode_FromString(name));
-    d.lease = Ref(new_lease());
-    if (!d.key || !d.lease) return false;
+    if (!d.key) return false;
     out.push_back(std::move(d));
   }
   return true;
@@ -361,16 +365,16 @@ void* alloc_output(size_t nbytes) {
   return std::aligned_alloc(64, rounded ? rounded : 64);
 }
 
-// Lends `data` to Python as a numpy array whose base is the tensor's lease.
-PyObject* lend(void* data, const Declared& d, const int64_t* shape, bool writable) {
+// Lends `data` to Python as a numpy array whose base is `lease` (a reference is added).
+PyObject* lend(void* data, const Declared& d, const int64_t* shape, bool writable, PyObject* lease) {
   npy_intp dims[JB_MAX_RANK];
   for (size_t i = 0; i < d.shape.size(); ++i) dims[i] = static_cast<npy_intp>(shape[i]);
   int flags = NPY_ARRAY_C_CONTIGUOUS | (writable ? NPY_ARRAY_WRITEABLE : 0);
   PyObject* arr = PyArray_New(&PyArray_Type, static_cast<int>(d.shape.size()), dims, typenum_of(d.dtype), nullptr,
                               data, 0, flags, nullptr);
   if (arr == nullptr) return nullptr;
-  Py_INCREF(d.lease.get());
-  if (PyArray_SetBaseObject(reinterpret_cast<PyArrayObject*>(arr), d.lease.get()) < 0) {
+  Py_INCREF(lease);
+  if (PyArray_SetBaseObject(reinterpret_cast<PyArrayObject*>(arr), lease) < 0) {
     Py_DECREF(arr);
     return nullptr;
   }
@@ -447,17 +451,31 @@ jb_status py_run(void* handle, const jb_tensor_view* inputs, size_t num_inputs, 
 
   Gil gil;
   jb_status status = JB_OK;
-  std::vector<PyObject*> lent;  // every array we made, inputs first
+  std::vector<PyObject*> lent, leases;  // every array we made and its lease, inputs first
   lent.reserve(num_inputs + n_model_out);
+  leases.reserve(num_inputs + n_model_out);
+  auto take_lease = [&]() -> PyObject* {
+    PyObject* lease = nullptr;
+    if (!a->free_leases.empty()) {
+      lease = a->free_leases.back();
+      a->free_leases.pop_back();
+    } else {
+      lease = new_lease();
+    }
+    if (lease) leases.push_back(lease);
+    return lease;
+  };
   PyObject* in_dict = PyDict_New();
   PyObject* out_dict = PyDict_New();
   bool built = in_dict && out_dict;
   for (size_t i = 0; built && i < num_inputs; ++i) {
-    PyObject* arr = lend(inputs[i].data, a->inputs[i], inputs[i].shape, false);
+    PyObject* lease = take_lease();
+    PyObject* arr = lease ? lend(inputs[i].data, a->inputs[i], inputs[i].shape, false, lease) : nullptr;
     built = arr && (lent.push_back(arr), PyDict_SetItem(in_dict, a->inputs[i].key.get(), arr) == 0);
   }
   for (size_t k = 0; built && k < n_model_out; ++k) {
-    PyObject* arr = lend(out_data[k], a->outputs[k], out_shape[k].data(), true);
+    PyObject* lease = take_lease();
+    PyObject* arr = lease ? lend(out_data[k], a->outputs[k], out_shape[k].data(), true, lease) : nullptr;
     built = arr && (lent.push_back(arr), PyDict_SetItem(out_dict, a->outputs[k].key.get(), arr) == 0);
   }
   if (!built) {
@@ -495,15 +513,16 @@ jb_status py_run(void* handle, const jb_tensor_view* inputs, size_t num_inputs, 
     }
     Py_DECREF(lent[j]);
   }
-  for (size_t j = 0; j < lent.size(); ++j) {
+  for (size_t j = 0; j < leases.size(); ++j) {
+    if (Py_REFCNT(leases[j]) <= 1) {
+      a->free_leases.push_back(leases[j]);
+      continue;
+    }
+    Py_DECREF(leases[j]);  // the kept view holds it from now on
     const bool is_input = j < num_inputs;
-    Declared& d = is_input ? a->inputs[j] : a->outputs[j - num_inputs];
-    if (Py_REFCNT(d.lease.get()) <= 1) continue;
+    const Declared& d = is_input ? a->inputs[j] : a->outputs[j - num_inputs];
     kept += (kept.empty() ? "" : ", ") + std::string("a view derived from ") + (is_input ? "input '" : "output '") +
             d.name + "' (cannot be revoked: it must not be used again)";
-    Ref fresh(new_lease());
-    if (fresh) d.lease = std::move(fresh);
-    else PyErr_Clear();
   }
   if (!kept.empty() && status == JB_OK)
     status = fail(JB_ERROR_RUNTIME, context + "the algorithm kept " + kept +
