@@ -309,7 +309,11 @@ void py_close(void* handle) {
   auto* a = static_cast<Algorithm*>(handle);
   if (a == nullptr) return;
   // At interpreter shutdown Python objects can no longer be released safely: leave them.
+#if PY_VERSION_HEX >= 0x030D0000
+  if (!Py_IsInitialized() || Py_IsFinalizing()) return;
+#else
   if (!Py_IsInitialized() || _Py_IsFinalizing()) return;
+#endif
   Gil gil;
   delete a;
 }
