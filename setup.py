@@ -118,15 +118,44 @@ def build_bench_loops(package_dir: Path, lib_dir: Path) -> None:
         run([CXX, "-std=c++17", "-O2", "-g0", "-Wall", "-Wextra", f"-I{ROOT / 'cpp' / 'include'}",
              str(examples / "bench_loop.cpp"), "-o", str(bench_loop), f"-L{lib_dir}", "-ljuno_bridge",
              "-Wl,-rpath,$ORIGIN/../lib"])
+    host = bin_dir / "jb-framework-host"  # the demo's "offline framework" event loop
+    if out_of_date(str(host), str(examples / "framework_host.cpp")):
+        run([CXX, "-std=c++17", "-O2", "-g0", "-Wall", "-Wextra", f"-I{ROOT / 'cpp' / 'include'}",
+             str(examples / "framework_host.cpp"), "-o", str(host), f"-L{lib_dir}", "-ljuno_bridge",
+             "-Wl,-rpath,$ORIGIN/../lib"])
     if out_of_date(str(raw_loop), str(examples / "ort_raw_loop.c")):
         run([os.environ.get("CC", "gcc"), "-std=c11", "-O2", "-g0", "-Wall", "-Wextra",
              f"-I{ROOT / 'third_party' / 'onnxruntime'}", str(examples / "ort_raw_loop.c"), "-o", str(raw_loop),
              "-ldl", "-lm"])
 
 
+def build_python_plugin(lib_dir: Path, tmp: Path) -> None:
+    """libjuno_bridge_python.so: links this interpreter's libpython (built --enable-shared), never the core."""
+    import sysconfig
+    libdir = sysconfig.get_config_var("LIBDIR")
+    ldlibrary = sysconfig.get_config_var("LDLIBRARY") or ""
+    if not ldlibrary.endswith(".so"):
+        raise RuntimeError(f"the python plugin needs a shared libpython (--enable-shared); this one has {ldlibrary!r}")
+    source = ROOT / "cpp" / "plugins" / "python_backend.cpp"
+    target = lib_dir / "libjuno_bridge_python.so"
+    python = [f"-I{sysconfig.get_paths()['include']}", f"-L{libdir}", f"-l{ldlibrary[3:-3]}", f"-Wl,-rpath,{libdir}"]
+    if out_of_date(str(target), str(source)):
+        run([CXX, *CXXFLAGS, "-shared", "-fvisibility=hidden", *[f"-I{i}" for i in INCLUDE], f"-I{numpy.get_include()}",
+             str(source), "-o", str(target), *python, "-ldl", "-pthread"])
+    # The benchmark's JUNO-style baseline embeds Python itself, so it is built here with the same flags.
+    bench = ROOT / "cpp" / "examples" / "python_method_bench.cpp"
+    bin_dir = lib_dir.parent / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    if out_of_date(str(bin_dir / bench.stem), str(bench)):
+        run([CXX, *CXXFLAGS, *[f"-I{i}" for i in INCLUDE], str(bench), "-o", str(bin_dir / bench.stem),
+             f"-L{lib_dir}", "-ljuno_bridge", "-Wl,-rpath,$ORIGIN/../lib", *python, "-pthread"])
+
+
 def plugin_builds() -> dict:
     """Plugin name -> function that builds it; filled by the plugin issues (torch, python, tf)."""
-    return {}
+    builds = {}
+    builds["python"] = build_python_plugin  # always: the Python running this build is there
+    return builds
 
 
 extensions = [
@@ -139,7 +168,17 @@ extensions = [
         extra_compile_args=["-std=c++17", "-O2", "-g0"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
         language="c++",
-    )
+    ),
+    Extension(
+        "juno_bridge._hits",
+        ["bridge/_hits.pyx"],
+        include_dirs=[*INCLUDE, str(ROOT / "bridge"), numpy.get_include()],
+        libraries=["juno_bridge"],
+        runtime_library_dirs=["$ORIGIN/lib"],
+        extra_compile_args=["-std=c++17", "-O2", "-g0"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
+        language="c++",
+    ),
 ]
 
 setup(

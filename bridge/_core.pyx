@@ -4,6 +4,7 @@
 Everything here is glue a C++ caller does not need: the C++ Session does the checks and the work.
 """
 from cpython.buffer cimport PyObject_CheckBuffer
+from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_New
 from cython.operator cimport dereference as deref
 from libc.stdint cimport int32_t, int64_t, uintptr_t
 from libcpp.memory cimport shared_ptr
@@ -138,6 +139,11 @@ cdef object to_info(const CTensorInfo* info):
     return TensorInfo(name, dtype, tuple(shape), tuple(names), info.type_name.decode())
 
 
+cdef void _free_session_capsule(object capsule) noexcept:
+    cdef shared_ptr[CSession]* held = <shared_ptr[CSession]*>PyCapsule_GetPointer(capsule, b"juno_bridge.Session")
+    del held
+
+
 cdef str _names(names):
     return ", ".join(repr(n) for n in names) or "none"
 
@@ -252,6 +258,12 @@ cdef class Session:
     @property
     def backend(self):
         return self._open().backend_name().decode()
+
+    def _capsule(self):
+        """The C++ session, shared, for the package's other extension modules (juno_bridge._hits)."""
+        self._open()
+        return PyCapsule_New(new shared_ptr[CSession](self._session), b"juno_bridge.Session",
+                             _free_session_capsule)
 
     def close(self):
         """Releases the model now (a run in flight on another thread finishes first)."""

@@ -11,6 +11,8 @@ from juno_bridge.errors import (BackendUnavailableError, Error, InputError, Inpu
                                 InvalidArgumentError, ModelLoadError, RunError, UnsupportedError)
 from juno_bridge.tensor_info import TensorInfo
 from juno_bridge._core import SUPPORTED_DTYPES, Session, onnxruntime_info
+from juno_bridge.algorithm import ReleasedViewError, algorithm
+from juno_bridge._hits import BatchAssembler, scatter_hits
 
 __version__ = (Path(__file__).with_name("VERSION")).read_text().strip()
 
@@ -18,4 +20,5 @@ __all__ = [
     "Session", "TensorInfo", "onnxruntime_info", "SUPPORTED_DTYPES",
     "Error", "InvalidArgumentError", "InputError", "InputTypeError", "ModelLoadError",
     "BackendUnavailableError", "RunError", "UnsupportedError",
+    "algorithm", "ReleasedViewError", "scatter_hits", "BatchAssembler",
 ]

@@ -116,6 +116,15 @@ class PluginBackend final : public Backend {
   const std::vector<TensorInfo>& inputs() const override { return inputs_; }
   const std::vector<TensorInfo>& outputs() const override { return outputs_; }
 
+  SessionStats stats() const override {
+    SessionStats st;
+    if (api_->stats == nullptr) return st;  // the plugin offers no evidence: all zero
+    st.input_addresses.assign(inputs_.size(), nullptr);
+    jb_status s = api_->stats(handle_, &st.tensors_wrapped, st.input_addresses.data(), st.input_addresses.size());
+    if (s != JB_OK) throw_plugin_error(s, name_);
+    return st;
+  }
+
   ModelMetadata metadata() const override {
     size_t count = 0;
     const char* const* keys = nullptr;

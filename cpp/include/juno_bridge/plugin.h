@@ -52,6 +52,10 @@ typedef struct jb_plugin_api {
    * the plugin allocates it, fills outputs[i] and sets owned[i]. Must be thread-safe. */
   jb_status (*run)(void* handle, const jb_tensor_view* inputs, size_t num_inputs, const int32_t* output_index,
                    jb_tensor_view* outputs, jb_plugin_owned* owned, size_t num_outputs);
+  /* Optional (NULL when the plugin has none): zero-copy evidence for tests. *tensors_wrapped counts
+   * runtime tensor objects made over caller memory since open; input_addresses[i] (i < n) is where
+   * the runtime read input i in the last run. */
+  jb_status (*stats)(void* handle, uint64_t* tensors_wrapped, const void** input_addresses, size_t n);
 } jb_plugin_api;
 
 /* Every plugin exports this symbol; it returns NULL (after host->set_error) when it cannot start. */

@@ -1,0 +1,557 @@
+// The "python" backend plugin (libjuno_bridge_python.so): runs a Python callable declared with
+// @juno_bridge.algorithm on numpy views of the caller's buffers. It is the only code that links
+// libpython, so a C++ program that never opens a `python:` model never loads the interpreter.
+//
+// From a C++ host it starts the interpreter (and releases the GIL); inside a Python process it attaches
+// to the running one. Every entry point takes the GIL itself (PyGILState_Ensure), because the core
+// calls it without the GIL: the Cython module releases it around open and run.
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#define NPY_NO_DEPRECATED_API NPY_2_0_API_VERSION
+#include <numpy/arrayobject.h>
+
+#include <dlfcn.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "juno_bridge/plugin.h"
+
+namespace {
+
+const jb_plugin_host* g_host = nullptr;
+
+jb_status fail(jb_status status, const std::string& message) {
+  g_host->set_error(status, 0, message.c_str());
+  return status;
+}
+
+class Gil {
+ public:
+  Gil() : state_(PyGILState_Ensure()) {}
+  ~Gil() { PyGILState_Release(state_); }
+  Gil(const Gil&) = delete;
+  Gil& operator=(const Gil&) = delete;
+
+ private:
+  PyGILState_STATE state_;
+};
+
+// Owns one reference.
+struct Ref {
+  PyObject* p = nullptr;
+  Ref() = default;
+  explicit Ref(PyObject* o) : p(o) {}
+  Ref(Ref&& o) noexcept : p(o.p) { o.p = nullptr; }
+  Ref& operator=(Ref&& o) noexcept { std::swap(p, o.p); return *this; }
+  Ref(const Ref&) = delete;
+  ~Ref() { Py_XDECREF(p); }
+  PyObject* get() const { return p; }
+  explicit operator bool() const { return p != nullptr; }
+};
+
+std::string str_of(PyObject* o) {
+  Ref s(PyObject_Str(o));
+  const char* c = s ? PyUnicode_AsUTF8(s.get()) : nullptr;
+  if (c == nullptr) {
+    PyErr_Clear();
+    return "<unprintable>";
+  }
+  return c;
+}
+
+// Turns the pending Python exception into a bridge error (GIL held). A juno_bridge.errors.Error keeps
+// its own status and message; anything else gets `fallback` and the full traceback text.
+jb_status fail_from_python(jb_status fallback, const std::string& context) {
+  PyObject *type = nullptr, *value = nullptr, *tb = nullptr;
+  PyErr_Fetch(&type, &value, &tb);
+  PyErr_NormalizeException(&type, &value, &tb);
+  if (tb && value) PyException_SetTraceback(value, tb);
+  Ref t(type), v(value), trace(tb);
+  jb_status status = fallback;
+  std::string text;
+  Ref errors(PyImport_ImportModule("juno_bridge.errors"));
+  Ref base(errors ? PyObject_GetAttrString(errors.get(), "Error") : nullptr);
+  PyErr_Clear();
+  if (v && base && PyObject_IsInstance(v.get(), base.get()) == 1) {
+    Ref code(PyObject_GetAttrString(v.get(), "code"));
+    long c = code ? PyLong_AsLong(code.get()) : -1;
+    if (c > 0 && c <= JB_ERROR_UNSUPPORTED) status = static_cast<jb_status>(c);
+    text = str_of(v.get());
+  } else if (v) {
+    Ref module(PyImport_ImportModule("juno_bridge.algorithm"));
+    Ref formatted(module ? PyObject_CallMethod(module.get(), "format_exception", "O", v.get()) : nullptr);
+    text = formatted ? str_of(formatted.get()) : str_of(v.get());
+  }
+  PyErr_Clear();
+  return fail(status, context + text);
+}
+
+int typenum_of(int32_t dtype) {
+  switch (dtype) {
+    case JB_DTYPE_FLOAT32: return NPY_FLOAT32;
+    case JB_DTYPE_UINT8: return NPY_UINT8;
+    case JB_DTYPE_INT8: return NPY_INT8;
+    case JB_DTYPE_UINT16: return NPY_UINT16;
+    case JB_DTYPE_INT16: return NPY_INT16;
+    case JB_DTYPE_INT32: return NPY_INT32;
+    case JB_DTYPE_INT64: return NPY_INT64;
+    case JB_DTYPE_BOOL: return NPY_BOOL;
+    case JB_DTYPE_FLOAT16: return NPY_FLOAT16;
+    case JB_DTYPE_FLOAT64: return NPY_FLOAT64;
+    case JB_DTYPE_UINT32: return NPY_UINT32;
+    case JB_DTYPE_UINT64: return NPY_UINT64;
+    default: return -1;
+  }
+}
+
+size_t dtype_bytes(int32_t dtype) {
+  switch (dtype) {
+    case JB_DTYPE_FLOAT64: case JB_DTYPE_INT64: case JB_DTYPE_UINT64: return 8;
+    case JB_DTYPE_FLOAT32: case JB_DTYPE_INT32: case JB_DTYPE_UINT32: return 4;
+    case JB_DTYPE_FLOAT16: case JB_DTYPE_INT16: case JB_DTYPE_UINT16: return 2;
+    default: return 1;
+  }
+}
+
+// A declared input or output. A dim is fixed (shape[d] >= 0) or symbolic (symbol[d] indexes the
+// algorithm's symbol table).
+struct Declared {
+  std::string name;
+  int32_t dtype = 0;
+  std::vector<int64_t> shape;
+  std::vector<int> symbol;
+  std::vector<std::string> dim_name_storage;
+  std::vector<const char*> dim_names;
+  Ref key;  // the name as a Python str, reused every run
+};
+
+// A lease is the base of one lent array and of every view made from it: an empty ndarray that owns
+// nothing and has no base. numpy bases a view on the first base of the same type that owns its data or
+// has no base of its own, so a lease still referenced after its run means the algorithm kept a view.
+// Each run takes its own leases: Python switches threads inside a call, so runs interleave.
+PyObject* new_lease() {
+  static char nothing;
+  npy_intp zero = 0;
+  return PyArray_New(&PyArray_Type, 1, &zero, NPY_UINT8, nullptr, &nothing, 0, 0, nullptr);
+}
+
+struct Algorithm {
+  std::string model;
+  Ref call, revoke, store_returned;
+  std::vector<Declared> inputs, outputs;
+  std::vector<std::string> symbols;
+  std::vector<std::string> md_key_storage, md_value_storage;
+  std::vector<const char*> md_keys, md_values;
+  // Zero-copy evidence; written and read with the GIL held, which serialises runs anyway.
+  uint64_t tensors_wrapped = 0;
+  std::vector<const void*> last_inputs;
+  std::vector<PyObject*> free_leases;  // leases no view references any more, reused by later runs
+
+  ~Algorithm() {
+    for (PyObject* lease : free_leases) Py_DECREF(lease);
+  }
+};
+
+std::string this_plugin_dir() {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&this_plugin_dir), &info) == 0 || info.dli_fname == nullptr) return ".";
+  std::string file = info.dli_fname;
+  auto slash = file.rfind('/');
+  return slash == std::string::npos ? "." : file.substr(0, slash);
+}
+
+std::string parent(const std::string& dir) {
+  auto slash = dir.rfind('/');
+  return slash == std::string::npos || slash == 0 ? dir : dir.substr(0, slash);
+}
+
+// Starts the interpreter when no Python runs in this process yet (a C++ host), so that our package and
+// numpy are importable without the host knowing about Python: the site-packages this plugin is installed
+// in (<site-packages>/juno_bridge/lib/) and $VIRTUAL_ENV's are added to sys.path.
+jb_status ensure_interpreter() {
+  static std::mutex mutex;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (Py_IsInitialized()) return JB_OK;
+  // Extension modules (numpy) find Python's symbols in the global namespace; the core dlopens this
+  // plugin RTLD_LOCAL, so libpython is promoted to RTLD_GLOBAL before the interpreter starts.
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&Py_InitializeEx), &info) != 0 && info.dli_fname != nullptr)
+    dlopen(info.dli_fname, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD);
+  Py_InitializeEx(0);  // 0: leave the host's signal handlers alone
+  std::vector<std::string> dirs = {parent(parent(this_plugin_dir()))};
+  if (const char* venv = std::getenv("VIRTUAL_ENV"); venv && *venv)
+    dirs.push_back(std::string(venv) + "/lib/python" + std::to_string(PY_MAJOR_VERSION) + "." +
+                   std::to_string(PY_MINOR_VERSION) + "/site-packages");
+  jb_status status = JB_OK;
+  Ref site(PyImport_ImportModule("site"));
+  for (const auto& dir : dirs) {
+    Ref r(site ? PyObject_CallMethod(site.get(), "addsitedir", "s", dir.c_str()) : nullptr);
+    if (!r) {
+      status = fail_from_python(JB_ERROR_BACKEND_UNAVAILABLE, "python backend: cannot add " + dir + " to sys.path: ");
+      break;
+    }
+  }
+  // Some libraries read sys.argv, which an embedded interpreter lacks.
+  if (status == JB_OK && PyRun_SimpleString("import sys\nif not getattr(sys, 'argv', None): sys.argv = ['']\n") != 0)
+    status = fail(JB_ERROR_BACKEND_UNAVAILABLE, "python backend: cannot set sys.argv");
+  PyEval_SaveThread();  // the host's threads take the GIL per call from now on
+  return status;
+}
+
+jb_status ensure_numpy() {
+  if (PyArray_API != nullptr) return JB_OK;
+  if (_import_array() < 0) return fail_from_python(JB_ERROR_BACKEND_UNAVAILABLE, "python backend: cannot import numpy: ");
+  return JB_OK;
+}
+
+// Reads (name, dtype code, dims) records from open_algorithm into `out`, building the symbol table.
+bool read_declared(Algorithm& a, PyObject* list, std::vector<Declared>& out) {
+  Ref seq(PySequence_Fast(list, "expected a list"));
+  if (!seq) return false;
+  for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq.get()); ++i) {
+    PyObject* item = PySequence_Fast_GET_ITEM(seq.get(), i);
+    const char* name = nullptr;
+    int dtype = 0;
+    PyObject* dims = nullptr;
+    if (!PyArg_ParseTuple(item, "siO", &name, &dtype, &dims)) return false;
+    Declared d;
+    d.name = name;
+    d.dtype = dtype;
+    Ref dseq(PySequence_Fast(dims, "dims must be a sequence"));
+    if (!dseq) return false;
+    Py_ssize_t rank = PySequence_Fast_GET_SIZE(dseq.get());
+    if (rank > JB_MAX_RANK) {
+      PyErr_Format(PyExc_ValueError, "'%s' has rank %zd; the maximum is %d", name, rank, JB_MAX_RANK);
+      return false;
+    }
+    for (Py_ssize_t k = 0; k < rank; ++k) {
+      PyObject* dim = PySequence_Fast_GET_ITEM(dseq.get(), k);
+      if (PyUnicode_Check(dim)) {
+        std::string sym = PyUnicode_AsUTF8(dim);
+        int index = -1;
+        for (size_t s = 0; s < a.symbols.size(); ++s)
+          if (a.symbols[s] == sym) index = static_cast<int>(s);
+        if (index < 0) {
+          index = static_cast<int>(a.symbols.size());
+          a.symbols.push_back(sym);
+        }
+        d.shape.push_back(-1);
+        d.symbol.push_back(index);
+        d.dim_name_storage.push_back(sym);
+      } else {
+        long long v = PyLong_AsLongLong(dim);
+        if (v == -1 && PyErr_Occurred()) return false;
+        d.shape.push_back(v);
+        d.symbol.push_back(-1);
+        d.dim_name_storage.emplace_back();
+      }
+    }
+    for (const auto& n : d.dim_name_storage) d.dim_names.push_back(n.empty() ? nullptr : n.c_str());
+    d.key = Ref(PyUnicode_FromString(name));
+    if (!d.key) return false;
+    out.push_back(std::move(d));
+  }
+  return true;
+}
+
+jb_status py_open(const char* model, const void* bytes, size_t size, const char* const* keys,
+                  const char* const* values, size_t num_options, void** handle) {
+  if (handle == nullptr || model == nullptr) return fail(JB_ERROR_INVALID_ARGUMENT, "python backend: NULL argument");
+  if (bytes != nullptr)
+    return fail(JB_ERROR_UNSUPPORTED, "python backend: opens 'python:package.module:attr', not model bytes");
+  if (jb_status s = ensure_interpreter(); s != JB_OK) return s;
+  Gil gil;
+  if (jb_status s = ensure_numpy(); s != JB_OK) return s;
+  auto a = std::make_unique<Algorithm>();
+  a->model = model;
+  const std::string context = std::string("python model '") + model + "': ";
+  Ref module(PyImport_ImportModule("juno_bridge.algorithm"));
+  if (!module) return fail_from_python(JB_ERROR_BACKEND_UNAVAILABLE, "python backend: cannot import juno_bridge: ");
+  a->revoke = Ref(PyObject_GetAttrString(module.get(), "revoke"));
+  a->store_returned = Ref(PyObject_GetAttrString(module.get(), "store_returned"));
+  Ref open(PyObject_GetAttrString(module.get(), "open_algorithm"));
+  Ref config(PyDict_New());
+  if (!a->revoke || !a->store_returned || !open || !config)
+    return fail_from_python(JB_ERROR_BACKEND_UNAVAILABLE, "python backend: ");
+  for (size_t i = 0; i < num_options; ++i) {
+    Ref v(PyUnicode_FromString(values[i] ? values[i] : ""));
+    if (!v || PyDict_SetItemString(config.get(), keys[i], v.get()) < 0)
+      return fail_from_python(JB_ERROR_INVALID_ARGUMENT, context);
+  }
+  Ref opened(PyObject_CallFunction(open.get(), "sO", model, config.get()));
+  if (!opened) return fail_from_python(JB_ERROR_MODEL_LOAD, context);
+  PyObject *call = nullptr, *ins = nullptr, *outs = nullptr, *md = nullptr;
+  if (!PyArg_ParseTuple(opened.get(), "OOOO", &call, &ins, &outs, &md) || !read_declared(*a, ins, a->inputs) ||
+      !read_declared(*a, outs, a->outputs))
+    return fail_from_python(JB_ERROR_MODEL_LOAD, context);
+  Py_INCREF(call);
+  a->call = Ref(call);
+  PyObject *k = nullptr, *v = nullptr;
+  for (Py_ssize_t pos = 0; PyDict_Next(md, &pos, &k, &v);) {
+    a->md_key_storage.push_back(str_of(k));
+    a->md_value_storage.push_back(str_of(v));
+  }
+  for (size_t i = 0; i < a->md_key_storage.size(); ++i) {
+    a->md_keys.push_back(a->md_key_storage[i].c_str());
+    a->md_values.push_back(a->md_value_storage[i].c_str());
+  }
+  a->last_inputs.assign(a->inputs.size(), nullptr);
+  *handle = a.release();
+  return JB_OK;
+}
+
+void py_close(void* handle) {
+  auto* a = static_cast<Algorithm*>(handle);
+  if (a == nullptr) return;
+  // At interpreter shutdown Python objects can no longer be released safely: leave them.
+#if PY_VERSION_HEX >= 0x030D0000
+  if (!Py_IsInitialized() || Py_IsFinalizing()) return;
+#else
+  if (!Py_IsInitialized() || _Py_IsFinalizing()) return;
+#endif
+  Gil gil;
+  delete a;
+}
+
+size_t py_num_inputs(void* handle) { return static_cast<Algorithm*>(handle)->inputs.size(); }
+size_t py_num_outputs(void* handle) { return static_cast<Algorithm*>(handle)->outputs.size(); }
+
+jb_status info_of(const std::vector<Declared>& list, size_t index, jb_tensor_info* out) {
+  if (out == nullptr || index >= list.size()) return fail(JB_ERROR_INVALID_ARGUMENT, "python backend: bad tensor index");
+  const Declared& d = list[index];
+  out->name = d.name.c_str();
+  out->dtype = d.dtype;
+  out->rank = static_cast<int32_t>(d.shape.size());
+  out->shape = d.shape.data();
+  out->dim_names = d.dim_names.data();
+  out->type_name = nullptr;
+  return JB_OK;
+}
+
+jb_status py_input_info(void* h, size_t i, jb_tensor_info* out) { return info_of(static_cast<Algorithm*>(h)->inputs, i, out); }
+jb_status py_output_info(void* h, size_t i, jb_tensor_info* out) { return info_of(static_cast<Algorithm*>(h)->outputs, i, out); }
+
+jb_status py_metadata(void* handle, size_t* count, const char* const** keys, const char* const** values) {
+  auto* a = static_cast<Algorithm*>(handle);
+  *count = a->md_keys.size();
+  *keys = a->md_keys.data();
+  *values = a->md_values.data();
+  return JB_OK;
+}
+
+std::string shape_text(const int64_t* dims, size_t rank) {
+  std::string s = "[";
+  for (size_t i = 0; i < rank; ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
+  return s + "]";
+}
+
+// The declared shape with symbols spelled out and their bound values: "[B=4, 3]".
+std::string bound_text(const Algorithm& a, const Declared& d, const std::vector<int64_t>& bound) {
+  std::string s = "[";
+  for (size_t i = 0; i < d.shape.size(); ++i) {
+    s += i ? ", " : "";
+    s += d.symbol[i] < 0 ? std::to_string(d.shape[i])
+                         : a.symbols[d.symbol[i]] + "=" + std::to_string(bound[d.symbol[i]]);
+  }
+  return s + "]";
+}
+
+void free_aligned(void* p) { std::free(p); }
+
+// 64-byte aligned (what vectorised libraries expect), never NULL even for an empty tensor.
+void* alloc_output(size_t nbytes) {
+  size_t rounded = (nbytes + 63) / 64 * 64;
+  return std::aligned_alloc(64, rounded ? rounded : 64);
+}
+
+// Lends `data` to Python as a numpy array whose base is `lease` (a reference is added).
+PyObject* lend(void* data, const Declared& d, const int64_t* shape, bool writable, PyObject* lease) {
+  npy_intp dims[JB_MAX_RANK];
+  for (size_t i = 0; i < d.shape.size(); ++i) dims[i] = static_cast<npy_intp>(shape[i]);
+  int flags = NPY_ARRAY_C_CONTIGUOUS | (writable ? NPY_ARRAY_WRITEABLE : 0);
+  PyObject* arr = PyArray_New(&PyArray_Type, static_cast<int>(d.shape.size()), dims, typenum_of(d.dtype), nullptr,
+                              data, 0, flags, nullptr);
+  if (arr == nullptr) return nullptr;
+  Py_INCREF(lease);
+  if (PyArray_SetBaseObject(reinterpret_cast<PyArrayObject*>(arr), lease) < 0) {
+    Py_DECREF(arr);
+    return nullptr;
+  }
+  return arr;
+}
+
+jb_status py_run(void* handle, const jb_tensor_view* inputs, size_t num_inputs, const int32_t* output_index,
+                 jb_tensor_view* outputs, jb_plugin_owned* owned, size_t num_outputs) {
+  auto* a = static_cast<Algorithm*>(handle);
+  const std::string context = "python model '" + a->model + "': ";
+
+  // Symbolic dims take their sizes from the inputs, so every output's shape is known before the call.
+  std::vector<int64_t> bound(a->symbols.size(), -1);
+  std::vector<size_t> bound_by(a->symbols.size(), 0);
+  for (size_t i = 0; i < num_inputs; ++i) {
+    const Declared& d = a->inputs[i];
+    for (size_t k = 0; k < d.shape.size(); ++k) {
+      int s = d.symbol[k];
+      if (s < 0) continue;
+      if (bound[s] < 0) {
+        bound[s] = inputs[i].shape[k];
+        bound_by[s] = i;
+      } else if (bound[s] != inputs[i].shape[k]) {
+        return fail(JB_ERROR_INPUT, context + "input '" + d.name + "': dim " + std::to_string(k) + " ('" +
+                                        a->symbols[s] + "') is " + std::to_string(inputs[i].shape[k]) +
+                                        ", but input '" + a->inputs[bound_by[s]].name + "' has " + a->symbols[s] +
+                                        " = " + std::to_string(bound[s]));
+      }
+    }
+  }
+  const size_t n_model_out = a->outputs.size();
+  std::vector<std::vector<int64_t>> out_shape(n_model_out);
+  for (size_t k = 0; k < n_model_out; ++k) {
+    const Declared& d = a->outputs[k];
+    for (size_t i = 0; i < d.shape.size(); ++i) out_shape[k].push_back(d.symbol[i] < 0 ? d.shape[i] : bound[d.symbol[i]]);
+  }
+  auto nbytes = [&](size_t k) {
+    size_t n = dtype_bytes(a->outputs[k].dtype);
+    for (int64_t v : out_shape[k]) n *= static_cast<size_t>(v);
+    return n;
+  };
+
+  // Where each model output goes: the caller's buffer, one we allocate for the caller, or scratch for an
+  // output the caller did not ask for (the callable still gets every declared output).
+  std::vector<void*> out_data(n_model_out, nullptr);
+  for (size_t i = 0; i < num_outputs; ++i) {
+    const size_t k = static_cast<size_t>(output_index[i]);
+    const Declared& d = a->outputs[k];
+    if (outputs[i].data != nullptr) {
+      if (static_cast<size_t>(outputs[i].rank) != d.shape.size() ||
+          std::memcmp(outputs[i].shape, out_shape[k].data(), d.shape.size() * sizeof(int64_t)) != 0)
+        return fail(JB_ERROR_INPUT, context + "output '" + d.name + "': expected shape " + bound_text(*a, d, bound) +
+                                        " (bound from the inputs), got " + shape_text(outputs[i].shape, outputs[i].rank));
+      out_data[k] = outputs[i].data;
+      continue;
+    }
+    void* p = alloc_output(nbytes(k));
+    if (p == nullptr) return fail(JB_ERROR_RUNTIME, context + "out of memory for output '" + d.name + "'");
+    owned[i].holder = p;
+    owned[i].release = &free_aligned;
+    outputs[i].data = p;
+    outputs[i].dtype = d.dtype;
+    outputs[i].rank = static_cast<int32_t>(d.shape.size());
+    for (size_t r = 0; r < d.shape.size(); ++r) outputs[i].shape[r] = out_shape[k][r];
+    out_data[k] = p;
+  }
+  std::vector<std::unique_ptr<void, void (*)(void*)>> scratch;
+  for (size_t k = 0; k < n_model_out; ++k) {
+    if (out_data[k] != nullptr) continue;
+    scratch.emplace_back(alloc_output(nbytes(k)), &free_aligned);
+    if (!scratch.back()) return fail(JB_ERROR_RUNTIME, context + "out of memory for output '" + a->outputs[k].name + "'");
+    out_data[k] = scratch.back().get();
+  }
+
+  Gil gil;
+  jb_status status = JB_OK;
+  std::vector<PyObject*> lent, leases;  // every array we made and its lease, inputs first
+  lent.reserve(num_inputs + n_model_out);
+  leases.reserve(num_inputs + n_model_out);
+  auto take_lease = [&]() -> PyObject* {
+    PyObject* lease = nullptr;
+    if (!a->free_leases.empty()) {
+      lease = a->free_leases.back();
+      a->free_leases.pop_back();
+    } else {
+      lease = new_lease();
+    }
+    if (lease) leases.push_back(lease);
+    return lease;
+  };
+  PyObject* in_dict = PyDict_New();
+  PyObject* out_dict = PyDict_New();
+  bool built = in_dict && out_dict;
+  for (size_t i = 0; built && i < num_inputs; ++i) {
+    PyObject* lease = take_lease();
+    PyObject* arr = lease ? lend(inputs[i].data, a->inputs[i], inputs[i].shape, false, lease) : nullptr;
+    built = arr && (lent.push_back(arr), PyDict_SetItem(in_dict, a->inputs[i].key.get(), arr) == 0);
+  }
+  for (size_t k = 0; built && k < n_model_out; ++k) {
+    PyObject* lease = take_lease();
+    PyObject* arr = lease ? lend(out_data[k], a->outputs[k], out_shape[k].data(), true, lease) : nullptr;
+    built = arr && (lent.push_back(arr), PyDict_SetItem(out_dict, a->outputs[k].key.get(), arr) == 0);
+  }
+  if (!built) {
+    status = fail_from_python(JB_ERROR_RUNTIME, context + "cannot make the numpy views: ");
+  } else {
+    a->tensors_wrapped += lent.size();
+    for (size_t i = 0; i < num_inputs; ++i) a->last_inputs[i] = inputs[i].data;
+    PyObject* result = PyObject_CallFunctionObjArgs(a->call.get(), in_dict, out_dict, nullptr);
+    if (result == nullptr) {
+      status = fail_from_python(JB_ERROR_RUNTIME, context + "the algorithm raised an exception:\n");
+    } else if (result != Py_None) {
+      Ref stored(PyObject_CallFunctionObjArgs(a->store_returned.get(), result, out_dict, nullptr));
+      if (!stored) status = fail_from_python(JB_ERROR_RUNTIME, context);
+    }
+    Py_XDECREF(result);
+  }
+  // The exception and its traceback (which holds the frames' locals) are gone by now, so any reference
+  // left to a lent array is one the algorithm kept.
+  Py_XDECREF(in_dict);
+  Py_XDECREF(out_dict);
+
+  // Lifetime: the caller may free these buffers as soon as run returns. A lent array the algorithm kept
+  // is revoked in place (numpy offers no way to detach an array from its memory, so its state is
+  // replaced); a view derived from it cannot be reached to revoke. Both fail this run, naming the
+  // tensor, and a fresh lease serves the next run.
+  std::string kept;
+  for (size_t j = 0; j < lent.size(); ++j) {
+    const bool is_input = j < num_inputs;
+    Declared& d = is_input ? a->inputs[j] : a->outputs[j - num_inputs];
+    const std::string what = std::string(is_input ? "input '" : "output '") + d.name + "'";
+    if (Py_REFCNT(lent[j]) > 1) {
+      Ref r(PyObject_CallFunction(a->revoke.get(), "Os", lent[j], what.c_str()));
+      if (!r) PyErr_Clear();
+      kept += (kept.empty() ? "" : ", ") + what + " (revoked: it raises ReleasedViewError on use)";
+    }
+    Py_DECREF(lent[j]);
+  }
+  for (size_t j = 0; j < leases.size(); ++j) {
+    if (Py_REFCNT(leases[j]) <= 1) {
+      a->free_leases.push_back(leases[j]);
+      continue;
+    }
+    Py_DECREF(leases[j]);  // the kept view holds it from now on
+    const bool is_input = j < num_inputs;
+    const Declared& d = is_input ? a->inputs[j] : a->outputs[j - num_inputs];
+    kept += (kept.empty() ? "" : ", ") + std::string("a view derived from ") + (is_input ? "input '" : "output '") +
+            d.name + "' (cannot be revoked: it must not be used again)";
+  }
+  if (!kept.empty() && status == JB_OK)
+    status = fail(JB_ERROR_RUNTIME, context + "the algorithm kept " + kept +
+                                        " after the call; views lend the caller's memory for one run only: "
+                                        "keep a .copy() instead");
+  return status;
+}
+
+jb_status py_stats(void* handle, uint64_t* tensors_wrapped, const void** input_addresses, size_t n) {
+  auto* a = static_cast<Algorithm*>(handle);
+  Gil gil;
+  if (tensors_wrapped) *tensors_wrapped = a->tensors_wrapped;
+  for (size_t i = 0; input_addresses && i < n && i < a->last_inputs.size(); ++i) input_addresses[i] = a->last_inputs[i];
+  return JB_OK;
+}
+
+const jb_plugin_api kApi = {
+    JB_PLUGIN_ABI_VERSION, "python", &py_open, &py_close, &py_num_inputs, &py_num_outputs,
+    &py_input_info, &py_output_info, &py_metadata, &py_run, &py_stats,
+};
+
+}  // namespace
+
+extern "C" __attribute__((visibility("default"))) const jb_plugin_api* jb_plugin_init(const jb_plugin_host* host) {
+  if (host == nullptr) return nullptr;
+  g_host = host;
+  return &kApi;
+}

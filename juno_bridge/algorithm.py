@@ -1,0 +1,233 @@
+"""The Python-algorithm method: ``@juno_bridge.algorithm`` declares what a callable takes and gives, and
+the helpers the ``python`` backend plugin (cpp/plugins/python_backend.cpp) calls to open and check it.
+
+    @juno_bridge.algorithm(inputs={"pmt": ("float32", ("B", 2, 17612))},
+                           outputs={"energy": ("float32", ("B",))})
+    def reco(inputs, outputs):
+        outputs["energy"][:] = inputs["pmt"][:, 0].sum(axis=1) / 1345.0
+
+    jb.Session("python:mypkg.reco:reco")      # from Python, or from C++ through the same core
+
+A class is instantiated once per session, with keyword options from the session's config entries
+(strings, converted by the types the decorator declares in ``options=``), and then called per run.
+"""
+from __future__ import annotations
+
+import importlib
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from juno_bridge.errors import InvalidArgumentError, ModelLoadError, RunError
+
+# jb dtype codes (ONNX numbering), as the C ABI spells them.
+_DTYPE_CODES = {np.dtype(np.float32): 1, np.dtype(np.uint8): 2, np.dtype(np.int8): 3,
+                np.dtype(np.uint16): 4, np.dtype(np.int16): 5, np.dtype(np.int32): 6,
+                np.dtype(np.int64): 7, np.dtype(np.bool_): 9, np.dtype(np.float16): 10,
+                np.dtype(np.float64): 11, np.dtype(np.uint32): 12, np.dtype(np.uint64): 13}
+
+# Session options every backend receives; they are not the algorithm's keyword options.
+_SESSION_OPTIONS = frozenset({"intra_op_threads", "inter_op_threads", "optimization", "log_level",
+                              "execution_mode", "providers", "onnxruntime", "global_thread_pool", "backend"})
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One declared input or output: dims are ints or symbolic names shared across tensors."""
+
+    name: str
+    dtype: np.dtype
+    dims: tuple[int | str, ...]
+
+
+@dataclass(frozen=True)
+class AlgorithmSpec:
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    options: Mapping[str, Callable[[str], Any]]
+
+
+def _tensor_specs(role: str, declared: Mapping[str, tuple]) -> tuple[TensorSpec, ...]:
+    if not isinstance(declared, Mapping) or not declared:
+        raise InvalidArgumentError(f"@algorithm {role}: expected a non-empty dict name -> (dtype, dims), "
+                                   f"got {declared!r}")
+    specs = []
+    for name, entry in declared.items():
+        try:
+            dtype_name, dims = entry
+            dtype = np.dtype(dtype_name)
+        except (TypeError, ValueError) as e:
+            raise InvalidArgumentError(f"@algorithm {role} '{name}': expected (dtype, dims), got {entry!r}") from e
+        if dtype not in _DTYPE_CODES:
+            raise InvalidArgumentError(f"@algorithm {role} '{name}': dtype {dtype} is not supported; expected "
+                                       f"one of {', '.join(str(d) for d in _DTYPE_CODES)}")
+        dims = tuple(dims)
+        for d in dims:
+            if isinstance(d, bool) or not (isinstance(d, str) and d.isidentifier()
+                                           or isinstance(d, int) and d >= 0):
+                raise InvalidArgumentError(f"@algorithm {role} '{name}': dim {d!r} must be a non-negative "
+                                           f"int or a symbolic name")
+        specs.append(TensorSpec(str(name), dtype, dims))
+    return tuple(specs)
+
+
+def algorithm(inputs: Mapping[str, tuple], outputs: Mapping[str, tuple],
+              options: Mapping[str, Callable[[str], Any]] | None = None):
+    """Declares a callable ``f(inputs, outputs)`` (or a class whose instances are) for the python backend.
+
+    ``inputs``/``outputs``: name -> (dtype, dims); a dim is an int or a symbolic name. Every symbolic
+    dim of an output must appear in an input, so that the bridge knows each output's shape before the
+    call. ``options``: keyword option name -> type (``int``, ``float``, ``bool``, ``str`` or any
+    callable taking the option's string), converted from the session's config entries.
+    """
+    in_specs = _tensor_specs("inputs", inputs)
+    out_specs = _tensor_specs("outputs", outputs)
+    bound = {d for s in in_specs for d in s.dims if isinstance(d, str)}
+    for s in out_specs:
+        for d in s.dims:
+            if isinstance(d, str) and d not in bound:
+                raise InvalidArgumentError(f"@algorithm output '{s.name}': symbolic dim '{d}' appears in no "
+                                           f"input, so its size would be unknown before the call")
+    names = [s.name for s in in_specs + out_specs]
+    if len(set(names)) != len(names):
+        raise InvalidArgumentError(f"@algorithm: input and output names must be distinct, got {names}")
+    for key, kind in (options or {}).items():
+        if not callable(kind):
+            raise InvalidArgumentError(f"@algorithm option '{key}': expected a type or converter, got {kind!r}")
+    spec = AlgorithmSpec(in_specs, out_specs, dict(options or {}))
+
+    def declare(target):
+        target.__juno_bridge_algorithm__ = spec
+        return target
+
+    return declare
+
+
+def _convert_option(key: str, value: str, kind: Callable[[str], Any]) -> Any:
+    if kind is bool:
+        if value.strip().lower() in _TRUE:
+            return True
+        if value.strip().lower() in _FALSE:
+            return False
+        raise InvalidArgumentError(f"option '{key}' needs a bool (1/0, true/false, yes/no, on/off), got {value!r}")
+    try:
+        return kind(value)
+    except (TypeError, ValueError) as e:
+        raise InvalidArgumentError(f"option '{key}' needs {getattr(kind, '__name__', kind)}, got {value!r}: {e}") \
+            from e
+
+
+def _resolve(model: str):
+    target = model[len("python:"):] if model.startswith("python:") else model
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise ModelLoadError(f"python model {model!r}: expected 'python:package.module:attr'")
+    try:
+        obj = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ModelLoadError(f"python model {model!r}: cannot import module '{module_name}': {e}") from e
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError as e:
+            raise ModelLoadError(f"python model {model!r}: module '{module_name}' has no attribute '{attr}'") from e
+    return obj
+
+
+def open_algorithm(model: str, config: Mapping[str, str]):
+    """Called by the plugin at open: returns (callable, inputs, outputs, metadata) where each tensor is
+    (name, jb dtype code, dims) with dims ints or symbolic names."""
+    obj = _resolve(model)
+    spec = getattr(obj, "__juno_bridge_algorithm__", None)
+    if not isinstance(spec, AlgorithmSpec):
+        raise ModelLoadError(f"python model {model!r}: {obj!r} is not declared with @juno_bridge.algorithm(...)")
+    given = {k: v for k, v in config.items() if k not in _SESSION_OPTIONS}
+    unknown = sorted(set(given) - set(spec.options))
+    if unknown:
+        declared = ", ".join(repr(k) for k in spec.options) or "none"
+        raise InvalidArgumentError(f"python model {model!r}: unknown option(s) {', '.join(map(repr, unknown))}; "
+                                   f"the algorithm declares {declared}")
+    kwargs = {k: _convert_option(k, v, spec.options[k]) for k, v in given.items()}
+    if isinstance(obj, type):
+        call = obj(**kwargs)
+        if not callable(call):
+            raise ModelLoadError(f"python model {model!r}: instances of {obj.__name__} are not callable "
+                                 f"(define __call__(self, inputs, outputs))")
+    elif kwargs:
+        raise InvalidArgumentError(f"python model {model!r}: options are given to a class at construction; "
+                                   f"{obj!r} is a function")
+    elif not callable(obj):
+        raise ModelLoadError(f"python model {model!r}: {obj!r} is not callable")
+    else:
+        call = obj
+    doc = (obj.__doc__ or "").strip().splitlines()
+    metadata = {"producer_name": "juno_bridge.algorithm", "graph_name": getattr(obj, "__qualname__", str(obj)),
+                "domain": getattr(obj, "__module__", "") or "", "description": doc[0] if doc else ""}
+    tensors = lambda specs: [(s.name, _DTYPE_CODES[s.dtype], s.dims) for s in specs]  # noqa: E731
+    return call, tensors(spec.inputs), tensors(spec.outputs), metadata
+
+
+def store_returned(returned, outputs: dict) -> None:
+    """The callable returned new arrays instead of writing in place: check each, then copy it in."""
+    if not isinstance(returned, Mapping):
+        raise RunError(f"the algorithm returned {type(returned).__name__}; expected None (outputs written in "
+                       f"place) or a dict output name -> array")
+    for name, value in returned.items():
+        target = outputs.get(name)
+        if target is None:
+            raise RunError(f"the algorithm returned unknown output {name!r}; its outputs are "
+                           f"{', '.join(map(repr, outputs))}")
+        if not isinstance(value, np.ndarray):
+            raise RunError(f"output '{name}': the algorithm returned {type(value).__name__}; expected a numpy "
+                           f"array of dtype {target.dtype} and shape {target.shape}")
+        if value.dtype != target.dtype:
+            raise RunError(f"output '{name}': the algorithm returned dtype {value.dtype}, expected {target.dtype} "
+                           f"(juno-bridge never casts silently)")
+        if value.shape != target.shape:
+            raise RunError(f"output '{name}': the algorithm returned shape {value.shape}, expected {target.shape}")
+        np.copyto(target, value, casting="no")
+
+
+class ReleasedViewError(ValueError):
+    """A view handed to an algorithm was used after the run that lent it had returned."""
+
+
+class _Released:
+    """Stands in for every element of a view revoked after its run: any arithmetic or conversion fails."""
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: str):
+        self.what = what
+
+    def _fail(self, *args):
+        raise ReleasedViewError(f"operation on a released buffer: {self.what} was lent to the algorithm only "
+                                f"for the duration of one run; keep a .copy() to use it later")
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _fail
+    __lt__ = __le__ = __gt__ = __ge__ = __float__ = __int__ = __index__ = __bool__ = __neg__ = __abs__ = _fail
+    __pow__ = __floordiv__ = __mod__ = _fail
+
+    def __repr__(self):
+        return "<released>"
+
+
+def revoke(array: np.ndarray, what: str) -> None:
+    """Makes a view the algorithm kept past its run unusable, in place.
+
+    A numpy array over raw memory cannot be revoked through numpy's API (a released memoryview under
+    it does not stop it reading), so the array's state is replaced (numpy's pickle hook) by an object
+    array of the same shape whose elements raise ReleasedViewError on use: no stale reads, no crash.
+    """
+    marker = _Released(what)
+    array.__setstate__((1, array.shape, np.dtype(object), False, [marker] * array.size))
+
+
+def format_exception(exc: BaseException) -> str:
+    """The text a Python failure carries into the bridge's error: message and full traceback."""
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
