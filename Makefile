@@ -22,7 +22,7 @@ install: $(VENV)/.deps
 	$(PIP) install -q --no-build-isolation ".[$(EXTRAS)]"
 
 demo: install
-	$(VENV)/bin/juno-bridge bench --quick
+	$(VENV)/bin/juno-bridge demo
 
 bench: install
 	$(VENV)/bin/juno-bridge bench

@@ -73,9 +73,9 @@ def python_loop(model: str, events: Events) -> tuple[float, np.ndarray]:
     rows = np.empty((len(events), 4), np.float32)
 
     def collect(done):
-        for result in done:
-            rows[result.event_id, :3] = result.rows[0]
-            rows[result.event_id, 3] = result.rows[1]
+        for event_id, outputs in done:
+            rows[event_id, :3] = outputs["vertex"]
+            rows[event_id, 3] = outputs["energy"]
 
     t0 = time.perf_counter()
     for i in range(len(events)):

@@ -1,0 +1,43 @@
+"""The main job end to end: `juno-bridge demo --events 200`, every method that is built."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from juno_bridge import paths
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    done = subprocess.run([sys.executable, "-m", "juno_bridge.cli", "demo", "--events", "200", "--out", str(out),
+                           "--quiet"], capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr
+    return out, done.stdout
+
+
+def test_demo_runs_every_built_method_from_python_and_cpp(demo):
+    out, stdout = demo
+    summary = json.loads((out / "summary.json").read_text())
+    seen = {(r["method"], r["caller"]) for r in summary["results"]}
+    expected = {"ONNX Runtime", "Python algorithm (numpy)"}
+    if "torch" in paths.plugins():
+        expected |= {"libtorch AOTInductor (.pt2)", "libtorch TorchScript (.pt)"}
+    assert seen == {(m, c) for m in expected for c in ("python", "c++")}
+    for r in summary["results"]:
+        assert r["events_per_s"] > 0
+        assert r["max_deviation"] < 1e-3, r  # every method agrees with the numpy reference
+    assert "Which method to use" in stdout and "resolution at" in stdout
+
+
+def test_demo_writes_a_valid_png(demo):
+    out, stdout = demo
+    png = out / "juno-bridge-demo.png"
+    assert str(png.resolve()) in stdout
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.image
+    image = matplotlib.image.imread(png)
+    assert image.shape[0] > 300 and image.shape[1] > 900 and np.ptp(image) > 0
