@@ -99,10 +99,11 @@ def dense(n_in: int, hidden: int, n_out: int, seed: int = 0, channels: int | Non
     nodes += [helper.make_node("Gemm", [source, "w1", "b1"], ["h"], transB=1),
               helper.make_node("Relu", ["h"], ["r"]),
               helper.make_node("Gemm", ["r", "w2", "b2"], ["y"], transB=1)]
-    inits = {"w1": rng.standard_normal((hidden, width), dtype=np.float32) / np.sqrt(width),
-             "b1": rng.standard_normal(hidden, dtype=np.float32),
-             "w2": rng.standard_normal((n_out, hidden), dtype=np.float32) / np.sqrt(hidden),
-             "b2": rng.standard_normal(n_out, dtype=np.float32)}
+    inits = {"w1": rng.standard_normal((hidden, width)) / np.sqrt(width),
+             "b1": rng.standard_normal(hidden),
+             "w2": rng.standard_normal((n_out, hidden)) / np.sqrt(hidden),
+             "b2": rng.standard_normal(n_out)}
+    inits = {k: v.astype(np.float32) for k, v in inits.items()}
     return make_model(nodes, inputs, [value_info("y", np.float32, ("B", n_out))], inits)
 
 
