@@ -78,24 +78,52 @@ def run_loop(session, x, n):
         session.run({"x": x}, out={"y": y})
 
 
+def timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
 def test_two_threads_finish_the_work_clearly_faster_than_one(session):
-    """Speed-up of 2 threads x N runs over 1 thread x 2N runs; needs the GIL released during run()."""
-    n = 12
+    """Speed-up of 2 threads x N runs over 1 thread x 2N runs; needs the GIL released during run().
+
+    Other builds share this 2-core machine, so each side keeps its best time over repeated trials (a quiet
+    moment shows what the code can do) for up to 20 s, stopping as soon as the speed-up is clear."""
+    n = 8
     xs = event_batches(2)
     run_loop(session, xs[0], 3)  # warm-up
-    speedups = []
-    for _ in range(3):  # best of three: the machine is shared with other builds
-        start = time.perf_counter()
-        run_loop(session, xs[0], 2 * n)
-        one = time.perf_counter() - start
+
+    def two_threads():
         threads = [threading.Thread(target=run_loop, args=(session, x, n)) for x in xs]
-        start = time.perf_counter()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        two = time.perf_counter() - start
-        speedups.append(one / two)
-        if speedups[-1] > 1.3:
+
+    best_one = best_two = float("inf")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        best_one = min(best_one, timed(lambda: run_loop(session, xs[0], 2 * n)))
+        best_two = min(best_two, timed(two_threads))
+        if best_one / best_two > 1.3:
             break
-    assert max(speedups) > 1.3, f"speed-ups with two threads: {speedups}"
+    assert best_one / best_two > 1.3, f"one thread {best_one:.3f} s, two threads {best_two:.3f} s"
+
+
+def test_python_keeps_running_while_a_long_run_is_in_flight(session):
+    """Load-independent evidence of the released GIL: while one thread is inside a ~0.1 s run(), the main
+    thread keeps executing Python; with the GIL held it would stall for the whole run."""
+    x = np.ones((16 * BATCH, 4096), np.float32)
+    start = time.perf_counter()
+    session.run({"x": x})
+    single = time.perf_counter() - start
+    worker = threading.Thread(target=session.run, args=({"x": x},))
+    last = time.perf_counter()
+    longest_stall = 0.0
+    worker.start()
+    while worker.is_alive():
+        now = time.perf_counter()
+        longest_stall = max(longest_stall, now - last)
+        last = now
+    worker.join()
+    assert longest_stall < single / 2, f"main thread stalled {longest_stall:.3f} s during a {single:.3f} s run"

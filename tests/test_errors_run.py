@@ -6,6 +6,9 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import juno_bridge as jb
 import onnx_models
@@ -205,3 +208,30 @@ def test_errors_leave_the_session_usable(session):
         with pytest.raises(jb.InputError):
             session.run(bad)
     np.testing.assert_array_equal(session.run({"a": good(), "b": good()})["c"], 2)
+
+
+OTHER_DTYPES = [d for d in jb.SUPPORTED_DTYPES if d != "float32"]
+
+
+@given(dtype=st.sampled_from(OTHER_DTYPES), rows=st.integers(0, 5), which=st.sampled_from(["a", "b"]))
+def test_any_other_supported_dtype_is_refused_by_name(session, dtype, rows, which):
+    feeds = {"a": good(rows), "b": good(rows)}
+    feeds[which] = np.zeros((rows, 3), dtype)
+    with raises(jb.InputTypeError, f"input '{which}'", "expected dtype float32", f"got {dtype}"):
+        session.run(feeds)
+
+
+@given(shape=hnp.array_shapes(min_dims=0, max_dims=5, min_side=0, max_side=4).filter(lambda s: len(s) != 2))
+def test_any_other_rank_is_refused_with_both_shapes(session, shape):
+    shown = "[" + ", ".join(map(str, shape)) + "]"
+    with raises(jb.InputError, "input 'b'", "expected rank 2 [batch, 3]", f"got rank {len(shape)} {shown}"):
+        session.run({"a": good(), "b": np.zeros(shape, np.float32)})
+
+
+@given(rows=st.integers(2, 6), step=st.integers(2, 3), transpose=st.booleans())
+def test_any_non_contiguous_view_is_refused(session, rows, step, transpose):
+    base = np.zeros((3, rows * step), np.float32) if transpose else np.zeros((rows * step, 3), np.float32)
+    view = base[:, ::step].T if transpose else base[::step]
+    assert view.shape == (rows, 3) and not view.flags.c_contiguous
+    with raises(jb.InputError, "input 'a'", "C-contiguous"):
+        session.run({"a": view, "b": good(rows)})
