@@ -361,9 +361,11 @@ cdef class Session:
             if given is not None:
                 given.append(target)
         if out is not None and n_placed != len(out):
+            # The difference is either names this run does not produce, or entries of None (allocate).
             unknown = [n for n in out if n not in names]
-            raise InputError(f"out= names output(s) {_names(unknown)} that this run does not produce; "
-                             f"it produces {_names(names)}")
+            if unknown:
+                raise InputError(f"out= names output(s) {_names(unknown)} that this run does not produce; "
+                                 f"it produces {_names(names)}")
 
         cdef vector[Tensor] owned
         cdef Tensor* owned_ptr = NULL
