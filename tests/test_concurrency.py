@@ -2,6 +2,7 @@
 the model runs (two threads finish the same work clearly faster than one)."""
 from __future__ import annotations
 
+import os
 import time
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -88,7 +89,7 @@ def test_two_threads_finish_the_work_clearly_faster_than_one(session):
     """Speed-up of 2 threads x N runs over 1 thread x 2N runs; needs the GIL released during run().
 
     Other builds share this 2-core machine, so each side keeps its best time over repeated trials (a quiet
-    moment shows what the code can do) for up to 20 s, stopping as soon as the speed-up is clear."""
+    moment shows what the code can do) for up to 45 s, stopping as soon as the speed-up is clear."""
     n = 8
     xs = event_batches(2)
     run_loop(session, xs[0], 3)  # warm-up
@@ -101,13 +102,14 @@ def test_two_threads_finish_the_work_clearly_faster_than_one(session):
             t.join()
 
     best_one = best_two = float("inf")
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 45
     while time.monotonic() < deadline:
         best_one = min(best_one, timed(lambda: run_loop(session, xs[0], 2 * n)))
         best_two = min(best_two, timed(two_threads))
         if best_one / best_two > 1.3:
             break
-    assert best_one / best_two > 1.3, f"one thread {best_one:.3f} s, two threads {best_two:.3f} s"
+    assert best_one / best_two > 1.3, (f"one thread {best_one:.3f} s, two threads {best_two:.3f} s; "
+                                       f"load average {os.getloadavg()} on {os.cpu_count()} cores")
 
 
 def test_python_keeps_running_while_a_long_run_is_in_flight(session):

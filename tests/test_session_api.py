@@ -180,3 +180,12 @@ def test_global_thread_pools_asked_for_too_late_is_a_clear_error(add_f32):
     kind, message = run_python(LATE_GLOBAL_POOL_CHILD, add_f32)
     assert kind == "InvalidArgumentError"
     assert "global_thread_pool" in message and "first session" in message
+
+
+def test_out_entry_of_none_lets_the_runtime_allocate_that_output(multi_io_model):
+    s = jb.Session(multi_io_model)
+    feeds = [np.ones((2, 3), np.float32), np.ones((2, 3), np.float32), np.arange(3, dtype=np.float32)]
+    d = np.empty((2, 3), np.float32)
+    r = s.run(feeds, out={"s": None, "d": d})
+    assert r["d"] is d and r["s"].base is not None and r["s"].base is not d
+    np.testing.assert_array_equal(r["s"], 2)
