@@ -235,3 +235,8 @@ def test_any_non_contiguous_view_is_refused(session, rows, step, transpose):
     assert view.shape == (rows, 3) and not view.flags.c_contiguous
     with raises(jb.InputError, "input 'a'", "C-contiguous"):
         session.run({"a": view, "b": good(rows)})
+
+
+def test_asking_for_no_output_is_a_usage_error(session):
+    with raises(jb.InvalidArgumentError, "no output requested", "'c'"):
+        session.run({"a": good(), "b": good()}, outputs=[])
