@@ -76,6 +76,14 @@ def mlp_case(rng):
                       [value_info("logits", F32, ("batch", 5)), value_info("p", F32, ("batch", 5))], inits), {"x": x}
 
 
+def passthrough_case(rng):
+    """Graph outputs that are a graph input and an initializer, beside a computed one."""
+    model = make_model([helper.make_node("Neg", ["x"], ["n"])], [value_info("x", F32, ("n",))],
+                       [value_info("x", F32, ("n",)), value_info("n", F32, ("n",)), value_info("k", F32, (2,))],
+                       {"k": np.array([7, 8], F32)})
+    return model, {"x": rng.standard_normal(5).astype(F32)}
+
+
 def f(rng, *shape):
     return rng.standard_normal(shape).astype(F32)
 
@@ -175,6 +183,7 @@ CASES = {
     "If_else": lambda r: if_case(r, False),
     "Loop_with_scan_output": loop_case,
     "MLP_fused": mlp_case,
+    "Passthrough_outputs": passthrough_case,
 }
 
 for _op in ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2", "ReduceLogSumExp"):
