@@ -28,10 +28,12 @@ def value_info(name: str, dtype, shape: Sequence[int | str | None] | None):
 
 
 def make_model(nodes, inputs, outputs, initializers=(), *, opset: int = OPSET, name: str = "test_graph",
-               **model_fields) -> onnx.ModelProto:
+               domains: dict[str, int] | None = None, **model_fields) -> onnx.ModelProto:
+    """`domains`: further operator sets, e.g. {"com.microsoft": 1, "ai.onnx.ml": 3}."""
     graph = helper.make_graph(list(nodes), name, list(inputs), list(outputs),
                               initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in dict(initializers).items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], **model_fields)
+    opsets = [helper.make_opsetid("", opset)] + [helper.make_opsetid(d, v) for d, v in (domains or {}).items()]
+    model = helper.make_model(graph, opset_imports=opsets, **model_fields)
     model.ir_version = IR_VERSION if opset >= 15 else 8
     return model
 
@@ -137,3 +139,22 @@ def sequence_input() -> onnx.ModelProto:
     seq_type = helper.make_sequence_type_proto(helper.make_tensor_type_proto(TensorProto.FLOAT, None))
     return make_model([helper.make_node("SequenceLength", ["items"], ["count"])],
                       [helper.make_value_info("items", seq_type)], [value_info("count", np.int64, ())])
+
+
+def zipmap_output() -> onnx.ModelProto:
+    """ai.onnx.ml ZipMap: a sequence of maps (what sklearn classifiers export) beside a tensor output."""
+    seq_of_maps = helper.make_sequence_type_proto(
+        helper.make_map_type_proto(TensorProto.INT64, helper.make_tensor_type_proto(TensorProto.FLOAT, [])))
+    return make_model([helper.make_node("ZipMap", ["x"], ["z"], domain="ai.onnx.ml", classlabels_int64s=[0, 1, 2]),
+                       helper.make_node("Identity", ["x"], ["p"])],
+                      [value_info("x", np.float32, ("n", 3))],
+                      [helper.make_value_info("z", seq_of_maps), value_info("p", np.float32, ("n", 3))],
+                      domains={"ai.onnx.ml": 3})
+
+
+def bfloat16_io() -> onnx.ModelProto:
+    """A bfloat16 input and a bfloat16 output: types numpy lacks, refused by name."""
+    return make_model([helper.make_node("Cast", ["x"], ["y"], to=TensorProto.BFLOAT16),
+                       helper.make_node("Cast", ["b"], ["f"], to=TensorProto.FLOAT)],
+                      [value_info("x", np.float32, ("n",)), value_info("b", TensorProto.BFLOAT16, ("n",))],
+                      [value_info("y", TensorProto.BFLOAT16, ("n",)), value_info("f", np.float32, ("n",))])

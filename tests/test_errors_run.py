@@ -256,3 +256,20 @@ def test_out_buffer_of_the_wrong_shape_for_an_input_passed_through(tmp_path):
     y = np.zeros(5, np.float32)
     assert s.run({"x": x}, out={"x": y})["x"] is y
     np.testing.assert_array_equal(y, x)  # written, though the runtime itself leaves such a buffer untouched
+
+
+def test_sequence_of_maps_output_is_unsupported_by_name(model_path):
+    s = jb.Session(model_path("zipmap", onnx_models.zipmap_output))
+    x = np.full((2, 3), 0.25, np.float32)
+    with raises(jb.UnsupportedError, "output 'z'", "seq"):
+        s.run({"x": x})
+    np.testing.assert_array_equal(s.run({"x": x}, outputs=["p"])["p"], x)
+
+
+def test_bfloat16_input_and_output_are_unsupported_by_name(model_path):
+    s = jb.Session(model_path("bfloat16_io", onnx_models.bfloat16_io))
+    assert [(i.name, i.dtype, i.type_name) for i in s.inputs()] == [("x", np.float32, "tensor(float)"),
+                                                                    ("b", None, "tensor(bfloat16)")]
+    x, b = np.ones(3, np.float32), np.zeros(3, np.uint16)  # bfloat16's bits, as a caller might hold them
+    with raises(jb.UnsupportedError, "input 'b'", "bfloat16"):
+        s.run({"x": x, "b": b})

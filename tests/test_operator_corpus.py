@@ -17,12 +17,14 @@ from reference import assert_results_equal, bridge_session, reference_run
 F32, I64, BOOL = np.float32, np.int64, np.bool_
 
 
-def single_node(op_type, feeds, outputs, inits=None, node_inputs=None, **attrs):
+def single_node(op_type, feeds, outputs, inits=None, node_inputs=None, domain="", **attrs):
     """A one-node model: `feeds` are run-time inputs, `inits` constants, `outputs` [(name, dtype)]."""
     inits = inits or {}
-    node = helper.make_node(op_type, node_inputs or [*feeds, *inits], [name for name, _ in outputs], **attrs)
+    node = helper.make_node(op_type, node_inputs or [*feeds, *inits], [name for name, _ in outputs], domain=domain,
+                            **attrs)
+    domains = {"com.microsoft": 1, "ai.onnx.ml": 3} if domain else None
     model = make_model([node], [value_info(k, v.dtype, v.shape) for k, v in feeds.items()],
-                       [value_info(name, dtype, None) for name, dtype in outputs], inits)
+                       [value_info(name, dtype, None) for name, dtype in outputs], inits, domains=domains)
     return model, feeds
 
 
@@ -184,6 +186,14 @@ CASES = {
     "Loop_with_scan_output": loop_case,
     "MLP_fused": mlp_case,
     "Passthrough_outputs": passthrough_case,
+    "Constant_node_output": lambda r: single_node("Constant", {}, [("c", F32)],
+                                                  value=numpy_helper.from_array(f(r, 2, 3))),
+    "NonZero_none": lambda r: single_node("NonZero", {"X": np.zeros((2, 3), BOOL)}, [("Y", I64)]),
+    "FusedMatMul_com_microsoft": lambda r: single_node("FusedMatMul", {"a": f(r, 2, 3), "b": f(r, 4, 3)}, [("y", F32)],
+                                                       domain="com.microsoft", alpha=0.5, transB=1),
+    "LinearRegressor_ai_onnx_ml": lambda r: single_node("LinearRegressor", {"x": f(r, 4, 3)}, [("y", F32)],
+                                                        domain="ai.onnx.ml", coefficients=[1.0, -2.0, 3.0],
+                                                        intercepts=[0.5]),
 }
 
 for _op in ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2", "ReduceLogSumExp"):

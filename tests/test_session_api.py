@@ -189,3 +189,31 @@ def test_out_entry_of_none_lets_the_runtime_allocate_that_output(multi_io_model)
     r = s.run(feeds, out={"s": None, "d": d})
     assert r["d"] is d and r["s"].base is not None and r["s"].base is not d
     np.testing.assert_array_equal(r["s"], 2)
+
+
+def test_model_with_external_weights_in_a_non_ascii_directory(tmp_path):
+    import onnx
+
+    from reference import assert_results_equal, reference_run
+
+    directory = tmp_path / "détecteur 中心"
+    directory.mkdir()
+    path = directory / "model.onnx"
+    onnx.save(onnx_models.dense(64, 128, 4), str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+              location="weights.bin", size_threshold=0)
+    assert (directory / "weights.bin").stat().st_size > 64 * 128 * 4
+    x = np.random.default_rng(1).standard_normal((3, 64)).astype(np.float32)
+    assert_results_equal(jb.Session(path, intra_op_threads=1).run({"x": x}), reference_run(path, {"x": x}))
+    with pytest.raises(jb.ModelLoadError, match="[Ee]xternal data"):
+        jb.Session(path.read_bytes())  # from bytes the weights file cannot be found
+
+
+def test_non_ascii_tensor_names_round_trip():
+    model = make_model([helper.make_node("Identity", ["pmt·q"], ["ŷ"])], [value_info("pmt·q", np.float32, ("批",))],
+                       [value_info("ŷ", np.float32, ("批",))])
+    s = jb.Session(model.SerializeToString())
+    assert (s.inputs()[0].name, s.inputs()[0].dim_names, s.outputs()[0].name) == ("pmt·q", ("批",), "ŷ")
+    x = np.ones(2, np.float32)
+    assert list(s.run({"pmt·q": x})) == ["ŷ"]
+    with pytest.raises(jb.InputTypeError, match="input 'pmt·q'"):
+        s.run({"pmt·q": x.astype(np.float64)})
