@@ -129,3 +129,41 @@ def test_python_keeps_running_while_a_long_run_is_in_flight(session):
         last = now
     worker.join()
     assert longest_stall < single / 2, f"main thread stalled {longest_stall:.3f} s during a {single:.3f} s run"
+
+
+def test_sessions_opened_and_run_from_many_threads_at_once(add_f32):
+    data = add_f32.read_bytes()
+
+    def job(i):
+        with jb.Session(data if i % 2 else add_f32, intra_op_threads=1) as s:
+            a = np.full((3, 4), i, np.float32)
+            return float(s.run([a, a])["c"].sum())
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(job, range(32))) == [24.0 * i for i in range(32)]
+
+
+def test_closing_a_session_while_other_threads_run_it(session):
+    """Runs in flight finish; later runs get a clear error; nothing crashes."""
+    x = event_batches(1)[0]
+    s = jb.Session(session.model, intra_op_threads=1)
+    outcomes = []
+
+    def worker():
+        for _ in range(200):
+            try:
+                s.run({"x": x})
+                outcomes.append("ran")
+            except jb.InvalidArgumentError as e:
+                outcomes.append(str(e))
+                return
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.05)
+    s.close()
+    for t in threads:
+        t.join()
+    assert outcomes.count("the session is closed") == 4
+    assert set(outcomes) <= {"ran", "the session is closed"}
