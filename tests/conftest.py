@@ -18,6 +18,8 @@ import onnx_models  # noqa: E402
 # Modest example counts: the whole suite must stay fast on a shared 2-core machine.
 settings.register_profile("juno", max_examples=30, deadline=None,
                           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+# JUNO_BRIDGE_HYPOTHESIS_PROFILE=thorough: many more examples, for hunting bugs rather than for CI.
+settings.register_profile("thorough", parent=settings.get_profile("juno"), max_examples=1000)
 settings.load_profile(os.environ.get("JUNO_BRIDGE_HYPOTHESIS_PROFILE", "juno"))
 
 # Older ONNX Runtime releases are cached outside the repo so reruns do not download them again.
