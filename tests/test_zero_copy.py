@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import juno_bridge as jb
+import onnx_models
 from juno_bridge._core import _RuntimeMemory
 from reference import sentinel_like
 
@@ -85,16 +86,20 @@ def test_a_thousand_runs_on_the_same_buffers_wrap_nothing_new(add_session, in_pl
     assert add_session._stats()["input_addresses"][0] == a2.ctypes.data
 
 
-def test_memoryview_and_array_array_inputs_are_viewed_not_copied(add_session):
+def test_memoryview_and_array_array_inputs_are_viewed_not_copied(add_session, model_path):
     a, b = inputs(1, 6)
-    view = memoryview(a)  # a memoryview over a numpy array
     raw = array.array("f", b.ravel().tolist())
     raw_address, _ = raw.buffer_info()
     with pytest.raises(jb.InputError, match="expected rank 2"):
-        add_session.run({"a": view, "b": raw})  # array.array is one-dimensional: seen as is, not reshaped
-    flat_session_result = add_session.run({"a": view, "b": memoryview(raw).cast("B").cast("f", (1, 6))})
+        add_session.run({"a": memoryview(a), "b": raw})  # array.array is one-dimensional: seen as is, not reshaped
+    result = add_session.run({"a": memoryview(a), "b": memoryview(raw).cast("B").cast("f", (1, 6))})
     assert add_session._stats()["input_addresses"] == [a.ctypes.data, raw_address]
-    np.testing.assert_array_equal(flat_session_result["c"], a + b)
+    np.testing.assert_array_equal(result["c"], a + b)
+
+    vector = jb.Session(model_path("identity_f32_vector", onnx_models.identity, np.float32, ("n",)))
+    y = vector.run({"x": raw})["y"]
+    assert vector._stats()["input_addresses"] == [raw_address]
+    np.testing.assert_array_equal(y, np.frombuffer(raw, np.float32))
 
 
 def test_bytearray_backed_output_buffer_is_written_in_place(add_session):
