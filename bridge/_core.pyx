@@ -191,10 +191,14 @@ cdef class Session:
                     "execution_mode": execution_mode, "global_thread_pool": int(bool(global_thread_pool))}
         if isinstance(providers, str):
             providers = (providers,)
+        if not isinstance(providers, (list, tuple)) or not all(isinstance(p, str) for p in providers):
+            raise InvalidArgumentError(f"option 'providers' must be a name or a sequence of names, got {providers!r}")
         settings["providers"] = ",".join(providers)
         if backend is not None:
             settings["backend"] = backend
         if onnxruntime is not None:
+            if not isinstance(onnxruntime, (str, os.PathLike)):
+                raise InvalidArgumentError(f"option 'onnxruntime' must be a library path, got {onnxruntime!r}")
             settings["onnxruntime"] = os.fspath(onnxruntime)
         for key, value in (config or {}).items():
             settings[str(key)] = value
