@@ -79,6 +79,9 @@ def test_model_of_the_wrong_type():
     ({"intra_op_threads": 1.5}, ("intra_op_threads", "1.5")),
     ({"log_level": "loud"}, ("log_level", "verbose, info, warning, error, fatal", "'loud'")),
     ({"execution_mode": "wild"}, ("execution_mode", "sequential or parallel", "'wild'")),
+    ({"providers": None}, ("providers", "None")),
+    ({"providers": [1]}, ("providers", "[1]")),
+    ({"onnxruntime": 3}, ("onnxruntime", "library path", "3")),
 ], ids=lambda v: "-".join(v) if isinstance(v, dict) else None)
 def test_invalid_option_is_named(add_f32, options, fragments):
     with raises(jb.InvalidArgumentError, *fragments) as info:
