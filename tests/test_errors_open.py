@@ -2,7 +2,6 @@
 runtime libraries that are missing or not ONNX Runtime. The runtime's own error code is kept."""
 from __future__ import annotations
 
-import ctypes.util
 import json
 import os
 import re
@@ -125,9 +124,10 @@ def not_onnxruntime(kind, tmp_path):
     if kind == "missing":
         return tmp_path / "libonnxruntime.so.1.99.0", ("does not exist",)
     if kind == "libc":
-        libc = ctypes.util.find_library("c")  # a real shared library that is not ONNX Runtime
-        found = [p for p in ("/lib/x86_64-linux-gnu/" + libc, "/usr/lib64/" + libc, "/lib64/" + libc) if os.path.exists(p)]
-        assert found, f"no path for {libc}"
+        # A real shared library that is not ONNX Runtime: the C library this very process has mapped.
+        with open("/proc/self/maps") as maps:
+            found = sorted({line.split()[-1] for line in maps if "/libc.so" in line or "/libc-" in line})
+        assert found, "libc is not mapped?"
         return Path(found[0]), ("not an ONNX Runtime library", "OrtGetApiBase")
     return CORE_LIBRARY, ("not an ONNX Runtime library", "OrtGetApiBase")
 
