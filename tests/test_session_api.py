@@ -10,6 +10,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import juno_bridge as jb
 import onnx_models
@@ -217,3 +219,33 @@ def test_non_ascii_tensor_names_round_trip():
     assert list(s.run({"pmt·q": x})) == ["ŷ"]
     with pytest.raises(jb.InputTypeError, match="input 'pmt·q'"):
         s.run({"pmt·q": x.astype(np.float64)})
+
+
+# Metadata travels as C strings: any text without NUL (surrogates cannot be encoded at all).
+c_text = st.characters(codec="utf-8", exclude_categories=["Cs"], exclude_characters="\x00")
+names = st.text(c_text, min_size=1, max_size=12)
+
+
+@given(custom=st.dictionaries(names, st.text(c_text, max_size=20), max_size=5), producer=st.text(c_text, max_size=20),
+       version=st.integers(0, 2**62))
+def test_metadata_round_trips_any_strings(custom, producer, version):
+    model = onnx_models.identity(np.float32, ("n",))
+    model.producer_name, model.model_version = producer, version
+    helper.set_model_props(model, custom)
+    md = jb.Session(model.SerializeToString()).metadata()
+    assert (md["producer_name"], md["version"], md["custom"]) == (producer, version, custom)
+
+
+dims = st.one_of(st.integers(0, 20), st.none(), st.sampled_from(["batch", "pmt", "n_hits", "时间"]))
+
+
+@given(shape=st.lists(dims, max_size=6), dtype=st.sampled_from(list(jb.SUPPORTED_DTYPES)))
+def test_inputs_report_any_declared_shape(shape, dtype):
+    s = jb.Session(onnx_models.identity(np.dtype(dtype), shape).SerializeToString())
+    info = s.inputs()[0]
+    if not shape:  # ONNX Runtime reports rank 0 for a scalar and for an unknown rank alike
+        assert info.shape in ((), None)
+        return
+    assert info.dtype == np.dtype(dtype)
+    assert info.shape == tuple(d if isinstance(d, int) else -1 for d in shape)
+    assert info.dim_names == tuple(d if isinstance(d, str) else None for d in shape)
