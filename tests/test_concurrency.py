@@ -2,6 +2,7 @@
 the model runs (two threads finish the same work clearly faster than one)."""
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 import threading
@@ -85,31 +86,58 @@ def timed(fn):
     return time.perf_counter() - start
 
 
+class SpeedUp:
+    """Best time of one thread doing 2N units and of two threads doing N each, over repeated trials."""
+
+    def __init__(self, loop, args_one, args_two):
+        self.loop, self.args_one, self.args_two = loop, args_one, args_two
+        self.one = self.two = float("inf")
+
+    def trial(self, n):
+        self.one = min(self.one, timed(lambda: self.loop(*self.args_one, 2 * n)))
+        threads = [threading.Thread(target=self.loop, args=(*args, n)) for args in self.args_two]
+
+        def both():
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+
+        self.two = min(self.two, timed(both))
+        return self.ratio
+
+    @property
+    def ratio(self):
+        return self.one / self.two
+
+
+def hash_loop(data, n):
+    for _ in range(n):
+        hashlib.sha256(data).digest()  # hashlib releases the GIL for large buffers
+
+
 def test_two_threads_finish_the_work_clearly_faster_than_one(session):
     """Speed-up of 2 threads x N runs over 1 thread x 2N runs; needs the GIL released during run().
 
-    Other builds share this 2-core machine, so each side keeps its best time over repeated trials (a quiet
-    moment shows what the code can do) for up to 45 s, stopping as soon as the speed-up is clear."""
-    n = 8
+    Other builds share this 2-core machine: each side keeps its best time over trials (a quiet moment shows
+    what the code can do) for up to 45 s. Beside it runs a calibration that surely releases the GIL (hashing):
+    if even that never gets a second core in the window, the machine cannot show a speed-up, and the test
+    says so and skips; test_python_keeps_running_while_a_long_run_is_in_flight proves the GIL release anyway."""
     xs = event_batches(2)
     run_loop(session, xs[0], 3)  # warm-up
-
-    def two_threads():
-        threads = [threading.Thread(target=run_loop, args=(session, x, n)) for x in xs]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-
-    best_one = best_two = float("inf")
+    ours = SpeedUp(lambda x, n: run_loop(session, x, n), (xs[0],), [(xs[0],), (xs[1],)])
+    blob = bytes(4 << 20)
+    calibration = SpeedUp(hash_loop, (blob,), [(blob,), (blob,)])
     deadline = time.monotonic() + 45
     while time.monotonic() < deadline:
-        best_one = min(best_one, timed(lambda: run_loop(session, xs[0], 2 * n)))
-        best_two = min(best_two, timed(two_threads))
-        if best_one / best_two > 1.3:
+        if ours.trial(8) > 1.3:
             break
-    assert best_one / best_two > 1.3, (f"one thread {best_one:.3f} s, two threads {best_two:.3f} s; "
-                                       f"load average {os.getloadavg()} on {os.cpu_count()} cores")
+        calibration.trial(8)
+    summary = (f"juno-bridge: one thread {ours.one:.3f} s, two threads {ours.two:.3f} s ({ours.ratio:.2f}x); "
+               f"hashing: {calibration.ratio:.2f}x; load average {os.getloadavg()} on {os.cpu_count()} cores")
+    if ours.ratio <= 1.3 and calibration.ratio <= 1.3:
+        pytest.skip(f"no second free core during 45 s: {summary}")
+    assert ours.ratio > 1.3, summary
 
 
 def test_python_keeps_running_while_a_long_run_is_in_flight(session):
