@@ -38,6 +38,7 @@ SUPPORTED_DTYPES = tuple(str(d) for d in _NUMPY_DTYPES.values())
 
 cdef int32_t _JB_FROM_TYPENUM[64]
 cdef int _TYPENUM_FROM_JB[17]
+cdef int _ITEMSIZE_FROM_JB[17]
 
 
 cdef void _init_dtype_tables() noexcept:
@@ -46,8 +47,10 @@ cdef void _init_dtype_tables() noexcept:
         _JB_FROM_TYPENUM[i] = 0
     for i in range(17):
         _TYPENUM_FROM_JB[i] = -1
+        _ITEMSIZE_FROM_JB[i] = 0
     for code, dtype in _NUMPY_DTYPES.items():
         _TYPENUM_FROM_JB[code] = dtype.num
+        _ITEMSIZE_FROM_JB[code] = dtype.itemsize
         _JB_FROM_TYPENUM[dtype.num] = code
     # int64/uint64 have two numpy type numbers on LP64 (long and long long).
     _JB_FROM_TYPENUM[<int>cnp.NPY_LONGLONG] = 7
@@ -109,9 +112,27 @@ cdef class _RuntimeMemory:
     """Keeps a backend-allocated output alive for as long as the numpy array that views it."""
     cdef shared_ptr[void] holder
     cdef readonly uintptr_t address  # the pointer the backend returned (tests check it is not copied)
+    cdef readonly object aliased  # the caller's input this output is, when the model passes one through
 
 
-cdef object adopt(Tensor& tensor):
+cdef object aliased_input(const jb_tensor_view* out, const jb_tensor_view* ins, size_t n_in, list sources):
+    """The caller's input whose memory a runtime-allocated output lies in, or None. ONNX Runtime hands a graph
+    input that is also a graph output straight back: the output array must then keep that input alive."""
+    cdef uintptr_t address = <uintptr_t>out.data
+    cdef uintptr_t start
+    cdef size_t j, nbytes
+    cdef int d
+    for j in range(n_in):
+        nbytes = <size_t>_ITEMSIZE_FROM_JB[ins[j].dtype]
+        for d in range(ins[j].rank):
+            nbytes *= <size_t>ins[j].shape[d]
+        start = <uintptr_t>ins[j].data
+        if nbytes and start <= address < start + nbytes:
+            return sources[j]
+    return None
+
+
+cdef object adopt(Tensor& tensor, object aliased):
     cdef jb_tensor_view* view = <jb_tensor_view*>&tensor.view
     cdef cnp.npy_intp dims[JB_MAX_RANK]
     cdef int d
@@ -120,6 +141,7 @@ cdef object adopt(Tensor& tensor):
     memory = _RuntimeMemory.__new__(_RuntimeMemory)
     (<_RuntimeMemory>memory).holder = tensor.holder
     (<_RuntimeMemory>memory).address = <uintptr_t>view.data
+    (<_RuntimeMemory>memory).aliased = aliased
     arr = cnp.PyArray_SimpleNewFromData(view.rank, dims, _TYPENUM_FROM_JB[view.dtype], view.data)
     cnp.set_array_base(arr, memory)
     return arr
@@ -175,10 +197,14 @@ cdef class Session:
                     "execution_mode": execution_mode, "global_thread_pool": int(bool(global_thread_pool))}
         if isinstance(providers, str):
             providers = (providers,)
+        if not isinstance(providers, (list, tuple)) or not all(isinstance(p, str) for p in providers):
+            raise InvalidArgumentError(f"option 'providers' must be a name or a sequence of names, got {providers!r}")
         settings["providers"] = ",".join(providers)
         if backend is not None:
             settings["backend"] = backend
         if onnxruntime is not None:
+            if not isinstance(onnxruntime, (str, os.PathLike)):
+                raise InvalidArgumentError(f"option 'onnxruntime' must be a library path, got {onnxruntime!r}")
             settings["onnxruntime"] = os.fspath(onnxruntime)
         for key, value in (config or {}).items():
             settings[str(key)] = value
@@ -337,6 +363,7 @@ cdef class Session:
             in_heap.resize(n_in)
             in_views = in_heap.data()
         cdef list keep = []
+        cdef list sources = [None] * <Py_ssize_t>n_in  # the caller's input objects, in model order
         cdef dict named
         cdef Py_ssize_t i, n_given
 
@@ -350,6 +377,7 @@ cdef class Session:
                     raise InputError(f"unknown input {name!r}; the model's inputs are "
                                      f"{_names(self._input_index)}")
                 fill_view(array, &in_views[<Py_ssize_t>index], "input", name, False, keep)
+                sources[<Py_ssize_t>index] = array
                 n_given += 1
             if <size_t>n_given != n_in:
                 missing = [n for n in self._input_index if n not in named]
@@ -361,6 +389,7 @@ cdef class Session:
                                  f"got {len(inputs)}")
             for i in range(<Py_ssize_t>n_in):
                 fill_view(inputs[i], &in_views[i], "input", self._inputs[i].name, False, keep)
+                sources[i] = inputs[i]
         elif hasattr(inputs, "keys"):
             return self.run(dict(inputs), out, outputs)
         else:
@@ -404,9 +433,11 @@ cdef class Session:
                 fill_view(target, &out_views[i], "output", names[i], True, keep)
                 n_placed += 1
         if out is not None and n_placed != len(out):
+            # The difference is either names this run does not produce, or entries of None (allocate).
             unknown = [n for n in out if n not in names]
-            raise InputError(f"out= names output(s) {_names(unknown)} that this run does not produce; "
-                             f"it produces {_names(names)}")
+            if unknown:
+                raise InputError(f"out= names output(s) {_names(unknown)} that this run does not produce; "
+                                 f"it produces {_names(names)}")
 
         cdef vector[Tensor] owned
         cdef Tensor* owned_ptr = NULL
@@ -423,7 +454,8 @@ cdef class Session:
         result = {}
         for i in range(<Py_ssize_t>n_out):
             if allocating and owned[i].holder.get() != NULL:
-                result[names[i]] = adopt(owned[i])
+                result[names[i]] = adopt(owned[i], aliased_input(<jb_tensor_view*>&owned[i].view, in_views, n_in,
+                                                                 sources))
             else:
                 result[names[i]] = (<dict>out)[names[i]]  # the caller's own array, written in place
         return result

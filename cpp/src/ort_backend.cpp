@@ -126,6 +126,12 @@ class OrtBackend final : public Backend {
     }
     cache_inputs_.resize(inputs_.size());
     cache_outputs_.resize(outputs_.size());
+    // ONNX Runtime hands a graph input that is also a graph output straight back, leaving a pre-allocated
+    // output untouched: remember which, to fill such out= buffers ourselves.
+    passthrough_.assign(outputs_.size(), -1);
+    for (size_t k = 0; k < outputs_.size(); ++k)
+      for (size_t j = 0; j < inputs_.size(); ++j)
+        if (outputs_[k].name == inputs_[j].name) passthrough_[k] = static_cast<int>(j);
     run_options_ = nullptr;  // default run options
   }
 
@@ -224,8 +230,11 @@ class OrtBackend final : public Backend {
     // Every runtime-allocated value gets its owner first, so one that cannot be passed leaks nothing.
     for (size_t i = 0; i < num_outputs; ++i)
       if (outputs[i].data == nullptr) owned[i].holder.reset(out_values[i], api_.ReleaseValue);
-    for (size_t i = 0; i < num_outputs; ++i)
+    for (size_t i = 0; i < num_outputs; ++i) {
       if (outputs[i].data == nullptr) adopt(out_values[i], outputs_[output_index[i]], outputs[i], owned[i]);
+      else if (const int j = passthrough_[output_index[i]]; j >= 0)
+        fill_passthrough(outputs_[output_index[i]].name, outputs[i], inputs[j]);
+    }
   }
 
  private:
@@ -368,6 +377,15 @@ class OrtBackend final : public Backend {
     std::memcpy(slot.shape, view.shape, sizeof(int64_t) * static_cast<size_t>(view.rank));
   }
 
+  // An out= buffer for an output that is an input: the one case where writing the output means copying.
+  void fill_passthrough(const std::string& name, const TensorView& out, const TensorView& in) {
+    if (out.rank != in.rank || std::memcmp(out.shape, in.shape, sizeof(int64_t) * static_cast<size_t>(in.rank)) != 0)
+      throw Error(ErrorCode::Input, "output '" + name + "' is the model's input of that name passed through, so its "
+                                    "buffer must have the input's shape " + shape_string(in.shape, in.rank) +
+                                    ", got " + shape_string(out.shape, out.rank));
+    std::memcpy(out.data, in.data, in.nbytes());
+  }
+
   // Hands a runtime-allocated output to the caller without a copy: the Tensor holds the OrtValue.
   void adopt(OrtValue* value, const TensorInfo& info, TensorView& view, Tensor& owned) {
     ONNXType kind = ONNX_TYPE_UNKNOWN;
@@ -409,6 +427,7 @@ class OrtBackend final : public Backend {
   mutable std::mutex cache_mutex_;
   std::atomic<uint64_t> tensors_wrapped_{0};
   std::vector<BoundValue> cache_inputs_, cache_outputs_;
+  std::vector<int> passthrough_;  // per output: the input it is (same name), or -1
 };
 
 }  // namespace

@@ -184,7 +184,10 @@ void Session::check_inputs(const TensorView* inputs, size_t num_inputs) const {
 void Session::check_outputs(const TensorView* inputs, size_t num_inputs, const int32_t* output_index,
                             const TensorView* outputs, size_t num_outputs) const {
   const auto& infos = backend_->outputs();
-  if (num_outputs && (outputs == nullptr || output_index == nullptr))
+  // A run that asks for nothing is a caller's mistake, not a failure of the backend (ONNX Runtime refuses it).
+  if (num_outputs == 0)
+    throw Error(ErrorCode::InvalidArgument, "no output requested; the model's outputs are " + known_names(infos));
+  if (outputs == nullptr || output_index == nullptr)
     throw Error(ErrorCode::InvalidArgument, "outputs or output_index array is NULL");
   for (size_t i = 0; i < num_outputs; ++i) {
     const int32_t k = output_index[i];

@@ -1,0 +1,102 @@
+"""Shared fixtures: model files built into tmp dirs, hypothesis profile, older ONNX Runtime releases."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+sys.path.insert(0, str(Path(__file__).parent))  # onnx_models, reference: helpers beside the tests
+
+import onnx_models  # noqa: E402
+
+# Modest example counts: the whole suite must stay fast on a shared 2-core machine.
+settings.register_profile("juno", max_examples=30, deadline=None,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+# JUNO_BRIDGE_HYPOTHESIS_PROFILE=thorough: many more examples, for hunting bugs rather than for CI.
+settings.register_profile("thorough", parent=settings.get_profile("juno"), max_examples=1000)
+settings.load_profile(os.environ.get("JUNO_BRIDGE_HYPOTHESIS_PROFILE", "juno"))
+
+# Older ONNX Runtime releases are cached outside the repo so reruns do not download them again.
+ORT_CACHE = Path(os.environ.get("JUNO_BRIDGE_TEST_CACHE", Path.home() / ".cache" / "juno-bridge-test"))
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def model_path(model_dir):
+    """model_path(name, builder, *args): the builder's model saved once per test session."""
+    made: dict[str, Path] = {}
+
+    def build(name: str, builder, *args, **kwargs) -> Path:
+        if name not in made:
+            made[name] = onnx_models.save(builder(*args, **kwargs), model_dir, name)
+        return made[name]
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def add_f32(model_path) -> Path:
+    return model_path("add_f32", onnx_models.add, np.float32)
+
+
+@pytest.fixture(scope="session")
+def multi_io_model(model_path) -> Path:
+    return model_path("multi_io", onnx_models.multi_io)
+
+
+def install_onnxruntime(version: str) -> Path:
+    """The capi/libonnxruntime.so.1.* of onnxruntime==version, pip-installed once into the cache."""
+    target = ORT_CACHE / f"ort-{version}"
+    found = sorted(target.glob("onnxruntime/capi/libonnxruntime.so.1.*"))
+    if not found:
+        # --no-deps: only the shared library is needed, not a second numpy.
+        proc = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--disable-pip-version-check",
+                               "--target", str(target), f"onnxruntime=={version}"],
+                              capture_output=True, text=True)
+        found = sorted(target.glob("onnxruntime/capi/libonnxruntime.so.1.*"))
+        if proc.returncode != 0 or not found:
+            pytest.fail(f"could not install onnxruntime=={version} into {target}: {proc.stderr[-2000:]}")
+    return found[-1]
+
+
+@pytest.fixture(scope="session")
+def old_onnxruntime() -> Path:
+    """An older release with a supported C API (20 >= our minimum 16)."""
+    return install_onnxruntime("1.20.1")
+
+
+@pytest.fixture(scope="session")
+def too_old_onnxruntime() -> Path:
+    """ONNX Runtime 1.15.1, whose C API (15) is below our minimum (16).
+
+    The onnxruntime 1.15 wheels on PyPI ship only the pybind module, no C library (seen with
+    `pip install --target`), so the same release's C library is taken from the npm package
+    onnxruntime-node, which ships libonnxruntime.so.1.15.1 for linux/x64.
+    """
+    target = ORT_CACHE / "ort-node-1.15.1"
+    library = target / "package" / "bin" / "napi-v3" / "linux" / "x64" / "libonnxruntime.so.1.15.1"
+    if not library.exists():
+        target.mkdir(parents=True, exist_ok=True)
+        try:
+            pack = subprocess.run(["npm", "pack", "--silent", "onnxruntime-node@1.15.1"], cwd=target,
+                                  capture_output=True, text=True, timeout=600)
+        except FileNotFoundError:
+            pytest.fail("npm is needed to fetch ONNX Runtime 1.15.1's C library (onnxruntime-node@1.15.1)")
+        tarball = target / "onnxruntime-node-1.15.1.tgz"
+        if pack.returncode != 0 or not tarball.exists():
+            pytest.fail(f"npm pack onnxruntime-node@1.15.1 failed: {pack.stderr[-2000:]}")
+        member = "package/bin/napi-v3/linux/x64/libonnxruntime.so.1.15.1"
+        with tarfile.open(tarball) as tar:
+            tar.extractall(target, members=[tar.getmember(member)], filter="data")
+        tarball.unlink()
+    return library
