@@ -74,15 +74,15 @@ cdef int fill_view(object obj, jb_tensor_view* view, str role, object name, bint
     if cnp.PyArray_Check(obj):
         arr = <cnp.ndarray>obj
     elif PyObject_CheckBuffer(obj):
-        arr = np.asarray(obj)  # a view of the exporter's memory, not a copy
+        arr = np.asarray(memoryview(obj))  # a view of the exporter's memory in its own format, not a copy
         keep.append(arr)  # alive until the run returns
     else:
         raise InputTypeError(f"{role} '{name}': expected a numpy array or a buffer-protocol object, "
                              f"got {type(obj).__name__}")
     cdef int flags = cnp.PyArray_FLAGS(arr)
     if not (flags & cnp.NPY_ARRAY_C_CONTIGUOUS):
-        raise InputError(f"{role} '{name}': expected a C-contiguous array, got strides {obj.strides} "
-                         f"for shape {obj.shape}; pass np.ascontiguousarray(...) (juno-bridge never copies "
+        raise InputError(f"{role} '{name}': expected a C-contiguous array, got strides {(<object>arr).strides} "
+                         f"for shape {(<object>arr).shape}; pass np.ascontiguousarray(...) (juno-bridge never copies "
                          f"silently)")
     if not (flags & cnp.NPY_ARRAY_ALIGNED):
         raise InputError(f"{role} '{name}': array data at {<uintptr_t>cnp.PyArray_DATA(arr):#x} is not aligned to its "
@@ -177,6 +177,7 @@ cdef class Session:
     runs, and one Session may be used from many threads at once.
     """
     cdef shared_ptr[CSession] _session
+    cdef object __weakref__
     cdef readonly str model
     cdef size_t _n_in
     cdef size_t _n_out

@@ -249,3 +249,18 @@ def test_inputs_report_any_declared_shape(shape, dtype):
     assert info.dtype == np.dtype(dtype)
     assert info.shape == tuple(d if isinstance(d, int) else -1 for d in shape)
     assert info.dim_names == tuple(d if isinstance(d, str) else None for d in shape)
+
+
+def test_a_session_can_be_weakly_referenced(add_f32):
+    import weakref
+
+    s = jb.Session(add_f32)
+    ref = weakref.ref(s)
+    assert ref() is s
+
+
+def test_bytes_are_viewed_as_uint8_not_as_a_string_scalar(tmp_path):
+    path = onnx_models.save(onnx_models.identity(np.uint8, shape=(None,)), tmp_path, "u8")
+    data = b"juno-bridge"
+    out = jb.Session(path).run([data])
+    assert out[next(iter(out))].tobytes() == data

@@ -217,10 +217,12 @@ jb_status jb_onnxruntime_info(const char* onnxruntime, const char** path, const 
     std::lock_guard<std::mutex> lock(mutex);
     const std::string key = onnxruntime ? onnxruntime : "";
     auto it = cache.find(key);
-    if (it == cache.end()) it = cache.emplace(key, jb::onnxruntime_info(key)).first;
-    std::string& list = provider_lists[key];
-    list.clear();
-    for (const auto& p : it->second.providers) list += (list.empty() ? "" : ",") + p;
+    if (it == cache.end()) {
+      it = cache.emplace(key, jb::onnxruntime_info(key)).first;
+      std::string& list = provider_lists[key];  // built once: pointers handed out stay valid
+      for (const auto& p : it->second.providers) list += (list.empty() ? "" : ",") + p;
+    }
+    const std::string& list = provider_lists[key];
     if (path) *path = it->second.path.c_str();
     if (version) *version = it->second.version.c_str();
     if (api_version) *api_version = it->second.api_version;

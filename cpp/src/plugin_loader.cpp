@@ -66,6 +66,12 @@ const jb_plugin_api* load_plugin(const std::string& name) {
   return loaded[name] = api;
 }
 
+// ONNX's spelling of a tensor type, the one the ONNX backend reports: "tensor(float)", "tensor(double)".
+std::string onnx_type_name(DType dtype) {
+  const std::string name = dtype == DType::Float32 ? "float" : dtype == DType::Float64 ? "double" : dtype_name(dtype);
+  return "tensor(" + name + ")";
+}
+
 TensorInfo to_info(const jb_tensor_info& c) {
   TensorInfo info;
   info.name = c.name ? c.name : "";
@@ -77,7 +83,7 @@ TensorInfo to_info(const jb_tensor_info& c) {
     const char* n = c.dim_names ? c.dim_names[d] : nullptr;
     info.dim_names.emplace_back(n && *n ? std::optional<std::string>(n) : std::nullopt);
   }
-  info.type_name = c.type_name ? c.type_name : std::string("tensor(") + dtype_name(info.dtype) + ")";
+  info.type_name = c.type_name ? c.type_name : onnx_type_name(info.dtype);
   return info;
 }
 

@@ -162,6 +162,10 @@ void check_view(const TensorView& v, const TensorInfo& info, const char* role) {
   }
   if (v.data == nullptr && elements > 0)
     throw Error(ErrorCode::InvalidArgument, std::string(role) + " '" + info.name + "': data pointer is NULL");
+  if (reinterpret_cast<uintptr_t>(v.data) % dtype_size(v.dtype) != 0)
+    throw Error(ErrorCode::Input, std::string(role) + " '" + info.name + "': data at " +
+                                      std::to_string(reinterpret_cast<uintptr_t>(v.data)) + " is not aligned to its " +
+                                      std::to_string(dtype_size(v.dtype)) + "-byte elements");
 }
 
 bool overlaps(const TensorView& a, const TensorView& b) {

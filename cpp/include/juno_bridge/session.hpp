@@ -77,7 +77,8 @@ class Session {
 
   // The general form: outputs[i] is model output output_index[i]; an output whose data is nullptr is
   // allocated by the backend, filled into outputs[i] and kept alive by owned[i] (owned may be nullptr
-  // when every output has caller memory).
+  // when every output has caller memory). An allocated output that the model passes straight through
+  // from an input points at that input's memory: keep the input alive as long as the output.
   void run(const TensorView* inputs, size_t num_inputs, const int32_t* output_index, TensorView* outputs,
            Tensor* owned, size_t num_outputs);
 
