@@ -205,13 +205,15 @@ def onnx_targets(rows: list[Row]) -> list[tuple[str, float | None, float, bool]]
 
 def format_report(rows: list[Row], targets: list[tuple[str, float | None, float, bool]]) -> str:
     lines = [f"machine: {machine_description()}", ""]
-    header = f"{'group':<7}{'model':<6}{'B':>4}  {'method':<50}{'caller':<8}{'median us':>11}{'p90 us':>10}{'vs (e)':>8}"
+    header = (f"{'group':<14}{'model':<6}{'B':>4}  {'method':<53}{'caller':<8}{'median us':>11}{'p90 us':>10}"
+              f"{'vs (e)':>8}")
     lines += [header, "-" * len(header)]
     for r in rows:
         base = _find(rows, r.model, r.batch, "(e)") if r.group == "onnx" else None
         vs = f"{r.median_us / base.median_us:7.2f}x" if base else ""
-        lines.append(f"{r.group:<7}{r.model:<6}{r.batch:>4}  {r.method:<50}{r.caller:<8}"
-                     f"{r.median_us:>11.2f}{r.p90_us:>10.2f}{vs:>8}")
+        note = f"  {r.extra['note']}" if r.extra.get("note") else ""
+        lines.append(f"{r.group:<14}{r.model:<6}{r.batch:>4}  {r.method[:52]:<53}{r.caller:<8}"
+                     f"{r.median_us:>11.2f}{r.p90_us:>10.2f}{vs:>8}{note}")
     if targets:
         lines += ["", "targets (ratios of medians):"]
         for text, value, target, higher in targets:
@@ -220,16 +222,45 @@ def format_report(rows: list[Row], targets: list[tuple[str, float | None, float,
                 continue
             met = value >= target if higher else value <= target
             sign = ">=" if higher else "<="
-            lines.append(f"  {text}: {value:.2f}x (target {sign} {target}x) {'met' if met else 'MISSED'}")
+            unit = " us" if " in us" in text else "x"
+            lines.append(f"  {text}: {value:.2f}{unit} (target {sign} {target}{unit}) {'met' if met else 'MISSED'}")
     return "\n".join(lines)
+
+
+def python_rows(settings: Settings) -> list[Row]:
+    """Issue 5's rows (juno_bridge.bench_python): the Python-algorithm method and the scatter."""
+    from juno_bridge import bench_python
+
+    quick = settings.iterations < Settings().iterations
+    return [Row(r["group"], "-", 1, r["method"], r["caller"].lower(), r["median_us"], r["p90_us"],
+                {"note": r.get("note", "")}) for r in bench_python.run_bench(quick=quick)]
+
+
+def python_targets(rows: list[Row]) -> list[tuple[str, float | None, float, bool]]:
+    def median(group: str, prefix: str) -> float | None:
+        r = next((r for r in rows if r.group == group and r.method.startswith(prefix)), None)
+        return r.median_us if r else None
+
+    a, b, c = median("python-method", "(a)"), median("python-method", "(b)"), median("python-method", "(c)")
+    ours, numpy_ref = median("scatter", "juno-bridge"), median("scatter", "numpy")
+    return [("python method: (a)/(b), JUNO-style copies vs juno-bridge python: from C++",
+             a / b if a and b else None, 100.0, True),
+            ("python method: (b) - (c) in us, from C++ vs the direct call",
+             b - c if b is not None and c is not None else None, 5.0, False),
+            ("scatter: numpy ufunc.at / juno-bridge", numpy_ref / ours if ours and numpy_ref else None, 5.0, True)]
+
+
+GROUPS = {"onnx": (onnx_rows, onnx_targets), "python": (python_rows, python_targets)}
 
 
 def run(settings: Settings, groups: tuple[str, ...] = ("onnx",), json_path: str | None = None) -> str:
     rows: list[Row] = []
     targets = []
-    if "onnx" in groups:
-        rows += onnx_rows(settings)
-        targets += onnx_targets(rows)
+    for name in groups:
+        measure, check = GROUPS[name]
+        group_rows = measure(settings)
+        rows += group_rows
+        targets += check(group_rows)
     report = format_report(rows, targets)
     if json_path:
         Path(json_path).write_text(json.dumps({

@@ -75,7 +75,7 @@ def cmd_bench(args) -> int:
     if args.batch:
         settings.batches = tuple(args.batch)
     print("juno-bridge bench: the same model through every method, side by side, 1 intra-op thread\n")
-    print(bench.run(settings, groups=tuple(args.only), json_path=args.json))
+    print(bench.run(settings, groups=tuple(args.only or bench.GROUPS), json_path=args.json))
     if args.json:
         print(f"\nwrote {args.json}")
     return EXIT_OK
@@ -140,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="fewer iterations (a quick look, noisier)")
     p.add_argument("--iterations", type=int, metavar="N", help="timed calls per row")
     p.add_argument("--batch", type=int, nargs="+", metavar="B", help="batch sizes (default 1 64)")
-    p.add_argument("--only", nargs="+", default=["onnx"], choices=["onnx"], help="which groups to run")
+    p.add_argument("--only", nargs="+", choices=["onnx", "python"], metavar="GROUP",
+                   help="groups to run: onnx (issue 3's rows), python (Python algorithm, scatter); default all")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.set_defaults(run=cmd_bench)
 
