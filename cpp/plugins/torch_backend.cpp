@@ -18,6 +18,7 @@
 #include <torch/version.h>
 
 #include <algorithm>
+#include <cctype>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -206,7 +207,7 @@ class Model {
       wrapped_addresses_[i].store(tensors.back().const_data_ptr());
     }
     tensors_wrapped_.fetch_add(num_inputs);
-    std::vector<at::Tensor> results = package_ ? package_->run(tensors) : run_torchscript(std::move(tensors));
+    std::vector<at::Tensor> results = package_ ? run_package(tensors) : run_torchscript(std::move(tensors));
     if (results.size() != outputs_.size())
       throw Failure(JB_ERROR_RUNTIME, "the model returned " + std::to_string(results.size()) + " tensor(s), its " +
                                           "signature declares " + std::to_string(outputs_.size()));
@@ -376,6 +377,29 @@ class Model {
                                             " as in input '" + it->second.second + "', got shape " +
                                             shape_text(out[i].shape, out[i].rank));
       }
+    }
+  }
+
+  // A package's generated input checks (on for packages without our signature) report
+  // "input_handles[i]: unmatched dtype|dim value|stride ..."; they become our error classes and names.
+  std::vector<at::Tensor> run_package(std::vector<at::Tensor>& tensors) {
+    try {
+      return package_->run(tensors);
+    } catch (const std::exception& e) {
+      std::string message = c10_message(e);
+      while (!message.empty() && std::isspace(static_cast<unsigned char>(message.back()))) message.pop_back();
+      jb_status status = JB_ERROR_RUNTIME;
+      const std::string tag = "input_handles[";
+      if (message.rfind(tag, 0) == 0) {
+        size_t close = message.find(']');
+        size_t index = std::strtoul(message.c_str() + tag.size(), nullptr, 10);
+        if (close != std::string::npos && index < inputs_.size()) {
+          status = message.find("dtype") != std::string::npos ? JB_ERROR_INPUT_TYPE : JB_ERROR_INPUT;
+          message = "input '" + inputs_[index].sig.name + "'" + message.substr(close + 1) +
+                    " (the package's own input check)";
+        }
+      }
+      throw Failure(status, message);
     }
   }
 
