@@ -7,6 +7,9 @@ PIP := $(PY) -m pip --disable-pip-version-check
 # What the build and the tests need. Pinned where the project's own CI depends on exact behaviour.
 BUILD_DEPS := "setuptools>=68" wheel "Cython>=3.0" "numpy>=2.0" "onnxruntime==1.31.1"
 TEST_DEPS := "pytest>=8" "hypothesis>=6.100" "onnx>=1.15"
+# The torch plugin is always built and tested here: torch (CPU) first, and its absence fails the build.
+TORCH_DEPS := "torch==2.13.0"
+export JUNO_BRIDGE_REQUIRE_TORCH := 1
 
 .PHONY: all demo test install bench clean
 
@@ -14,7 +17,7 @@ all: install
 
 $(VENV)/.deps: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q $(BUILD_DEPS) $(TEST_DEPS)
+	$(PIP) install -q $(BUILD_DEPS) $(TEST_DEPS) $(TORCH_DEPS)
 	touch $@
 
 install: $(VENV)/.deps
