@@ -121,7 +121,8 @@ def build_torch_plugin(lib_dir: Path, tmp: Path) -> None:
         return
     torch_lib = cpp_extension.library_paths()[0]
     # C++20: torch's headers use C++20 bit-field initializers and warn under C++17.
-    flags = [*(f if f != "-std=c++17" else "-std=c++20" for f in CXXFLAGS), f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}",
+    flags = [*(f if f != "-std=c++17" else "-std=c++20" for f in CXXFLAGS),
+             f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}",
              *[f"-I{i}" for i in [*INCLUDE, *cpp_extension.include_paths()]]]
     sources = sorted(str(p) for p in (ROOT / "cpp" / "plugins").glob("torch_*.cpp"))
     objects = [str(tmp / (Path(src).stem + ".o")) for src in sources]
@@ -131,6 +132,10 @@ def build_torch_plugin(lib_dir: Path, tmp: Path) -> None:
     # No link to libjuno_bridge: the plugin reports errors through the host table it is given.
     run([CXX, "-shared", "-o", str(target), *objects, f"-L{torch_lib}", "-ltorch", "-ltorch_cpu", "-lc10",
          f"-Wl,-rpath,{torch_lib}", "-Wl,-soname,libjuno_bridge_torch.so", "-pthread"])
+    # The torch benchmark's C++ loop (row (d)) is compiled on the user's machine against the package.
+    examples = lib_dir.parent / "examples"
+    examples.mkdir(exist_ok=True)
+    shutil.copy(ROOT / "cpp" / "examples" / "bench_torch_loop.cpp", examples / "bench_torch_loop.cpp")
 
 
 def plugin_builds() -> dict:
