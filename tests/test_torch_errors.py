@@ -122,3 +122,19 @@ def test_unknown_option_is_refused():
 def test_export_refuses_a_batch_it_cannot_generalize_from(tmp_path):
     with pytest.raises(ValueError, match="batch dim of at least 2"):
         tm.export_torch(tm.TINY, tm.torch.ones(1, 8), tmp_path / "one.pt2")
+
+
+def test_without_the_plugin_a_torch_model_is_backend_unavailable(tmp_path):
+    # A copy of the installed package without libjuno_bridge_torch.so, used by a fresh interpreter.
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+    pkg = Path(jb.__file__).parent
+    shutil.copytree(pkg, tmp_path / "juno_bridge", ignore=shutil.ignore_patterns("libjuno_bridge_torch.so"))
+    code = ("import juno_bridge as jb\ntry:\n    jb.Session(%r)\nexcept jb.BackendUnavailableError as e:\n"
+            "    print(e)\n" % str(tm.tiny(".pt")))
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert "backend unavailable: 'torch'" in out.stdout, out.stderr
+    assert "install with the torch extra and rebuild" in out.stdout

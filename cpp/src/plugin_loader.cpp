@@ -46,9 +46,12 @@ const jb_plugin_api* load_plugin(const std::string& name) {
 
   const std::string file = plugin_path(name);
   if (file.empty())
+    // A plugin is built only when its library is importable at build time, so the order matters.
     throw Error(ErrorCode::BackendUnavailable,
-                "backend unavailable: '" + name + "' (libjuno_bridge_" + name + ".so was not built; install juno-bridge "
-                "with the " + name + " extra and rebuild, e.g. pip install --no-build-isolation '.[" + name + "]')");
+                "backend unavailable: '" + name + "' (libjuno_bridge_" + name + ".so was not built): install with the " +
+                    name + " extra and rebuild: first the extra's packages (pip install 'juno-bridge[" + name +
+                    "]'), then juno-bridge again from source with pip install --no-build-isolation --no-deps "
+                    "--force-reinstall <source>");
   std::string error;
   void* handle = open_library(file, error);
   if (handle == nullptr)
