@@ -20,7 +20,6 @@ import platform
 import shutil
 import subprocess
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -53,20 +52,20 @@ class JunoModel(torch.nn.Module):
         return self.net(pmt)
 
 
-def _models(workdir: Path) -> dict:
+def _models(workdir: Path, groups) -> dict:
     """group -> (module, input shape without batch, .pt2 path, .pt path); exports are kept in workdir."""
     torch.manual_seed(0)
     out = {}
     for group, module, shape in (("tiny", TinyModel(), (8,)), ("juno", JunoModel(), (2, JUNO_PMTS))):
+        if group not in groups:
+            continue
         module.eval()
         paths = []
         for suffix in (".pt2", ".pt"):
             path = workdir / f"{group}{suffix}"
             weights = workdir / f"{group}.weights"
             if not path.exists() or not weights.exists():
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", FutureWarning)  # torch-internal pytree notice
-                    export_torch(module, torch.randn(4, *shape), path, input_names=["x"], output_names=["y"])
+                export_torch(module, torch.randn(4, *shape), path, input_names=["x"], output_names=["y"])
             paths.append(path)
         if weights.exists():
             module.load_state_dict(torch.load(weights))
@@ -107,14 +106,16 @@ def _time_interleaved(calls: dict, rounds: int, per_round: int, warmup: int) -> 
     return {k: (float(np.median(v)) / 1e3, float(np.percentile(v, 90)) / 1e3) for k, v in samples.items()}
 
 
-def run_bench(batch_sizes=(1, 64), quick: bool = False, workdir: str | os.PathLike | None = None) -> list[dict]:
-    """Measures (a)-(e) for both models and every batch size; one dict per row."""
+def run_bench(batch_sizes=(1, 64), quick: bool = False, workdir: str | os.PathLike | None = None,
+              groups=("tiny", "juno")) -> list[dict]:
+    """Measures (a)-(e) for the models in `groups` and every batch size; one dict per row.
+    Exported models and the C++ loop are kept in `workdir` (default: a cache under ~/.cache)."""
     workdir = Path(workdir or Path.home() / ".cache" / "juno_bridge" / f"bench_torch-{torch.__version__}")
     workdir.mkdir(parents=True, exist_ok=True)
     threads_before = torch.get_num_threads()
     torch.set_num_threads(1)  # torch's pool is process-wide: this also holds for the juno-bridge sessions
     try:
-        models = _models(workdir)
+        models = _models(workdir, groups)
         loop = _build_loop(workdir)
         rows = []
         for group, (module, shape, pt2, pt) in models.items():

@@ -26,7 +26,10 @@ _DTYPES = {torch.float32: "float32", torch.float64: "float64", torch.float16: "f
            torch.uint8: "uint8", torch.uint16: "uint16", torch.uint32: "uint32", torch.uint64: "uint64",
            torch.bool: "bool"}
 # TorchScript still works in torch 2.13 but warns on every call; a caller who asked for .pt knows.
-_TORCHSCRIPT_DEPRECATION = r"`torch\.jit\.\w+` is deprecated"
+# torch's compiler also imports its own TorchScript modules and pickles pytree specs, warning about
+# itself: noise to whoever exports. Only these exact messages are silenced, nothing else.
+_TORCH_NOISE = ((DeprecationWarning, r"`torch\.jit\.\w+` is deprecated"),
+                (FutureWarning, r"`isinstance\(treespec, LeafSpec\)` is deprecated"))
 
 
 def export_torch(module: torch.nn.Module, example_inputs, path, dynamic_batch: bool = True, *,
@@ -39,7 +42,15 @@ def export_torch(module: torch.nn.Module, example_inputs, path, dynamic_batch: b
     (the example batch must then be at least 2, or torch.export specializes it); otherwise every
     shape is fixed to the example's. Returns the path.
     """
-    path = Path(path)
+    with warnings.catch_warnings():
+        for category, message in _TORCH_NOISE:
+            warnings.filterwarnings("ignore", message=message, category=category)
+        return _export(module, example_inputs, Path(path), dynamic_batch, input_names, output_names, max_batch,
+                       inductor_configs)
+
+
+def _export(module, example_inputs, path: Path, dynamic_batch, input_names, output_names, max_batch,
+            inductor_configs) -> Path:
     if path.suffix not in (".pt2", ".pt"):
         raise ValueError(f"export_torch writes .pt2 (AOTInductor) or .pt (TorchScript); got '{path.name}'")
     args = _as_tensors(example_inputs)
@@ -120,20 +131,18 @@ def _dtype_name(dtype, name: str) -> str:
 
 
 def _save_torchscript(module, args, path: Path, text: str, dynamic_batch: bool) -> None:
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_TORCHSCRIPT_DEPRECATION, category=DeprecationWarning)
-        with torch.no_grad():
-            traced = torch.jit.trace(module, args)
-            if dynamic_batch:
-                # A trace can bake the example's batch into the graph: prove it generalizes.
-                bigger = tuple(torch.cat([a, a[:1]]) for a in args)
-                got, want = traced(*bigger), module(*bigger)
-                for g, w in zip(_flat(got), _flat(want)):
-                    same = torch.allclose(g, w, equal_nan=True) if g.is_floating_point() else torch.equal(g, w)
-                    if g.shape != w.shape or not same:
-                        raise ValueError("the TorchScript trace does not generalize to another batch size; "
-                                         "export with dynamic_batch=False or use .pt2")
-        torch.jit.save(traced, str(path), _extra_files={SIGNATURE_KEY: text})
+    with torch.no_grad():
+        traced = torch.jit.trace(module, args)
+        if dynamic_batch:
+            # A trace can bake the example's batch into the graph: prove it generalizes.
+            bigger = tuple(torch.cat([a, a[:1]]) for a in args)
+            got, want = traced(*bigger), module(*bigger)
+            for g, w in zip(_flat(got), _flat(want)):
+                same = torch.allclose(g, w, equal_nan=True) if g.is_floating_point() else torch.equal(g, w)
+                if g.shape != w.shape or not same:
+                    raise ValueError("the TorchScript trace does not generalize to another batch size; "
+                                     "export with dynamic_batch=False or use .pt2")
+    torch.jit.save(traced, str(path), _extra_files={SIGNATURE_KEY: text})
 
 
 def _flat(x):

@@ -134,7 +134,7 @@ void check_view(const TensorView& v, const TensorInfo& info, const char* role) {
   // The model states nothing about this tensor (plugin.h): only the backend can check it.
   const bool unknown = info.dtype == DType::Undefined && !info.rank_known && info.type_name == "unknown";
   if (unknown) {
-    if (v.dtype == DType::Undefined || dtype_size(v.dtype) == 0)
+    if (dtype_size(v.dtype) == 0)
       throw Error(ErrorCode::InputType, std::string(role) + " '" + info.name + "': unknown dtype code " +
                                             std::to_string(static_cast<int>(v.dtype)));
   } else if (info.dtype == DType::Undefined)
