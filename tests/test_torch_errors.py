@@ -138,3 +138,8 @@ def test_without_the_plugin_a_torch_model_is_backend_unavailable(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert "backend unavailable: 'torch'" in out.stdout, out.stderr
     assert "install with the torch extra and rebuild" in out.stdout
+
+
+def test_pt2_from_bytes_says_to_open_it_from_a_path():
+    with pytest.raises(jb.ModelLoadError, match=r"\.pt2 packages must be opened from a path"):
+        jb.Session(tm.tiny(".pt2").read_bytes(), backend="torch")

@@ -94,3 +94,28 @@ def test_export_torch_is_lazy_and_import_does_not_need_torch():
     code = "import sys, juno_bridge; assert 'torch' not in sys.modules; print(callable(juno_bridge.export_torch))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
+
+
+def test_selected_outputs_only_are_computed_into_place(all_dtypes_session):
+    names = [i.name for i in all_dtypes_session.inputs()]
+    feeds = {n: random_array(np.random.default_rng(3), d, (4, 5)) for n, d in zip(names, tm.AllDTypes.DTYPES)}
+    wanted = [all_dtypes_session.outputs()[k].name for k in (1, 7)]
+    got = all_dtypes_session.run(feeds, outputs=wanted)
+    full = all_dtypes_session.run(feeds)
+    assert list(got) == wanted
+    for n in wanted:
+        np.testing.assert_array_equal(got[n], full[n])
+
+
+def test_torchscript_opens_from_bytes_when_the_backend_is_named():
+    s = jb.Session(tm.tiny(".pt").read_bytes(), backend="torch")
+    x = np.ones((2, 8), np.float32)
+    np.testing.assert_allclose(s.run({"x": x})["y"], jb.Session(tm.tiny(".pt")).run({"x": x})["y"])
+
+
+def test_num_runners_option_bounds_concurrent_pt2_runs():
+    s = jb.Session(tm.tiny(".pt2"), config={"num_runners": 1})
+    x = np.ones((2, 8), np.float32)
+    np.testing.assert_allclose(s.run({"x": x})["y"], jb.Session(tm.tiny(".pt2")).run({"x": x})["y"])
+    with pytest.raises(jb.InvalidArgumentError, match="option 'num_runners' needs an integer"):
+        jb.Session(tm.tiny(".pt2"), config={"num_runners": "many"})

@@ -9,8 +9,6 @@
 // last session opened with a non-zero value decides for every torch session in the process (and for
 // Python torch in the same process). inter_op_threads is not used (these models fork no work).
 // Every run is in c10::InferenceMode (no autograd bookkeeping).
-#include <sys/utsname.h>
-
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
@@ -30,6 +28,7 @@
 #include <thread>
 
 #include "juno_bridge/plugin.h"
+#include "torch_cpu_check.hpp"
 #include "torch_signature.hpp"
 
 namespace jb::torch_plugin {
@@ -98,39 +97,6 @@ std::string shape_text(const int64_t* shape, size_t rank) {
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-// The CPU features an AOTInductor ISA word (AOTI_CPU_ISA, e.g. "AVX512 AVX512_VNNI") needs; an
-// unknown word is not judged (returns true) because the package may name features we do not know.
-bool cpu_has(const std::string& isa_word) {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_cpu_init();
-  if (isa_word == "AVX2")
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (isa_word == "AVX512")
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
-  if (isa_word == "AVX512_VNNI") return __builtin_cpu_supports("avx512vnni");
-  if (isa_word == "AMX_TILE") return __builtin_cpu_supports("amx-tile");
-#endif
-  return true;
-}
-
-// Refuses a package compiled for another machine or for CPU features this one lacks: its code would
-// die of an illegal instruction instead of reporting an error.
-void check_compiled_for_this_cpu(const std::string& model, const std::unordered_map<std::string, std::string>& md) {
-  struct utsname u{};
-  uname(&u);
-  if (auto it = md.find("AOTI_MACHINE"); it != md.end() && !it->second.empty() && it->second != u.machine)
-    throw Failure(JB_ERROR_MODEL_LOAD, "'" + model + "' was compiled for " + it->second + " machines; this one is " +
-                                           u.machine + ": re-export it here (juno_bridge.export_torch)");
-  if (auto it = md.find("AOTI_CPU_ISA"); it != md.end()) {
-    std::istringstream words(it->second);
-    for (std::string w; words >> w;)
-      if (!cpu_has(w))
-        throw Failure(JB_ERROR_MODEL_LOAD, "'" + model + "' was compiled for CPUs with " + it->second + "; this CPU lacks " +
-                                               w + ": re-export it on (or for) this machine (juno_bridge.export_torch)");
-  }
 }
 
 // The number of leaves of a serialized pytree spec (torch.utils._pytree JSON): each leaf is a node
@@ -211,7 +177,8 @@ class Model {
     if (results.size() != outputs_.size())
       throw Failure(JB_ERROR_RUNTIME, "the model returned " + std::to_string(results.size()) + " tensor(s), its " +
                                           "signature declares " + std::to_string(outputs_.size()));
-    for (size_t i = 0; i < num_outputs; ++i) deliver(results[output_index[i]], output_index[i], in, num_inputs, out[i], owned[i]);
+    for (size_t i = 0; i < num_outputs; ++i)
+      deliver(results[output_index[i]], output_index[i], in, num_inputs, out[i], owned[i]);
   }
 
  private:
@@ -225,7 +192,9 @@ class Model {
                                              c10_message(e) + "); make one with juno_bridge.export_torch (a " +
                                              "torch.export.save archive holds no compiled code)");
     }
-    check_compiled_for_this_cpu(path_, md);
+    if (std::string why = foreign_package_reason(md); !why.empty())
+      throw Failure(JB_ERROR_MODEL_LOAD, "'" + path_ + "' " + why + ": re-export it on (or for) this machine "
+                                         "(juno_bridge.export_torch)");
     std::string signature;
     if (auto it = md.find(kSignatureKey); it != md.end()) signature = it->second;
     // Without our signature nothing here can check shapes, so the package's own generated input
@@ -300,7 +269,8 @@ class Model {
       try {
         signature_ = parse_signature(text);
       } catch (const std::invalid_argument& e) {
-        throw Failure(JB_ERROR_MODEL_LOAD, "model '" + path_ + "': its juno_bridge signature is malformed: " + e.what());
+        throw Failure(JB_ERROR_MODEL_LOAD,
+                      "model '" + path_ + "': its juno_bridge signature is malformed: " + e.what());
       }
       if (signature_.inputs.size() != num_inputs_found_ ||
           (num_outputs_found_ && signature_.outputs.size() != num_outputs_found_))
@@ -309,7 +279,12 @@ class Model {
                                                std::to_string(signature_.outputs.size()) + " output(s), the model has " +
                                                std::to_string(num_inputs_found_) + " and " +
                                                std::to_string(num_outputs_found_));
-      for (const auto& s : signature_.inputs) inputs_.push_back(Info{s, true, {}, {}});
+      for (const auto& s : signature_.inputs) {
+        inputs_.push_back(Info{s, true, {}, {}});
+        // An unnamed dynamic dim ("?") cannot be checked here: let the package check it itself.
+        for (size_t d = 0; d < s.shape.size(); ++d)
+          if (package_ && s.shape[d] < 0 && s.dim_names[d].empty()) setenv("AOTI_RUNTIME_CHECK_INPUTS", "1", 0);
+      }
       for (const auto& s : signature_.outputs) outputs_.push_back(Info{s, true, {}, {}});
       add_metadata("custom.signature", "juno_bridge");
     } else {
@@ -520,8 +495,12 @@ jb_status tensor_info(const std::vector<Info>& infos, size_t index, jb_tensor_in
   *out = infos[index].c_info();
   return JB_OK;
 }
-jb_status input_info(void* h, size_t i, jb_tensor_info* out) { return tensor_info(static_cast<Model*>(h)->inputs(), i, out); }
-jb_status output_info(void* h, size_t i, jb_tensor_info* out) { return tensor_info(static_cast<Model*>(h)->outputs(), i, out); }
+jb_status input_info(void* h, size_t i, jb_tensor_info* out) {
+  return tensor_info(static_cast<Model*>(h)->inputs(), i, out);
+}
+jb_status output_info(void* h, size_t i, jb_tensor_info* out) {
+  return tensor_info(static_cast<Model*>(h)->outputs(), i, out);
+}
 
 jb_status metadata(void* handle, size_t* count, const char* const** keys, const char* const** values) {
   auto* m = static_cast<Model*>(handle);
