@@ -37,6 +37,7 @@ def test_exported_signature_describes_inputs_and_outputs(tiny_session):
     (x,), (y,) = tiny_session.inputs(), tiny_session.outputs()
     assert (x.name, x.dtype, x.shape, x.dim_names) == ("x", np.dtype(np.float32), (-1, 8), ("batch", None))
     assert (y.name, y.dtype, y.shape, y.dim_names) == ("y", np.dtype(np.float32), (-1, 4), ("batch", None))
+    assert x.type_name == y.type_name == "tensor(float)"  # ONNX's spelling, as the onnxruntime backend
     assert tiny_session.backend == "torch"
     assert tiny_session.metadata()["custom"]["signature"] == "juno_bridge"
 

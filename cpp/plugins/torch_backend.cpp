@@ -116,7 +116,11 @@ struct Info {
 
   void finish() {
     for (const auto& n : sig.dim_names) dim_name_ptrs.push_back(n.empty() ? nullptr : n.c_str());
-    type_name = known ? "tensor(" + std::string(dtype_name(sig.dtype)) + ")" : "unknown";
+    // ONNX's spelling, as the onnxruntime backend reports it, so both backends describe alike.
+    const std::string element = sig.dtype == JB_DTYPE_FLOAT32   ? "float"
+                                : sig.dtype == JB_DTYPE_FLOAT64 ? "double"
+                                                                : dtype_name(sig.dtype);
+    type_name = known ? "tensor(" + element + ")" : "unknown";
   }
   jb_tensor_info c_info() const {
     jb_tensor_info i{};
