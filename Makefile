@@ -6,8 +6,12 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 # What the build and the tests need. Pinned where the project's own CI depends on exact behaviour.
 BUILD_DEPS := "setuptools>=77" wheel "Cython>=3.0" "numpy>=2.0" "onnxruntime==1.31.1"
+# The torch plugin is always built and tested here: torch (the CPU wheel, pinned: an unpinned torch
+# pulls a multi-GB CUDA build) goes in before the build, and its absence fails the build.
+TORCH_DEPS := "torch==2.13.0"
+export JUNO_BRIDGE_REQUIRE_TORCH := 1
 # Extras installed with the package; our own CI installs them all.
-EXTRAS := test,hdf5
+EXTRAS := test,hdf5,torch
 
 .PHONY: all demo test install bench clean
 
@@ -15,7 +19,7 @@ all: install
 
 $(VENV)/.deps: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q $(BUILD_DEPS)
+	$(PIP) install -q $(BUILD_DEPS) $(TORCH_DEPS)
 	touch $@
 
 install: $(VENV)/.deps

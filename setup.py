@@ -151,11 +151,44 @@ def build_python_plugin(lib_dir: Path, tmp: Path) -> None:
              f"-L{lib_dir}", "-ljuno_bridge", "-Wl,-rpath,$ORIGIN/../lib", *python, "-pthread"])
 
 
+def build_torch_plugin(lib_dir: Path, tmp: Path) -> None:
+    """libjuno_bridge_torch.so against the importable torch (its headers, its lib/ by rpath), or nothing."""
+    target = lib_dir / "libjuno_bridge_torch.so"
+    try:
+        import torch
+        from torch.utils import cpp_extension
+    except ImportError as e:
+        if os.environ.get("JUNO_BRIDGE_REQUIRE_TORCH") == "1":
+            raise SystemExit(f"JUNO_BRIDGE_REQUIRE_TORCH=1 but torch cannot be imported ({e}): install "
+                             "torch==2.13.0 (CPU) first and build with pip install --no-build-isolation") from e
+        print(f"juno-bridge: torch not importable ({e}); the torch plugin is not built", flush=True)
+        target.unlink(missing_ok=True)  # a stale plugin would not match this build
+        return
+    torch_lib = cpp_extension.library_paths()[0]
+    # C++20: torch's headers use C++20 bit-field initializers and warn under C++17.
+    flags = [*(f if f != "-std=c++17" else "-std=c++20" for f in CXXFLAGS),
+             f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}",
+             *[f"-I{i}" for i in [*INCLUDE, *cpp_extension.include_paths()]]]
+    sources = sorted(str(p) for p in (ROOT / "cpp" / "plugins").glob("torch_*.cpp"))
+    objects = [str(tmp / (Path(src).stem + ".o")) for src in sources]
+    for src, obj in zip(sources, objects):
+        if out_of_date(obj, src):
+            run([CXX, *flags, "-c", src, "-o", obj])
+    # No link to libjuno_bridge: the plugin reports errors through the host table it is given.
+    run([CXX, "-shared", "-o", str(target), *objects, f"-L{torch_lib}", "-ltorch", "-ltorch_cpu", "-lc10",
+         f"-Wl,-rpath,{torch_lib}", "-Wl,-soname,libjuno_bridge_torch.so", "-pthread"])
+    # The torch benchmark's C++ loop (row (d)) is compiled on the user's machine against the package.
+    examples = lib_dir.parent / "examples"
+    examples.mkdir(exist_ok=True)
+    shutil.copy(ROOT / "cpp" / "examples" / "bench_torch_loop.cpp", examples / "bench_torch_loop.cpp")
+
+
 def plugin_builds() -> dict:
-    """Plugin name -> function that builds it; filled by the plugin issues (torch, python, tf)."""
-    builds = {}
-    builds["python"] = build_python_plugin  # always: the Python running this build is there
-    return builds
+    """Plugin name -> function that builds it (each decides whether its dependency is there)."""
+    return {
+        "python": build_python_plugin,  # always: the Python running this build is there
+        "torch": build_torch_plugin,    # only when torch is importable (JUNO_BRIDGE_REQUIRE_TORCH=1: must be)
+    }
 
 
 extensions = [

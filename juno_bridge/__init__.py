@@ -16,8 +16,18 @@ from juno_bridge._hits import BatchAssembler, scatter_hits
 
 __version__ = (Path(__file__).with_name("VERSION")).read_text().strip()
 
+
+
+def __getattr__(name):
+    # torch is heavy and optional: imported only when its exporter is asked for.
+    if name == "export_torch":
+        from juno_bridge.torch_export import export_torch
+        return export_torch
+    raise AttributeError(f"module 'juno_bridge' has no attribute {name!r}")
+
+
 __all__ = [
-    "Session", "TensorInfo", "onnxruntime_info", "SUPPORTED_DTYPES",
+    "Session", "export_torch", "TensorInfo", "onnxruntime_info", "SUPPORTED_DTYPES",
     "Error", "InvalidArgumentError", "InputError", "InputTypeError", "ModelLoadError",
     "BackendUnavailableError", "RunError", "UnsupportedError",
     "algorithm", "ReleasedViewError", "scatter_hits", "BatchAssembler",

@@ -46,9 +46,12 @@ const jb_plugin_api* load_plugin(const std::string& name) {
 
   const std::string file = plugin_path(name);
   if (file.empty())
+    // A plugin is built only when its library is importable at build time, so the order matters.
     throw Error(ErrorCode::BackendUnavailable,
-                "backend unavailable: '" + name + "' (libjuno_bridge_" + name + ".so was not built; install juno-bridge "
-                "with the " + name + " extra and rebuild, e.g. pip install --no-build-isolation '.[" + name + "]')");
+                "backend unavailable: '" + name + "' (libjuno_bridge_" + name + ".so was not built): install with the " +
+                    name + " extra and rebuild: first the extra's packages (pip install 'juno-bridge[" + name +
+                    "]'), then juno-bridge again from source with pip install --no-build-isolation --no-deps "
+                    "--force-reinstall <source>");
   std::string error;
   void* handle = open_library(file, error);
   if (handle == nullptr)
@@ -147,6 +150,16 @@ class PluginBackend final : public Backend {
       else md.custom[k.rfind("custom.", 0) == 0 ? k.substr(7) : k] = v;
     }
     return md;
+  }
+
+  SessionStats stats() const override {
+    SessionStats st;
+    if (api_->stats == nullptr) return st;
+    st.input_addresses.resize(inputs_.size());
+    if (jb_status s = api_->stats(handle_, &st.tensors_wrapped, st.input_addresses.data(), st.input_addresses.size());
+        s != JB_OK)
+      throw_plugin_error(s, name_);
+    return st;
   }
 
   void run(const TensorView* inputs, size_t num_inputs, const int32_t* output_index, TensorView* outputs,

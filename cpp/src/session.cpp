@@ -131,10 +131,16 @@ namespace {
 
 // The checks one tensor must pass against what the model declares; `role` is "input" or "output".
 void check_view(const TensorView& v, const TensorInfo& info, const char* role) {
-  if (info.dtype == DType::Undefined)
+  // The model states nothing about this tensor (plugin.h): only the backend can check it.
+  const bool unknown = info.dtype == DType::Undefined && !info.rank_known && info.type_name == "unknown";
+  if (unknown) {
+    if (dtype_size(v.dtype) == 0)
+      throw Error(ErrorCode::InputType, std::string(role) + " '" + info.name + "': unknown dtype code " +
+                                            std::to_string(static_cast<int>(v.dtype)));
+  } else if (info.dtype == DType::Undefined)
     throw Error(ErrorCode::Unsupported, std::string(role) + " '" + info.name + "' is of type " + info.type_name +
                                             "; juno-bridge passes tensors of numeric and bool types only");
-  if (v.dtype != info.dtype)
+  else if (v.dtype != info.dtype)
     throw Error(ErrorCode::InputType, std::string(role) + " '" + info.name + "': expected dtype " +
                                           dtype_name(info.dtype) + ", got " + dtype_name(v.dtype));
   if (v.rank < 0 || v.rank > kMaxRank)

@@ -6,6 +6,10 @@
  * (or $JUNO_BRIDGE_PLUGIN_PATH) when a model needs it, calls jb_plugin_init once, and checks
  * abi_version. The core has already checked every tensor against the plugin's declared inputs and
  * outputs (dtype, rank, fixed dims, NULL data, overlap) before `run` is called.
+ *
+ * A model that states nothing about a tensor (e.g. a torch model without a signature) reports it with
+ * dtype JB_DTYPE_UNDEFINED, rank -1 and type_name "unknown": the core then leaves the dtype and shape
+ * checks of that tensor to the plugin.
  */
 #ifndef JUNO_BRIDGE_PLUGIN_H
 #define JUNO_BRIDGE_PLUGIN_H
@@ -16,7 +20,8 @@
 extern "C" {
 #endif
 
-#define JB_PLUGIN_ABI_VERSION 1
+/* 2: `stats` added at the end of jb_plugin_api. */
+#define JB_PLUGIN_ABI_VERSION 2
 
 /* What the core offers a plugin. */
 typedef struct jb_plugin_host {
@@ -52,9 +57,10 @@ typedef struct jb_plugin_api {
    * the plugin allocates it, fills outputs[i] and sets owned[i]. Must be thread-safe. */
   jb_status (*run)(void* handle, const jb_tensor_view* inputs, size_t num_inputs, const int32_t* output_index,
                    jb_tensor_view* outputs, jb_plugin_owned* owned, size_t num_outputs);
-  /* Optional (NULL when the plugin has none): zero-copy evidence for tests. *tensors_wrapped counts
-   * runtime tensor objects made over caller memory since open; input_addresses[i] (i < n) is where
-   * the runtime read input i in the last run. */
+
+  /* Optional (may be NULL): the zero-copy evidence of SessionStats. *tensors_wrapped counts the runtime
+   * tensors made over caller memory since open; input_addresses[i] (i < n) is where the runtime read
+   * input i in the last run, NULL before the first run. */
   jb_status (*stats)(void* handle, uint64_t* tensors_wrapped, const void** input_addresses, size_t n);
 } jb_plugin_api;
 

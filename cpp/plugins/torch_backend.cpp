@@ -1,0 +1,539 @@
+// The libtorch backend plugin (libjuno_bridge_torch.so): AOTInductor packages (.pt2) and TorchScript
+// modules (.pt) through the plugin table of plugin.h. The only translation unit that includes torch.
+//
+// Zero-copy: each input reaches torch as at::from_blob over the caller's memory (the stats hook
+// reports the address torch read). Torch runs a whole model into memory it allocates itself, so an
+// output is either handed over as that torch tensor (no copy, the tensor is the holder) or, when the
+// caller gives a buffer, written into it once.
+// Threads: intra_op_threads calls at::set_num_threads, which sets torch's one process-wide pool: the
+// last session opened with a non-zero value decides for every torch session in the process (and for
+// Python torch in the same process). inter_op_threads is not used (these models fork no work).
+// Every run is in c10::InferenceMode (no autograd bookkeeping).
+#include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
+#include <torch/csrc/inductor/aoti_package/model_package_loader.h>
+#include <torch/script.h>
+#include <torch/version.h>
+
+#include <algorithm>
+#include <cctype>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "juno_bridge/plugin.h"
+#include "torch_cpu_check.hpp"
+#include "torch_signature.hpp"
+
+namespace jb::torch_plugin {
+namespace {
+
+const jb_plugin_host* g_host = nullptr;
+
+// Carries a jb_status to the one place that reports errors to the host.
+struct Failure : std::runtime_error {
+  jb_status status;
+  Failure(jb_status s, const std::string& message) : std::runtime_error(message), status(s) {}
+};
+
+jb_status fail(jb_status status, const std::string& message) {
+  if (g_host) g_host->set_error(status, 0, message.c_str());
+  return status;
+}
+
+// Runs `body`, turning every exception into a status and the host's error message.
+template <class F>
+jb_status guarded(jb_status default_status, F&& body) {
+  try {
+    body();
+    return JB_OK;
+  } catch (const Failure& e) {
+    return fail(e.status, e.what());
+  } catch (const c10::Error& e) {
+    return fail(default_status, e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    return fail(default_status, e.what());
+  } catch (...) {
+    return fail(default_status, "unknown C++ exception in the torch backend");
+  }
+}
+
+std::optional<at::ScalarType> to_scalar_type(int32_t dtype) {
+  switch (dtype) {
+    case JB_DTYPE_FLOAT32: return at::kFloat;
+    case JB_DTYPE_UINT8: return at::kByte;
+    case JB_DTYPE_INT8: return at::kChar;
+    case JB_DTYPE_UINT16: return at::kUInt16;
+    case JB_DTYPE_INT16: return at::kShort;
+    case JB_DTYPE_INT32: return at::kInt;
+    case JB_DTYPE_INT64: return at::kLong;
+    case JB_DTYPE_BOOL: return at::kBool;
+    case JB_DTYPE_FLOAT16: return at::kHalf;
+    case JB_DTYPE_FLOAT64: return at::kDouble;
+    case JB_DTYPE_UINT32: return at::kUInt32;
+    case JB_DTYPE_UINT64: return at::kUInt64;
+    default: return std::nullopt;
+  }
+}
+
+int32_t to_jb_dtype(at::ScalarType t) {
+  for (int32_t d : {JB_DTYPE_FLOAT32, JB_DTYPE_UINT8, JB_DTYPE_INT8, JB_DTYPE_UINT16, JB_DTYPE_INT16, JB_DTYPE_INT32,
+                    JB_DTYPE_INT64, JB_DTYPE_BOOL, JB_DTYPE_FLOAT16, JB_DTYPE_FLOAT64, JB_DTYPE_UINT32, JB_DTYPE_UINT64})
+    if (to_scalar_type(d) == t) return d;
+  return JB_DTYPE_UNDEFINED;
+}
+
+std::string shape_text(const int64_t* shape, size_t rank) {
+  std::string s = "[";
+  for (size_t d = 0; d < rank; ++d) s += (d ? ", " : "") + std::to_string(shape[d]);
+  return s + "]";
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// The number of leaves of a serialized pytree spec (torch.utils._pytree JSON): each leaf is a node
+// whose "type" is null. Used only for packages without our signature.
+size_t pytree_leaves(const std::string& spec) {
+  size_t n = 0;
+  for (size_t at = spec.find("\"type\": null"); at != std::string::npos; at = spec.find("\"type\": null", at + 1)) ++n;
+  return n;
+}
+
+// A tensor's description as the plugin table hands it out; the pointers live as long as the model.
+struct Info {
+  TensorSignature sig;
+  bool known = false;  // false: the model states nothing about this tensor
+  std::vector<const char*> dim_name_ptrs;
+  std::string type_name;
+
+  void finish() {
+    for (const auto& n : sig.dim_names) dim_name_ptrs.push_back(n.empty() ? nullptr : n.c_str());
+    // ONNX's spelling, as the onnxruntime backend reports it, so both backends describe alike.
+    const std::string element = sig.dtype == JB_DTYPE_FLOAT32   ? "float"
+                                : sig.dtype == JB_DTYPE_FLOAT64 ? "double"
+                                                                : dtype_name(sig.dtype);
+    type_name = known ? "tensor(" + element + ")" : "unknown";
+  }
+  jb_tensor_info c_info() const {
+    jb_tensor_info i{};
+    i.name = sig.name.c_str();
+    i.dtype = known ? sig.dtype : JB_DTYPE_UNDEFINED;
+    i.rank = known ? static_cast<int32_t>(sig.shape.size()) : -1;
+    i.shape = sig.shape.data();
+    i.dim_names = dim_name_ptrs.data();
+    i.type_name = type_name.c_str();
+    return i;
+  }
+};
+
+class Model {
+ public:
+  Model(const std::string& path, const void* bytes, size_t size, int num_runners) : path_(path) {
+    if (bytes == nullptr && !std::ifstream(path).good())
+      throw Failure(JB_ERROR_MODEL_LOAD, "cannot open model '" + path + "': no such file or not readable");
+    std::string signature_text;
+    if (bytes == nullptr && ends_with(path, ".pt2")) {
+      signature_text = open_package(num_runners);
+    } else {
+      signature_text = open_torchscript(bytes, size);
+    }
+    describe(signature_text);
+    wrapped_addresses_ = std::vector<std::atomic<const void*>>(inputs_.size());
+  }
+
+  const std::vector<Info>& inputs() const { return inputs_; }
+  const std::vector<Info>& outputs() const { return outputs_; }
+  const std::vector<const char*>& metadata_keys() const { return md_key_ptrs_; }
+  const std::vector<const char*>& metadata_values() const { return md_value_ptrs_; }
+
+  void stats(uint64_t* wrapped, const void** addresses, size_t n) const {
+    if (wrapped) *wrapped = tensors_wrapped_.load();
+    for (size_t i = 0; i < n && i < wrapped_addresses_.size(); ++i) addresses[i] = wrapped_addresses_[i].load();
+  }
+
+  void run(const jb_tensor_view* in, size_t num_inputs, const int32_t* output_index, jb_tensor_view* out,
+           jb_plugin_owned* owned, size_t num_outputs) {
+    if (num_inputs != inputs_.size())
+      throw Failure(JB_ERROR_INPUT, "the model takes " + std::to_string(inputs_.size()) + " input(s), got " +
+                                        std::to_string(num_inputs));
+    check_dims(in, output_index, out, num_outputs);
+    c10::InferenceMode guard;
+    std::vector<at::Tensor> tensors;
+    tensors.reserve(num_inputs);
+    for (size_t i = 0; i < num_inputs; ++i) {
+      auto type = to_scalar_type(in[i].dtype);
+      if (!type) throw Failure(JB_ERROR_INPUT_TYPE, "input '" + inputs_[i].sig.name + "': dtype code " +
+                                                        std::to_string(in[i].dtype) + " has no torch equivalent");
+      // from_blob wants a mutable pointer; torch only reads inputs of an inference-mode model.
+      tensors.push_back(at::from_blob(in[i].data, at::IntArrayRef(in[i].shape, in[i].rank), at::TensorOptions(*type)));
+      wrapped_addresses_[i].store(tensors.back().const_data_ptr());
+    }
+    tensors_wrapped_.fetch_add(num_inputs);
+    std::vector<at::Tensor> results = package_ ? run_package(tensors) : run_torchscript(std::move(tensors));
+    if (results.size() != outputs_.size())
+      throw Failure(JB_ERROR_RUNTIME, "the model returned " + std::to_string(results.size()) + " tensor(s), its " +
+                                          "signature declares " + std::to_string(outputs_.size()));
+    for (size_t i = 0; i < num_outputs; ++i)
+      deliver(results[output_index[i]], output_index[i], in, num_inputs, out[i], owned[i]);
+  }
+
+ private:
+  // Loads an AOTInductor package; returns the signature text it carries ("" when none).
+  std::string open_package(int num_runners) {
+    std::unordered_map<std::string, std::string> md;
+    try {
+      md = torch::inductor::AOTIModelPackageLoader::load_metadata_from_package(path_, "model");
+    } catch (const std::exception& e) {
+      throw Failure(JB_ERROR_MODEL_LOAD, "'" + path_ + "' is not a readable AOTInductor package (" +
+                                             c10_message(e) + "); make one with juno_bridge.export_torch (a " +
+                                             "torch.export.save archive holds no compiled code)");
+    }
+    if (std::string why = foreign_package_reason(md); !why.empty())
+      throw Failure(JB_ERROR_MODEL_LOAD, "'" + path_ + "' " + why + ": re-export it on (or for) this machine "
+                                         "(juno_bridge.export_torch)");
+    std::string signature;
+    if (auto it = md.find(kSignatureKey); it != md.end()) signature = it->second;
+    // Without our signature nothing here can check shapes, so the package's own generated input
+    // checks are switched on (process-wide; a user's explicit setting is kept).
+    if (signature.empty()) setenv("AOTI_RUNTIME_CHECK_INPUTS", "1", 0);
+    try {
+      package_ = std::make_unique<torch::inductor::AOTIModelPackageLoader>(path_, "model", false,
+                                                                          static_cast<size_t>(num_runners));
+    } catch (const std::exception& e) {
+      throw Failure(JB_ERROR_MODEL_LOAD, "cannot load AOTInductor package '" + path_ + "': " + c10_message(e));
+    }
+    for (const auto& [k, v] : md)
+      if (k != kSignatureKey) add_metadata("custom." + k, v);
+    auto spec = package_->get_call_spec();
+    num_inputs_found_ = spec.size() > 0 ? pytree_leaves(spec[0]) : 0;
+    num_outputs_found_ = spec.size() > 1 ? pytree_leaves(spec[1]) : 0;
+    add_metadata("description", "AOTInductor package (.pt2)");
+    return signature;
+  }
+
+  // Loads a TorchScript module from a path or from memory; returns its signature text ("" when none).
+  std::string open_torchscript(const void* bytes, size_t size) {
+    torch::jit::ExtraFilesMap extra{{kSignatureKey, ""}};
+    try {
+      if (bytes) {
+        std::istringstream stream(std::string(static_cast<const char*>(bytes), size));
+        module_ = torch::jit::load(stream, at::Device(at::kCPU), extra);
+      } else {
+        module_ = torch::jit::load(path_, at::Device(at::kCPU), extra);
+      }
+    } catch (const std::exception& e) {
+      throw Failure(JB_ERROR_MODEL_LOAD, "'" + (bytes ? std::string("<bytes>") : path_) +
+                                             "' is not a readable TorchScript module (.pt2 packages must be opened " +
+                                             "from a path): " + c10_message(e));
+    }
+    module_->eval();
+    if (!module_->find_method("forward"))
+      throw Failure(JB_ERROR_MODEL_LOAD, "TorchScript module '" + path_ + "' has no forward method");
+    const auto& schema = module_->get_method("forward").function().getSchema();
+    for (size_t i = 1; i < schema.arguments().size(); ++i) script_input_names_.push_back(schema.arguments()[i].name());
+    num_inputs_found_ = script_input_names_.size();
+    num_outputs_found_ = schema.returns().size() == 1 ? count_tensors(schema.returns()[0].type()) : 0;
+    add_metadata("description", "TorchScript module (.pt)");
+    return extra[kSignatureKey];
+  }
+
+  // Tensors in a return type, tuples flattened; 0 when the count is not fixed (lists, dicts).
+  static size_t count_tensors(const c10::TypePtr& type) {
+    if (type->kind() == c10::TypeKind::TensorType) return 1;
+    if (auto tuple = type->cast<c10::TupleType>()) {
+      size_t n = 0;
+      for (const auto& e : tuple->elements()) {
+        size_t k = count_tensors(e);
+        if (k == 0) return 0;
+        n += k;
+      }
+      return n;
+    }
+    return 0;
+  }
+
+  static std::string c10_message(const std::exception& e) {
+    if (auto c = dynamic_cast<const c10::Error*>(&e)) return c->what_without_backtrace();
+    return e.what();
+  }
+
+  // Fills inputs_/outputs_ from the signature, or, without one, states what is unknown.
+  void describe(const std::string& text) {
+    add_metadata("producer_name", "torch");
+    add_metadata("custom.torch_version", TORCH_VERSION);
+    if (!text.empty()) {
+      try {
+        signature_ = parse_signature(text);
+      } catch (const std::invalid_argument& e) {
+        throw Failure(JB_ERROR_MODEL_LOAD,
+                      "model '" + path_ + "': its juno_bridge signature is malformed: " + e.what());
+      }
+      if (signature_.inputs.size() != num_inputs_found_ ||
+          (num_outputs_found_ && signature_.outputs.size() != num_outputs_found_))
+        throw Failure(JB_ERROR_MODEL_LOAD, "model '" + path_ + "': its signature declares " +
+                                               std::to_string(signature_.inputs.size()) + " input(s) and " +
+                                               std::to_string(signature_.outputs.size()) + " output(s), the model has " +
+                                               std::to_string(num_inputs_found_) + " and " +
+                                               std::to_string(num_outputs_found_));
+      for (const auto& s : signature_.inputs) {
+        inputs_.push_back(Info{s, true, {}, {}});
+        // An unnamed dynamic dim ("?") cannot be checked here: let the package check it itself.
+        for (size_t d = 0; d < s.shape.size(); ++d)
+          if (package_ && s.shape[d] < 0 && s.dim_names[d].empty()) setenv("AOTI_RUNTIME_CHECK_INPUTS", "1", 0);
+      }
+      for (const auto& s : signature_.outputs) outputs_.push_back(Info{s, true, {}, {}});
+      add_metadata("custom.signature", "juno_bridge");
+    } else {
+      if (num_outputs_found_ == 0)
+        throw Failure(JB_ERROR_MODEL_LOAD, "model '" + path_ + "' has no juno_bridge signature and its outputs are " +
+                                               "not a fixed number of tensors: export it with juno_bridge.export_torch");
+      for (size_t i = 0; i < num_inputs_found_; ++i) {
+        Info info;
+        info.sig.name = i < script_input_names_.size() ? script_input_names_[i] : "input_" + std::to_string(i);
+        inputs_.push_back(std::move(info));
+      }
+      for (size_t i = 0; i < num_outputs_found_; ++i) {
+        Info info;
+        info.sig.name = num_outputs_found_ == 1 ? "output" : "output_" + std::to_string(i);
+        outputs_.push_back(std::move(info));
+      }
+      add_metadata("custom.signature",
+                   std::string("none: input and output dtypes and shapes are unknown; ") +
+                       (package_ ? "the package's own input checks are on (AOTI_RUNTIME_CHECK_INPUTS)"
+                                 : "TorchScript's operators check what they receive"));
+    }
+    for (auto& i : inputs_) i.finish();
+    for (auto& o : outputs_) o.finish();
+    for (const auto& [k, v] : metadata_) {
+      md_key_ptrs_.push_back(k.c_str());
+      md_value_ptrs_.push_back(v.c_str());
+    }
+  }
+
+  void add_metadata(const std::string& key, const std::string& value) { metadata_.emplace_back(key, value); }
+
+  // Named dims agree across inputs and lie in the exported range, and caller outputs fit them, before
+  // torch sees anything: an AOTInductor model reads whatever its compiled shapes say.
+  void check_dims(const jb_tensor_view* in, const int32_t* output_index, const jb_tensor_view* out,
+                  size_t num_outputs) const {
+    std::map<std::string, std::pair<int64_t, std::string>> bound;  // dim name -> size, input that set it
+    for (size_t i = 0; i < inputs_.size(); ++i) {
+      const Info& info = inputs_[i];
+      if (!info.known) continue;
+      for (size_t d = 0; d < info.sig.dim_names.size(); ++d) {
+        const std::string& n = info.sig.dim_names[d];
+        if (n.empty()) continue;
+        const int64_t v = in[i].shape[d];
+        const DimRange& r = signature_.dims.at(n);
+        if (v < r.min || v > r.max)
+          throw Failure(JB_ERROR_INPUT, "input '" + info.sig.name + "': dim " + std::to_string(d) + " ('" + n +
+                                            "') is " + std::to_string(v) + ", outside the range [" +
+                                            std::to_string(r.min) + ", " + std::to_string(r.max) +
+                                            "] the model was exported for");
+        auto [it, fresh] = bound.emplace(n, std::make_pair(v, info.sig.name));
+        if (!fresh && it->second.first != v)
+          throw Failure(JB_ERROR_INPUT, "input '" + info.sig.name + "': dim " + std::to_string(d) + " ('" + n +
+                                            "') is " + std::to_string(v) + " but input '" + it->second.second +
+                                            "' has " + n + " = " + std::to_string(it->second.first));
+      }
+    }
+    for (size_t i = 0; i < num_outputs; ++i) {
+      const Info& info = outputs_[output_index[i]];
+      if (!info.known || out[i].data == nullptr) continue;
+      for (size_t d = 0; d < info.sig.dim_names.size(); ++d) {
+        auto it = bound.find(info.sig.dim_names[d]);
+        if (it != bound.end() && out[i].shape[d] != it->second.first)
+          throw Failure(JB_ERROR_INPUT, "output '" + info.sig.name + "': dim " + std::to_string(d) + " ('" +
+                                            it->first + "') must be " + std::to_string(it->second.first) +
+                                            " as in input '" + it->second.second + "', got shape " +
+                                            shape_text(out[i].shape, out[i].rank));
+      }
+    }
+  }
+
+  // A package's generated input checks (on for packages without our signature) report
+  // "input_handles[i]: unmatched dtype|dim value|stride ..."; they become our error classes and names.
+  std::vector<at::Tensor> run_package(std::vector<at::Tensor>& tensors) {
+    try {
+      return package_->run(tensors);
+    } catch (const std::exception& e) {
+      std::string message = c10_message(e);
+      while (!message.empty() && std::isspace(static_cast<unsigned char>(message.back()))) message.pop_back();
+      jb_status status = JB_ERROR_RUNTIME;
+      const std::string tag = "input_handles[";
+      if (message.rfind(tag, 0) == 0) {
+        size_t close = message.find(']');
+        size_t index = std::strtoul(message.c_str() + tag.size(), nullptr, 10);
+        if (close != std::string::npos && index < inputs_.size()) {
+          status = message.find("dtype") != std::string::npos ? JB_ERROR_INPUT_TYPE : JB_ERROR_INPUT;
+          message = "input '" + inputs_[index].sig.name + "'" + message.substr(close + 1) +
+                    " (the package's own input check)";
+        }
+      }
+      throw Failure(status, message);
+    }
+  }
+
+  std::vector<at::Tensor> run_torchscript(std::vector<at::Tensor>&& tensors) {
+    std::vector<c10::IValue> stack(std::make_move_iterator(tensors.begin()), std::make_move_iterator(tensors.end()));
+    c10::IValue result = module_->forward(std::move(stack));
+    std::vector<at::Tensor> flat;
+    flatten(result, flat);
+    return flat;
+  }
+
+  static void flatten(const c10::IValue& v, std::vector<at::Tensor>& flat) {
+    if (v.isTensor()) flat.push_back(v.toTensor());
+    else if (v.isTuple())
+      for (const auto& e : v.toTupleRef().elements()) flatten(e, flat);
+    else if (v.isTensorList())
+      for (const at::Tensor& t : v.toTensorVector()) flat.push_back(t);
+    else
+      throw Failure(JB_ERROR_UNSUPPORTED, "the model returned a " + v.tagKind() + "; juno-bridge passes tensors only");
+  }
+
+  // Writes result k into the caller's buffer, or hands the torch tensor over as the output's memory.
+  void deliver(at::Tensor result, int32_t k, const jb_tensor_view* in, size_t num_inputs, jb_tensor_view& out,
+               jb_plugin_owned& owned) const {
+    const Info& info = outputs_[k];
+    const int32_t dtype = to_jb_dtype(result.scalar_type());
+    if (dtype == JB_DTYPE_UNDEFINED)
+      throw Failure(JB_ERROR_UNSUPPORTED, "output '" + info.sig.name + "' is torch " +
+                                              std::string(c10::toString(result.scalar_type())) +
+                                              ", which juno-bridge cannot pass");
+    if (result.dim() > JB_MAX_RANK)
+      throw Failure(JB_ERROR_UNSUPPORTED, "output '" + info.sig.name + "' has rank " + std::to_string(result.dim()));
+    if (info.known && dtype != info.sig.dtype)
+      throw Failure(JB_ERROR_RUNTIME, "output '" + info.sig.name + "': the model produced " + dtype_name(dtype) +
+                                          ", its signature says " + dtype_name(info.sig.dtype));
+    if (out.data != nullptr) {
+      if (out.dtype != dtype)
+        throw Failure(JB_ERROR_INPUT_TYPE, "output '" + info.sig.name + "': expected dtype " + dtype_name(dtype) +
+                                               ", got " + dtype_name(out.dtype));
+      if (!result.sizes().equals(at::IntArrayRef(out.shape, out.rank)))
+        throw Failure(JB_ERROR_INPUT, "output '" + info.sig.name + "': expected shape " +
+                                          shape_text(result.sizes().data(), result.dim()) + ", got " +
+                                          shape_text(out.shape, out.rank));
+      at::from_blob(out.data, result.sizes(), result.options()).copy_(result);
+      return;
+    }
+    at::Tensor kept = result.contiguous();
+    // An output that is a view of an input would hand the caller's own memory back as "owned".
+    const char* p = static_cast<const char*>(kept.const_data_ptr());
+    for (size_t j = 0; j < num_inputs; ++j) {
+      const char* a = static_cast<const char*>(in[j].data);
+      size_t n = dtype_size(in[j].dtype);
+      for (int32_t d = 0; d < in[j].rank; ++d) n *= static_cast<size_t>(in[j].shape[d]);
+      if (kept.nbytes() && n && p < a + n && a < p + kept.nbytes()) kept = kept.clone();
+    }
+    auto* holder = new at::Tensor(std::move(kept));
+    out.data = holder->data_ptr();
+    out.dtype = dtype;
+    out.rank = static_cast<int32_t>(holder->dim());
+    for (int32_t d = 0; d < out.rank; ++d) out.shape[d] = holder->size(d);
+    owned.holder = holder;
+    owned.release = [](void* h) { delete static_cast<at::Tensor*>(h); };
+  }
+
+  std::string path_;
+  std::unique_ptr<torch::inductor::AOTIModelPackageLoader> package_;
+  std::optional<torch::jit::Module> module_;
+  std::vector<std::string> script_input_names_;
+  size_t num_inputs_found_ = 0, num_outputs_found_ = 0;
+  Signature signature_;
+  std::vector<Info> inputs_, outputs_;
+  std::vector<std::pair<std::string, std::string>> metadata_;
+  std::vector<const char*> md_key_ptrs_, md_value_ptrs_;
+  std::atomic<uint64_t> tensors_wrapped_{0};
+  mutable std::vector<std::atomic<const void*>> wrapped_addresses_;
+};
+
+int parse_count(const std::string& key, const char* value, int fallback) {
+  if (value == nullptr || *value == '\0') return fallback;
+  char* end = nullptr;
+  long v = std::strtol(value, &end, 10);
+  if (*end != '\0' || v < 0 || v > 4096)
+    throw Failure(JB_ERROR_INVALID_ARGUMENT, "torch backend: option '" + key + "' needs an integer in [0, 4096]; got '" +
+                                                 value + "'");
+  return static_cast<int>(v);
+}
+
+jb_status open(const char* model, const void* bytes, size_t size, const char* const* keys, const char* const* values,
+               size_t num_options, void** handle) {
+  return guarded(JB_ERROR_MODEL_LOAD, [&] {
+    if (handle == nullptr || (model == nullptr && bytes == nullptr))
+      throw Failure(JB_ERROR_INVALID_ARGUMENT, "torch backend: NULL model or handle");
+    int intra = 0;
+    // Concurrent runs of one .pt2 each need a model instance (activations only; weights are shared).
+    int runners = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
+    for (size_t i = 0; i < num_options; ++i) {
+      const std::string key = keys[i];
+      if (key == "intra_op_threads") intra = parse_count(key, values[i], 0);
+      else if (key == "num_runners") runners = std::max(1, parse_count(key, values[i], runners));
+      else if (key == "inter_op_threads" || key == "optimization" || key == "log_level" || key == "execution_mode")
+        continue;  // ONNX Runtime's knobs; torch has no equivalent worth mapping
+      else
+        throw Failure(JB_ERROR_INVALID_ARGUMENT, "torch backend: unknown option '" + key +
+                                                     "' (known: intra_op_threads, num_runners)");
+    }
+    if (intra > 0) at::set_num_threads(intra);
+    *handle = new Model(model ? model : "", bytes, size, runners);
+  });
+}
+
+void close(void* handle) { delete static_cast<Model*>(handle); }
+size_t num_inputs(void* handle) { return static_cast<Model*>(handle)->inputs().size(); }
+size_t num_outputs(void* handle) { return static_cast<Model*>(handle)->outputs().size(); }
+
+jb_status tensor_info(const std::vector<Info>& infos, size_t index, jb_tensor_info* out) {
+  if (out == nullptr || index >= infos.size())
+    return fail(JB_ERROR_INVALID_ARGUMENT, "torch backend: index " + std::to_string(index) + " out of range");
+  *out = infos[index].c_info();
+  return JB_OK;
+}
+jb_status input_info(void* h, size_t i, jb_tensor_info* out) {
+  return tensor_info(static_cast<Model*>(h)->inputs(), i, out);
+}
+jb_status output_info(void* h, size_t i, jb_tensor_info* out) {
+  return tensor_info(static_cast<Model*>(h)->outputs(), i, out);
+}
+
+jb_status metadata(void* handle, size_t* count, const char* const** keys, const char* const** values) {
+  auto* m = static_cast<Model*>(handle);
+  *count = m->metadata_keys().size();
+  *keys = m->metadata_keys().data();
+  *values = m->metadata_values().data();
+  return JB_OK;
+}
+
+jb_status run(void* handle, const jb_tensor_view* inputs, size_t num_inputs, const int32_t* output_index,
+              jb_tensor_view* outputs, jb_plugin_owned* owned, size_t num_outputs) {
+  return guarded(JB_ERROR_RUNTIME, [&] {
+    static_cast<Model*>(handle)->run(inputs, num_inputs, output_index, outputs, owned, num_outputs);
+  });
+}
+
+jb_status stats(void* handle, uint64_t* tensors_wrapped, const void** input_addresses, size_t n) {
+  static_cast<Model*>(handle)->stats(tensors_wrapped, input_addresses, n);
+  return JB_OK;
+}
+
+const jb_plugin_api kApi = {JB_PLUGIN_ABI_VERSION, "torch", &open, &close, &num_inputs, &num_outputs,
+                            &input_info, &output_info, &metadata, &run, &stats};
+
+}  // namespace
+}  // namespace jb::torch_plugin
+
+extern "C" __attribute__((visibility("default"))) const jb_plugin_api* jb_plugin_init(const jb_plugin_host* host) {
+  if (host == nullptr || host->abi_version != JB_PLUGIN_ABI_VERSION) return nullptr;
+  jb::torch_plugin::g_host = host;
+  return &jb::torch_plugin::kApi;
+}

@@ -1,0 +1,106 @@
+// Parser of the signature text that juno_bridge.export_torch writes (format in torch_signature.hpp).
+#include "torch_signature.hpp"
+
+#include <cctype>
+#include <sstream>
+#include <stdexcept>
+
+#include "juno_bridge/juno_bridge.h"
+
+namespace jb::torch_plugin {
+namespace {
+
+bool is_number(const std::string& s) {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (!std::isdigit(static_cast<unsigned char>(c))) return false;
+  return true;
+}
+
+int64_t to_int(const std::string& s, size_t line) {
+  if (!is_number(s) || s.size() > 18)
+    throw std::invalid_argument("line " + std::to_string(line) + ": '" + s + "' is not a non-negative integer");
+  return std::stoll(s);
+}
+
+}  // namespace
+
+struct DTypeEntry {
+  const char* name;
+  int32_t dtype;
+  size_t size;
+};
+constexpr DTypeEntry kDTypes[] = {
+    {"float32", JB_DTYPE_FLOAT32, 4}, {"uint8", JB_DTYPE_UINT8, 1},     {"int8", JB_DTYPE_INT8, 1},
+    {"uint16", JB_DTYPE_UINT16, 2},   {"int16", JB_DTYPE_INT16, 2},     {"int32", JB_DTYPE_INT32, 4},
+    {"int64", JB_DTYPE_INT64, 8},     {"bool", JB_DTYPE_BOOL, 1},       {"float16", JB_DTYPE_FLOAT16, 2},
+    {"float64", JB_DTYPE_FLOAT64, 8}, {"uint32", JB_DTYPE_UINT32, 4},   {"uint64", JB_DTYPE_UINT64, 8}};
+
+int32_t dtype_from_name(const std::string& name) {
+  for (const auto& e : kDTypes)
+    if (name == e.name) return e.dtype;
+  return 0;
+}
+
+const char* dtype_name(int32_t dtype) {
+  for (const auto& e : kDTypes)
+    if (dtype == e.dtype) return e.name;
+  return "undefined";
+}
+
+size_t dtype_size(int32_t dtype) {
+  for (const auto& e : kDTypes)
+    if (dtype == e.dtype) return e.size;
+  return 0;
+}
+
+Signature parse_signature(const std::string& text) {
+  Signature sig;
+  std::istringstream lines(text);
+  std::string line;
+  size_t number = 0;
+  bool header = false;
+  while (std::getline(lines, line)) {
+    ++number;
+    std::istringstream words(line);
+    std::vector<std::string> w;
+    for (std::string word; words >> word;) w.push_back(word);
+    if (w.empty()) continue;
+    if (!header) {
+      if (w.size() != 2 || w[0] != kSignatureKey || w[1] != "1")
+        throw std::invalid_argument("line " + std::to_string(number) + ": expected '" + kSignatureKey +
+                                    " 1', got '" + line + "'");
+      header = true;
+    } else if (w[0] == "dim") {
+      if (w.size() != 4) throw std::invalid_argument("line " + std::to_string(number) + ": expected 'dim NAME MIN MAX'");
+      DimRange r{to_int(w[2], number), to_int(w[3], number)};
+      if (r.min > r.max) throw std::invalid_argument("line " + std::to_string(number) + ": empty range");
+      sig.dims[w[1]] = r;
+    } else if (w[0] == "input" || w[0] == "output") {
+      if (w.size() < 3)
+        throw std::invalid_argument("line " + std::to_string(number) + ": expected '" + w[0] + " NAME DTYPE DIMS...'");
+      if (w.size() - 3 > JB_MAX_RANK)
+        throw std::invalid_argument("line " + std::to_string(number) + ": rank above " + std::to_string(JB_MAX_RANK));
+      TensorSignature t;
+      t.name = w[1];
+      t.dtype = dtype_from_name(w[2]);
+      if (t.dtype == 0) throw std::invalid_argument("line " + std::to_string(number) + ": unknown dtype '" + w[2] + "'");
+      for (size_t i = 3; i < w.size(); ++i) {
+        const bool fixed = is_number(w[i]);
+        t.shape.push_back(fixed ? to_int(w[i], number) : -1);
+        t.dim_names.push_back(fixed || w[i] == "?" ? "" : w[i]);
+      }
+      (w[0] == "input" ? sig.inputs : sig.outputs).push_back(std::move(t));
+    } else {
+      throw std::invalid_argument("line " + std::to_string(number) + ": unknown record '" + w[0] + "'");
+    }
+  }
+  if (!header) throw std::invalid_argument("empty signature");
+  for (const auto* list : {&sig.inputs, &sig.outputs})
+    for (const auto& t : *list)
+      for (const auto& n : t.dim_names)
+        if (!n.empty() && !sig.dims.count(n)) sig.dims[n] = DimRange{};
+  return sig;
+}
+
+}  // namespace jb::torch_plugin

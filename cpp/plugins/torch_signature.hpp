@@ -1,0 +1,49 @@
+// The I/O signature juno_bridge.export_torch stores inside a torch model, and its parser.
+//
+// Torch models carry no reliable statement of their inputs and outputs, so the exporter writes one
+// into the model file itself (AOTInductor metadata or a TorchScript extra file, key kSignatureKey),
+// where it cannot be lost or go stale beside the model. It is plain text, one record per line, so the
+// plugin needs no JSON library:
+//
+//   juno_bridge.signature 1
+//   dim batch 1 1048576            a dynamic dim's name and the range the model was exported for
+//   input x float32 batch 8        name, dtype (numpy spelling), dims: a number, a dim name or ?
+//   output y float32 batch 4
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace jb::torch_plugin {
+
+inline constexpr const char* kSignatureKey = "juno_bridge.signature";
+
+struct TensorSignature {
+  std::string name;
+  int32_t dtype = 0;                     // jb_dtype
+  std::vector<int64_t> shape;            // -1 where dynamic
+  std::vector<std::string> dim_names;    // "" where fixed or unnamed
+};
+
+struct DimRange {
+  int64_t min = 0, max = INT64_MAX;
+};
+
+struct Signature {
+  std::vector<TensorSignature> inputs, outputs;
+  std::map<std::string, DimRange> dims;
+};
+
+// Parses the text above; throws std::invalid_argument naming the line at fault.
+Signature parse_signature(const std::string& text);
+
+// jb_dtype from numpy's spelling ("float32"), 0 if unknown.
+int32_t dtype_from_name(const std::string& name);
+// The reverse, "undefined" if unknown (the plugin does not link the core's jb_dtype_name).
+const char* dtype_name(int32_t dtype);
+// Bytes per element, 0 if unknown.
+size_t dtype_size(int32_t dtype);
+
+}  // namespace jb::torch_plugin

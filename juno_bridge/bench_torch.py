@@ -1,0 +1,192 @@
+"""The torch rows of the benchmark: five ways to run the same PyTorch model, side by side in one run.
+
+    (a) torch nn.Module from Python (torch.from_numpy in, .numpy() out)
+    (b) torch._inductor.aoti_load_package from Python, the same .pt2
+    (c) juno-bridge .pt2 from Python (outputs written in place)
+    (d) juno-bridge .pt2 from a C++ loop (cpp/examples/bench_torch_loop.cpp, built against this package)
+    (e) juno-bridge .pt (TorchScript) from Python
+
+Two models: "tiny" ([B, 8] -> Linear -> [B, 4]) measures per-call overhead; "juno" ([B, 2, 17612]
+-> flatten -> Linear 64 -> ReLU -> Linear 4) a JUNO-sized event batch. One intra-op thread
+everywhere. The Python methods are timed call by call in interleaved rounds, so drift of the machine
+hits every method alike. Run: python -m juno_bridge.bench_torch [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import juno_bridge as jb
+from juno_bridge.torch_export import export_torch
+
+JUNO_PMTS = 17612
+METHODS = {"a": "(a) torch nn.Module", "b": "(b) aoti_load_package", "c": "(c) juno-bridge .pt2",
+           "d": "(d) juno-bridge .pt2", "e": "(e) juno-bridge .pt"}
+
+
+class TinyModel(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(8, 4)
+
+    def forward(self, x):
+        return self.linear(x)
+
+
+class JunoModel(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2 * JUNO_PMTS, 64), torch.nn.ReLU(),
+                                       torch.nn.Linear(64, 4))
+
+    def forward(self, pmt):
+        return self.net(pmt)
+
+
+def _models(workdir: Path, groups) -> dict:
+    """group -> (module, input shape without batch, .pt2 path, .pt path); exports are kept in workdir."""
+    torch.manual_seed(0)
+    out = {}
+    for group, module, shape in (("tiny", TinyModel(), (8,)), ("juno", JunoModel(), (2, JUNO_PMTS))):
+        if group not in groups:
+            continue
+        module.eval()
+        paths = []
+        for suffix in (".pt2", ".pt"):
+            path = workdir / f"{group}{suffix}"
+            weights = workdir / f"{group}.weights"
+            if not path.exists() or not weights.exists():
+                export_torch(module, torch.randn(4, *shape), path, input_names=["x"], output_names=["y"])
+            paths.append(path)
+        if weights.exists():
+            module.load_state_dict(torch.load(weights))
+        else:
+            torch.save(module.state_dict(), weights)
+        out[group] = (module, shape, *paths)
+    return out
+
+
+def _build_loop(workdir: Path) -> Path | None:
+    """Compiles the C++ loop against the installed package; None when no compiler is at hand."""
+    pkg = Path(jb.__file__).parent
+    source = Path(__file__).resolve().parent.parent / "cpp" / "examples" / "bench_torch_loop.cpp"
+    if not source.exists():  # an installed package without the source tree
+        source = pkg / "examples" / "bench_torch_loop.cpp"
+    exe = workdir / "bench_torch_loop"
+    if not source.exists() or shutil.which("g++") is None:
+        print(f"note: row (d) skipped: {'no g++' if source.exists() else f'{source} is missing'}", flush=True)
+        return None
+    subprocess.run(["g++", "-std=c++17", "-O2", "-g0", str(source), f"-I{pkg / 'include'}", f"-L{pkg / 'lib'}",
+                    "-ljuno_bridge", f"-Wl,-rpath,{pkg / 'lib'}", "-o", str(exe)], check=True)
+    return exe
+
+
+def _time_interleaved(calls: dict, rounds: int, per_round: int, warmup: int) -> dict:
+    samples = {k: [] for k in calls}
+    for f in calls.values():
+        for _ in range(warmup):
+            f()
+    clock = time.perf_counter_ns
+    for _ in range(rounds):
+        for k, f in calls.items():
+            s = samples[k]
+            for _ in range(per_round):
+                t0 = clock()
+                f()
+                s.append(clock() - t0)
+    return {k: (float(np.median(v)) / 1e3, float(np.percentile(v, 90)) / 1e3) for k, v in samples.items()}
+
+
+def run_bench(batch_sizes=(1, 64), quick: bool = False, workdir: str | os.PathLike | None = None,
+              groups=("tiny", "juno")) -> list[dict]:
+    """Measures (a)-(e) for the models in `groups` and every batch size; one dict per row.
+    Exported models and the C++ loop are kept in `workdir` (default: a cache under ~/.cache)."""
+    workdir = Path(workdir or Path.home() / ".cache" / "juno_bridge" / f"bench_torch-{torch.__version__}")
+    workdir.mkdir(parents=True, exist_ok=True)
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(1)  # torch's pool is process-wide: this also holds for the juno-bridge sessions
+    try:
+        models = _models(workdir, groups)
+        loop = _build_loop(workdir)
+        rows = []
+        for group, (module, shape, pt2, pt) in models.items():
+            aoti = torch._inductor.aoti_load_package(str(pt2))
+            s_pt2 = jb.Session(pt2, intra_op_threads=1)
+            s_pt = jb.Session(pt, intra_op_threads=1)
+            for batch in batch_sizes:
+                x = np.random.default_rng(batch).standard_normal((batch, *shape)).astype(np.float32)
+                y2, ye = np.empty((batch, 4), np.float32), np.empty((batch, 4), np.float32)
+
+                def a():
+                    with torch.inference_mode():
+                        return module(torch.from_numpy(x)).numpy()
+
+                def b():
+                    with torch.inference_mode():
+                        return aoti(torch.from_numpy(x)).numpy()
+
+                calls = {"a": a, "b": b,
+                         "c": lambda: s_pt2.run({"x": x}, out={"y": y2}),
+                         "e": lambda: s_pt.run({"x": x}, out={"y": ye})}
+                want = a()
+                for k in ("b",):
+                    np.testing.assert_allclose(calls[k](), want, rtol=1e-4, atol=1e-5)
+                for k, y in (("c", y2), ("e", ye)):
+                    calls[k]()
+                    np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-5)
+                heavy = group == "juno" and batch > 8
+                per_round = (2 if quick else 5) if heavy else (20 if quick else 200)
+                timings = _time_interleaved(calls, rounds=3 if quick else 10, per_round=per_round,
+                                            warmup=3 if heavy else 50)
+                if loop is not None:
+                    n = per_round * (3 if quick else 10)
+                    out = subprocess.run([str(loop), str(pt2), str(batch), str(n), str(3 if heavy else 50)],
+                                         check=True, capture_output=True, text=True).stdout
+                    result = json.loads(out)
+                    timings["d"] = (result["median_us"], result["p90_us"])
+                for k in "abcde":
+                    if k in timings:
+                        rows.append({"group": group, "batch": batch, "method": METHODS[k],
+                                     "caller": "c++" if k == "d" else "python",
+                                     "median_us": timings[k][0], "p90_us": timings[k][1]})
+        return rows
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def format_table(rows: list[dict]) -> str:
+    """The rows with, per group and batch, each method's ratio to the fastest torch-only path (a, b)."""
+    lines = [f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+             f"{os.cpu_count()} CPUs, 1 intra-op thread",
+             f"{'model':6} {'B':>4}  {'method':26} {'caller':7} {'median us':>10} {'p90 us':>10} "
+             f"{'vs (a)':>7} {'vs best torch':>13}"]
+    for (group, batch) in dict.fromkeys((r["group"], r["batch"]) for r in rows):
+        group_rows = [r for r in rows if r["group"] == group and r["batch"] == batch]
+        a = next(r["median_us"] for r in group_rows if r["method"].startswith("(a)"))
+        best = min(r["median_us"] for r in group_rows if r["method"][:3] in ("(a)", "(b)"))
+        for r in group_rows:
+            lines.append(f"{group:6} {batch:>4}  {r['method']:26} {r['caller']:7} {r['median_us']:>10.1f} "
+                         f"{r['p90_us']:>10.1f} {a / r['median_us']:>6.2f}x {r['median_us'] / best:>12.2f}x")
+    lines.append("'vs (a)': how many times faster than (a); 'vs best torch': time relative to the faster of (a), (b)")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 64])
+    args = parser.parse_args(argv)
+    print(format_table(run_bench(tuple(args.batch), quick=args.quick)))
+
+
+if __name__ == "__main__":
+    main()
