@@ -152,16 +152,6 @@ class PluginBackend final : public Backend {
     return md;
   }
 
-  SessionStats stats() const override {
-    SessionStats st;
-    if (api_->stats == nullptr) return st;
-    st.input_addresses.resize(inputs_.size());
-    if (jb_status s = api_->stats(handle_, &st.tensors_wrapped, st.input_addresses.data(), st.input_addresses.size());
-        s != JB_OK)
-      throw_plugin_error(s, name_);
-    return st;
-  }
-
   void run(const TensorView* inputs, size_t num_inputs, const int32_t* output_index, TensorView* outputs,
            Tensor* owned, size_t num_outputs) override {
     constexpr size_t kStack = 16;
