@@ -12,6 +12,7 @@
 
 #include <dlfcn.h>
 
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -160,7 +161,10 @@ struct Algorithm {
 std::string this_plugin_dir() {
   Dl_info info{};
   if (dladdr(reinterpret_cast<void*>(&this_plugin_dir), &info) == 0 || info.dli_fname == nullptr) return ".";
-  std::string file = info.dli_fname;
+  // Resolved: loaded through an rpath like $ORIGIN/../lib, the name is ".../bin/../lib/...", whose
+  // textual parents are not the site-packages.
+  char resolved[PATH_MAX];
+  std::string file = realpath(info.dli_fname, resolved) ? resolved : info.dli_fname;
   auto slash = file.rfind('/');
   return slash == std::string::npos ? "." : file.substr(0, slash);
 }

@@ -13,7 +13,9 @@ namespace jb {
 std::string this_library_dir() {
   Dl_info info{};
   if (dladdr(reinterpret_cast<void*>(&this_library_dir), &info) == 0 || info.dli_fname == nullptr) return ".";
-  std::string file = info.dli_fname;
+  // Resolved: a library found through an rpath like $ORIGIN/../lib is named ".../bin/../lib/...".
+  char resolved[PATH_MAX];
+  std::string file = realpath(info.dli_fname, resolved) ? resolved : info.dli_fname;
   auto slash = file.rfind('/');
   return slash == std::string::npos ? "." : file.substr(0, slash);
 }
