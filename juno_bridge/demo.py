@@ -57,9 +57,7 @@ def dense_batches(events: Events, batch: int = BATCH):
     buffer = np.zeros((batch, 2, N_LPMT), np.float32)
     for start in range(0, len(events), batch):
         stop = min(start + batch, len(events))
-        for k, i in enumerate(range(start, stop)):
-            jb.scatter_hits(*events.hits(i), out=buffer[k])
-        yield start, stop, buffer[: stop - start]
+        yield start, stop, events.dense(start, stop, out=buffer[: stop - start])
 
 
 def as_rows(outputs: dict) -> np.ndarray:
