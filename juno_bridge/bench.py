@@ -159,10 +159,10 @@ def onnx_rows(settings: Settings) -> list[Row]:
             loop, raw = Path(paths.bin_dir()) / "jb-bench-loop", Path(paths.bin_dir()) / "jb-ort-raw-loop"
             if loop.exists():
                 contestants["(d) juno-bridge C++ loop"] = lambda k, w: _run_loop_binary(
-                    [str(loop), path, str(batch), str(k), str(w)])
+                    [str(loop), path, str(batch), str(k), str(w), "--onnxruntime", ort_library])
             if raw.exists():
                 contestants["(e) raw C loop over the ONNX Runtime C API"] = lambda k, w: _run_loop_binary(
-                    [str(raw), ort_library, path, str(batch), str(k), str(w)])
+                    [str(raw), path, str(batch), str(k), str(w), ort_library])
             for method, timing in side_by_side(contestants, n, settings.warmup).items():
                 caller = "c++" if method.startswith("(d)") else "c" if method.startswith("(e)") else "python"
                 rows.append(Row("onnx", model, batch, method, caller, *timing))
