@@ -173,8 +173,9 @@ cdef str _names(names):
 cdef class Session:
     """An opened model: ``inputs()``, ``outputs()``, ``metadata()``, ``run()``.
 
-    ``model`` is a path (``.onnx``) or the bytes of a model. The GIL is released while the model
-    runs, and one Session may be used from many threads at once.
+    ``model`` is a path (``.onnx``: ONNX Runtime; ``.pt2``/``.pt``: libtorch), ``python:module:callable``
+    (a Python algorithm), or the bytes of an ONNX model; ``backend=`` overrides the choice. The GIL is
+    released while the model runs, and one Session may be used from many threads at once.
     """
     cdef shared_ptr[CSession] _session
     cdef object __weakref__

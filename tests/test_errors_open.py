@@ -106,7 +106,8 @@ def test_unavailable_provider_names_it_and_lists_the_available_ones(add_f32):
 
 
 def test_unknown_backend_is_unavailable(add_f32):
-    with raises(jb.BackendUnavailableError, "'nope'", "libjuno_bridge_nope.so"):
+    with raises(jb.BackendUnavailableError, "unknown backend 'nope'", "libjuno_bridge_nope.so", "onnxruntime",
+                "python"):
         jb.Session(add_f32, backend="nope")
 
 

@@ -32,6 +32,8 @@ void* open_library(const std::string& path, std::string& error) {
 
 void* find_symbol(void* handle, const char* name) { return dlsym(handle, name); }
 
+void close_library(void* handle) { dlclose(handle); }
+
 std::vector<std::string> list_files(const std::string& dir, const std::string& prefix) {
   std::vector<std::string> found;
   if (DIR* d = opendir(dir.c_str())) {

@@ -45,6 +45,16 @@ const jb_plugin_api* load_plugin(const std::string& name) {
   if (auto it = loaded.find(name); it != loaded.end()) return it->second;
 
   const std::string file = plugin_path(name);
+  if (file.empty() && name != "torch" && name != "tf") {
+    std::string built;
+    for (const auto& dir : plugin_dirs())
+      for (const auto& path : list_files(dir, "libjuno_bridge_")) {
+        const std::string base = path.substr(path.rfind('/') + 1);
+        built += ", " + base.substr(15, base.size() - 15 - 3);  // libjuno_bridge_<name>.so
+      }
+    throw Error(ErrorCode::BackendUnavailable,
+                "unknown backend '" + name + "': no plugin libjuno_bridge_" + name + ".so; the backends here are onnxruntime" + built);
+  }
   if (file.empty())
     // A plugin is built only when its library is importable at build time, so the order matters.
     throw Error(ErrorCode::BackendUnavailable,
@@ -56,6 +66,13 @@ const jb_plugin_api* load_plugin(const std::string& name) {
   void* handle = open_library(file, error);
   if (handle == nullptr)
     throw Error(ErrorCode::BackendUnavailable, "backend unavailable: cannot load '" + file + "': " + error);
+  // A plugin that cannot start is unloaded again, so a later open retries from scratch.
+  struct Unload {
+    void* handle;
+    ~Unload() {
+      if (handle) close_library(handle);
+    }
+  } unload{handle};
   auto init = reinterpret_cast<jb_plugin_init_fn>(find_symbol(handle, JB_PLUGIN_INIT_SYMBOL));
   if (init == nullptr)
     throw Error(ErrorCode::BackendUnavailable, "'" + file + "' is not a juno-bridge plugin (no jb_plugin_init)");
@@ -66,6 +83,7 @@ const jb_plugin_api* load_plugin(const std::string& name) {
     throw Error(ErrorCode::BackendUnavailable, "plugin '" + file + "' has ABI version " +
                                                    std::to_string(api->abi_version) + ", this core needs " +
                                                    std::to_string(JB_PLUGIN_ABI_VERSION) + ": rebuild it");
+  unload.handle = nullptr;  // started: it stays loaded for the process
   return loaded[name] = api;
 }
 
