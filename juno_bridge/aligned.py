@@ -22,4 +22,5 @@ def empty(shape, dtype=np.float32, *, alignment: int = ALIGNMENT) -> np.ndarray:
     nbytes = count * dtype.itemsize
     raw = np.empty(nbytes + alignment, dtype=np.uint8)
     offset = -raw.ctypes.data % alignment
-    return raw[offset:offset + nbytes].view(dtype).reshape(shape)
+    # The ndarray constructor, not a slice: numpy may move a zero-size slice's data pointer.
+    return np.ndarray(shape, dtype, buffer=raw, offset=offset)
