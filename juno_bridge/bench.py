@@ -250,7 +250,31 @@ def python_targets(rows: list[Row]) -> list[tuple[str, float | None, float, bool
             ("scatter: numpy ufunc.at / juno-bridge", numpy_ref / ours if ours and numpy_ref else None, 5.0, True)]
 
 
-GROUPS = {"onnx": (onnx_rows, onnx_targets), "python": (python_rows, python_targets)}
+def tf_rows(settings: Settings) -> list[Row]:
+    """Issue 8's rows (juno_bridge.bench_tf): SavedModels from TensorFlow Python, Keras and juno-bridge;
+    none, with a note, where tensorflow or the tf plugin is not installed."""
+    import importlib.util
+
+    from juno_bridge import paths
+    if importlib.util.find_spec("tensorflow") is None or not Path(paths.lib_dir(), "libjuno_bridge_tf.so").exists():
+        print("  ! tf group skipped: tensorflow or the tf plugin is not installed (pip install 'juno-bridge[tf]')")
+        return []
+    from juno_bridge import bench_tf
+
+    quick = settings.iterations < Settings().iterations
+    return [Row(r["group"], r["model"], r["batch"], r["method"], r["caller"], r["median_us"], r["p90_us"])
+            for r in bench_tf.run_bench(quick=quick, batch_sizes=settings.batches, models=settings.models)]
+
+
+def tf_targets(rows: list[Row]) -> list[tuple[str, float | None, float, bool]]:
+    if not rows:
+        return []
+    from juno_bridge import bench_tf
+
+    return bench_tf.targets([asdict(r) for r in rows])
+
+
+GROUPS = {"onnx": (onnx_rows, onnx_targets), "python": (python_rows, python_targets), "tf": (tf_rows, tf_targets)}
 
 
 def run(settings: Settings, groups: tuple[str, ...] = ("onnx",), json_path: str | None = None) -> str:
