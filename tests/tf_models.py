@@ -150,3 +150,23 @@ def unaligned(a: np.ndarray) -> np.ndarray:
     out = raw[16:16 + a.nbytes].view(a.dtype).reshape(a.shape)
     out[...] = a
     return out
+
+
+DTYPES = ["float32", "float64", "float16", "int8", "uint8", "int16", "uint16", "int32", "int64", "uint32", "uint64",
+          "bool"]
+
+
+@functools.cache
+def all_dtypes() -> Path:
+    """One input per dtype juno-bridge passes, named after it; out_<dtype> is the input passed through."""
+    specs = [tf.TensorSpec([None, 3], getattr(tf, d), name=d) for d in DTYPES]
+
+    class AllDTypes(tf.Module):
+        @tf.function(input_signature=specs)
+        def serve(self, *xs):
+            return {f"out_{d}": tf.identity(x) for d, x in zip(DTYPES, xs)}
+
+    m = AllDTypes()
+    path = _DIR / "all_dtypes.savedmodel"
+    tf.saved_model.save(m, str(path), signatures={"serving_default": m.serve})
+    return path
