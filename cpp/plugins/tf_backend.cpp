@@ -188,19 +188,17 @@ class Model {
                                              (::stat(path.c_str(), &st) == 0 ? "the directory has no saved_model.pb"
                                                                               : "no such directory"));
     graph_ = TF_NewGraph();
-    load();
-    describe();
+    try {
+      load();
+      describe();
+    } catch (...) {
+      release();  // a constructor that throws runs no destructor
+      throw;
+    }
     wrapped_addresses_ = std::vector<std::atomic<const void*>>(inputs_.size());
   }
 
-  ~Model() {
-    if (session_) {
-      auto status = new_status();
-      TF_CloseSession(session_, status.get());
-      TF_DeleteSession(session_, status.get());
-    }
-    if (graph_) TF_DeleteGraph(graph_);
-  }
+  ~Model() { release(); }
 
   const std::vector<Info>& inputs() const { return inputs_; }
   const std::vector<Info>& outputs() const { return outputs_; }
@@ -380,6 +378,17 @@ class Model {
     std::copy(shape, shape + rank, out.shape);
     owned.holder = result.release();
     owned.release = [](void* h) { TF_DeleteTensor(static_cast<TF_Tensor*>(h)); };
+  }
+
+  void release() {
+    if (session_) {
+      auto status = new_status();
+      TF_CloseSession(session_, status.get());
+      TF_DeleteSession(session_, status.get());
+      session_ = nullptr;
+    }
+    if (graph_) TF_DeleteGraph(graph_);
+    graph_ = nullptr;
   }
 
   std::string path_;
