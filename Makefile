@@ -10,8 +10,11 @@ BUILD_DEPS := "setuptools>=77" wheel "Cython>=3.0" "numpy>=2.0" "onnxruntime==1.
 # pulls a multi-GB CUDA build) goes in before the build, and its absence fails the build.
 TORCH_DEPS := "torch==2.13.0"
 export JUNO_BRIDGE_REQUIRE_TORCH := 1
+# The same for the TensorFlow plugin (the CPU wheel, pinned: the plugin refuses another release).
+TF_DEPS := "tensorflow-cpu==2.21.0"
+export JUNO_BRIDGE_REQUIRE_TF := 1
 # Extras installed with the package; our own CI installs them all.
-EXTRAS := test,hdf5,torch
+EXTRAS := test,hdf5,torch,tf
 
 .PHONY: all demo test install bench clean
 
@@ -19,7 +22,7 @@ all: install
 
 $(VENV)/.deps: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -q $(BUILD_DEPS) $(TORCH_DEPS)
+	$(PIP) install -q $(BUILD_DEPS) $(TORCH_DEPS) $(TF_DEPS)
 	touch $@
 
 install: $(VENV)/.deps

@@ -13,6 +13,7 @@ from juno_bridge.tensor_info import TensorInfo
 from juno_bridge._core import SUPPORTED_DTYPES, Session, onnxruntime_info
 from juno_bridge.algorithm import ReleasedViewError, algorithm
 from juno_bridge._hits import BatchAssembler, scatter_hits
+from juno_bridge.aligned import empty
 
 __version__ = (Path(__file__).with_name("VERSION")).read_text().strip()
 
@@ -30,5 +31,5 @@ __all__ = [
     "Session", "export_torch", "TensorInfo", "onnxruntime_info", "SUPPORTED_DTYPES",
     "Error", "InvalidArgumentError", "InputError", "InputTypeError", "ModelLoadError",
     "BackendUnavailableError", "RunError", "UnsupportedError",
-    "algorithm", "ReleasedViewError", "scatter_hits", "BatchAssembler",
+    "algorithm", "ReleasedViewError", "scatter_hits", "BatchAssembler", "empty",
 ]

@@ -279,8 +279,31 @@ def torch_targets(rows: list[Row]) -> list[tuple[str, float | None, float, bool]
     return targets
 
 
+def tf_rows(settings: Settings) -> list[Row]:
+    """Issue 8's rows (juno_bridge.bench_tf): SavedModels from TensorFlow Python, Keras and juno-bridge;
+    none, with a note, where tensorflow or the tf plugin is not installed."""
+    from juno_bridge import paths
+
+    if "tf" not in paths.plugins():
+        print("  tf: the plugin was not built (pip install 'juno-bridge[tf]', then rebuild); no tf rows")
+        return []
+    from juno_bridge import bench_tf
+
+    quick = settings.iterations < Settings().iterations
+    return [Row(r["group"], r["model"], r["batch"], r["method"], r["caller"], r["median_us"], r["p90_us"])
+            for r in bench_tf.run_bench(quick=quick, batch_sizes=settings.batches, models=settings.models)]
+
+
+def tf_targets(rows: list[Row]) -> list[tuple[str, float | None, float, bool]]:
+    if not rows:
+        return []
+    from juno_bridge import bench_tf
+
+    return bench_tf.targets([asdict(r) for r in rows])
+
+
 GROUPS = {"onnx": (onnx_rows, onnx_targets), "torch": (torch_rows, torch_targets),
-          "python": (python_rows, python_targets)}
+          "python": (python_rows, python_targets), "tf": (tf_rows, tf_targets)}
 
 
 def run(settings: Settings, groups: tuple[str, ...] = ("onnx",), json_path: str | None = None) -> str:

@@ -143,8 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=int, metavar="N", help="timed calls per row")
     p.add_argument("--batch", type=int, nargs="+", metavar="B", help="batch sizes (default 1 64)")
     p.add_argument("--model", nargs="+", choices=["tiny", "juno"], help="built-in models (default both)")
-    p.add_argument("--only", nargs="+", choices=["onnx", "torch", "python"], metavar="GROUP",
-                   help="groups to run: onnx, torch, python (Python algorithm and scatter); default all")
+    p.add_argument("--only", nargs="+", choices=["onnx", "torch", "python", "tf"], metavar="GROUP",
+                   help="groups to run: onnx, torch, python (Python algorithm and scatter), tf (TensorFlow "
+                        "SavedModels); default all")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.set_defaults(run=cmd_bench)
 

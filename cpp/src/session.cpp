@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "backend.hpp"
+#include "platform.hpp"
 #include "plugin_loader.hpp"
 
 namespace jb {
@@ -59,6 +60,7 @@ std::unique_ptr<Backend> open_backend(const std::string& model, const void* byte
     else if (model.rfind("python:", 0) == 0) backend = "python";
     else if (model.rfind("triton://", 0) == 0) backend = "triton";
     else if (ends_with(model, ".savedmodel") || ends_with(model, ".savedmodel/")) backend = "tf";
+    else if (file_exists(model + "/saved_model.pb")) backend = "tf";  // a SavedModel directory of any name
     else backend = "onnxruntime";  // the recommended default; it reports clearly what it cannot read
   }
   if (backend == "onnxruntime" || backend == "onnx" || backend == "ort")

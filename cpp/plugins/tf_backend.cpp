@@ -1,0 +1,521 @@
+// The TensorFlow backend plugin (libjuno_bridge_tf.so): SavedModels through TensorFlow's C API
+// (TF_LoadSessionFromSavedModel, TF_SessionRun), through the plugin table of plugin.h.
+//
+// Zero-copy: TF_NewTensor keeps the caller's pointer only when it is 64-byte aligned; otherwise it
+// copies silently and calls the deallocator at once. So an unaligned input is refused with a fix
+// (juno_bridge.empty) unless the session allowed the copy (config copy_unaligned=1), and the
+// deallocator never frees: the caller owns the memory. The stats hook reports where TensorFlow read.
+// Outputs are always allocated by TensorFlow: handed over as the TF_Tensor itself (no copy), or
+// copied once into a caller's buffer.
+// Threads: TF_SetConfig with a serialized ConfigProto. inter_op_threads 0 (unset) means -1, ops on
+// the caller's thread: fastest for small models and right for a framework that owns its threads.
+#include <tensorflow/c/c_api.h>
+
+#include <sys/stat.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "juno_bridge/plugin.h"
+#include "tf_signature.hpp"
+
+#ifndef JB_TF_VERSION
+#error "JB_TF_VERSION (the TensorFlow version the plugin is built against) must be defined by the build"
+#endif
+
+namespace jb::tf_plugin {
+namespace {
+
+const jb_plugin_host* g_host = nullptr;
+constexpr uintptr_t kAlignment = 64;  // TF_NewTensor's condition for keeping the caller's pointer
+
+struct Failure : std::runtime_error {
+  jb_status status;
+  Failure(jb_status s, const std::string& message) : std::runtime_error(message), status(s) {}
+};
+
+jb_status fail(jb_status status, const std::string& message) {
+  if (g_host) g_host->set_error(status, 0, message.c_str());
+  return status;
+}
+
+template <class F>
+jb_status guarded(jb_status default_status, F&& body) {
+  try {
+    body();
+    return JB_OK;
+  } catch (const Failure& e) {
+    return fail(e.status, e.what());
+  } catch (const std::exception& e) {
+    return fail(default_status, e.what());
+  } catch (...) {
+    return fail(default_status, "unknown C++ exception in the tf backend");
+  }
+}
+
+using StatusPtr = std::unique_ptr<TF_Status, decltype(&TF_DeleteStatus)>;
+using TensorPtr = std::unique_ptr<TF_Tensor, decltype(&TF_DeleteTensor)>;
+StatusPtr new_status() { return StatusPtr(TF_NewStatus(), &TF_DeleteStatus); }
+
+// TensorFlow's DataType numbers -> jb_dtype (ONNX numbering); 0 for types juno-bridge cannot pass.
+int32_t to_jb_dtype(int32_t tf) {
+  switch (tf) {
+    case TF_FLOAT: return JB_DTYPE_FLOAT32;
+    case TF_DOUBLE: return JB_DTYPE_FLOAT64;
+    case TF_INT32: return JB_DTYPE_INT32;
+    case TF_UINT8: return JB_DTYPE_UINT8;
+    case TF_INT16: return JB_DTYPE_INT16;
+    case TF_INT8: return JB_DTYPE_INT8;
+    case TF_INT64: return JB_DTYPE_INT64;
+    case TF_BOOL: return JB_DTYPE_BOOL;
+    case TF_UINT16: return JB_DTYPE_UINT16;
+    case TF_HALF: return JB_DTYPE_FLOAT16;
+    case TF_UINT32: return JB_DTYPE_UINT32;
+    case TF_UINT64: return JB_DTYPE_UINT64;
+    default: return JB_DTYPE_UNDEFINED;
+  }
+}
+
+// ONNX's spelling, as the onnxruntime backend reports types, so every backend describes alike.
+std::string type_name(int32_t tf) {
+  switch (tf) {
+    case TF_FLOAT: return "tensor(float)";
+    case TF_DOUBLE: return "tensor(double)";
+    case TF_INT32: return "tensor(int32)";
+    case TF_UINT8: return "tensor(uint8)";
+    case TF_INT16: return "tensor(int16)";
+    case TF_INT8: return "tensor(int8)";
+    case TF_INT64: return "tensor(int64)";
+    case TF_BOOL: return "tensor(bool)";
+    case TF_UINT16: return "tensor(uint16)";
+    case TF_HALF: return "tensor(float16)";
+    case TF_UINT32: return "tensor(uint32)";
+    case TF_UINT64: return "tensor(uint64)";
+    case TF_STRING: return "tensor(string)";
+    case TF_BFLOAT16: return "tensor(bfloat16)";
+    case TF_COMPLEX64: return "tensor(complex64)";
+    case TF_COMPLEX128: return "tensor(complex128)";
+    case TF_RESOURCE: return "tensorflow resource";
+    case TF_VARIANT: return "tensorflow variant";
+    default: return "tensorflow DataType " + std::to_string(tf);
+  }
+}
+
+size_t dtype_size(int32_t jb) {
+  switch (jb) {
+    case JB_DTYPE_FLOAT64: case JB_DTYPE_INT64: case JB_DTYPE_UINT64: return 8;
+    case JB_DTYPE_FLOAT32: case JB_DTYPE_INT32: case JB_DTYPE_UINT32: return 4;
+    case JB_DTYPE_FLOAT16: case JB_DTYPE_INT16: case JB_DTYPE_UINT16: return 2;
+    case JB_DTYPE_UINT8: case JB_DTYPE_INT8: case JB_DTYPE_BOOL: return 1;
+    default: return 0;
+  }
+}
+
+std::string shape_text(const int64_t* shape, size_t rank) {
+  std::string s = "[";
+  for (size_t d = 0; d < rank; ++d) s += (d ? ", " : "") + std::to_string(shape[d]);
+  return s + "]";
+}
+
+size_t nbytes(const jb_tensor_view& v) {
+  size_t n = dtype_size(v.dtype);
+  for (int32_t d = 0; d < v.rank; ++d) n *= static_cast<size_t>(v.shape[d]);
+  return n;
+}
+
+jb_status status_of(TF_Code code) {
+  // By the time TensorFlow runs, the core has checked what it knows: an invalid argument then is a
+  // tensor the model's own checks refused.
+  return code == TF_INVALID_ARGUMENT ? JB_ERROR_INPUT : JB_ERROR_RUNTIME;
+}
+
+void never_free(void*, size_t, void*) {}  // the caller owns input memory, whether TensorFlow copied or not
+
+// A ConfigProto with the two thread counts: intra_op_parallelism_threads = 2, inter_op = 5 (int32,
+// so a negative value is its 64-bit two's complement as a varint).
+std::string config_proto(int intra, int inter) {
+  std::string out;
+  auto field = [&](uint32_t number, int32_t value) {
+    out.push_back(static_cast<char>(number << 3));
+    uint64_t v = static_cast<uint64_t>(static_cast<int64_t>(value));
+    do {
+      uint8_t byte = v & 0x7f;
+      v >>= 7;
+      out.push_back(static_cast<char>(v ? byte | 0x80 : byte));
+    } while (v);
+  };
+  if (intra) field(2, intra);
+  if (inter) field(5, inter);
+  return out;
+}
+
+struct Info {
+  SignatureTensor sig;
+  TF_Output port{nullptr, 0};
+  int32_t dtype = JB_DTYPE_UNDEFINED;
+  std::string type;
+
+  jb_tensor_info c_info() const {
+    jb_tensor_info i{};
+    i.name = sig.key.c_str();
+    i.dtype = dtype;
+    i.rank = sig.rank_known ? static_cast<int32_t>(sig.shape.size()) : -1;
+    i.shape = sig.shape.data();
+    i.dim_names = nullptr;
+    i.type_name = type.c_str();
+    return i;
+  }
+};
+
+struct Options {
+  int intra = 0, inter = -1;
+  std::string signature = "serving_default";
+  std::vector<std::string> tags{"serve"};
+  bool copy_unaligned = false;
+};
+
+class Model {
+ public:
+  Model(const std::string& path, const Options& options) : path_(path), options_(options) {
+    struct stat st {};
+    if (::stat((path + "/saved_model.pb").c_str(), &st) != 0 && ::stat((path + "/saved_model.pbtxt").c_str(), &st) != 0)
+      throw Failure(JB_ERROR_MODEL_LOAD, "cannot open SavedModel '" + path + "': " +
+                                             (::stat(path.c_str(), &st) == 0 ? "the directory has no saved_model.pb"
+                                                                              : "no such directory"));
+    graph_ = TF_NewGraph();
+    try {
+      load();
+      describe();
+    } catch (...) {
+      release();  // a constructor that throws runs no destructor
+      throw;
+    }
+    wrapped_addresses_ = std::vector<std::atomic<const void*>>(inputs_.size());
+  }
+
+  ~Model() { release(); }
+
+  const std::vector<Info>& inputs() const { return inputs_; }
+  const std::vector<Info>& outputs() const { return outputs_; }
+  const std::vector<const char*>& metadata_keys() const { return md_key_ptrs_; }
+  const std::vector<const char*>& metadata_values() const { return md_value_ptrs_; }
+
+  void stats(uint64_t* wrapped, const void** addresses, size_t n) const {
+    if (wrapped) *wrapped = tensors_wrapped_.load();
+    for (size_t i = 0; i < n && i < wrapped_addresses_.size(); ++i) addresses[i] = wrapped_addresses_[i].load();
+  }
+
+  void run(const jb_tensor_view* in, size_t num_inputs, const int32_t* output_index, jb_tensor_view* out,
+           jb_plugin_owned* owned, size_t num_outputs) {
+    if (num_inputs != inputs_.size())
+      throw Failure(JB_ERROR_INPUT, "the model takes " + std::to_string(inputs_.size()) + " input(s), got " +
+                                        std::to_string(num_inputs));
+    std::vector<TensorPtr> tensors;
+    std::vector<TF_Tensor*> values(num_inputs);
+    std::vector<TF_Output> feeds(num_inputs), fetches(num_outputs);
+    tensors.reserve(num_inputs);
+    uint64_t wrapped = 0;
+    for (size_t i = 0; i < num_inputs; ++i) {
+      tensors.emplace_back(wrap_input(in[i], inputs_[i], wrapped));
+      values[i] = tensors.back().get();
+      feeds[i] = inputs_[i].port;
+      wrapped_addresses_[i].store(TF_TensorData(values[i]));
+    }
+    tensors_wrapped_.fetch_add(wrapped);
+    for (size_t i = 0; i < num_outputs; ++i) fetches[i] = outputs_[output_index[i]].port;
+    std::vector<TF_Tensor*> results(num_outputs, nullptr);
+    auto status = new_status();
+    TF_SessionRun(session_, nullptr, feeds.data(), values.data(), static_cast<int>(num_inputs), fetches.data(),
+                  results.data(), static_cast<int>(num_outputs), nullptr, 0, nullptr, status.get());
+    // Every result gets an owner first, so an error below leaks nothing.
+    std::vector<TensorPtr> kept;
+    for (TF_Tensor* t : results) kept.emplace_back(t, &TF_DeleteTensor);
+    if (TF_GetCode(status.get()) != TF_OK)
+      throw Failure(status_of(TF_GetCode(status.get())), "TensorFlow: " + std::string(TF_Message(status.get())));
+    for (size_t i = 0; i < num_outputs; ++i) deliver(std::move(kept[i]), outputs_[output_index[i]], in, num_inputs,
+                                                     out[i], owned[i]);
+  }
+
+ private:
+  void load() {
+    auto status = new_status();
+    std::unique_ptr<TF_SessionOptions, decltype(&TF_DeleteSessionOptions)> opts(TF_NewSessionOptions(),
+                                                                              &TF_DeleteSessionOptions);
+    const std::string config = config_proto(options_.intra, options_.inter);
+    TF_SetConfig(opts.get(), config.data(), config.size(), status.get());
+    if (TF_GetCode(status.get()) != TF_OK)
+      throw Failure(JB_ERROR_INVALID_ARGUMENT, "tf backend: thread options refused: " + std::string(TF_Message(status.get())));
+    std::vector<const char*> tags;
+    for (const auto& t : options_.tags) tags.push_back(t.c_str());
+    std::unique_ptr<TF_Buffer, decltype(&TF_DeleteBuffer)> meta(TF_NewBuffer(), &TF_DeleteBuffer);
+    session_ = TF_LoadSessionFromSavedModel(opts.get(), nullptr, path_.c_str(), tags.data(),
+                                            static_cast<int>(tags.size()), graph_, meta.get(), status.get());
+    if (TF_GetCode(status.get()) != TF_OK || session_ == nullptr)
+      throw Failure(JB_ERROR_MODEL_LOAD, "cannot load SavedModel '" + path_ + "': " + TF_Message(status.get()));
+    try {
+      meta_ = parse_meta_graph(std::string_view(static_cast<const char*>(meta->data), meta->length));
+    } catch (const std::invalid_argument& e) {
+      throw Failure(JB_ERROR_MODEL_LOAD, "SavedModel '" + path_ + "': its MetaGraphDef is unreadable: " + e.what());
+    }
+  }
+
+  void describe() {
+    auto it = meta_.signatures.find(options_.signature);
+    if (it == meta_.signatures.end()) {
+      std::string known;
+      for (const auto& [name, sig] : meta_.signatures)
+        if (name != "__saved_model_init_op") known += (known.empty() ? "'" : ", '") + name + "'";
+      throw Failure(JB_ERROR_MODEL_LOAD, "SavedModel '" + path_ + "' has no signature '" + options_.signature +
+                                             "'; its signatures are " + (known.empty() ? "none" : known) +
+                                             " (choose one with config={'signature': NAME})");
+    }
+    const SignatureDef& sig = it->second;
+    if (sig.outputs.empty())
+      throw Failure(JB_ERROR_MODEL_LOAD, "SavedModel '" + path_ + "': signature '" + options_.signature +
+                                             "' has no outputs");
+    for (const auto& s : sig.inputs) inputs_.push_back(resolve(s, "input"));
+    for (const auto& s : sig.outputs) outputs_.push_back(resolve(s, "output"));
+    add_metadata("producer_name", "tensorflow");
+    add_metadata("description", "TensorFlow SavedModel");
+    add_metadata("custom.signature", options_.signature);
+    add_metadata("custom.method_name", sig.method_name);
+    add_metadata("custom.tensorflow_version", TF_Version());
+    add_metadata("custom.saved_by_tensorflow", meta_.tensorflow_version);
+    for (const auto& i : inputs_) add_metadata("custom.tensor." + i.sig.key, i.sig.tensor_name);
+    for (const auto& o : outputs_) add_metadata("custom.tensor." + o.sig.key, o.sig.tensor_name);
+    for (const auto& [k, v] : metadata_) {
+      md_key_ptrs_.push_back(k.c_str());
+      md_value_ptrs_.push_back(v.c_str());
+    }
+  }
+
+  // The graph operation behind a signature tensor ("op:index").
+  Info resolve(const SignatureTensor& s, const char* role) {
+    Info info;
+    info.sig = s;
+    info.dtype = to_jb_dtype(s.tf_dtype);
+    info.type = type_name(s.tf_dtype);
+    const size_t colon = s.tensor_name.rfind(':');
+    const std::string op = s.tensor_name.substr(0, colon);
+    info.port.index = colon == std::string::npos ? 0 : std::atoi(s.tensor_name.c_str() + colon + 1);
+    info.port.oper = TF_GraphOperationByName(graph_, op.c_str());
+    if (info.port.oper == nullptr || info.port.index >= TF_OperationNumOutputs(info.port.oper))
+      throw Failure(JB_ERROR_MODEL_LOAD, "SavedModel '" + path_ + "': " + role + " '" + s.key + "' names tensor '" +
+                                             s.tensor_name + "', which is not in the graph");
+    return info;
+  }
+
+  void add_metadata(const std::string& key, const std::string& value) { metadata_.emplace_back(key, value); }
+
+  // A TF_Tensor over the caller's memory, or over a copy when the caller allowed one for unaligned data.
+  TensorPtr wrap_input(const jb_tensor_view& v, const Info& info, uint64_t& wrapped) const {
+    const size_t len = nbytes(v);
+    const int tf_dtype = info.sig.tf_dtype;
+    const bool aligned = reinterpret_cast<uintptr_t>(v.data) % kAlignment == 0;
+    if (!aligned && !options_.copy_unaligned)
+      throw Failure(JB_ERROR_INPUT,
+                    "input '" + info.sig.key + "': data at " + std::to_string(reinterpret_cast<uintptr_t>(v.data)) +
+                        " is not 64-byte aligned, and TensorFlow would copy it silently: allocate it with "
+                        "juno_bridge.empty(shape, dtype) (or any 64-byte aligned buffer), or allow the copy "
+                        "with config={'copy_unaligned': '1'}");
+    TF_Tensor* t = nullptr;
+    if (aligned && len > 0) {
+      t = TF_NewTensor(static_cast<TF_DataType>(tf_dtype), v.shape, v.rank, v.data, len, &never_free, nullptr);
+      if (t && TF_TensorData(t) == v.data) ++wrapped;
+    } else {
+      t = TF_AllocateTensor(static_cast<TF_DataType>(tf_dtype), v.shape, v.rank, len);
+      if (t && len) std::memcpy(TF_TensorData(t), v.data, len);
+    }
+    if (t == nullptr)
+      throw Failure(JB_ERROR_RUNTIME, "input '" + info.sig.key + "': TensorFlow could not make a tensor of shape " +
+                                          shape_text(v.shape, v.rank));
+    return TensorPtr(t, &TF_DeleteTensor);
+  }
+
+  void deliver(TensorPtr result, const Info& info, const jb_tensor_view* in, size_t num_inputs, jb_tensor_view& out,
+               jb_plugin_owned& owned) const {
+    const int32_t dtype = to_jb_dtype(TF_TensorType(result.get()));
+    if (dtype == JB_DTYPE_UNDEFINED)
+      throw Failure(JB_ERROR_UNSUPPORTED, "output '" + info.sig.key + "' is " + type_name(TF_TensorType(result.get())) +
+                                              ", which juno-bridge cannot pass");
+    const int rank = TF_NumDims(result.get());
+    if (rank > JB_MAX_RANK)
+      throw Failure(JB_ERROR_UNSUPPORTED, "output '" + info.sig.key + "' has rank " + std::to_string(rank));
+    int64_t shape[JB_MAX_RANK];
+    for (int d = 0; d < rank; ++d) shape[d] = TF_Dim(result.get(), d);
+    const size_t bytes = TF_TensorByteSize(result.get());
+    if (out.data != nullptr) {
+      if (out.dtype != dtype)
+        throw Failure(JB_ERROR_INPUT_TYPE, "output '" + info.sig.key + "': the model produced " + info.type +
+                                               ", the buffer's dtype code is " + std::to_string(out.dtype));
+      if (out.rank != rank || !std::equal(shape, shape + rank, out.shape))
+        throw Failure(JB_ERROR_INPUT, "output '" + info.sig.key + "': expected shape " + shape_text(shape, rank) +
+                                          ", got " + shape_text(out.shape, out.rank));
+      if (bytes) std::memcpy(out.data, TF_TensorData(result.get()), bytes);
+      return;
+    }
+    // An output that is an input passed through would hand the caller's own memory back as "owned".
+    const char* p = static_cast<const char*>(TF_TensorData(result.get()));
+    for (size_t j = 0; j < num_inputs; ++j) {
+      const char* a = static_cast<const char*>(in[j].data);
+      const size_t n = nbytes(in[j]);
+      if (bytes && n && p < a + n && a < p + bytes) {
+        TF_Tensor* copy = TF_AllocateTensor(TF_TensorType(result.get()), shape, rank, bytes);
+        std::memcpy(TF_TensorData(copy), p, bytes);
+        result.reset(copy);
+        break;
+      }
+    }
+    static char empty_output;  // a zero-element output needs no memory, only a non-NULL address
+    out.data = bytes ? TF_TensorData(result.get()) : &empty_output;
+    out.dtype = dtype;
+    out.rank = rank;
+    std::copy(shape, shape + rank, out.shape);
+    owned.holder = result.release();
+    owned.release = [](void* h) { TF_DeleteTensor(static_cast<TF_Tensor*>(h)); };
+  }
+
+  void release() {
+    if (session_) {
+      auto status = new_status();
+      TF_CloseSession(session_, status.get());
+      TF_DeleteSession(session_, status.get());
+      session_ = nullptr;
+    }
+    if (graph_) TF_DeleteGraph(graph_);
+    graph_ = nullptr;
+  }
+
+  std::string path_;
+  Options options_;
+  TF_Graph* graph_ = nullptr;
+  TF_Session* session_ = nullptr;
+  MetaGraphInfo meta_;
+  std::vector<Info> inputs_, outputs_;
+  std::vector<std::pair<std::string, std::string>> metadata_;
+  std::vector<const char*> md_key_ptrs_, md_value_ptrs_;
+  std::atomic<uint64_t> tensors_wrapped_{0};
+  mutable std::vector<std::atomic<const void*>> wrapped_addresses_;
+};
+
+int parse_count(const std::string& key, const char* value, int fallback) {
+  if (value == nullptr || *value == '\0') return fallback;
+  char* end = nullptr;
+  long v = std::strtol(value, &end, 10);
+  if (*end != '\0' || v < 0 || v > 4096)
+    throw Failure(JB_ERROR_INVALID_ARGUMENT, "tf backend: option '" + key + "' needs an integer in [0, 4096]; got '" +
+                                                 value + "'");
+  return static_cast<int>(v);
+}
+
+Options parse_options(const char* const* keys, const char* const* values, size_t n) {
+  Options o;
+  for (size_t i = 0; i < n; ++i) {
+    const std::string key = keys[i];
+    const std::string value = values[i] ? values[i] : "";
+    if (key == "intra_op_threads") o.intra = parse_count(key, values[i], 0);
+    else if (key == "inter_op_threads") {
+      const int n = parse_count(key, values[i], 0);
+      o.inter = n == 0 ? -1 : n;  // unset: the caller's thread (TensorFlow's -1)
+    }
+    else if (key == "signature") o.signature = value;
+    else if (key == "tags") {
+      o.tags.clear();
+      for (size_t start = 0, end; start <= value.size(); start = end + 1) {
+        end = value.find(',', start);
+        if (end == std::string::npos) end = value.size();
+        if (end > start) o.tags.push_back(value.substr(start, end - start));
+      }
+    } else if (key == "copy_unaligned") {
+      if (value != "0" && value != "1")
+        throw Failure(JB_ERROR_INVALID_ARGUMENT, "tf backend: option 'copy_unaligned' is '0' or '1'; got '" + value + "'");
+      o.copy_unaligned = value == "1";
+    } else if (key == "optimization" || key == "log_level" || key == "execution_mode") {
+      continue;  // ONNX Runtime's knobs; TensorFlow's equivalents are process-wide or absent
+    } else {
+      throw Failure(JB_ERROR_INVALID_ARGUMENT, "tf backend: unknown option '" + key +
+                                                   "' (known: intra_op_threads, inter_op_threads, signature, tags, "
+                                                   "copy_unaligned)");
+    }
+  }
+  return o;
+}
+
+jb_status open(const char* model, const void* bytes, size_t size, const char* const* keys, const char* const* values,
+               size_t num_options, void** handle) {
+  return guarded(JB_ERROR_MODEL_LOAD, [&] {
+    if (handle == nullptr || (model == nullptr && bytes == nullptr))
+      throw Failure(JB_ERROR_INVALID_ARGUMENT, "tf backend: NULL model or handle");
+    if (bytes != nullptr)
+      throw Failure(JB_ERROR_UNSUPPORTED, "tf backend: a SavedModel is a directory; open it from its path");
+    Options options = parse_options(keys, values, num_options);
+    std::string path = model;
+    while (path.size() > 1 && path.back() == '/') path.pop_back();
+    *handle = new Model(path, options);
+  });
+}
+
+void close(void* handle) { delete static_cast<Model*>(handle); }
+size_t num_inputs(void* handle) { return static_cast<Model*>(handle)->inputs().size(); }
+size_t num_outputs(void* handle) { return static_cast<Model*>(handle)->outputs().size(); }
+
+jb_status tensor_info(const std::vector<Info>& infos, size_t index, jb_tensor_info* out) {
+  if (out == nullptr || index >= infos.size())
+    return fail(JB_ERROR_INVALID_ARGUMENT, "tf backend: index " + std::to_string(index) + " out of range");
+  *out = infos[index].c_info();
+  return JB_OK;
+}
+jb_status input_info(void* h, size_t i, jb_tensor_info* out) {
+  return tensor_info(static_cast<Model*>(h)->inputs(), i, out);
+}
+jb_status output_info(void* h, size_t i, jb_tensor_info* out) {
+  return tensor_info(static_cast<Model*>(h)->outputs(), i, out);
+}
+
+jb_status metadata(void* handle, size_t* count, const char* const** keys, const char* const** values) {
+  auto* m = static_cast<Model*>(handle);
+  *count = m->metadata_keys().size();
+  *keys = m->metadata_keys().data();
+  *values = m->metadata_values().data();
+  return JB_OK;
+}
+
+jb_status run(void* handle, const jb_tensor_view* inputs, size_t num_inputs, const int32_t* output_index,
+              jb_tensor_view* outputs, jb_plugin_owned* owned, size_t num_outputs) {
+  return guarded(JB_ERROR_RUNTIME, [&] {
+    static_cast<Model*>(handle)->run(inputs, num_inputs, output_index, outputs, owned, num_outputs);
+  });
+}
+
+jb_status stats(void* handle, uint64_t* tensors_wrapped, const void** input_addresses, size_t n) {
+  static_cast<Model*>(handle)->stats(tensors_wrapped, input_addresses, n);
+  return JB_OK;
+}
+
+const jb_plugin_api kApi = {JB_PLUGIN_ABI_VERSION, "tf", &open, &close, &num_inputs, &num_outputs,
+                            &input_info, &output_info, &metadata, &run, &stats};
+
+}  // namespace
+}  // namespace jb::tf_plugin
+
+extern "C" __attribute__((visibility("default"))) const jb_plugin_api* jb_plugin_init(const jb_plugin_host* host) {
+  if (host == nullptr || host->abi_version != JB_PLUGIN_ABI_VERSION) return nullptr;
+  jb::tf_plugin::g_host = host;
+  // The library names do not change between releases, so a different TensorFlow loads without
+  // complaint; its C++ internals may not match what this plugin was compiled against.
+  const std::string loaded = TF_Version();
+  if (loaded != JB_TF_VERSION) {
+    host->set_error(JB_ERROR_BACKEND_UNAVAILABLE, 0,
+                    ("libjuno_bridge_tf.so was built against TensorFlow " JB_TF_VERSION ", but TensorFlow " + loaded +
+                     " is installed: install tensorflow-cpu==" JB_TF_VERSION ", or rebuild juno-bridge against "
+                     "this TensorFlow (pip install --no-build-isolation --no-deps --force-reinstall <source>)")
+                        .c_str());
+    return nullptr;
+  }
+  return &jb::tf_plugin::kApi;
+}

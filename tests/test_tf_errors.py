@@ -1,0 +1,93 @@
+"""Bad input to the tf plugin: a clear error naming what was expected and what came, never a crash."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tf_models as tm
+from native_build import REPO, build, clean_env
+
+import juno_bridge as jb
+
+
+@pytest.fixture(scope="module")
+def session():
+    return jb.Session(tm.tiny())
+
+
+def test_wrong_shape_names_the_input_and_both_shapes(session):
+    with pytest.raises(jb.InputError, match=r"input 'x': expected shape \[\?, 8\], got \[3, 7\]"):
+        session.run({"x": tm.aligned(np.ones((3, 7), np.float32))})
+    with pytest.raises(jb.InputError, match=r"input 'x': expected rank 2"):
+        session.run({"x": tm.aligned(np.ones((3, 8, 1), np.float32))})
+
+
+def test_wrong_dtype_names_the_input_and_both_dtypes(session):
+    with pytest.raises(jb.InputTypeError, match=r"input 'x': expected dtype float32, got float64"):
+        session.run({"x": tm.aligned(np.ones((3, 8), np.float64))})
+
+
+def test_wrong_output_buffer_is_refused_before_tensorflow_runs(session):
+    x = tm.aligned(np.ones((3, 8), np.float32))
+    with pytest.raises(jb.InputError, match=r"output 'y'"):
+        session.run({"x": x}, out={"y": np.empty((3, 5), np.float32)})
+
+
+def test_missing_signature_lists_the_models_signatures():
+    with pytest.raises(jb.ModelLoadError, match=r"no signature 'nope'.*'halves', 'serving_default'"):
+        jb.Session(tm.tiny(), config={"signature": "nope"})
+
+
+def test_missing_saved_model_is_a_model_load_error(tmp_path):
+    with pytest.raises(jb.ModelLoadError, match=r"cannot open SavedModel .*no such directory"):
+        jb.Session(tmp_path / "absent.savedmodel")
+    (tmp_path / "empty.savedmodel").mkdir()
+    with pytest.raises(jb.ModelLoadError, match=r"has no saved_model.pb"):
+        jb.Session(tmp_path / "empty.savedmodel")
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_corrupt_saved_model_is_a_model_load_error(tmp_path, damage):
+    import shutil
+    path = tmp_path / "corrupt.savedmodel"
+    shutil.copytree(tm.tiny(), path)
+    pb = path / "saved_model.pb"
+    data = pb.read_bytes()
+    pb.write_bytes(b"\xff\xfe not a protobuf" * 10 if damage == "garbage" else data[: len(data) // 2])
+    with pytest.raises(jb.ModelLoadError, match=r"cannot load SavedModel"):
+        jb.Session(path)
+
+
+def test_unknown_option_and_bad_copy_flag_are_invalid_arguments():
+    with pytest.raises(jb.InvalidArgumentError, match=r"unknown option 'colour'.*copy_unaligned"):
+        jb.Session(tm.tiny(), config={"colour": "blue"})
+    with pytest.raises(jb.InvalidArgumentError, match=r"'copy_unaligned' is '0' or '1'"):
+        jb.Session(tm.tiny(), config={"copy_unaligned": "yes"})
+
+
+def test_wrong_tags_name_the_tags(tmp_path):
+    with pytest.raises(jb.ModelLoadError, match=r"cannot load SavedModel.*gpu"):
+        jb.Session(tm.tiny(), config={"tags": "gpu"})
+
+
+def test_plugin_built_for_another_tensorflow_release_is_refused(tmp_path):
+    # The same sources compiled as if for TensorFlow 2.20.0, loaded before the installed plugin.
+    import importlib.util
+    tf_dir = Path(importlib.util.find_spec("tensorflow").submodule_search_locations[0])
+    plugin = tmp_path / "libjuno_bridge_tf.so"
+    build(["g++", "-std=c++17", "-O0", "-g0", "-fPIC", "-shared", '-DJB_TF_VERSION="2.20.0"',
+           f"-I{REPO / 'cpp' / 'include'}", f"-I{tf_dir / 'include'}",
+           *sorted((REPO / "cpp" / "plugins").glob("tf_*.cpp")), "-o", plugin, f"-L{tf_dir}",
+           "-l:libtensorflow_cc.so.2", "-l:libtensorflow_framework.so.2", f"-Wl,-rpath,{tf_dir}"])
+    code = ("import juno_bridge as jb, sys\n"
+            "try:\n    jb.Session(sys.argv[1])\nexcept jb.BackendUnavailableError as e:\n    print(e)\n")
+    env = {**clean_env(), "JUNO_BRIDGE_PLUGIN_PATH": str(tmp_path),
+           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    done = subprocess.run([sys.executable, "-c", code, str(tm.tiny())], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"built against TensorFlow 2.20.0, but TensorFlow {tm.tf.__version__} is installed" in done.stdout
+    assert "tensorflow-cpu==2.20.0" in done.stdout and "rebuild juno-bridge" in done.stdout
