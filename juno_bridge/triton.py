@@ -79,13 +79,19 @@ class _Region:
     def view(self, dtype, shape, offset: int) -> np.ndarray:
         return self.shm.get_contents_as_numpy(self.handle, dtype, shape, offset)
 
-    def release(self, client=None) -> None:
+    def release(self, client=None, wait: bool = True) -> None:
         if self.handle is None:
             return
-        try:
-            (client or self.owner._client).unregister_system_shared_memory(self.name, client_timeout=1.0)
-        except Exception:  # a dead server has nothing registered any more
-            pass
+        client = client or self.owner._client
+
+        def unregister():
+            try:
+                client.unregister_system_shared_memory(self.name, client_timeout=1.0)
+            except Exception:  # a dead server has nothing registered any more
+                pass
+
+        # After a failed call the server may be hung: the caller does not wait for it to forget the region.
+        unregister() if wait else threading.Thread(target=unregister, daemon=True).start()
         self.shm.destroy_shared_memory_region(self.handle)
         self.handle, self.size = None, 0
 
@@ -251,6 +257,7 @@ class RemoteModel:
         in_bytes = sum(a.nbytes for a in inputs.values())
         out_bytes = sum(a.nbytes for a in outputs.values())
         slot = self._take_slot(in_bytes, out_bytes)
+        answered = False
         try:
             offset = 0
             for i, array in zip(infer_inputs, inputs.values()):
@@ -270,8 +277,15 @@ class RemoteModel:
                     raise RunError(f"{self._where()}: output '{name}' came back with shape {shape}, "
                                    f"expected {target.shape}")
                 np.copyto(target, slot[1].view(target.dtype, target.shape, placed[name]))
+            answered = True
         finally:
-            self._slots.put(slot)
+            if answered:
+                self._slots.put(slot)
+            else:  # a request that timed out may still be written by the server later: never reuse its regions
+                with self._lock:
+                    for region in slot:
+                        region.release(wait=False)
+                        self._regions.remove(region)
 
     def _store(self, name: str, value: np.ndarray, target: np.ndarray) -> None:
         if value is None or value.dtype != target.dtype or value.shape != target.shape:
