@@ -11,7 +11,7 @@ BUILD_DEPS := "setuptools>=77" wheel "Cython>=3.0" "numpy>=2.0" "onnxruntime==1.
 TORCH_DEPS := "torch==2.13.0"
 export JUNO_BRIDGE_REQUIRE_TORCH := 1
 # Extras installed with the package; our own CI installs them all.
-EXTRAS := test,hdf5,torch
+EXTRAS := test,hdf5,torch,triton,dask
 
 .PHONY: all demo test install bench clean
 

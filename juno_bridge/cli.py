@@ -157,8 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="fewer iterations (a quick look, noisier)")
     p.add_argument("--iterations", type=int, metavar="N", help="timed calls per row")
     p.add_argument("--batch", type=int, nargs="+", metavar="B", help="batch sizes (default 1 64)")
-    p.add_argument("--only", nargs="+", choices=["onnx", "python"], metavar="GROUP",
-                   help="groups to run: onnx (issue 3's rows), python (Python algorithm, scatter); default all")
+    p.add_argument("--only", nargs="+", choices=["onnx", "python", "remote"], metavar="GROUP",
+                   help="groups to run: onnx (issue 3's rows), python (Python algorithm, scatter), remote "
+                        "(Triton server, Dask workers); default all")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.set_defaults(run=cmd_bench)
 

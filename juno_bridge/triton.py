@@ -96,6 +96,51 @@ class _Region:
         self.handle, self.size = None, 0
 
 
+class _Plan:
+    """The request objects and shared memory views for one set of shapes, built once and reused."""
+
+    def __init__(self, grpc, utils, regions, inputs: dict, outputs: dict):
+        self.infer_inputs, self.in_views, self.requested, self.out_views = [], [], [], []
+        offset = 0
+        for name, array in inputs.items():
+            i = grpc.InferInput(name, list(array.shape), utils.np_to_triton_dtype(array.dtype))
+            i.set_shared_memory(regions[0].name, array.nbytes, offset)
+            self.infer_inputs.append(i)
+            self.in_views.append(regions[0].view(array.dtype, array.shape, offset))
+            offset += array.nbytes
+        offset = 0
+        for name, target in outputs.items():
+            r = grpc.InferRequestedOutput(name)
+            r.set_shared_memory(regions[1].name, target.nbytes, offset)
+            self.requested.append(r)
+            self.out_views.append(regions[1].view(target.dtype, target.shape, offset))
+            offset += target.nbytes
+
+
+class _Slot:
+    """An input and an output region for one request in flight, with its plans by shapes."""
+
+    def __init__(self, input_region: _Region, output_region: _Region):
+        self.regions = (input_region, output_region)
+        self.plans: dict[tuple, _Plan] = {}
+
+    def fit(self, in_bytes: int, out_bytes: int) -> None:
+        if in_bytes > self.regions[0].size or out_bytes > self.regions[1].size:
+            self.plans.clear()  # their views point into the regions being replaced
+            self.regions[0].grow(in_bytes)
+            self.regions[1].grow(out_bytes)
+
+    def plan(self, grpc, utils, inputs: dict, outputs: dict) -> _Plan:
+        key = tuple((n, a.dtype.num, a.shape) for n, a in inputs.items()) + \
+            tuple((n, a.dtype.num, a.shape) for n, a in outputs.items())
+        plan = self.plans.get(key)
+        if plan is None:
+            if len(self.plans) > 16:  # many batch sizes: keep the cache small
+                self.plans.clear()
+            plan = self.plans[key] = _Plan(grpc, utils, self.regions, inputs, outputs)
+        return plan
+
+
 def _release_all(regions: list, client) -> None:
     for region in regions:
         region.release(client)
@@ -218,15 +263,14 @@ class RemoteModel:
             return ModelLoadError(f"{self._where()}: the server does not serve this model: {message}")
         return RunError(f"{self._where()}: {status or 'error'}: {message}")
 
-    def _take_slot(self, in_bytes: int, out_bytes: int):
+    def _take_slot(self, in_bytes: int, out_bytes: int) -> "_Slot":
         try:
             slot = self._slots.get_nowait()
         except queue.Empty:
             with self._lock:
-                slot = (_Region(self, "in", in_bytes), _Region(self, "out", out_bytes))
-                self._regions += slot
-        slot[0].grow(in_bytes)
-        slot[1].grow(out_bytes)
+                slot = _Slot(_Region(self, "in", in_bytes), _Region(self, "out", out_bytes))
+                self._regions += slot.regions
+        slot.fit(in_bytes, out_bytes)
         return slot
 
     def __call__(self, inputs: dict, outputs: dict) -> None:
@@ -240,13 +284,11 @@ class RemoteModel:
             self._open_fallback(err).run(inputs, out=outputs)
 
     def _remote(self, inputs: dict, outputs: dict) -> None:
-        grpc = self._grpc
-        requested = [grpc.InferRequestedOutput(name) for name in outputs]
-        infer_inputs = []
-        for name, array in inputs.items():
-            i = grpc.InferInput(name, list(array.shape), self._utils.np_to_triton_dtype(array.dtype))
-            infer_inputs.append(i)
         if not self.use_shm:
+            grpc = self._grpc
+            requested = [grpc.InferRequestedOutput(name) for name in outputs]
+            infer_inputs = [grpc.InferInput(name, list(a.shape), self._utils.np_to_triton_dtype(a.dtype))
+                            for name, a in inputs.items()]
             for i, array in zip(infer_inputs, inputs.values()):
                 i.set_data_from_numpy(array)
             result = self._call(lambda t: self._client.infer(self.model, infer_inputs, outputs=requested,
@@ -259,31 +301,24 @@ class RemoteModel:
         slot = self._take_slot(in_bytes, out_bytes)
         answered = False
         try:
-            offset = 0
-            for i, array in zip(infer_inputs, inputs.values()):
-                np.copyto(slot[0].view(array.dtype, array.shape, offset), array)  # the one copy shm needs
-                i.set_shared_memory(slot[0].name, array.nbytes, offset)
-                offset += array.nbytes
-            offset, placed = 0, {}
-            for r, (name, target) in zip(requested, outputs.items()):
-                r.set_shared_memory(slot[1].name, target.nbytes, offset)
-                placed[name] = offset
-                offset += target.nbytes
-            result = self._call(lambda t: self._client.infer(self.model, infer_inputs, outputs=requested,
+            plan = slot.plan(self._grpc, self._utils, inputs, outputs)
+            for view, array in zip(plan.in_views, inputs.values()):
+                np.copyto(view, array)  # the one copy shared memory needs
+            result = self._call(lambda t: self._client.infer(self.model, plan.infer_inputs, outputs=plan.requested,
                                                              client_timeout=t))
-            for name, target in outputs.items():
+            for (name, target), view in zip(outputs.items(), plan.out_views):
                 shape = tuple(result.get_output(name).shape)
                 if shape != target.shape:
                     raise RunError(f"{self._where()}: output '{name}' came back with shape {shape}, "
                                    f"expected {target.shape}")
-                np.copyto(target, slot[1].view(target.dtype, target.shape, placed[name]))
+                np.copyto(target, view)
             answered = True
         finally:
             if answered:
                 self._slots.put(slot)
             else:  # a request that timed out may still be written by the server later: never reuse its regions
                 with self._lock:
-                    for region in slot:
+                    for region in slot.regions:
                         region.release(wait=False)
                         self._regions.remove(region)
 

@@ -154,21 +154,19 @@ def test_malformed_urls_are_refused(url):
         jb.Session(url)
 
 
+@pytest.fixture(scope="module")
+def linear_sessions(server):
+    local, remote = local_and_remote(server, "linear")
+    yield local, remote
+    remote.close()
+
+
 @settings(max_examples=12, deadline=None)
 @given(batch=st.integers(1, 64), seed=st.integers(0, 2**32 - 1))
-def test_remote_equals_local_for_any_batch_up_to_the_servers_max(server, batch, seed):
-    local, remote = _sessions(server)
+def test_remote_equals_local_for_any_batch_up_to_the_servers_max(linear_sessions, batch, seed):
+    local, remote = linear_sessions
     x = np.random.default_rng(seed).standard_normal((batch, 2 * N)).astype(np.float32)
     np.testing.assert_array_equal(remote.run({"x": x})["y"], local.run({"x": x})["y"])
-
-
-_CACHE = {}
-
-
-def _sessions(server):
-    if "linear" not in _CACHE:
-        _CACHE["linear"] = local_and_remote(server, "linear")
-    return _CACHE["linear"]
 
 
 def test_a_cpp_program_reaches_the_server_through_the_same_session(server, tmp_path):
