@@ -111,6 +111,11 @@ def _worker_session(model: str, backend: str | None, threads: int):
     return _SESSIONS[key]
 
 
+def warm_up(model: str, backend: str | None = None, threads: int = 1) -> None:
+    """Opens this worker's Session ahead of the first task (``client.run(warm_up, ...)`` on every worker)."""
+    _worker_session(model, backend, threads)
+
+
 def process_file(model: str, backend: str | None, threads: int, input_path: str, output_path: str,
                  batch_size: int) -> tuple[str, int]:
     """One Dask task: the same run_file the serial path uses, so the results are identical."""
