@@ -13,6 +13,7 @@ before timing, each worker's Session opened by a warm-up run).
 """
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -166,7 +167,8 @@ def dask_rows(quick: bool) -> list[dict]:
             rows.append({"group": "dask-run", "model": "juno", "batch": 64,
                          "method": f"juno-bridge run, {workers} Dask worker(s), {files} files x {events} events",
                          "caller": "python", "median_us": median / (files * events) * 1e6,
-                         "p90_us": max(times) / (files * events) * 1e6, "note": f"{rate:,.0f} events/s",
+                         "p90_us": max(times) / (files * events) * 1e6, "note": f"{rate:,.0f} events/s (load average "
+                                                         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)",
                          "events_per_s": rate})
     finally:
         shutil.rmtree(work, ignore_errors=True)
