@@ -191,28 +191,21 @@ def plugin_builds() -> dict:
     }
 
 
-extensions = [
-    Extension(
-        "juno_bridge._core",
-        ["bridge/_core.pyx"],
+def extension(name: str) -> Extension:
+    """A Cython module of bridge/ linked to the core library beside it (rpath $ORIGIN/lib)."""
+    return Extension(
+        f"juno_bridge.{name}",
+        [f"bridge/{name}.pyx"],
         include_dirs=[*INCLUDE, str(ROOT / "bridge"), numpy.get_include()],
         libraries=["juno_bridge"],
         runtime_library_dirs=["$ORIGIN/lib"],
         extra_compile_args=["-std=c++17", "-O2", "-g0"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
         language="c++",
-    ),
-    Extension(
-        "juno_bridge._hits",
-        ["bridge/_hits.pyx"],
-        include_dirs=[*INCLUDE, str(ROOT / "bridge"), numpy.get_include()],
-        libraries=["juno_bridge"],
-        runtime_library_dirs=["$ORIGIN/lib"],
-        extra_compile_args=["-std=c++17", "-O2", "-g0"],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
-        language="c++",
-    ),
-]
+    )
+
+
+extensions = [extension("_core"), extension("_hits")]
 
 setup(
     ext_modules=cythonize(extensions, include_path=["bridge"], compiler_directives={"language_level": 3}),

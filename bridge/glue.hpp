@@ -77,6 +77,4 @@ inline int get_onnxruntime_info(const std::string& library, OnnxRuntimeInfo* out
   JB_GUARD(*out = onnxruntime_info(library))
 }
 
-#undef JB_GUARD
-
 }  // namespace jb

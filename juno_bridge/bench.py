@@ -159,10 +159,10 @@ def onnx_rows(settings: Settings) -> list[Row]:
             loop, raw = Path(paths.bin_dir()) / "jb-bench-loop", Path(paths.bin_dir()) / "jb-ort-raw-loop"
             if loop.exists():
                 contestants["(d) juno-bridge C++ loop"] = lambda k, w: _run_loop_binary(
-                    [str(loop), path, str(batch), str(k), str(w)])
+                    [str(loop), path, str(batch), str(k), str(w), "--onnxruntime", ort_library])
             if raw.exists():
                 contestants["(e) raw C loop over the ONNX Runtime C API"] = lambda k, w: _run_loop_binary(
-                    [str(raw), ort_library, path, str(batch), str(k), str(w)])
+                    [str(raw), path, str(batch), str(k), str(w), ort_library])
             for method, timing in side_by_side(contestants, n, settings.warmup).items():
                 caller = "c++" if method.startswith("(d)") else "c" if method.startswith("(e)") else "python"
                 rows.append(Row("onnx", model, batch, method, caller, *timing))
@@ -174,9 +174,9 @@ def onnx_rows(settings: Settings) -> list[Row]:
     return rows
 
 
-def _find(rows: list[Row], model: str, batch: int, prefix: str) -> Row | None:
+def _find(rows: list[Row], model: str, batch: int, prefix: str, group: str | None = None) -> Row | None:
     for r in rows:
-        if r.model == model and r.batch == batch and r.method.startswith(prefix):
+        if r.model == model and r.batch == batch and r.method.startswith(prefix) and group in (None, r.group):
             return r
     return None
 
@@ -209,7 +209,7 @@ def format_report(rows: list[Row], targets: list[tuple[str, float | None, float,
               f"{'vs (e)':>8}")
     lines += [header, "-" * len(header)]
     for r in rows:
-        base = _find(rows, r.model, r.batch, "(e)") if r.group == "onnx" else None
+        base = _find(rows, r.model, r.batch, "(e)", "onnx") if r.group == "onnx" else None
         vs = f"{r.median_us / base.median_us:7.2f}x" if base else ""
         note = f"  {r.extra['note']}" if r.extra.get("note") else ""
         lines.append(f"{r.group:<14}{r.model:<6}{r.batch:>4}  {r.method[:52]:<53}{r.caller:<8}"
@@ -250,6 +250,35 @@ def python_targets(rows: list[Row]) -> list[tuple[str, float | None, float, bool
             ("scatter: numpy ufunc.at / juno-bridge", numpy_ref / ours if ours and numpy_ref else None, 5.0, True)]
 
 
+def torch_rows(settings: Settings) -> list[Row]:
+    """Issue 4's rows (juno_bridge.bench_torch); none when torch or the plugin is missing."""
+    from juno_bridge import paths
+
+    if "torch" not in paths.plugins():
+        print("  torch: the plugin was not built; no torch rows")
+        return []
+    from juno_bridge import bench_torch
+
+    quick = settings.iterations < Settings().iterations
+    return [Row("torch", r["group"], r["batch"], r["method"], r["caller"].lower(), r["median_us"], r["p90_us"])
+            for r in bench_torch.run_bench(batch_sizes=settings.batches, quick=quick, groups=settings.models)]
+
+
+def torch_targets(rows: list[Row]) -> list[tuple[str, float | None, float, bool]]:
+    targets = []
+    for batch in (1, 64):
+        a, c = _find(rows, "tiny", batch, "(a)"), _find(rows, "tiny", batch, "(c)")
+        targets.append((f"torch tiny B={batch}: (a)/(c), juno-bridge .pt2 vs nn.Module from Python",
+                        a.median_us / c.median_us if a and c else None, 2.5, True))
+    native = [r for r in rows if r.model == "juno" and r.batch == 64 and r.method[:3] in ("(a)", "(b)")]
+    best = min((r.median_us for r in native), default=None)
+    for label in ("(c)", "(d)", "(e)"):
+        r = _find(rows, "juno", 64, label)
+        targets.append((f"torch juno B=64: {label} / fastest torch path",
+                        r.median_us / best if r and best else None, 1.05, False))
+    return targets
+
+
 def remote_rows(settings: Settings) -> list[Row]:
     """Issue 7's rows (juno_bridge.bench_remote): a Triton server on loopback, and Dask workers."""
     from juno_bridge import bench_remote
@@ -265,8 +294,8 @@ def remote_targets(rows: list[Row]) -> list[tuple[str, float | None, float, bool
     return bench_remote.targets([{**asdict(r), **r.extra} for r in rows])
 
 
-GROUPS = {"onnx": (onnx_rows, onnx_targets), "python": (python_rows, python_targets),
-          "remote": (remote_rows, remote_targets)}
+GROUPS = {"onnx": (onnx_rows, onnx_targets), "torch": (torch_rows, torch_targets),
+          "python": (python_rows, python_targets), "remote": (remote_rows, remote_targets)}
 
 
 def run(settings: Settings, groups: tuple[str, ...] = ("onnx",), json_path: str | None = None) -> str:

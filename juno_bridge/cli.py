@@ -74,6 +74,8 @@ def cmd_bench(args) -> int:
         settings.iterations = args.iterations
     if args.batch:
         settings.batches = tuple(args.batch)
+    if args.model:
+        settings.models = tuple(args.model)
     print("juno-bridge bench: the same model through every method, side by side, 1 intra-op thread\n")
     print(bench.run(settings, groups=tuple(args.only or bench.GROUPS), json_path=args.json))
     if args.json:
@@ -157,9 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="fewer iterations (a quick look, noisier)")
     p.add_argument("--iterations", type=int, metavar="N", help="timed calls per row")
     p.add_argument("--batch", type=int, nargs="+", metavar="B", help="batch sizes (default 1 64)")
-    p.add_argument("--only", nargs="+", choices=["onnx", "python", "remote"], metavar="GROUP",
-                   help="groups to run: onnx (issue 3's rows), python (Python algorithm, scatter), remote "
-                        "(Triton server, Dask workers); default all")
+    p.add_argument("--model", nargs="+", choices=["tiny", "juno"], help="built-in models (default both)")
+    p.add_argument("--only", nargs="+", choices=["onnx", "torch", "python", "remote"], metavar="GROUP",
+                   help="groups to run: onnx, torch, python (Python algorithm and scatter), remote (Triton "
+                        "server, Dask workers); default all")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.set_defaults(run=cmd_bench)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from juno_bridge.detector import LS_RADIUS_M, Detector, toy_detector
+from juno_bridge.detector import LS_RADIUS_M, N_LPMT, Detector, toy_detector
 
 LIGHT_YIELD_PE_PER_MEV = 1345.0  # at the detector centre
 ATTENUATION_LENGTH_M = 20.0      # approx., toy
@@ -74,6 +74,21 @@ class Events:
         return cls(np.concatenate([p.vertex for p in parts]), np.concatenate([p.energy for p in parts]),
                    np.concatenate(offsets), np.concatenate([p.pmt_id for p in parts]),
                    np.concatenate([p.npe for p in parts]), np.concatenate([p.time for p in parts]))
+
+    def dense(self, start: int = 0, stop: int | None = None, out: np.ndarray | None = None,
+              empty: float = 0.0) -> np.ndarray:
+        """Events [start, stop) as a dense [n, 2, 17612] float32 batch (nPE summed, first-hit time the
+        minimum, ``empty`` for dark PMTs) through the core's scatter; ``out`` is filled in place."""
+        import juno_bridge as jb
+
+        stop = len(self) if stop is None else stop
+        if out is None:
+            out = np.empty((stop - start, 2, N_LPMT), np.float32)
+        if out.shape != (stop - start, 2, N_LPMT):
+            raise ValueError(f"out must have shape {(stop - start, 2, N_LPMT)}, got {out.shape}")
+        for k, i in enumerate(range(start, stop)):
+            jb.scatter_hits(*self.hits(i), out=out[k], empty=empty)
+        return out
 
     def truth(self) -> np.ndarray:
         """[N, 4] float32: vertex x, y, z (m) and energy (MeV), the default model's output layout."""

@@ -85,3 +85,20 @@ def test_poisson_sampler_has_poisson_moments(mean, seed):
     sigma = np.sqrt(max(mean, 1e-3) / len(x))
     assert abs(x.mean() - mean) < 6 * sigma + 1e-3
     assert abs(x.var() - mean) < 0.1 * mean + 0.01
+
+
+def test_dense_batches_through_the_core_scatter_match_numpy():
+    ev = generate(12, seed=8)
+    dense = ev.dense(2, 10, empty=-1.0)
+    event = np.repeat(np.arange(len(ev)), np.diff(ev.offsets))
+    sel = (event >= 2) & (event < 10)
+    ref = np.zeros((8, 2, N_LPMT), np.float32)
+    ref[:, 1] = np.inf
+    np.add.at(ref[:, 0], (event[sel] - 2, ev.pmt_id[sel]), ev.npe[sel])
+    np.minimum.at(ref[:, 1], (event[sel] - 2, ev.pmt_id[sel]), ev.time[sel])
+    dark = np.isinf(ref[:, 1])
+    ref[:, 0][dark] = -1.0
+    ref[:, 1][dark] = -1.0
+    np.testing.assert_allclose(dense, ref, rtol=1e-6)
+    out = np.zeros((8, 2, N_LPMT), np.float32)
+    assert ev.dense(2, 10, out=out, empty=-1.0) is out
