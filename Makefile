@@ -14,7 +14,7 @@ export JUNO_BRIDGE_REQUIRE_TORCH := 1
 TF_DEPS := "tensorflow-cpu==2.21.0"
 export JUNO_BRIDGE_REQUIRE_TF := 1
 # Extras installed with the package; our own CI installs them all.
-EXTRAS := test,hdf5,torch,tf
+EXTRAS := test,hdf5,torch,tf,triton,dask
 
 .PHONY: all demo test install bench clean
 

@@ -142,7 +142,13 @@ def _resolve(model: str):
 def open_algorithm(model: str, config: Mapping[str, str]):
     """Called by the plugin at open: returns (callable, inputs, outputs, metadata) where each tensor is
     (name, jb dtype code, dims) with dims ints or symbolic names."""
-    obj = _resolve(model)
+    if model.startswith("triton://"):
+        # The triton backend is a built-in algorithm: the core hands "triton://..." to this plugin.
+        from juno_bridge.triton import RemoteModel
+
+        obj, config = RemoteModel, {**config, "url": model}
+    else:
+        obj = _resolve(model)
     spec = getattr(obj, "__juno_bridge_algorithm__", None)
     if not isinstance(spec, AlgorithmSpec):
         raise ModelLoadError(f"python model {model!r}: {obj!r} is not declared with @juno_bridge.algorithm(...)")
@@ -165,9 +171,12 @@ def open_algorithm(model: str, config: Mapping[str, str]):
         raise ModelLoadError(f"python model {model!r}: {obj!r} is not callable")
     else:
         call = obj
+    # An instance may declare its tensors only once constructed (a remote model asks its server).
+    spec = getattr(call, "__juno_bridge_algorithm__", spec)
     doc = (obj.__doc__ or "").strip().splitlines()
     metadata = {"producer_name": "juno_bridge.algorithm", "graph_name": getattr(obj, "__qualname__", str(obj)),
                 "domain": getattr(obj, "__module__", "") or "", "description": doc[0] if doc else ""}
+    metadata.update(getattr(call, "juno_bridge_metadata", None) or {})  # e.g. a remote model's server and name
     tensors = lambda specs: [(s.name, _DTYPE_CODES[s.dtype], s.dims) for s in specs]  # noqa: E731
     return call, tensors(spec.inputs), tensors(spec.outputs), metadata
 

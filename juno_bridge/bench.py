@@ -302,8 +302,24 @@ def tf_targets(rows: list[Row]) -> list[tuple[str, float | None, float, bool]]:
     return bench_tf.targets([asdict(r) for r in rows])
 
 
+def remote_rows(settings: Settings) -> list[Row]:
+    """Issue 7's rows (juno_bridge.bench_remote): a Triton server on loopback, and Dask workers."""
+    from juno_bridge import bench_remote
+
+    quick = settings.iterations < Settings().iterations
+    return [Row(r["group"], r["model"], r["batch"], r["method"], r["caller"], r["median_us"], r["p90_us"],
+                {k: v for k, v in r.items() if k in ("note", "events_per_s")}) for r in bench_remote.run_bench(quick)]
+
+
+def remote_targets(rows: list[Row]) -> list[tuple[str, float | None, float, bool]]:
+    from juno_bridge import bench_remote
+
+    return bench_remote.targets([{**asdict(r), **r.extra} for r in rows])
+
+
 GROUPS = {"onnx": (onnx_rows, onnx_targets), "torch": (torch_rows, torch_targets),
-          "python": (python_rows, python_targets), "tf": (tf_rows, tf_targets)}
+          "python": (python_rows, python_targets), "tf": (tf_rows, tf_targets),
+          "remote": (remote_rows, remote_targets)}
 
 
 def run(settings: Settings, groups: tuple[str, ...] = ("onnx",), json_path: str | None = None) -> str:

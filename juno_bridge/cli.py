@@ -93,14 +93,31 @@ def cmd_demo(args) -> int:
 
 
 def cmd_run(args) -> int:
-    import juno_bridge as jb
-    from juno_bridge.run import run_file
+    import os
 
-    if len(args.input) > 1:
-        raise UsageError("several input files need the Dask runner (not available yet): pass one file")
-    session = jb.Session(args.model, backend=args.backend, intra_op_threads=args.threads)
-    n = run_file(session, args.input[0], args.output, batch_size=args.batch_size, progress=not args.quiet)
-    print(f"{n} events -> {args.output}")
+    import juno_bridge as jb
+    from juno_bridge.run import run_file, run_files
+
+    many = len(args.input) > 1 or os.path.isdir(args.output) or args.workers or args.scheduler
+    if not many:
+        session = jb.Session(args.model, backend=args.backend, intra_op_threads=args.threads)
+        n = run_file(session, args.input[0], args.output, batch_size=args.batch_size, progress=not args.quiet)
+        print(f"{n} events -> {args.output}")
+        return EXIT_OK
+    report = run_files(args.model, args.input, args.output, workers=args.workers or 2, scheduler=args.scheduler,
+                       batch_size=args.batch_size, backend=args.backend, threads=args.threads,
+                       retries=args.retries, progress=not args.quiet)
+    print(report.summary())
+    return EXIT_OK if not report.failed else EXIT_ERROR
+
+
+def cmd_serve(args) -> int:
+    from juno_bridge.serve import TritonServer, serve_forever
+
+    server = TritonServer(args.model, host=args.host, port=args.port, max_batch=args.max_batch,
+                          queue_delay_us=args.queue_delay_us, instances=args.instances, names=args.name,
+                          log=args.log)
+    serve_forever(server)
     return EXIT_OK
 
 
@@ -143,17 +160,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=int, metavar="N", help="timed calls per row")
     p.add_argument("--batch", type=int, nargs="+", metavar="B", help="batch sizes (default 1 64)")
     p.add_argument("--model", nargs="+", choices=["tiny", "juno"], help="built-in models (default both)")
-    p.add_argument("--only", nargs="+", choices=["onnx", "torch", "python", "tf"], metavar="GROUP",
+    p.add_argument("--only", nargs="+", choices=["onnx", "torch", "python", "tf", "remote"], metavar="GROUP",
                    help="groups to run: onnx, torch, python (Python algorithm and scatter), tf (TensorFlow "
-                        "SavedModels); default all")
+                        "SavedModels), remote (Triton server, Dask workers); default all")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.set_defaults(run=cmd_bench)
 
-    p = sub.add_parser("run", help="run a model over an event file (.npz or HDF5), in batches")
+    p = sub.add_parser("serve", help="serve models with a Triton Inference Server (for triton://host:port/model)")
+    p.add_argument("model", nargs="+", help="model paths (.onnx, .pt2, .pt) or python:module:callable")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    p.add_argument("--port", type=int, default=8001, help="gRPC port (8001)")
+    p.add_argument("--max-batch", type=int, default=64, metavar="N", help="dynamic batching limit (64)")
+    p.add_argument("--queue-delay-us", type=int, default=100, metavar="N",
+                   help="how long the batcher waits to fill a batch (100 us)")
+    p.add_argument("--instances", type=int, default=1, metavar="N", help="instances (Sessions) per model (1)")
+    p.add_argument("--name", action="append", metavar="NAME",
+                   help="served name, once per model in order (default: the file's stem)")
+    p.add_argument("--log", metavar="FILE", help="the server's log file (default: a temporary one)")
+    p.set_defaults(run=cmd_serve)
+
+    p = sub.add_parser("run", help="run a model over event files (.npz or HDF5), in batches; many files on Dask")
     p.add_argument("model", help="model path (.onnx, .pt2, .pt) or python:module:callable")
     p.add_argument("--input", "-i", nargs="+", required=True, metavar="FILE",
                    help="event file with one array per model input, events along the first axis")
-    p.add_argument("--output", "-o", required=True, metavar="FILE", help="where the outputs go (.npz, .h5)")
+    p.add_argument("--output", "-o", required=True, metavar="FILE|DIR",
+                   help="one input: the output file (.npz, .h5); several: a directory (same file names)")
+    p.add_argument("--workers", type=int, metavar="N", help="Dask worker processes of the local cluster (2)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, instead of a local cluster")
+    p.add_argument("--retries", type=int, default=2, metavar="N", help="retries of a failing file (2)")
     p.add_argument("--batch-size", "-b", type=int, default=256, metavar="N", help="events per call (256)")
     p.add_argument("--backend", help="override the backend chosen from the model's name")
     p.add_argument("--threads", type=int, default=1, metavar="N", help="intra-op threads (1)")

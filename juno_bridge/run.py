@@ -1,4 +1,4 @@
-"""`juno-bridge run`: inference over an event file, in batches, with a progress bar.
+"""`juno-bridge run`: inference over an event file, in batches, with a progress bar; over many files on Dask.
 
 Input: an ``.npz`` or HDF5 (``.h5``/``.hdf5``) file holding one array per model input, named after the
 input, with events along the first axis. Output: the same format (by the output file's suffix) with
@@ -8,6 +8,7 @@ into slices of the output arrays, so nothing is copied between the file and the 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -93,3 +94,103 @@ def run_file(session, input_path, output_path, batch_size: int = 256, progress: 
             bar.update(stop - start)
     write_outputs(output_path, outputs)
     return n_events
+
+
+# -- many files on Dask ---------------------------------------------------------------------------------
+# One Session per worker process, reused by every task that process runs (opening a model costs far more
+# than one file's batches); keyed by model and options.
+_SESSIONS: dict[tuple, object] = {}
+
+
+def _worker_session(model: str, backend: str | None, threads: int):
+    key = (model, backend, threads)
+    if key not in _SESSIONS:
+        import juno_bridge as jb
+
+        _SESSIONS[key] = jb.Session(model, backend=backend, intra_op_threads=threads)
+    return _SESSIONS[key]
+
+
+def warm_up(model: str, backend: str | None = None, threads: int = 1) -> None:
+    """Opens this worker's Session ahead of the first task (``client.run(warm_up, ...)`` on every worker)."""
+    _worker_session(model, backend, threads)
+
+
+def process_file(model: str, backend: str | None, threads: int, input_path: str, output_path: str,
+                 batch_size: int) -> tuple[str, int]:
+    """One Dask task: the same run_file the serial path uses, so the results are identical."""
+    session = _worker_session(model, backend, threads)
+    return input_path, run_file(session, input_path, output_path, batch_size=batch_size, progress=False)
+
+
+@dataclass
+class RunReport:
+    done: dict[str, int] = field(default_factory=dict)      # input -> events
+    skipped: list[str] = field(default_factory=list)         # outputs already there (an earlier run)
+    failed: dict[str, str] = field(default_factory=dict)     # input -> error, after the retries
+
+    def summary(self) -> str:
+        lines = [f"{len(self.done)} file(s) done ({sum(self.done.values())} events), {len(self.skipped)} skipped "
+                 f"(already done), {len(self.failed)} failed"]
+        lines += [f"  failed: {path}: {error}" for path, error in self.failed.items()]
+        return "\n".join(lines)
+
+
+def output_paths(inputs: list[str], output_dir: str | os.PathLike) -> dict[str, Path]:
+    """Each input's output: the same file name in ``output_dir``."""
+    out = {str(p): Path(output_dir) / Path(p).name for p in inputs}
+    names = [p.name for p in out.values()]
+    if len(set(names)) != len(names):
+        raise InvalidArgumentError("input files share a file name, so their outputs would collide in "
+                                   f"'{output_dir}': {sorted(n for n in names if names.count(n) > 1)}")
+    return out
+
+
+def run_files(model: str, inputs: list[str], output_dir: str | os.PathLike, workers: int = 2,
+              scheduler: str | None = None, batch_size: int = 256, backend: str | None = None, threads: int = 1,
+              retries: int = 2, progress: bool = True) -> RunReport:
+    """Runs ``model`` over many event files on Dask: a LocalCluster of ``workers`` processes (one thread
+    each), or the cluster behind ``scheduler``. Finished outputs are skipped, so a rerun resumes; a
+    failing file is retried ``retries`` times and then reported, while the other files complete. A worker
+    that dies mid-task loses nothing: its task runs again elsewhere and the output appears atomically."""
+    if workers < 1:
+        raise InvalidArgumentError(f"--workers must be >= 1, got {workers}")
+    if batch_size < 1:
+        raise InvalidArgumentError(f"batch size must be >= 1, got {batch_size}")
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError as err:
+        raise InvalidArgumentError("several files need Dask: pip install 'juno-bridge[dask]'") from err
+    from tqdm import tqdm
+
+    missing = [p for p in inputs if not Path(p).exists()]
+    if missing:
+        raise InvalidArgumentError(f"input file(s) do not exist: {', '.join(missing)}")
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    report = RunReport()
+    todo = {}
+    for inp, out in output_paths(inputs, output_dir).items():
+        (report.skipped.append(str(out)) if out.exists() else todo.__setitem__(inp, out))
+    if not todo:
+        return report
+    cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                  dashboard_address=None)
+    try:
+        with Client(scheduler or cluster) as client:
+            futures = [client.submit(process_file, model, backend, threads, inp, str(out), batch_size,
+                                     retries=retries, pure=False, key=f"juno-bridge-run-{Path(inp).name}-{os.urandom(4).hex()}")
+                       for inp, out in todo.items()]
+            paths = {f.key: inp for f, inp in zip(futures, todo)}
+            with tqdm(total=len(futures), unit="file", disable=not progress, desc="juno-bridge run") as bar:
+                for future in as_completed(futures):
+                    if future.status == "finished":
+                        inp, n = future.result()
+                        report.done[inp] = n
+                    else:
+                        error = future.exception()
+                        report.failed[paths[future.key]] = f"{type(error).__name__}: {error}"
+                    bar.update(1)
+    finally:
+        if cluster is not None:
+            cluster.close()
+    return report

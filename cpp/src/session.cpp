@@ -65,6 +65,9 @@ std::unique_ptr<Backend> open_backend(const std::string& model, const void* byte
   }
   if (backend == "onnxruntime" || backend == "onnx" || backend == "ort")
     return open_onnxruntime(model, bytes, size, options);
+  // The Triton client is Python (tritonclient); the python plugin runs it as a built-in algorithm
+  // (juno_bridge/triton.py), so C++ callers reach a server through the same plugin, no extra library.
+  if (backend == "triton") return open_plugin("python", model, bytes, size, options);
   return open_plugin(backend, model, bytes, size, options);
 }
 

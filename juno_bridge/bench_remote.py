@@ -1,0 +1,216 @@
+"""Benchmark beyond one machine, on this machine: a Triton server on loopback and Dask workers.
+
+JUNO-sized model (builtin ``juno``: [B, 2, 17612] float32 -> [B, 4]), B = 1 and 64:
+  (r1) local juno-bridge Session.run(out=), the reference;
+  (r2) a hand-written tritonclient loop with system shared memory (regions registered once; per call:
+       input copied into its region, infer, output copied out), the best a user could write by hand;
+  (r3) juno-bridge Session("triton://...").run(out=), the same server;
+  (r4) (r3) with 8 requests in flight (8 threads on one Session), reported per request;
+and `juno-bridge run` events/s over the same event files with 1 and 2 Dask workers (cluster started
+before timing, each worker's Session opened by a warm-up run).
+
+    python -m juno_bridge.bench_remote [--quick]
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+import juno_bridge as jb
+from juno_bridge.bench import machine_description, side_by_side, time_calls
+from juno_bridge.models.builtin import builtin_input, builtin_model
+
+IN_FLIGHT = 8
+
+
+def _row(method, batch, caller, timing, note=""):
+    return {"group": "remote", "model": "juno", "batch": batch, "method": method, "caller": caller,
+            "median_us": timing[0], "p90_us": timing[1], "note": note}
+
+
+class _HandWrittenLoop:
+    """What a user writes with tritonclient alone: two regions registered once, reused every call."""
+
+    def __init__(self, address: str, model: str, batch: int):
+        import tritonclient.grpc as grpcclient
+        import tritonclient.utils.shared_memory as shm
+
+        self.shm, self.client = shm, grpcclient.InferenceServerClient(address)
+        self.x = builtin_input("juno", batch)
+        self.y = np.empty((batch, 4), np.float32)
+        self.names = [f"handloop{uuid.uuid4().hex[:12]}_{r}" for r in ("in", "out")]
+        self.regions = [shm.create_shared_memory_region(n, "/" + n, size, create_only=True)
+                        for n, size in zip(self.names, (self.x.nbytes, self.y.nbytes))]
+        for n, size in zip(self.names, (self.x.nbytes, self.y.nbytes)):
+            self.client.register_system_shared_memory(n, "/" + n, size)
+        self.model = model
+        self.input = grpcclient.InferInput("pmt", list(self.x.shape), "FP32")
+        self.input.set_shared_memory(self.names[0], self.x.nbytes)
+        self.output = grpcclient.InferRequestedOutput("y")
+        self.output.set_shared_memory(self.names[1], self.y.nbytes)
+        self.in_view = shm.get_contents_as_numpy(self.regions[0], np.float32, self.x.shape)
+        self.out_view = shm.get_contents_as_numpy(self.regions[1], np.float32, self.y.shape)
+
+    def __call__(self):
+        np.copyto(self.in_view, self.x)
+        self.client.infer(self.model, [self.input], outputs=[self.output], client_timeout=30)
+        np.copyto(self.y, self.out_view)
+
+    def close(self):
+        for n, region in zip(self.names, self.regions):
+            self.client.unregister_system_shared_memory(n)
+            self.shm.destroy_shared_memory_region(region)
+        self.client.close()
+
+
+def _in_flight(session, batch: int, calls_per_thread: int) -> tuple[float, float]:
+    """Wall time per request with IN_FLIGHT threads sharing one Session: (per request, per request)."""
+    x = builtin_input("juno", batch)
+
+    def work():
+        y = np.empty((batch, 4), np.float32)
+        for _ in range(calls_per_thread):
+            session.run({"pmt": x}, out={"y": y})
+
+    work_threads = [threading.Thread(target=work) for _ in range(IN_FLIGHT)]
+    t0 = time.perf_counter()
+    for t in work_threads:
+        t.start()
+    for t in work_threads:
+        t.join()
+    per_request = (time.perf_counter() - t0) / (IN_FLIGHT * calls_per_thread) * 1e6
+    return per_request, per_request
+
+
+def remote_rows(quick: bool) -> list[dict]:
+    from juno_bridge.serve import TritonServer
+
+    model = str(builtin_model("juno"))
+    rows = []
+    with TritonServer([model], names=["juno"], max_batch=64) as server:
+        remote = jb.Session(server.url("juno"))
+        local = jb.Session(model, intra_op_threads=1)
+        for batch in (1, 64):
+            n = (60 if quick else 300) if batch > 1 else (300 if quick else 2000)
+            x = builtin_input("juno", batch)
+            y_local, y_remote = np.empty((batch, 4), np.float32), np.empty((batch, 4), np.float32)
+            hand = _HandWrittenLoop(server.address, "juno", batch)
+            try:
+                timings = side_by_side({
+                    "(r1) local juno-bridge Session.run(out=)":
+                        lambda k, w: time_calls(lambda: local.run({"pmt": x}, out={"y": y_local}), k, w),
+                    "(r2) hand-written tritonclient loop, shared memory": lambda k, w: time_calls(hand, k, w),
+                    "(r3) juno-bridge triton:// Session.run(out=)":
+                        lambda k, w: time_calls(lambda: remote.run({"pmt": x}, out={"y": y_remote}), k, w),
+                }, n, max(10, n // 10))
+                hand()
+                if not (np.array_equal(y_remote, y_local) and np.array_equal(hand.y, y_local)):
+                    raise AssertionError(f"remote and local outputs differ at B={batch}")
+            finally:
+                hand.close()
+            for method, timing in timings.items():
+                rows.append(_row(method, batch, "python", timing))
+            per_request = _in_flight(remote, batch, max(5, n // (4 * IN_FLIGHT)))
+            rows.append(_row(f"(r4) (r3) with {IN_FLIGHT} requests in flight, per request", batch, "python",
+                             per_request, f"{batch / per_request[0] * 1e6:,.0f} events/s"))
+        remote.close()
+    return rows
+
+
+def dask_rows(quick: bool) -> list[dict]:
+    from dask.distributed import Client, LocalCluster
+
+    from juno_bridge.run import run_files, warm_up
+
+    files, events, rounds = (4, 128, 3) if quick else (8, 256, 5)
+    work = Path(tempfile.mkdtemp(prefix="juno-bridge-bench-dask-"))
+    model = str(builtin_model("juno"))
+    rows = []
+    try:
+        inputs = []
+        for i in range(files):
+            path = work / "in" / f"events{i}.npz"
+            path.parent.mkdir(exist_ok=True)
+            np.savez(path, pmt=builtin_input("juno", events, seed=i))
+            inputs.append(str(path))
+        clusters = {w: LocalCluster(n_workers=w, threads_per_worker=1, processes=True, dashboard_address=None)
+                    for w in (1, 2)}
+        try:
+            for workers, cluster in clusters.items():
+                with Client(cluster) as client:
+                    client.run(warm_up, model)  # one Session opened in every worker before timing
+            # Interleaved rounds, so a change of load on a shared machine hits both alike; median per config.
+            seconds: dict[int, list[float]] = {1: [], 2: []}
+            for r in range(rounds):
+                for workers, cluster in clusters.items():
+                    t0 = time.perf_counter()
+                    report = run_files(model, inputs, work / f"out{workers}-{r}", scheduler=cluster.scheduler_address,
+                                       batch_size=64, progress=False)
+                    seconds[workers].append(time.perf_counter() - t0)
+                    if report.failed:
+                        raise AssertionError(f"dask bench run failed: {report.summary()}")
+                    shutil.rmtree(work / f"out{workers}-{r}", ignore_errors=True)
+        finally:
+            for cluster in clusters.values():
+                cluster.close()
+        for workers, times in seconds.items():
+            median = sorted(times)[len(times) // 2]
+            rate = files * events / median
+            rows.append({"group": "dask-run", "model": "juno", "batch": 64,
+                         "method": f"juno-bridge run, {workers} Dask worker(s), {files} files x {events} events",
+                         "caller": "python", "median_us": median / (files * events) * 1e6,
+                         "p90_us": max(times) / (files * events) * 1e6, "note": f"{rate:,.0f} events/s (load average "
+                                                         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)",
+                         "events_per_s": rate})
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return rows
+
+
+def run_bench(quick: bool = False) -> list[dict]:
+    """Rows: group, model, batch, method, caller, median_us, p90_us, note."""
+    return remote_rows(quick) + dask_rows(quick)
+
+
+def targets(rows: list[dict]) -> list[tuple[str, float | None, float, bool]]:
+    """(description, measured ratio, target, higher_is_better)."""
+    def median(group, batch, prefix):
+        r = next((r for r in rows if r["group"] == group and r["batch"] == batch and r["method"].startswith(prefix)),
+                 None)
+        return r["median_us"] if r else None
+
+    out = []
+    for batch in (1, 64):
+        ours, hand = median("remote", batch, "(r3)"), median("remote", batch, "(r2)")
+        out.append((f"remote juno B={batch}: (r3)/(r2), juno-bridge vs hand-written tritonclient loop",
+                    ours / hand if ours and hand else None, 1.1, False))
+    one = next((r["events_per_s"] for r in rows if r["group"] == "dask-run" and "1 Dask" in r["method"]), None)
+    two = next((r["events_per_s"] for r in rows if r["group"] == "dask-run" and "2 Dask" in r["method"]), None)
+    out.append(("run: events/s with 2 Dask workers / 1", two / one if one and two else None, 1.8, True))
+    return out
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    rows = run_bench(quick="--quick" in argv)
+    print(f"machine: {machine_description()}\n")
+    for r in rows:
+        print(f"{r['group']:<9}B={r['batch']:<3} {r['method']:<62} {r['median_us']:>10.1f} us {r['p90_us']:>10.1f}"
+              f"  {r['note']}")
+    for text, value, target, higher in targets(rows):
+        met = value is not None and (value >= target if higher else value <= target)
+        print(f"  {text}: {'not measured' if value is None else f'{value:.2f}x'} (target "
+              f"{'>=' if higher else '<='} {target}x) {'met' if met else 'MISSED'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
