@@ -94,7 +94,8 @@ class SpeedUp:
         self.one = self.two = float("inf")
 
     def trial(self, n):
-        self.one = min(self.one, timed(lambda: self.loop(*self.args_one, 2 * n)))
+        one = timed(lambda: self.loop(*self.args_one, 2 * n))
+        self.one = min(self.one, one)
         threads = [threading.Thread(target=self.loop, args=(*args, n)) for args in self.args_two]
 
         def both():
@@ -103,7 +104,9 @@ class SpeedUp:
             for t in threads:
                 t.join()
 
-        self.two = min(self.two, timed(both))
+        two = timed(both)
+        self.two = min(self.two, two)
+        self.last = one / two  # this trial's own speed-up
         return self.ratio
 
     @property
@@ -129,13 +132,18 @@ def test_two_threads_finish_the_work_clearly_faster_than_one(session):
     blob = bytes(4 << 20)
     calibration = SpeedUp(hash_loop, (blob,), [(blob,), (blob,)])
     deadline = time.monotonic() + 45
+    free_core_trials = 0  # trials in which the calibration clearly had a second core
     while time.monotonic() < deadline:
         if ours.trial(8) > 1.3:
             break
         calibration.trial(8)
+        free_core_trials += calibration.last > 1.6
     summary = (f"juno-bridge: one thread {ours.one:.3f} s, two threads {ours.two:.3f} s ({ours.ratio:.2f}x); "
-               f"hashing: {calibration.ratio:.2f}x; load average {os.getloadavg()} on {os.cpu_count()} cores")
-    if ours.ratio <= 1.3 and calibration.ratio <= 1.3:
+               f"hashing: {calibration.ratio:.2f}x, {free_core_trials} trial(s) above 1.6x; load average "
+               f"{os.getloadavg()} on {os.cpu_count()} cores")
+    # A failure needs repeated evidence of a free second core that our runs could not use; a moment of
+    # quiet caught by the calibration alone is not that.
+    if ours.ratio <= 1.3 and free_core_trials < 3:
         pytest.skip(f"no second free core during 45 s: {summary}")
     assert ours.ratio > 1.3, summary
 
