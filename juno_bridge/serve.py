@@ -201,8 +201,10 @@ class TritonServer:
         home = triton_home()
         write_repository(self._workdir / "models", self.models, self.max_batch, self.queue_delay_us, self.instances)
         log = open(self.log_path, "ab")
+        # The stubs import from their working directory first: run them in the server's own directory, so
+        # a source checkout in the caller's directory never shadows the installed package.
         self.process = subprocess.Popen(self.command(home), stdout=log, stderr=subprocess.STDOUT,
-                                        env=self.environment(), start_new_session=True)
+                                        env=self.environment(), start_new_session=True, cwd=self._workdir)
         log.close()
         try:
             self._wait_ready()

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from triton_servers import shm_entries
+from triton_servers import shm_entries, tiny_server
 
 import tritonclient.grpc as grpcclient  # noqa: E402
 
@@ -84,3 +84,20 @@ def test_the_log_filter_drops_only_the_capsule_noise(noise, other):
     real = ["Traceback (most recent call last):", '  File "model.py", line 3', "RuntimeError: a real failure"]
     lines = capsule * noise + other + real + capsule
     assert filtered_log(lines) == other + real
+
+
+def test_a_source_checkout_in_the_callers_directory_does_not_shadow_the_installed_package(tmp_path,
+                                                                                        monkeypatch):
+    """The stubs run in the server's own directory: a `juno_bridge/` beside the caller (as in the repo
+    root) must not be what the model instances import."""
+    fake = tmp_path / "juno_bridge"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError('the wrong juno_bridge was imported')\n")
+    monkeypatch.chdir(tmp_path)
+    server = tiny_server()
+    try:
+        x = np.ones((2, 8), np.float32)
+        remote = jb.Session(f"triton://{server.address}/tiny").run({"x": x})["y"]
+        np.testing.assert_array_equal(remote, jb.Session(builtin_model("tiny")).run({"x": x})["y"])
+    finally:
+        server.stop()
