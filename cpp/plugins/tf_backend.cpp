@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "juno_bridge/plugin.h"
+#include "plugin_table.hpp"
 #include "tf_signature.hpp"
 
 #ifndef JB_TF_VERSION
@@ -31,18 +32,10 @@
 namespace jb::tf_plugin {
 namespace {
 
-const jb_plugin_host* g_host = nullptr;
+using plugin::fail;
+using plugin::Failure;
+
 constexpr uintptr_t kAlignment = 64;  // TF_NewTensor's condition for keeping the caller's pointer
-
-struct Failure : std::runtime_error {
-  jb_status status;
-  Failure(jb_status s, const std::string& message) : std::runtime_error(message), status(s) {}
-};
-
-jb_status fail(jb_status status, const std::string& message) {
-  if (g_host) g_host->set_error(status, 0, message.c_str());
-  return status;
-}
 
 template <class F>
 jb_status guarded(jb_status default_status, F&& body) {
@@ -460,31 +453,6 @@ jb_status open(const char* model, const void* bytes, size_t size, const char* co
   });
 }
 
-void close(void* handle) { delete static_cast<Model*>(handle); }
-size_t num_inputs(void* handle) { return static_cast<Model*>(handle)->inputs().size(); }
-size_t num_outputs(void* handle) { return static_cast<Model*>(handle)->outputs().size(); }
-
-jb_status tensor_info(const std::vector<Info>& infos, size_t index, jb_tensor_info* out) {
-  if (out == nullptr || index >= infos.size())
-    return fail(JB_ERROR_INVALID_ARGUMENT, "tf backend: index " + std::to_string(index) + " out of range");
-  *out = infos[index].c_info();
-  return JB_OK;
-}
-jb_status input_info(void* h, size_t i, jb_tensor_info* out) {
-  return tensor_info(static_cast<Model*>(h)->inputs(), i, out);
-}
-jb_status output_info(void* h, size_t i, jb_tensor_info* out) {
-  return tensor_info(static_cast<Model*>(h)->outputs(), i, out);
-}
-
-jb_status metadata(void* handle, size_t* count, const char* const** keys, const char* const** values) {
-  auto* m = static_cast<Model*>(handle);
-  *count = m->metadata_keys().size();
-  *keys = m->metadata_keys().data();
-  *values = m->metadata_values().data();
-  return JB_OK;
-}
-
 jb_status run(void* handle, const jb_tensor_view* inputs, size_t num_inputs, const int32_t* output_index,
               jb_tensor_view* outputs, jb_plugin_owned* owned, size_t num_outputs) {
   return guarded(JB_ERROR_RUNTIME, [&] {
@@ -492,20 +460,14 @@ jb_status run(void* handle, const jb_tensor_view* inputs, size_t num_inputs, con
   });
 }
 
-jb_status stats(void* handle, uint64_t* tensors_wrapped, const void** input_addresses, size_t n) {
-  static_cast<Model*>(handle)->stats(tensors_wrapped, input_addresses, n);
-  return JB_OK;
-}
-
-const jb_plugin_api kApi = {JB_PLUGIN_ABI_VERSION, "tf", &open, &close, &num_inputs, &num_outputs,
-                            &input_info, &output_info, &metadata, &run, &stats};
+const jb_plugin_api kApi = plugin::Table<Model>::api("tf", &open, &run);
 
 }  // namespace
 }  // namespace jb::tf_plugin
 
 extern "C" __attribute__((visibility("default"))) const jb_plugin_api* jb_plugin_init(const jb_plugin_host* host) {
   if (host == nullptr || host->abi_version != JB_PLUGIN_ABI_VERSION) return nullptr;
-  jb::tf_plugin::g_host = host;
+  jb::plugin::g_host = host;
   // The library names do not change between releases, so a different TensorFlow loads without
   // complaint; its C++ internals may not match what this plugin was compiled against.
   const std::string loaded = TF_Version();
