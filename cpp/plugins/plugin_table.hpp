@@ -4,6 +4,7 @@
 // plugins in one process never share it.
 #pragma once
 
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -24,6 +25,17 @@ struct Failure : std::runtime_error {
 jb_status fail(jb_status status, const std::string& message) {
   if (g_host) g_host->set_error(status, 0, message.c_str());
   return status;
+}
+
+// A count option ("intra_op_threads", ...): `fallback` when unset, an error naming the option otherwise.
+int parse_count(const char* backend, const std::string& key, const char* value, int fallback) {
+  if (value == nullptr || *value == '\0') return fallback;
+  char* end = nullptr;
+  long v = std::strtol(value, &end, 10);
+  if (*end != '\0' || v < 0 || v > 4096)
+    throw Failure(JB_ERROR_INVALID_ARGUMENT, std::string(backend) + " backend: option '" + key +
+                                                 "' needs an integer in [0, 4096]; got '" + value + "'");
+  return static_cast<int>(v);
 }
 
 // The forwarding entries of jb_plugin_api for a Model with inputs()/outputs() (each element having

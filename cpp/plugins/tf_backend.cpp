@@ -396,24 +396,14 @@ class Model {
   mutable std::vector<std::atomic<const void*>> wrapped_addresses_;
 };
 
-int parse_count(const std::string& key, const char* value, int fallback) {
-  if (value == nullptr || *value == '\0') return fallback;
-  char* end = nullptr;
-  long v = std::strtol(value, &end, 10);
-  if (*end != '\0' || v < 0 || v > 4096)
-    throw Failure(JB_ERROR_INVALID_ARGUMENT, "tf backend: option '" + key + "' needs an integer in [0, 4096]; got '" +
-                                                 value + "'");
-  return static_cast<int>(v);
-}
-
 Options parse_options(const char* const* keys, const char* const* values, size_t n) {
   Options o;
   for (size_t i = 0; i < n; ++i) {
     const std::string key = keys[i];
     const std::string value = values[i] ? values[i] : "";
-    if (key == "intra_op_threads") o.intra = parse_count(key, values[i], 0);
+    if (key == "intra_op_threads") o.intra = plugin::parse_count("tf", key, values[i], 0);
     else if (key == "inter_op_threads") {
-      const int n = parse_count(key, values[i], 0);
+      const int n = plugin::parse_count("tf", key, values[i], 0);
       o.inter = n == 0 ? -1 : n;  // unset: the caller's thread (TensorFlow's -1)
     }
     else if (key == "signature") o.signature = value;

@@ -448,16 +448,6 @@ class Model {
   mutable std::vector<std::atomic<const void*>> wrapped_addresses_;
 };
 
-int parse_count(const std::string& key, const char* value, int fallback) {
-  if (value == nullptr || *value == '\0') return fallback;
-  char* end = nullptr;
-  long v = std::strtol(value, &end, 10);
-  if (*end != '\0' || v < 0 || v > 4096)
-    throw Failure(JB_ERROR_INVALID_ARGUMENT, "torch backend: option '" + key + "' needs an integer in [0, 4096]; got '" +
-                                                 value + "'");
-  return static_cast<int>(v);
-}
-
 jb_status open(const char* model, const void* bytes, size_t size, const char* const* keys, const char* const* values,
                size_t num_options, void** handle) {
   return guarded(JB_ERROR_MODEL_LOAD, [&] {
@@ -468,8 +458,8 @@ jb_status open(const char* model, const void* bytes, size_t size, const char* co
     int runners = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
     for (size_t i = 0; i < num_options; ++i) {
       const std::string key = keys[i];
-      if (key == "intra_op_threads") intra = parse_count(key, values[i], 0);
-      else if (key == "num_runners") runners = std::max(1, parse_count(key, values[i], runners));
+      if (key == "intra_op_threads") intra = plugin::parse_count("torch", key, values[i], 0);
+      else if (key == "num_runners") runners = std::max(1, plugin::parse_count("torch", key, values[i], runners));
       else if (key == "inter_op_threads" || key == "optimization" || key == "log_level" || key == "execution_mode")
         continue;  // ONNX Runtime's knobs; torch has no equivalent worth mapping
       else
