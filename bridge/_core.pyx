@@ -13,6 +13,7 @@ from libcpp.vector cimport vector
 
 cimport numpy as cnp
 
+from libjuno_bridge cimport backends as c_backends, backend_plugin_path, BackendInfo
 from libjuno_bridge cimport (JB_MAX_RANK, CSession, CTensorInfo, ModelMetadata, OnnxRuntimeInfo,
                              SessionOptions, Status, Tensor, get_onnxruntime_info, jb_tensor_view,
                              jb_version, open_session, open_session_bytes, run_session,
@@ -503,6 +504,22 @@ def onnxruntime_info(library=None):
     return {"path": info.path.decode(), "version": info.version.decode(),
             "api_version": info.api_version, "build_info": info.build_info.decode(),
             "providers": [p.decode() for p in info.providers]}
+
+
+def backends():
+    """The core's backend registry, one dict per backend (juno_bridge.backends() wraps it)."""
+    cdef const vector[BackendInfo]* table = &c_backends()
+    cdef size_t i
+    found = []
+    for i in range(table.size()):
+        b = &table.at(i)
+        found.append({"name": b.name.decode(), "aliases": tuple(a.decode() for a in b.aliases),
+                      "prefixes": tuple(p.decode() for p in b.prefixes),
+                      "suffixes": tuple(x.decode() for x in b.suffixes),
+                      "directory_marker": b.directory_marker.decode(), "plugin": b.plugin.decode(),
+                      "extra": b.extra.decode(), "description": b.description.decode(),
+                      "plugin_path": backend_plugin_path(b[0]).decode()})
+    return found
 
 
 def version():

@@ -83,3 +83,13 @@ cdef extern from "glue.hpp" namespace "jb" nogil:
                     size_t num_outputs, Status* status)
     int session_stats(const CSession& session, SessionStats* out, Status* status)
     int get_onnxruntime_info(const string& library, OnnxRuntimeInfo* out, Status* status)
+
+
+cdef extern from "juno_bridge/backends.hpp" namespace "jb" nogil:
+    cdef cppclass BackendInfo:
+        string name
+        vector[string] aliases, prefixes, suffixes
+        string directory_marker, plugin, extra, description
+
+    const vector[BackendInfo]& backends()
+    string backend_plugin_path(const BackendInfo& backend)

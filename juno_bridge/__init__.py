@@ -14,6 +14,7 @@ from juno_bridge._core import SUPPORTED_DTYPES, Session, onnxruntime_info
 from juno_bridge.algorithm import ReleasedViewError, algorithm
 from juno_bridge._hits import BatchAssembler, scatter_hits
 from juno_bridge.aligned import empty
+from juno_bridge.backends import BackendInfo, backends
 
 __version__ = (Path(__file__).with_name("VERSION")).read_text().strip()
 
@@ -28,7 +29,7 @@ def __getattr__(name):
 
 
 __all__ = [
-    "Session", "export_torch", "TensorInfo", "onnxruntime_info", "SUPPORTED_DTYPES",
+    "Session", "backends", "BackendInfo", "export_torch", "TensorInfo", "onnxruntime_info", "SUPPORTED_DTYPES",
     "Error", "InvalidArgumentError", "InputError", "InputTypeError", "ModelLoadError",
     "BackendUnavailableError", "RunError", "UnsupportedError",
     "algorithm", "ReleasedViewError", "scatter_hits", "BatchAssembler", "empty",

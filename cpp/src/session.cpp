@@ -3,16 +3,12 @@
 #include <sstream>
 
 #include "backend.hpp"
-#include "platform.hpp"
+#include "juno_bridge/backends.hpp"
 #include "plugin_loader.hpp"
 
 namespace jb {
 
 namespace {
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 int parse_int(const std::string& key, const std::string& value) {
   char* end = nullptr;
@@ -53,22 +49,12 @@ void SessionOptions::set(const std::string& key, const std::string& value) {
 
 std::unique_ptr<Backend> open_backend(const std::string& model, const void* bytes, size_t size,
                                       const SessionOptions& options) {
-  std::string backend = options.backend;
-  if (backend.empty()) {
-    if (bytes != nullptr || ends_with(model, ".onnx") || ends_with(model, ".ort")) backend = "onnxruntime";
-    else if (ends_with(model, ".pt") || ends_with(model, ".pt2") || ends_with(model, ".ts")) backend = "torch";
-    else if (model.rfind("python:", 0) == 0) backend = "python";
-    else if (model.rfind("triton://", 0) == 0) backend = "triton";
-    else if (ends_with(model, ".savedmodel") || ends_with(model, ".savedmodel/")) backend = "tf";
-    else if (file_exists(model + "/saved_model.pb")) backend = "tf";  // a SavedModel directory of any name
-    else backend = "onnxruntime";  // the recommended default; it reports clearly what it cannot read
-  }
-  if (backend == "onnxruntime" || backend == "onnx" || backend == "ort")
-    return open_onnxruntime(model, bytes, size, options);
-  // The Triton client is Python (tritonclient); the python plugin runs it as a built-in algorithm
-  // (juno_bridge/triton.py), so C++ callers reach a server through the same plugin, no extra library.
-  if (backend == "triton") return open_plugin("python", model, bytes, size, options);
-  return open_plugin(backend, model, bytes, size, options);
+  const BackendInfo* backend =
+      options.backend.empty() ? &backend_for_model(model, bytes != nullptr) : find_backend(options.backend);
+  // A name outside the registry may still be a plugin of a site's own (libjuno_bridge_<name>.so).
+  if (backend == nullptr) return open_plugin(options.backend, model, bytes, size, options);
+  if (backend->plugin.empty()) return open_onnxruntime(model, bytes, size, options);
+  return open_plugin(backend->plugin, model, bytes, size, options);
 }
 
 Session::Session(std::unique_ptr<Backend> backend) : backend_(std::move(backend)) {
