@@ -30,6 +30,7 @@ CXX = os.environ.get("CXX", "g++")
 CXXFLAGS = ["-std=c++17", "-O2", "-g0", "-fPIC", "-Wall", "-Wextra", "-Wno-unused-parameter"]
 CORE_SOURCES = sorted(str(p) for p in (ROOT / "cpp" / "src").glob("*.cpp"))
 INCLUDE = [str(ROOT / "cpp" / "include"), str(ROOT / "third_party" / "onnxruntime")]
+PLUGINS = ROOT / "cpp" / "plugins"  # one folder per plugin; shared plugin headers at its top
 
 
 def onnxruntime_library() -> str:
@@ -109,11 +110,11 @@ class BuildWithCore(build_ext):
 
 
 def build_bench_loops(package_dir: Path, lib_dir: Path) -> None:
-    """Compiles the benchmark loops of `juno-bridge bench` (cpp/examples/) into juno_bridge/bin/:
+    """Compiles the benchmark loops of `juno-bridge bench` (cpp/tools/) into juno_bridge/bin/:
     jb-bench-loop (C++, over libjuno_bridge, found by rpath) and jb-ort-raw-loop (C, only -ldl)."""
     bin_dir = package_dir / "bin"
     bin_dir.mkdir(parents=True, exist_ok=True)
-    examples = ROOT / "cpp" / "examples"
+    examples = ROOT / "cpp" / "tools"
     bench_loop, raw_loop = bin_dir / "jb-bench-loop", bin_dir / "jb-ort-raw-loop"
     if out_of_date(str(bench_loop), str(examples / "bench_loop.cpp")):
         run([CXX, "-std=c++17", "-O2", "-g0", "-Wall", "-Wextra", f"-I{ROOT / 'cpp' / 'include'}",
@@ -137,14 +138,14 @@ def build_python_plugin(lib_dir: Path, tmp: Path) -> None:
     ldlibrary = sysconfig.get_config_var("LDLIBRARY") or ""
     if not ldlibrary.endswith(".so"):
         raise RuntimeError(f"the python plugin needs a shared libpython (--enable-shared); this one has {ldlibrary!r}")
-    source = ROOT / "cpp" / "plugins" / "python_backend.cpp"
+    source = PLUGINS / "python" / "python_backend.cpp"
     target = lib_dir / "libjuno_bridge_python.so"
     python = [f"-I{sysconfig.get_paths()['include']}", f"-L{libdir}", f"-l{ldlibrary[3:-3]}", f"-Wl,-rpath,{libdir}"]
     if out_of_date(str(target), str(source)):
         run([CXX, *CXXFLAGS, "-shared", "-fvisibility=hidden", *[f"-I{i}" for i in INCLUDE], f"-I{numpy.get_include()}",
              str(source), "-o", str(target), *python, "-ldl", "-pthread"])
     # The benchmark's JUNO-style baseline embeds Python itself, so it is built here with the same flags.
-    bench = ROOT / "cpp" / "examples" / "python_method_bench.cpp"
+    bench = ROOT / "cpp" / "tools" / "python_method_bench.cpp"
     bin_dir = lib_dir.parent / "bin"
     bin_dir.mkdir(exist_ok=True)
     if out_of_date(str(bin_dir / bench.stem), str(bench)):
@@ -169,8 +170,8 @@ def build_torch_plugin(lib_dir: Path, tmp: Path) -> None:
     # C++20: torch's headers use C++20 bit-field initializers and warn under C++17.
     flags = [*(f if f != "-std=c++17" else "-std=c++20" for f in CXXFLAGS),
              f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}",
-             *[f"-I{i}" for i in [*INCLUDE, *cpp_extension.include_paths()]]]
-    sources = sorted(str(p) for p in (ROOT / "cpp" / "plugins").glob("torch_*.cpp"))
+             *[f"-I{i}" for i in [*INCLUDE, PLUGINS, *cpp_extension.include_paths()]]]
+    sources = sorted(str(p) for p in (PLUGINS / "torch").glob("*.cpp"))
     objects = [str(tmp / (Path(src).stem + ".o")) for src in sources]
     for src, obj in zip(sources, objects):
         if out_of_date(obj, src):
@@ -181,7 +182,7 @@ def build_torch_plugin(lib_dir: Path, tmp: Path) -> None:
     # The torch benchmark's C++ loop (row (d)) is compiled on the user's machine against the package.
     examples = lib_dir.parent / "examples"
     examples.mkdir(exist_ok=True)
-    shutil.copy(ROOT / "cpp" / "examples" / "bench_torch_loop.cpp", examples / "bench_torch_loop.cpp")
+    shutil.copy(ROOT / "cpp" / "tools" / "bench_torch_loop.cpp", examples / "bench_torch_loop.cpp")
 
 
 def tensorflow_location() -> tuple[Path, str] | None:
@@ -212,8 +213,8 @@ def build_tf_plugin(lib_dir: Path, tmp: Path) -> None:
         return
     tf_dir, version = found
     # The wheel's libraries have only versioned names (no plain .so): link them by file name.
-    flags = [*CXXFLAGS, f'-DJB_TF_VERSION="{version}"', *[f"-I{i}" for i in [*INCLUDE, tf_dir / "include"]]]
-    sources = sorted(str(p) for p in (ROOT / "cpp" / "plugins").glob("tf_*.cpp"))
+    flags = [*CXXFLAGS, f'-DJB_TF_VERSION="{version}"', *[f"-I{i}" for i in [*INCLUDE, PLUGINS, tf_dir / "include"]]]
+    sources = sorted(str(p) for p in (PLUGINS / "tf").glob("*.cpp"))
     objects = [str(tmp / (Path(src).stem + ".o")) for src in sources]
     for src, obj in zip(sources, objects):
         if out_of_date(obj, src):

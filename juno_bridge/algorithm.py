@@ -1,5 +1,5 @@
 """The Python-algorithm method: ``@juno_bridge.algorithm`` declares what a callable takes and gives, and
-the helpers the ``python`` backend plugin (cpp/plugins/python_backend.cpp) calls to open and check it.
+the helpers the ``python`` backend plugin (cpp/plugins/python/python_backend.cpp) calls to open and check it.
 
     @juno_bridge.algorithm(inputs={"pmt": ("float32", ("B", 2, 17612))},
                            outputs={"energy": ("float32", ("B",))})

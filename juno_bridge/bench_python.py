@@ -2,7 +2,7 @@
 
 Per event, 2 x 17,612 float32 in and 4 values out, the same callable (`per_event` below):
   (a) JUNO-style from C++: element-by-element copy into new numpy arrays in a dict, call, copy back
-      (cpp/examples/python_method_bench.cpp, through the CPython API);
+      (cpp/tools/python_method_bench.cpp, through the CPython API);
   (b) juno-bridge `python:` session from C++ (same program, same process, on the C++ buffers);
   (c) the callable called directly from Python on ready numpy arrays.
 Scatter: a 1 MeV-like event (~1,500 hits) into a [2, 17612] slot, juno-bridge vs numpy ufunc.at.

@@ -3,7 +3,7 @@
     (a) torch nn.Module from Python (torch.from_numpy in, .numpy() out)
     (b) torch._inductor.aoti_load_package from Python, the same .pt2
     (c) juno-bridge .pt2 from Python (outputs written in place)
-    (d) juno-bridge .pt2 from a C++ loop (cpp/examples/bench_torch_loop.cpp, built against this package)
+    (d) juno-bridge .pt2 from a C++ loop (cpp/tools/bench_torch_loop.cpp, built against this package)
     (e) juno-bridge .pt (TorchScript) from Python
 
 Two models: "tiny" ([B, 8] -> Linear -> [B, 4]) measures per-call overhead; "juno" ([B, 2, 17612]
@@ -78,7 +78,7 @@ def _models(workdir: Path, groups) -> dict:
 def _build_loop(workdir: Path) -> Path | None:
     """Compiles the C++ loop against the installed package; None when no compiler is at hand."""
     pkg = Path(jb.__file__).parent
-    source = Path(__file__).resolve().parent.parent / "cpp" / "examples" / "bench_torch_loop.cpp"
+    source = Path(__file__).resolve().parent.parent / "cpp" / "tools" / "bench_torch_loop.cpp"
     if not source.exists():  # an installed package without the source tree
         source = pkg / "examples" / "bench_torch_loop.cpp"
     exe = workdir / "bench_torch_loop"

@@ -44,7 +44,7 @@ class Result:
 
 
 def write_events_file(events: Events, path: Path) -> None:
-    """The framework host's input: the hits exactly as generated (see cpp/examples/framework_host.cpp)."""
+    """The framework host's input: the hits exactly as generated (see cpp/tools/framework_host.cpp)."""
     with open(path, "wb") as f:
         f.write(b"JBHITS01" + struct.pack("<QQ", len(events), len(events.pmt_id)))
         for array, dtype in ((events.offsets, np.int64), (events.pmt_id, np.int32), (events.npe, np.float32),

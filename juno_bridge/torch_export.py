@@ -81,7 +81,7 @@ def _export(module, example_inputs, path: Path, dynamic_batch, input_names, outp
 
 def signature_text(program, args, dynamic_batch: bool, max_batch: int, input_names=None,
                    output_names=None) -> str:
-    """The signature record juno-bridge's torch plugin reads (format: cpp/plugins/torch_signature.hpp)."""
+    """The signature record juno-bridge's torch plugin reads (format: cpp/plugins/torch/torch_signature.hpp)."""
     placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
     user_inputs = list(program.graph_signature.user_inputs)
     names_in = list(input_names) if input_names is not None else user_inputs

@@ -43,7 +43,7 @@ def run_program(cmd: list, timeout: float = 120) -> subprocess.CompletedProcess:
 
 def deterministic_values(shape, dtype=np.float32) -> np.ndarray:
     """The input values the C and C++ programs generate: element i is ((37 i) mod 101) / 16 - 3, exact in
-    float32 (cpp/examples/bench_loop.cpp, cpp/examples/ort_raw_loop.c, tests/cpp/run_model.*)."""
+    float32 (cpp/tools/bench_loop.cpp, cpp/tools/ort_raw_loop.c, tests/cpp/run_model.*)."""
     n = int(np.prod(shape, dtype=np.int64))
     return (((np.arange(n, dtype=np.int64) * 37) % 101).astype(dtype) / 16 - 3).reshape(shape)
 
