@@ -5,7 +5,8 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 # What the build and the tests need. Pinned where the project's own CI depends on exact behaviour.
-BUILD_DEPS := "setuptools>=77" wheel "Cython>=3.0" "numpy>=2.0" "onnxruntime==1.31.1"
+# CMake and ninja build the C++ (setup.py runs them from the venv, so a fresh machine needs neither).
+BUILD_DEPS := "setuptools>=77" wheel "Cython>=3.0" "numpy>=2.0" "onnxruntime==1.31.1" "cmake>=3.18" ninja
 # The torch plugin is always built and tested here: torch (the CPU wheel, pinned: an unpinned torch
 # pulls a multi-GB CUDA build) goes in before the build, and its absence fails the build.
 TORCH_DEPS := "torch==2.13.0"
@@ -38,4 +39,4 @@ test: install
 	cd tests && ../$(VENV)/bin/pytest -q -p no:cacheprovider
 
 clean:
-	rm -rf build dist *.egg-info juno_bridge/lib juno_bridge/include juno_bridge/cmake juno_bridge/bin juno_bridge/*.so bridge/*.cpp
+	rm -rf build dist *.egg-info juno_bridge/lib juno_bridge/include juno_bridge/cmake juno_bridge/bin juno_bridge/examples juno_bridge/*.so bridge/*.cpp

@@ -1,0 +1,83 @@
+# Build flags shared by every juno-bridge target (through the interface target `jb_flags`), the
+# sanitizer option, and the AUTO|ON|OFF switch of each backend plugin.
+
+set(CMAKE_CXX_STANDARD 17)
+set(CMAKE_CXX_STANDARD_REQUIRED ON)
+set(CMAKE_CXX_EXTENSIONS OFF)
+set(CMAKE_C_STANDARD 11)
+set(CMAKE_POSITION_INDEPENDENT_CODE ON)
+set(CMAKE_EXPORT_COMPILE_COMMANDS ON)
+
+set(JB_SANITIZE "" CACHE STRING
+    "Sanitizers for every juno-bridge target: '' (none), 'address' (ASan + UBSan), 'thread' (TSan)")
+set_property(CACHE JB_SANITIZE PROPERTY STRINGS "" address thread)
+
+add_library(jb_flags INTERFACE)
+target_compile_options(jb_flags INTERFACE -Wall -Wextra $<$<COMPILE_LANGUAGE:CXX>:-Wno-unused-parameter>)
+# Without a build type: optimised, no debug information (fast builds; -g0 keeps objects small).
+if(NOT CMAKE_BUILD_TYPE AND NOT CMAKE_CONFIGURATION_TYPES)
+  target_compile_options(jb_flags INTERFACE -O2 -g0)
+endif()
+if(JB_SANITIZE STREQUAL "address")
+  set(_jb_sanitize -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
+elseif(JB_SANITIZE STREQUAL "thread")
+  set(_jb_sanitize -fsanitize=thread -fno-omit-frame-pointer)
+elseif(NOT JB_SANITIZE STREQUAL "")
+  message(FATAL_ERROR "JB_SANITIZE='${JB_SANITIZE}': expected '' (none), 'address' or 'thread'")
+endif()
+if(_jb_sanitize)
+  target_compile_options(jb_flags INTERFACE ${_jb_sanitize})
+  target_link_options(jb_flags INTERFACE ${_jb_sanitize})
+endif()
+
+# jb_plugin_option(NAME FOUND WHAT): JB_WITH_<NAME> is AUTO|ON|OFF. Sets JB_BUILD_<NAME> to whether the
+# plugin is built: AUTO builds it when FOUND; ON without FOUND stops the configure, saying WHAT to install.
+# The answer is also a global property JB_BUILD_<NAME> (see jb_plugins_built), and the names of the
+# plugins built the global property JB_PLUGINS_BUILT.
+function(jb_plugin_option name found what)
+  string(TOUPPER "${name}" upper)
+  set(mode "${JB_WITH_${upper}}")
+  string(TOUPPER "${mode}" mode)
+  if(mode STREQUAL "OFF" OR mode STREQUAL "FALSE" OR mode STREQUAL "0" OR mode STREQUAL "NO")
+    set(build OFF)
+  elseif(mode STREQUAL "AUTO")
+    set(build ${found})
+    if(NOT found)
+      message(STATUS "juno-bridge: the ${name} plugin is not built: ${what}")
+    endif()
+  elseif(mode STREQUAL "ON" OR mode STREQUAL "TRUE" OR mode STREQUAL "1" OR mode STREQUAL "YES")
+    if(NOT found)
+      message(FATAL_ERROR "JB_WITH_${upper}=ON but the ${name} plugin cannot be built: ${what}")
+    endif()
+    set(build ON)
+  else()
+    message(FATAL_ERROR "JB_WITH_${upper}='${JB_WITH_${upper}}': expected AUTO, ON or OFF")
+  endif()
+  set(JB_BUILD_${upper} ${build} PARENT_SCOPE)
+  set_property(GLOBAL PROPERTY JB_BUILD_${upper} ${build})
+  if(build)
+    set_property(GLOBAL APPEND PROPERTY JB_PLUGINS_BUILT ${name})
+  endif()
+endfunction()
+
+# jb_plugins_built(): JB_BUILD_PYTHON, JB_BUILD_TORCH, JB_BUILD_TF and JB_PLUGINS_BUILT in the caller's scope.
+macro(jb_plugins_built)
+  foreach(_jb_name PYTHON TORCH TF)
+    get_property(JB_BUILD_${_jb_name} GLOBAL PROPERTY JB_BUILD_${_jb_name})
+  endforeach()
+  get_property(JB_PLUGINS_BUILT GLOBAL PROPERTY JB_PLUGINS_BUILT)
+endmacro()
+
+# jb_add_plugin(NAME SOURCES...): libjuno_bridge_<NAME>.so beside the core (which dlopens it), installed
+# with it. Plugins include "plugin_table.hpp" (cpp/plugins/) or the installed SDK headers (cpp/include/).
+function(jb_add_plugin name)
+  set(target juno_bridge_${name})
+  add_library(${target} MODULE ${ARGN})
+  target_include_directories(${target} PRIVATE "${PROJECT_SOURCE_DIR}/cpp/include" "${PROJECT_SOURCE_DIR}/cpp/plugins"
+                                                "${PROJECT_SOURCE_DIR}/third_party/onnxruntime")
+  target_link_libraries(${target} PRIVATE jb_flags Threads::Threads)
+  set_target_properties(${target} PROPERTIES PREFIX "lib" LIBRARY_OUTPUT_DIRECTORY "${JB_OUTPUT_DIR}"
+                                              NO_SONAME OFF)
+  target_link_options(${target} PRIVATE "LINKER:-soname,lib${target}.so")
+  install(TARGETS ${target} LIBRARY DESTINATION "${JB_INSTALL_LIBDIR}")
+endfunction()

@@ -1,0 +1,87 @@
+"""Writes the models the C/C++ test programs run under ctest (tests/cpp/CMakeLists.txt):
+
+    make_models.py --can                 prints the families this Python can write: onnx torch tf juno_bridge
+    make_models.py OUTDIR onnx [torch] [tf]
+
+onnx: mlp.onnx (run_model.c/.cpp), slots.onnx (ort_slots.c), relu.onnx (onnx_without_python.cpp);
+torch: tiny.pt2, tiny.pt (run_torch.cpp); tf: tiny.savedmodel (run_tf.cpp). The torch and tf models are
+the pytest helpers' own (torch_models, tf_models), which export through the installed juno_bridge."""
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+
+# The test helpers: tests/helpers/ (the package) or tests/ itself, whichever this tree has.
+for parent in Path(__file__).resolve().parents:
+    if (parent / "helpers" / "native_build.py").exists():
+        sys.path.insert(0, str(parent / "helpers"))
+        sys.path.insert(0, str(parent))
+        break
+    if (parent / "native_build.py").exists():
+        sys.path.insert(0, str(parent))
+        break
+
+
+def available() -> list[str]:
+    have = [name for name in ("onnx", "torch", "tensorflow", "juno_bridge") if importlib.util.find_spec(name)]
+    families = ["onnx"] if "onnx" in have else []
+    if "juno_bridge" in have:
+        families += [f for f, m in (("torch", "torch"), ("tf", "tensorflow")) if m in have] + ["juno_bridge"]
+    return families
+
+
+def onnx_models(out: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+    from native_build import write_mlp_model
+
+    write_mlp_model(out / "mlp.onnx", features=8)  # the FEATURES of tests/test_cpp_programs.py
+    # The names, values and metadata ort_slots.c checks (as tests/test_ort_slots.py writes it).
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "x"], ["y"]), helper.make_node("Neg", ["n"], ["m"])], "slots_graph",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3]),
+         helper.make_tensor_value_info("n", TensorProto.INT64, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3]),
+         helper.make_tensor_value_info("m", TensorProto.INT64, [2])])
+    model = helper.make_model(graph, producer_name="jb-slot-test", domain="org.juno.test",
+                              doc_string="slot check model", model_version=7, ir_version=8,
+                              opset_imports=[helper.make_opsetid("", 17)])
+    helper.set_model_props(model, {"author": "juno", "purpose": "slots"})
+    onnx.save(model, str(out / "slots.onnx"))
+    # relu: one float32 input [B, 32], one output (onnx_without_python.cpp).
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", 32])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["B", 32])
+    relu = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "relu", [x], [y]),
+                             opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.save(relu, str(out / "relu.onnx"))
+
+
+def torch_models(out: Path) -> None:
+    import torch_models as tm
+    for suffix in (".pt2", ".pt"):
+        shutil.copy(tm.tiny(suffix), out / f"tiny{suffix}")
+
+
+def tf_models(out: Path) -> None:
+    import tf_models as tm
+    shutil.rmtree(out / "tiny.savedmodel", ignore_errors=True)
+    shutil.copytree(tm.tiny(), out / "tiny.savedmodel")
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--can"]:
+        print(" ".join(available()))
+        return 0
+    out, families = Path(argv[0]), argv[1:]
+    out.mkdir(parents=True, exist_ok=True)
+    writers = {"onnx": onnx_models, "torch": torch_models, "tf": tf_models}
+    for family in families:
+        writers[family](out)
+        print(f"wrote the {family} models into {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
