@@ -138,16 +138,10 @@ PyObject* new_lease() {
 }
 
 // The Model of the SDK's Table (plugin_sdk.hpp).
-struct Algorithm {
+struct Algorithm : plugin::ModelBase<Declared> {
   std::string model;
   Ref call, revoke, store_returned;
-  std::vector<Declared> declared_inputs, declared_outputs;
   std::vector<std::string> symbols;
-  std::vector<std::string> md_key_storage, md_value_storage;
-  std::vector<const char*> md_keys, md_values;
-  // Zero-copy evidence; written and read with the GIL held, which serialises runs anyway.
-  uint64_t tensors_wrapped = 0;
-  std::vector<const void*> last_inputs;
   std::vector<PyObject*> free_leases;  // leases no view references any more, reused by later runs
 
   ~Algorithm() {
@@ -156,11 +150,6 @@ struct Algorithm {
 
   static Algorithm* open(const std::string& model, const void* bytes, size_t size, const plugin::Options& options);
   static void close(Algorithm* a);
-  const std::vector<Declared>& inputs() const { return declared_inputs; }
-  const std::vector<Declared>& outputs() const { return declared_outputs; }
-  const std::vector<const char*>& metadata_keys() const { return md_keys; }
-  const std::vector<const char*>& metadata_values() const { return md_values; }
-  void stats(uint64_t* wrapped, const void** input_addresses, size_t n) const;
   void run(const jb_tensor_view* inputs, const int32_t* output_index, jb_tensor_view* outputs, jb_plugin_owned* owned,
            size_t num_outputs);
 };
@@ -283,21 +272,14 @@ Algorithm* Algorithm::open(const std::string& model, const void* bytes, size_t, 
   Ref opened(PyObject_CallFunction(open.get(), "sO", model.c_str(), config.get()));
   if (!opened) throw python_error(JB_ERROR_MODEL_LOAD, context);
   PyObject *call = nullptr, *ins = nullptr, *outs = nullptr, *md = nullptr;
-  if (!PyArg_ParseTuple(opened.get(), "OOOO", &call, &ins, &outs, &md) || !read_declared(*a, ins, a->declared_inputs) ||
-      !read_declared(*a, outs, a->declared_outputs))
+  if (!PyArg_ParseTuple(opened.get(), "OOOO", &call, &ins, &outs, &md) || !read_declared(*a, ins, a->inputs_) ||
+      !read_declared(*a, outs, a->outputs_))
     throw python_error(JB_ERROR_MODEL_LOAD, context);
   Py_INCREF(call);
   a->call = Ref(call);
   PyObject *k = nullptr, *v = nullptr;
-  for (Py_ssize_t pos = 0; PyDict_Next(md, &pos, &k, &v);) {
-    a->md_key_storage.push_back(str_of(k));
-    a->md_value_storage.push_back(str_of(v));
-  }
-  for (size_t i = 0; i < a->md_key_storage.size(); ++i) {
-    a->md_keys.push_back(a->md_key_storage[i].c_str());
-    a->md_values.push_back(a->md_value_storage[i].c_str());
-  }
-  a->last_inputs.assign(a->declared_inputs.size(), nullptr);
+  for (Py_ssize_t pos = 0; PyDict_Next(md, &pos, &k, &v);) a->add_metadata(str_of(k), str_of(v));
+  a->seal();
   return a.release();
 }
 
@@ -351,14 +333,14 @@ PyObject* lend(void* data, const Declared& d, const int64_t* shape, bool writabl
 void Algorithm::run(const jb_tensor_view* inputs, const int32_t* output_index, jb_tensor_view* outputs,
                     jb_plugin_owned* owned, size_t num_outputs) {
   Algorithm* a = this;
-  const size_t num_inputs = declared_inputs.size();
+  const size_t num_inputs = inputs_.size();
   const std::string context = "python model '" + a->model + "': ";
 
   // Symbolic dims take their sizes from the inputs, so every output's shape is known before the call.
   std::vector<int64_t> bound(a->symbols.size(), -1);
   std::vector<size_t> bound_by(a->symbols.size(), 0);
   for (size_t i = 0; i < num_inputs; ++i) {
-    const Declared& d = a->declared_inputs[i];
+    const Declared& d = a->inputs_[i];
     for (size_t k = 0; k < d.shape.size(); ++k) {
       int s = d.symbol[k];
       if (s < 0) continue;
@@ -368,19 +350,19 @@ void Algorithm::run(const jb_tensor_view* inputs, const int32_t* output_index, j
       } else if (bound[s] != inputs[i].shape[k]) {
         throw Error(JB_ERROR_INPUT, context + "input '" + d.name + "': dim " + std::to_string(k) + " ('" +
                                         a->symbols[s] + "') is " + std::to_string(inputs[i].shape[k]) +
-                                        ", but input '" + a->declared_inputs[bound_by[s]].name + "' has " + a->symbols[s] +
+                                        ", but input '" + a->inputs_[bound_by[s]].name + "' has " + a->symbols[s] +
                                         " = " + std::to_string(bound[s]));
       }
     }
   }
-  const size_t n_model_out = a->declared_outputs.size();
+  const size_t n_model_out = a->outputs_.size();
   std::vector<std::vector<int64_t>> out_shape(n_model_out);
   for (size_t k = 0; k < n_model_out; ++k) {
-    const Declared& d = a->declared_outputs[k];
+    const Declared& d = a->outputs_[k];
     for (size_t i = 0; i < d.shape.size(); ++i) out_shape[k].push_back(d.symbol[i] < 0 ? d.shape[i] : bound[d.symbol[i]]);
   }
   auto nbytes = [&](size_t k) {
-    size_t n = plugin::dtype_size(a->declared_outputs[k].dtype);
+    size_t n = plugin::dtype_size(a->outputs_[k].dtype);
     for (int64_t v : out_shape[k]) n *= static_cast<size_t>(v);
     return n;
   };
@@ -390,7 +372,7 @@ void Algorithm::run(const jb_tensor_view* inputs, const int32_t* output_index, j
   std::vector<void*> out_data(n_model_out, nullptr);
   for (size_t i = 0; i < num_outputs; ++i) {
     const size_t k = static_cast<size_t>(output_index[i]);
-    const Declared& d = a->declared_outputs[k];
+    const Declared& d = a->outputs_[k];
     if (outputs[i].data != nullptr) {
       if (static_cast<size_t>(outputs[i].rank) != d.shape.size() ||
           std::memcmp(outputs[i].shape, out_shape[k].data(), d.shape.size() * sizeof(int64_t)) != 0)
@@ -413,7 +395,7 @@ void Algorithm::run(const jb_tensor_view* inputs, const int32_t* output_index, j
   for (size_t k = 0; k < n_model_out; ++k) {
     if (out_data[k] != nullptr) continue;
     scratch.emplace_back(alloc_output(nbytes(k)), &free_aligned);
-    if (!scratch.back()) throw Error(JB_ERROR_RUNTIME, context + "out of memory for output '" + a->declared_outputs[k].name + "'");
+    if (!scratch.back()) throw Error(JB_ERROR_RUNTIME, context + "out of memory for output '" + a->outputs_[k].name + "'");
     out_data[k] = scratch.back().get();
   }
 
@@ -438,19 +420,19 @@ void Algorithm::run(const jb_tensor_view* inputs, const int32_t* output_index, j
   bool built = in_dict && out_dict;
   for (size_t i = 0; built && i < num_inputs; ++i) {
     PyObject* lease = take_lease();
-    PyObject* arr = lease ? lend(inputs[i].data, a->declared_inputs[i], inputs[i].shape, false, lease) : nullptr;
-    built = arr && (lent.push_back(arr), PyDict_SetItem(in_dict, a->declared_inputs[i].key.get(), arr) == 0);
+    PyObject* arr = lease ? lend(inputs[i].data, a->inputs_[i], inputs[i].shape, false, lease) : nullptr;
+    built = arr && (lent.push_back(arr), PyDict_SetItem(in_dict, a->inputs_[i].key.get(), arr) == 0);
   }
   for (size_t k = 0; built && k < n_model_out; ++k) {
     PyObject* lease = take_lease();
-    PyObject* arr = lease ? lend(out_data[k], a->declared_outputs[k], out_shape[k].data(), true, lease) : nullptr;
-    built = arr && (lent.push_back(arr), PyDict_SetItem(out_dict, a->declared_outputs[k].key.get(), arr) == 0);
+    PyObject* arr = lease ? lend(out_data[k], a->outputs_[k], out_shape[k].data(), true, lease) : nullptr;
+    built = arr && (lent.push_back(arr), PyDict_SetItem(out_dict, a->outputs_[k].key.get(), arr) == 0);
   }
   if (!built) {
     failure = python_error(JB_ERROR_RUNTIME, context + "cannot make the numpy views: ");
   } else {
-    a->tensors_wrapped += lent.size();
-    for (size_t i = 0; i < num_inputs; ++i) a->last_inputs[i] = inputs[i].data;
+    a->count_wrapped(lent.size());
+    for (size_t i = 0; i < num_inputs; ++i) a->read_input_at(i, inputs[i].data);
     PyObject* result = PyObject_CallFunctionObjArgs(a->call.get(), in_dict, out_dict, nullptr);
     if (result == nullptr) {
       failure = python_error(JB_ERROR_RUNTIME, context + "the algorithm raised an exception:\n");
@@ -472,7 +454,7 @@ void Algorithm::run(const jb_tensor_view* inputs, const int32_t* output_index, j
   std::string kept;
   for (size_t j = 0; j < lent.size(); ++j) {
     const bool is_input = j < num_inputs;
-    Declared& d = is_input ? a->declared_inputs[j] : a->declared_outputs[j - num_inputs];
+    Declared& d = is_input ? a->inputs_[j] : a->outputs_[j - num_inputs];
     const std::string what = std::string(is_input ? "input '" : "output '") + d.name + "'";
     if (Py_REFCNT(lent[j]) > 1) {
       Ref r(PyObject_CallFunction(a->revoke.get(), "Os", lent[j], what.c_str()));
@@ -488,7 +470,7 @@ void Algorithm::run(const jb_tensor_view* inputs, const int32_t* output_index, j
     }
     Py_DECREF(leases[j]);  // the kept view holds it from now on
     const bool is_input = j < num_inputs;
-    const Declared& d = is_input ? a->declared_inputs[j] : a->declared_outputs[j - num_inputs];
+    const Declared& d = is_input ? a->inputs_[j] : a->outputs_[j - num_inputs];
     kept += (kept.empty() ? "" : ", ") + std::string("a view derived from ") + (is_input ? "input '" : "output '") +
             d.name + "' (cannot be revoked: it must not be used again)";
   }
@@ -499,11 +481,6 @@ void Algorithm::run(const jb_tensor_view* inputs, const int32_t* output_index, j
   if (failure) throw *failure;
 }
 
-void Algorithm::stats(uint64_t* wrapped, const void** input_addresses, size_t n) const {
-  Gil gil;
-  if (wrapped) *wrapped = tensors_wrapped;
-  for (size_t i = 0; input_addresses && i < n && i < last_inputs.size(); ++i) input_addresses[i] = last_inputs[i];
-}
 
 constexpr const char* kOptions[] = {"*", nullptr};  // the algorithm declares and checks its own
 const jb_plugin_api kApi = plugin::Table<Algorithm>::api("python", kOptions);

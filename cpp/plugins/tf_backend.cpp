@@ -13,7 +13,6 @@
 
 #include <sys/stat.h>
 
-#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -148,7 +147,7 @@ Options parse_options(const plugin::Options& given) {
   return o;
 }
 
-class Model {
+class Model : public plugin::ModelBase<Info> {
  public:
   Model(const std::string& path, const Options& options) : path_(path), options_(options) {
     struct stat st {};
@@ -164,20 +163,11 @@ class Model {
       release();  // a constructor that throws runs no destructor
       throw;
     }
-    wrapped_addresses_ = std::vector<std::atomic<const void*>>(inputs_.size());
+    seal();
   }
 
   ~Model() { release(); }
 
-  const std::vector<Info>& inputs() const { return inputs_; }
-  const std::vector<Info>& outputs() const { return outputs_; }
-  const std::vector<const char*>& metadata_keys() const { return md_key_ptrs_; }
-  const std::vector<const char*>& metadata_values() const { return md_value_ptrs_; }
-
-  void stats(uint64_t* wrapped, const void** addresses, size_t n) const {
-    if (wrapped) *wrapped = tensors_wrapped_.load();
-    for (size_t i = 0; i < n && i < wrapped_addresses_.size(); ++i) addresses[i] = wrapped_addresses_[i].load();
-  }
 
   static Model* open(const std::string& model, const void* bytes, size_t, const plugin::Options& options) {
     if (bytes != nullptr)
@@ -199,9 +189,9 @@ class Model {
       tensors.emplace_back(wrap_input(in[i], inputs_[i], wrapped));
       values[i] = tensors.back().get();
       feeds[i] = inputs_[i].port;
-      wrapped_addresses_[i].store(TF_TensorData(values[i]));
+      read_input_at(i, TF_TensorData(values[i]));
     }
-    tensors_wrapped_.fetch_add(wrapped);
+    count_wrapped(wrapped);
     for (size_t i = 0; i < num_outputs; ++i) fetches[i] = outputs_[output_index[i]].port;
     std::vector<TF_Tensor*> results(num_outputs, nullptr);
     auto status = new_status();
@@ -263,10 +253,6 @@ class Model {
     add_metadata("custom.saved_by_tensorflow", meta_.tensorflow_version);
     for (const auto& i : inputs_) add_metadata("custom.tensor." + i.sig.key, i.sig.tensor_name);
     for (const auto& o : outputs_) add_metadata("custom.tensor." + o.sig.key, o.sig.tensor_name);
-    for (const auto& [k, v] : metadata_) {
-      md_key_ptrs_.push_back(k.c_str());
-      md_value_ptrs_.push_back(v.c_str());
-    }
   }
 
   // The graph operation behind a signature tensor ("op:index").
@@ -285,7 +271,6 @@ class Model {
     return info;
   }
 
-  void add_metadata(const std::string& key, const std::string& value) { metadata_.emplace_back(key, value); }
 
   // A TF_Tensor over the caller's memory, or over a copy when the caller allowed one for unaligned data.
   TensorPtr wrap_input(const jb_tensor_view& v, const Info& info, uint64_t& wrapped) const {
@@ -371,11 +356,6 @@ class Model {
   TF_Graph* graph_ = nullptr;
   TF_Session* session_ = nullptr;
   MetaGraphInfo meta_;
-  std::vector<Info> inputs_, outputs_;
-  std::vector<std::pair<std::string, std::string>> metadata_;
-  std::vector<const char*> md_key_ptrs_, md_value_ptrs_;
-  std::atomic<uint64_t> tensors_wrapped_{0};
-  mutable std::vector<std::atomic<const void*>> wrapped_addresses_;
 };
 
 constexpr const char* kOptions[] = {"intra_op_threads", "inter_op_threads", "signature", "tags", "copy_unaligned",

@@ -17,7 +17,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -105,7 +104,7 @@ struct Info {
   }
 };
 
-class Model {
+class Model : public plugin::ModelBase<Info> {
  public:
   Model(const std::string& path, const void* bytes, size_t size, int num_runners) : path_(path) {
     if (bytes == nullptr && !std::ifstream(path).good())
@@ -117,18 +116,9 @@ class Model {
       signature_text = open_torchscript(bytes, size);
     }
     describe(signature_text);
-    wrapped_addresses_ = std::vector<std::atomic<const void*>>(inputs_.size());
+    seal();
   }
 
-  const std::vector<Info>& inputs() const { return inputs_; }
-  const std::vector<Info>& outputs() const { return outputs_; }
-  const std::vector<const char*>& metadata_keys() const { return md_key_ptrs_; }
-  const std::vector<const char*>& metadata_values() const { return md_value_ptrs_; }
-
-  void stats(uint64_t* wrapped, const void** addresses, size_t n) const {
-    if (wrapped) *wrapped = tensors_wrapped_.load();
-    for (size_t i = 0; i < n && i < wrapped_addresses_.size(); ++i) addresses[i] = wrapped_addresses_[i].load();
-  }
 
   // Concurrent runs of one .pt2 each need a model instance (activations only; weights are shared).
   static Model* open(const std::string& path, const void* bytes, size_t size, const plugin::Options& options) {
@@ -161,9 +151,9 @@ class Model {
                                                         std::to_string(in[i].dtype) + " has no torch equivalent");
       // from_blob wants a mutable pointer; torch only reads inputs of an inference-mode model.
       tensors.push_back(at::from_blob(in[i].data, at::IntArrayRef(in[i].shape, in[i].rank), at::TensorOptions(*type)));
-      wrapped_addresses_[i].store(tensors.back().const_data_ptr());
+      read_input_at(i, tensors.back().const_data_ptr());
     }
-    tensors_wrapped_.fetch_add(num_inputs);
+    count_wrapped(num_inputs);
     std::vector<at::Tensor> results = package_ ? run_package(tensors) : run_torchscript(std::move(tensors));
     if (results.size() != outputs_.size())
       throw Error(JB_ERROR_RUNTIME, "the model returned " + std::to_string(results.size()) + " tensor(s), its " +
@@ -298,13 +288,8 @@ class Model {
     }
     for (auto& i : inputs_) i.finish();
     for (auto& o : outputs_) o.finish();
-    for (const auto& [k, v] : metadata_) {
-      md_key_ptrs_.push_back(k.c_str());
-      md_value_ptrs_.push_back(v.c_str());
-    }
   }
 
-  void add_metadata(const std::string& key, const std::string& value) { metadata_.emplace_back(key, value); }
 
   // Named dims agree across inputs and lie in the exported range, and caller outputs fit them, before
   // torch sees anything: an AOTInductor model reads whatever its compiled shapes say.
@@ -434,11 +419,6 @@ class Model {
   std::vector<std::string> script_input_names_;
   size_t num_inputs_found_ = 0, num_outputs_found_ = 0;
   Signature signature_;
-  std::vector<Info> inputs_, outputs_;
-  std::vector<std::pair<std::string, std::string>> metadata_;
-  std::vector<const char*> md_key_ptrs_, md_value_ptrs_;
-  std::atomic<uint64_t> tensors_wrapped_{0};
-  mutable std::vector<std::atomic<const void*>> wrapped_addresses_;
 };
 
 constexpr const char* kOptions[] = {"intra_op_threads", "num_runners", nullptr};

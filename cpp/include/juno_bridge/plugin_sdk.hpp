@@ -15,12 +15,14 @@
 //   inputs(), outputs(): containers whose elements have `jb_tensor_info c_info() const`;
 //   metadata_keys(), metadata_values(): std::vector<const char*>, valid until close;
 //   void stats(uint64_t* tensors_wrapped, const void** input_addresses, size_t n) const;
+//   (ModelBase below has these four ready);
 //   void run(const jb_tensor_view* inputs, const int32_t* output_index, jb_tensor_view* outputs,
 //            jb_plugin_owned* owned, size_t num_outputs): the number of inputs is checked before;
 //   optionally static void close(Model*) when `delete` is not the way to release it.
 // Any exception they throw reaches the host as a status: a jb::Error keeps its code and message.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -102,6 +104,48 @@ inline int parse_count(const char* backend, const std::string& key, const std::s
                                                "' needs an integer in [0, 4096]; got '" + value + "'");
   return static_cast<int>(v);
 }
+
+// The state most Models share, and the accessors Table reads: the tensors as the model declares them,
+// key/value metadata, and the zero-copy evidence (SessionStats). A Model derives from it, fills
+// inputs_, outputs_ and add_metadata while it opens, then calls seal() once.
+template <class Info>
+class ModelBase {
+ public:
+  const std::vector<Info>& inputs() const { return inputs_; }
+  const std::vector<Info>& outputs() const { return outputs_; }
+  const std::vector<const char*>& metadata_keys() const { return metadata_keys_; }
+  const std::vector<const char*>& metadata_values() const { return metadata_values_; }
+
+  void stats(uint64_t* tensors_wrapped, const void** input_addresses, size_t n) const {
+    if (tensors_wrapped) *tensors_wrapped = tensors_wrapped_.load();
+    for (size_t i = 0; input_addresses && i < n && i < input_addresses_.size(); ++i)
+      input_addresses[i] = input_addresses_[i].load();
+  }
+
+ protected:
+  void add_metadata(const std::string& key, const std::string& value) { metadata_.emplace_back(key, value); }
+
+  // The C views of the metadata and the evidence slots, once every input and metadata entry is in.
+  void seal() {
+    for (const auto& [k, v] : metadata_) {
+      metadata_keys_.push_back(k.c_str());
+      metadata_values_.push_back(v.c_str());
+    }
+    input_addresses_ = std::vector<std::atomic<const void*>>(inputs_.size());
+  }
+
+  // Evidence of one run: where the runtime reads input i, and how many tensors it made over caller memory.
+  void read_input_at(size_t i, const void* address) const { input_addresses_[i].store(address); }
+  void count_wrapped(uint64_t n) const { tensors_wrapped_.fetch_add(n); }
+
+  std::vector<Info> inputs_, outputs_;
+
+ private:
+  std::vector<std::pair<std::string, std::string>> metadata_;
+  std::vector<const char*> metadata_keys_, metadata_values_;
+  mutable std::atomic<uint64_t> tensors_wrapped_{0};
+  mutable std::vector<std::atomic<const void*>> input_addresses_;
+};
 
 template <class Model, class = void>
 struct HasClose : std::false_type {};

@@ -18,18 +18,9 @@ namespace jb {
 
 // The numbers are ONNX's TensorProto.DataType values, so the ONNX backend passes them through.
 enum class DType : int32_t {
-  Undefined = JB_DTYPE_UNDEFINED,
-  Float32 = JB_DTYPE_FLOAT32,
-  UInt8 = JB_DTYPE_UINT8,
-  Int8 = JB_DTYPE_INT8,
-  UInt16 = JB_DTYPE_UINT16,
-  Int16 = JB_DTYPE_INT16,
-  Int32 = JB_DTYPE_INT32,
-  Int64 = JB_DTYPE_INT64,
-  Bool = JB_DTYPE_BOOL,
-  Float16 = JB_DTYPE_FLOAT16,
-  Float64 = JB_DTYPE_FLOAT64,
-  UInt32 = JB_DTYPE_UINT32,
+  Undefined = JB_DTYPE_UNDEFINED, Float32 = JB_DTYPE_FLOAT32, UInt8 = JB_DTYPE_UINT8, Int8 = JB_DTYPE_INT8,
+  UInt16 = JB_DTYPE_UINT16, Int16 = JB_DTYPE_INT16, Int32 = JB_DTYPE_INT32, Int64 = JB_DTYPE_INT64,
+  Bool = JB_DTYPE_BOOL, Float16 = JB_DTYPE_FLOAT16, Float64 = JB_DTYPE_FLOAT64, UInt32 = JB_DTYPE_UINT32,
   UInt64 = JB_DTYPE_UINT64,
 };
 
