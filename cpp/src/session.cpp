@@ -31,8 +31,11 @@ const char* const kSessionOptionNames[] = {"backend",  "intra_op_threads", "inte
                                            "global_thread_pool"};
 
 void SessionOptions::set(const std::string& key, const std::string& value) {
-  if (key.rfind(kConfigPrefix, 0) == 0 && key.size() > kConfigPrefix.size()) config[key.substr(kConfigPrefix.size())] = value;
-  else if (key == "backend") backend = value;
+  if (key.rfind(kConfigPrefix, 0) == 0) {
+    if (key.size() == kConfigPrefix.size())
+      throw Error(ErrorCode::InvalidArgument, "option '" + key + "' names no entry: config.<key>");
+    config[key.substr(kConfigPrefix.size())] = value;
+  } else if (key == "backend") backend = value;
   else if (key == "intra_op_threads") intra_op_threads = parse_int(key, value);
   else if (key == "inter_op_threads") inter_op_threads = parse_int(key, value);
   else if (key == "optimization") optimization = value;

@@ -24,3 +24,8 @@ def test_onnx_runtime_session_config_entries_pass_bare_or_namespaced(add_f32, ke
     with jb.Session(add_f32, config={key: "0"}) as s:
         a = np.ones((2, 3), np.float32)
         np.testing.assert_array_equal(s.run({"a": a, "b": a})["c"], 2 * a)
+
+
+def test_the_namespace_alone_names_no_entry(add_f32):
+    with pytest.raises(jb.InvalidArgumentError, match=r"option 'config\.' names no entry"):
+        jb.Session(add_f32, config={"config.": "1"})
