@@ -4,7 +4,6 @@
 #pragma once
 
 #include <memory>
-#include <new>
 #include <string>
 
 #include "juno_bridge/session.hpp"
@@ -17,24 +16,9 @@ struct Status {
   std::string message;
 };
 
+// The exception in flight into `status` by the core's one translator (error.hpp).
 inline int fail_with_current(Status* status) noexcept {
-  status->backend_code = 0;
-  try {
-    throw;
-  } catch (const Error& e) {
-    status->backend_code = e.backend_code();
-    status->message = e.what();
-    status->code = static_cast<int>(e.code());
-  } catch (const std::bad_alloc&) {
-    status->message = "out of memory";
-    status->code = JB_ERROR_RUNTIME;
-  } catch (const std::exception& e) {
-    status->message = e.what();
-    status->code = JB_ERROR_RUNTIME;
-  } catch (...) {
-    status->message = "unknown C++ exception";
-    status->code = JB_ERROR_RUNTIME;
-  }
+  status->code = status_of_current_exception(JB_ERROR_RUNTIME, status->message, status->backend_code);
   return status->code;
 }
 

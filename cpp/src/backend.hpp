@@ -30,6 +30,13 @@ class Backend {
 std::unique_ptr<Backend> open_backend(const std::string& model, const void* bytes, size_t size,
                                       const SessionOptions& options);
 
+// "backend, intra_op_threads, ...": the options every backend shares, for messages.
+std::string session_option_names();
+
+// Refuses a backend-specific option (SessionOptions::config) that `backend` does not take, naming it,
+// the shared options and `own`, the backend's own ones.
+[[noreturn]] void reject_option(const std::string& key, const std::string& backend, const std::string& own);
+
 std::unique_ptr<Backend> open_onnxruntime(const std::string& path, const void* bytes, size_t size,
                                           const SessionOptions& options);
 

@@ -1,5 +1,5 @@
-// The C ABI over the C++ Session: every entry point checks its pointers, catches every exception and
-// turns it into a status plus the thread's last error.
+// The C ABI over the C++ Session: every entry point checks its pointers and runs its body in
+// jb::guarded (last_error.hpp), which turns any exception into a status plus the thread's last error.
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -41,6 +41,12 @@ void set_last_error(jb_status status, int backend_code, const char* message) {
   e.message = message ? message : "";
 }
 
+jb_status set_last_error_from_current_exception() noexcept {
+  LastError& e = last_error();
+  e.status = status_of_current_exception(JB_ERROR_RUNTIME, e.message, e.backend_code);
+  return e.status;
+}
+
 void clear_last_error() {
   LastError& e = last_error();
   e.status = JB_OK;
@@ -51,24 +57,6 @@ void clear_last_error() {
 }  // namespace jb
 
 namespace {
-
-template <class F>
-jb_status guarded(F&& body) {
-  jb::clear_last_error();
-  try {
-    body();
-    return JB_OK;
-  } catch (const jb::Error& e) {
-    jb::set_last_error(static_cast<jb_status>(e.code()), e.backend_code(), e.what());
-  } catch (const std::bad_alloc&) {
-    jb::set_last_error(JB_ERROR_RUNTIME, 0, "out of memory");
-  } catch (const std::exception& e) {
-    jb::set_last_error(JB_ERROR_RUNTIME, 0, e.what());
-  } catch (...) {
-    jb::set_last_error(JB_ERROR_RUNTIME, 0, "unknown C++ exception");
-  }
-  return jb::last_error().status;
-}
 
 jb_status null_argument(const char* name) {
   jb::set_last_error(JB_ERROR_INVALID_ARGUMENT, 0, (std::string("argument '") + name + "' is NULL").c_str());
@@ -93,7 +81,7 @@ jb_session* make_session(jb::Session&& s) {
 jb_status describe(const jb_session* s, size_t index, jb_tensor_info* out, bool input) {
   if (s == nullptr) return null_argument("session");
   if (out == nullptr) return null_argument("out");
-  return guarded([&] {
+  return jb::guarded([&] {
     const auto& infos = input ? s->session.inputs() : s->session.outputs();
     const auto& cinfos = input ? s->inputs : s->outputs;
     if (index >= infos.size())
@@ -128,14 +116,14 @@ jb_status jb_options_set(jb_options* options, const char* key, const char* value
   if (options == nullptr) return null_argument("options");
   if (key == nullptr) return null_argument("key");
   if (value == nullptr) return null_argument("value");
-  return guarded([&] { options->options.set(key, value); });
+  return jb::guarded([&] { options->options.set(key, value); });
 }
 
 jb_status jb_session_open(const char* model, const jb_options* options, jb_session** out) {
   if (model == nullptr) return null_argument("model");
   if (out == nullptr) return null_argument("out");
   *out = nullptr;
-  return guarded([&] {
+  return jb::guarded([&] {
     *out = make_session(jb::Session(model, options ? options->options : jb::SessionOptions{}));
   });
 }
@@ -144,7 +132,7 @@ jb_status jb_session_open_bytes(const void* data, size_t size, const jb_options*
   if (data == nullptr) return null_argument("data");
   if (out == nullptr) return null_argument("out");
   *out = nullptr;
-  return guarded([&] {
+  return jb::guarded([&] {
     *out = make_session(jb::Session::from_bytes(data, size, options ? options->options : jb::SessionOptions{}));
   });
 }
@@ -168,14 +156,14 @@ jb_status jb_session_input_index(const jb_session* session, const char* name, si
   if (session == nullptr) return null_argument("session");
   if (name == nullptr) return null_argument("name");
   if (index == nullptr) return null_argument("index");
-  return guarded([&] { *index = session->session.input_index(name); });
+  return jb::guarded([&] { *index = session->session.input_index(name); });
 }
 
 jb_status jb_session_output_index(const jb_session* session, const char* name, size_t* index) {
   if (session == nullptr) return null_argument("session");
   if (name == nullptr) return null_argument("name");
   if (index == nullptr) return null_argument("index");
-  return guarded([&] { *index = session->session.output_index(name); });
+  return jb::guarded([&] { *index = session->session.output_index(name); });
 }
 
 jb_status jb_session_run(jb_session* session, const jb_tensor_view* inputs, size_t num_inputs,
@@ -183,7 +171,7 @@ jb_status jb_session_run(jb_session* session, const jb_tensor_view* inputs, size
   if (session == nullptr) return null_argument("session");
   if (inputs == nullptr && num_inputs) return null_argument("inputs");
   if (outputs == nullptr && num_outputs) return null_argument("outputs");
-  return guarded([&] { session->session.run(jb::from_c(inputs), num_inputs, jb::from_c(outputs), num_outputs); });
+  return jb::guarded([&] { session->session.run(jb::from_c(inputs), num_inputs, jb::from_c(outputs), num_outputs); });
 }
 
 jb_status jb_session_run_outputs(jb_session* session, const jb_tensor_view* inputs, size_t num_inputs,
@@ -197,7 +185,7 @@ jb_status jb_session_run_outputs(jb_session* session, const jb_tensor_view* inpu
     if (outputs[i].data == nullptr && owned == nullptr) return null_argument("owned");
   if (owned)  // defined on every return, so a caller may free them whatever happened
     for (size_t i = 0; i < num_outputs; ++i) owned[i] = nullptr;
-  return guarded([&] {
+  return jb::guarded([&] {
     std::vector<jb::Tensor> tensors(num_outputs);
     session->session.run(jb::from_c(inputs), num_inputs, output_index, jb::from_c(outputs), tensors.data(),
                          num_outputs);
@@ -210,7 +198,7 @@ void jb_tensor_free(jb_tensor* tensor) { delete tensor; }
 
 jb_status jb_onnxruntime_info(const char* onnxruntime, const char** path, const char** version,
                               uint32_t* api_version, const char** providers) {
-  return guarded([&] {
+  return jb::guarded([&] {
     static std::mutex mutex;
     static std::map<std::string, jb::OnnxRuntimeInfo> cache;  // strings handed out live for the process
     static std::map<std::string, std::string> provider_lists;

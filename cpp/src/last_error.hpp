@@ -16,5 +16,20 @@ struct LastError {
 LastError& last_error();  // thread-local
 void set_last_error(jb_status status, int backend_code, const char* message);
 void clear_last_error();
+// Records the exception in flight (status_of_current_exception) as this thread's last error; call it
+// only inside a catch block of a C entry point. Returns the status it recorded.
+jb_status set_last_error_from_current_exception() noexcept;
+
+// The body of a C entry point: the last error cleared, then set from any exception the body throws.
+template <class F>
+jb_status guarded(F&& body) noexcept {
+  clear_last_error();
+  try {
+    body();
+    return JB_OK;
+  } catch (...) {
+    return set_last_error_from_current_exception();
+  }
+}
 
 }  // namespace jb

@@ -35,20 +35,10 @@ class Scratch {
 };
 
 std::string element_type_name(ONNXTensorElementDataType t) {
+  // The element types numpy shares have the same numbers as DType: the one table spells them.
+  if (const DTypeFacts* f = dtype_facts(static_cast<DType>(t))) return f->onnx;
   switch (t) {
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT: return "float";
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT8: return "uint8";
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT8: return "int8";
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT16: return "uint16";
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT16: return "int16";
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32: return "int32";
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64: return "int64";
     case ONNX_TENSOR_ELEMENT_DATA_TYPE_STRING: return "string";
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BOOL: return "bool";
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16: return "float16";
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE: return "double";
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT32: return "uint32";
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_UINT64: return "uint64";
     case ONNX_TENSOR_ELEMENT_DATA_TYPE_COMPLEX64: return "complex64";
     case ONNX_TENSOR_ELEMENT_DATA_TYPE_COMPLEX128: return "complex128";
     case ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16: return "bfloat16";
@@ -258,9 +248,14 @@ class OrtBackend final : public Backend {
       rt_.check(api_.SetInterOpNumThreads(so, o.inter_op_threads), ErrorCode::InvalidArgument,
                 "setting inter-op threads");
     }
-    for (const auto& [key, value] : o.config)
+    for (const auto& [key, value] : o.config) {
+      // Every ONNX Runtime session config key is "<area>.<name>" (session., optimization., ep., mlas.):
+      // a plain word is a misspelt option or another backend's, which ONNX Runtime would keep silently.
+      if (key.find('.') == std::string::npos)
+        reject_option(key, "onnxruntime", "session config entries '<area>.<name>' (config.session.intra_op.allow_spinning)");
       rt_.check(api_.AddSessionConfigEntry(so, key.c_str(), value.c_str()), ErrorCode::InvalidArgument,
                 "setting session config entry '" + key + "'");
+    }
     append_providers(so, o.providers);
   }
 

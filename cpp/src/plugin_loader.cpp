@@ -1,7 +1,10 @@
 #include "plugin_loader.hpp"
 
+#include <algorithm>
 #include <cctype>
+#include <cstddef>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <mutex>
 
@@ -13,7 +16,27 @@
 namespace jb {
 namespace {
 
-const jb_plugin_host kHost = {JB_PLUGIN_ABI_VERSION, &set_last_error};
+const jb_plugin_host& host() {
+  static const std::string dir = this_library_dir();
+  static const jb_plugin_host host = {JB_PLUGIN_ABI_VERSION, sizeof(jb_plugin_host), &set_last_error, dir.c_str()};
+  return host;
+}
+
+// The options the session itself has that a plugin may declare; the rest (backend, providers,
+// onnxruntime, global_thread_pool) are the core's or ONNX Runtime's alone.
+std::vector<std::pair<std::string, std::string>> shared_options(const SessionOptions& o) {
+  return {{"intra_op_threads", std::to_string(o.intra_op_threads)},
+          {"inter_op_threads", std::to_string(o.inter_op_threads)},
+          {"optimization", o.optimization},
+          {"log_level", o.log_level},
+          {"execution_mode", o.execution_mode}};
+}
+
+// A plugin's table as this core reads it: the fields its struct_size covers, the rest NULL.
+struct PluginTable {
+  jb_plugin_api api{};
+  bool declares_options = false;  // ABI 2 tables declare none: they get every option, as before
+};
 
 // Throws the error the plugin recorded for this thread (or a generic one if it recorded none).
 [[noreturn]] void throw_plugin_error(jb_status status, const std::string& plugin) {
@@ -39,11 +62,11 @@ std::vector<std::string> plugin_dirs() {
   return dirs;
 }
 
-const jb_plugin_api* load_plugin(const std::string& name) {
+const PluginTable* load_plugin(const std::string& name) {
   static std::mutex mutex;
-  static std::map<std::string, const jb_plugin_api*> loaded;  // plugins stay loaded for the process
+  static std::map<std::string, PluginTable> loaded;  // plugins stay loaded for the process
   std::lock_guard<std::mutex> lock(mutex);
-  if (auto it = loaded.find(name); it != loaded.end()) return it->second;
+  if (auto it = loaded.find(name); it != loaded.end()) return &it->second;
 
   const std::string file = plugin_path(name);
   if (file.empty()) {
@@ -83,20 +106,26 @@ const jb_plugin_api* load_plugin(const std::string& name) {
   if (init == nullptr)
     throw Error(ErrorCode::BackendUnavailable, "'" + file + "' is not a juno-bridge plugin (no jb_plugin_init)");
   clear_last_error();
-  const jb_plugin_api* api = init(&kHost);
-  if (api == nullptr) throw_plugin_error(JB_ERROR_BACKEND_UNAVAILABLE, name);
-  if (api->abi_version != JB_PLUGIN_ABI_VERSION)
+  const jb_plugin_api* api = init(&host());
+  if (api == nullptr) {
+    if (last_error().status == JB_OK)  // an older plugin refuses a newer host without a word
+      throw Error(ErrorCode::BackendUnavailable, "plugin '" + file + "' refused to start with this core (plugin ABI " +
+                                                     std::to_string(JB_PLUGIN_ABI_VERSION) + "): rebuild it");
+    throw_plugin_error(JB_ERROR_BACKEND_UNAVAILABLE, name);
+  }
+  // ABI 2 has the layout of 3 up to `options` (struct_size sits in what was padding).
+  constexpr size_t kV2Size = offsetof(jb_plugin_api, options);
+  const size_t size = api->abi_version == 2 ? kV2Size : api->struct_size;
+  if ((api->abi_version != 2 && api->abi_version != JB_PLUGIN_ABI_VERSION) || size < offsetof(jb_plugin_api, stats))
     throw Error(ErrorCode::BackendUnavailable, "plugin '" + file + "' has ABI version " +
-                                                   std::to_string(api->abi_version) + ", this core needs " +
+                                                   std::to_string(api->abi_version) + " (table of " +
+                                                   std::to_string(size) + " bytes); this core reads 2 and " +
                                                    std::to_string(JB_PLUGIN_ABI_VERSION) + ": rebuild it");
+  PluginTable table;
+  std::memcpy(&table.api, api, std::min(size, sizeof(jb_plugin_api)));
+  table.declares_options = api->abi_version >= 3;
   unload.handle = nullptr;  // started: it stays loaded for the process
-  return loaded[name] = api;
-}
-
-// ONNX's spelling of a tensor type, the one the ONNX backend reports: "tensor(float)", "tensor(double)".
-std::string onnx_type_name(DType dtype) {
-  const std::string name = dtype == DType::Float32 ? "float" : dtype == DType::Float64 ? "double" : dtype_name(dtype);
-  return "tensor(" + name + ")";
+  return &(loaded[name] = table);
 }
 
 TensorInfo to_info(const jb_tensor_info& c) {
@@ -116,17 +145,10 @@ TensorInfo to_info(const jb_tensor_info& c) {
 
 class PluginBackend final : public Backend {
  public:
-  PluginBackend(const jb_plugin_api* api, const std::string& model, const void* bytes, size_t size,
+  PluginBackend(const PluginTable& table, const std::string& model, const void* bytes, size_t size,
                 const SessionOptions& options)
-      : api_(api), name_(api->name ? api->name : "plugin") {
-    std::vector<std::pair<std::string, std::string>> pairs = {
-        {"intra_op_threads", std::to_string(options.intra_op_threads)},
-        {"inter_op_threads", std::to_string(options.inter_op_threads)},
-        {"optimization", options.optimization},
-        {"log_level", options.log_level},
-        {"execution_mode", options.execution_mode},
-    };
-    for (const auto& kv : options.config) pairs.push_back(kv);
+      : api_(&table.api), name_(table.api.name ? table.api.name : "plugin") {
+    const auto pairs = table.declares_options ? declared_options(options) : legacy_options(options);
     std::vector<const char*> keys, values;
     for (const auto& [k, v] : pairs) {
       keys.push_back(k.c_str());
@@ -196,6 +218,40 @@ class PluginBackend final : public Backend {
   }
 
  private:
+  // What the plugin declared (plugin.h): the shared options it names, and the backend-specific entries
+  // it names (all of them for "*"); any other backend-specific entry is refused by name.
+  std::vector<std::pair<std::string, std::string>> declared_options(const SessionOptions& options) const {
+    auto declared = [&](const std::string& key) {
+      for (const char* const* n = api_->options; n && *n; ++n)
+        if (key == *n) return true;
+      return false;
+    };
+    std::vector<std::pair<std::string, std::string>> pairs;
+    for (auto& kv : shared_options(options))
+      if (declared(kv.first)) pairs.push_back(std::move(kv));
+    for (const auto& kv : options.config) {
+      if (declared(kv.first) || declared("*")) {
+        pairs.push_back(kv);
+        continue;
+      }
+      std::string own;
+      for (const char* const* n = api_->options; n && *n; ++n) {
+        bool shared = false;
+        for (const auto& s : shared_options(options)) shared = shared || s.first == *n;
+        if (!shared) own += (own.empty() ? "" : ", ") + std::string(*n);
+      }
+      reject_option(kv.first, name_, own.empty() ? "none" : own);
+    }
+    return pairs;
+  }
+
+  // An ABI 2 plugin declares nothing and skips by name what it does not take.
+  static std::vector<std::pair<std::string, std::string>> legacy_options(const SessionOptions& options) {
+    auto pairs = shared_options(options);
+    pairs.insert(pairs.end(), options.config.begin(), options.config.end());
+    return pairs;
+  }
+
   TensorInfo info(bool input, size_t i) {
     jb_tensor_info c{};
     jb_status s = input ? api_->input_info(handle_, i, &c) : api_->output_info(handle_, i, &c);
@@ -224,7 +280,7 @@ std::unique_ptr<Backend> open_plugin(const std::string& name, const std::string&
   for (char c : name)
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_'))
       throw Error(ErrorCode::InvalidArgument, "invalid backend name '" + name + "'");
-  return std::make_unique<PluginBackend>(load_plugin(name), model, bytes, size, options);
+  return std::make_unique<PluginBackend>(*load_plugin(name), model, bytes, size, options);
 }
 
 }  // namespace jb

@@ -26,8 +26,16 @@ std::string known_names(const std::vector<TensorInfo>& infos) {
 
 }  // namespace
 
+const char* const kSessionOptionNames[] = {"backend",  "intra_op_threads", "inter_op_threads", "optimization",
+                                           "providers", "onnxruntime",     "log_level",        "execution_mode",
+                                           "global_thread_pool"};
+
 void SessionOptions::set(const std::string& key, const std::string& value) {
-  if (key == "backend") backend = value;
+  if (key.rfind(kConfigPrefix, 0) == 0) {
+    if (key.size() == kConfigPrefix.size())
+      throw Error(ErrorCode::InvalidArgument, "option '" + key + "' names no entry: config.<key>");
+    config[key.substr(kConfigPrefix.size())] = value;
+  } else if (key == "backend") backend = value;
   else if (key == "intra_op_threads") intra_op_threads = parse_int(key, value);
   else if (key == "inter_op_threads") inter_op_threads = parse_int(key, value);
   else if (key == "optimization") optimization = value;
@@ -43,8 +51,19 @@ void SessionOptions::set(const std::string& key, const std::string& value) {
   } else if (key.empty()) {
     throw Error(ErrorCode::InvalidArgument, "option key must not be empty");
   } else {
-    config[key] = value;
+    config[key] = value;  // a backend-specific entry; the backend that opens the model checks its name
   }
+}
+
+std::string session_option_names() {
+  std::string names;
+  for (const char* n : kSessionOptionNames) names += (names.empty() ? "" : ", ") + std::string(n);
+  return names;
+}
+
+void reject_option(const std::string& key, const std::string& backend, const std::string& own) {
+  throw Error(ErrorCode::InvalidArgument, "unknown option '" + key + "' for the " + backend + " backend; the options are " +
+                                              session_option_names() + ", and the " + backend + " backend's own: " + own);
 }
 
 std::unique_ptr<Backend> open_backend(const std::string& model, const void* bytes, size_t size,

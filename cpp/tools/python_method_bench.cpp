@@ -14,11 +14,12 @@
 #include <string>
 #include <vector>
 
+#include "juno_bridge/hits.hpp"
 #include "juno_bridge/session.hpp"
 
 namespace {
 
-constexpr int64_t kChannels = 2, kPmts = 17612;
+constexpr int64_t kChannels = 2, kPmts = jb::kLargePmts;
 
 double since_us(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();

@@ -81,8 +81,12 @@ JB_API const char* jb_dtype_name(int32_t dtype); /* "float32", ...; "undefined" 
 /* Options: string keys and values, the same ones the C++ SessionOptions and Python keywords use:
  * backend, intra_op_threads, inter_op_threads, optimization (disable|basic|extended|all),
  * providers (comma-separated: cpu, cuda, ...), onnxruntime (library path), log_level
- * (verbose|info|warning|error|fatal), execution_mode (sequential|parallel), global_thread_pool (0|1);
- * any other key is passed to the backend as a config entry. */
+ * (verbose|info|warning|error|fatal), execution_mode (sequential|parallel), global_thread_pool (0|1).
+ * A backend-specific entry is "config.<key>" (Python's config= dict): a plugin's own option
+ * ("config.num_runners") or an ONNX Runtime session config entry ("config.session.intra_op.allow_spinning");
+ * any other key is taken as config.<key> too. The backend that opens the model refuses, by name and
+ * listing the valid ones, an entry it does not take: a plugin takes what it declares (plugin.h), ONNX
+ * Runtime takes keys of the form "<area>.<name>". */
 JB_API jb_options* jb_options_new(void);
 JB_API void jb_options_free(jb_options* options);
 JB_API jb_status jb_options_set(jb_options* options, const char* key, const char* value);
@@ -116,6 +120,24 @@ JB_API void jb_tensor_free(jb_tensor* tensor);
  * when NULL). Strings stay valid for the life of the process. */
 JB_API jb_status jb_onnxruntime_info(const char* onnxruntime, const char** path, const char** version,
                                      uint32_t* api_version, const char** providers);
+
+/* The backend registry: every way juno-bridge runs a model, in order, the default (onnxruntime) first.
+ * Lists are comma-joined; "" when empty. Strings stay valid for the life of the process. */
+typedef struct jb_backend_entry {
+  const char* name;             /* what the `backend` option takes: "onnxruntime", "torch", ... */
+  const char* aliases;          /* other spellings `backend` takes: "onnx,ort" */
+  const char* prefixes;         /* model strings starting so are its: "python:", "triton://" */
+  const char* suffixes;         /* model files ending so are its: ".onnx,.ort" */
+  const char* directory_marker; /* a directory holding this file is its model: "saved_model.pb" */
+  const char* plugin;           /* "" when built into the core, else libjuno_bridge_<plugin>.so */
+  const char* plugin_path;      /* where that plugin loads from now; "" when built in or not built */
+  const char* extra;            /* the pip extra that installs what it needs; "" when nothing */
+  const char* description;      /* one line */
+} jb_backend_entry;
+
+JB_API size_t jb_backend_count(void);
+/* Fills *out with backend `index` (< jb_backend_count()). */
+JB_API jb_status jb_backend_info(size_t index, jb_backend_entry* out);
 
 #ifdef __cplusplus
 }

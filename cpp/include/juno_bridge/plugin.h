@@ -20,14 +20,23 @@
 extern "C" {
 #endif
 
-/* 2: `stats` added at the end of jb_plugin_api. */
-#define JB_PLUGIN_ABI_VERSION 2
+/* 2: `stats` added at the end of jb_plugin_api.
+ * 3: `struct_size` in both tables (in what was padding after abi_version, so every other field keeps
+ *    its offset), jb_plugin_api.options and jb_plugin_host.library_dir at the end.
+ * From 3 on, a table grows only at its end and the reader tells by struct_size which fields the writer
+ * has (a field past struct_size is absent: NULL). abi_version changes only when a field changes meaning.
+ * The core reads tables of ABI 2 (as if struct_size ended before `options`) and 3. */
+#define JB_PLUGIN_ABI_VERSION 3
 
 /* What the core offers a plugin. */
 typedef struct jb_plugin_host {
   uint32_t abi_version;
+  uint32_t struct_size; /* sizeof(jb_plugin_host) as the core was built */
   /* Records the calling thread's error; a plugin function then returns the same status. */
   void (*set_error)(jb_status status, int backend_code, const char* message);
+  /* 3: the directory of libjuno_bridge.so (an installed package's lib/), resolved; for plugins that
+   * find files of the installation (the python plugin adds its site-packages to sys.path). */
+  const char* library_dir;
 } jb_plugin_host;
 
 /* An output the plugin allocated: the core calls release(holder) when the caller lets go of it. */
@@ -38,10 +47,13 @@ typedef struct jb_plugin_owned {
 
 typedef struct jb_plugin_api {
   uint32_t abi_version; /* JB_PLUGIN_ABI_VERSION */
+  uint32_t struct_size; /* sizeof(jb_plugin_api) as the plugin was built */
   const char* name;     /* the backend name, e.g. "torch" */
 
-  /* Opens a model from a path (bytes NULL) or from memory. Options are the same string pairs as
-   * jb_options_set takes. */
+  /* Opens a model from a path (bytes NULL) or from memory. The options are string pairs, only those
+   * named in `options` below: the session's own (intra_op_threads, inter_op_threads, optimization,
+   * log_level, execution_mode: always, when declared) and the backend-specific entries the caller gave
+   * (config.<key> in jb_options_set, config= in Python). */
   jb_status (*open)(const char* model, const void* bytes, size_t size, const char* const* keys,
                     const char* const* values, size_t num_options, void** handle);
   void (*close)(void* handle);
@@ -62,6 +74,12 @@ typedef struct jb_plugin_api {
    * tensors made over caller memory since open; input_addresses[i] (i < n) is where the runtime read
    * input i in the last run, NULL before the first run. */
   jb_status (*stats)(void* handle, uint64_t* tensors_wrapped, const void** input_addresses, size_t n);
+
+  /* 3: the option names the plugin takes, NULL-terminated (NULL: none). The core passes only these and
+   * refuses a backend-specific entry outside them by name, listing them. The name "*" takes every
+   * backend-specific entry: the plugin then checks their names itself (the python plugin hands them
+   * to the algorithm, which declares its own). */
+  const char* const* options;
 } jb_plugin_api;
 
 /* Every plugin exports this symbol; it returns NULL (after host->set_error) when it cannot start. */

@@ -26,10 +26,16 @@ struct SessionOptions {
   std::string log_level = "warning";          // verbose | info | warning | error | fatal
   std::string execution_mode = "sequential";  // sequential | parallel (inter-op threads need parallel)
   bool global_thread_pool = false;  // share ONNX Runtime's process-wide thread pools (many sessions)
-  std::map<std::string, std::string> config;  // backend-specific entries (ONNX Runtime session config)
+  // Backend-specific entries, checked by the backend that opens the model: a plugin's own options
+  // ("num_runners", "signature"), refused by name unless the plugin declares them; or ONNX Runtime
+  // session config entries, whose keys are "<area>.<name>" ("session.intra_op.allow_spinning").
+  std::map<std::string, std::string> config;
 
   // Sets an option from its string form, the spelling the C ABI and the Python keywords share.
+  // "config.<key>" sets config[<key>] (Python's config= dict); any other key that is not one of the
+  // fields above also goes into config, under its own name.
   void set(const std::string& key, const std::string& value);
+  static constexpr std::string_view kConfigPrefix = "config.";
 };
 
 struct ModelMetadata {

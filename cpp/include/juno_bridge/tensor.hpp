@@ -18,23 +18,55 @@ namespace jb {
 
 // The numbers are ONNX's TensorProto.DataType values, so the ONNX backend passes them through.
 enum class DType : int32_t {
-  Undefined = JB_DTYPE_UNDEFINED,
-  Float32 = JB_DTYPE_FLOAT32,
-  UInt8 = JB_DTYPE_UINT8,
-  Int8 = JB_DTYPE_INT8,
-  UInt16 = JB_DTYPE_UINT16,
-  Int16 = JB_DTYPE_INT16,
-  Int32 = JB_DTYPE_INT32,
-  Int64 = JB_DTYPE_INT64,
-  Bool = JB_DTYPE_BOOL,
-  Float16 = JB_DTYPE_FLOAT16,
-  Float64 = JB_DTYPE_FLOAT64,
-  UInt32 = JB_DTYPE_UINT32,
+  Undefined = JB_DTYPE_UNDEFINED, Float32 = JB_DTYPE_FLOAT32, UInt8 = JB_DTYPE_UINT8, Int8 = JB_DTYPE_INT8,
+  UInt16 = JB_DTYPE_UINT16, Int16 = JB_DTYPE_INT16, Int32 = JB_DTYPE_INT32, Int64 = JB_DTYPE_INT64,
+  Bool = JB_DTYPE_BOOL, Float16 = JB_DTYPE_FLOAT16, Float64 = JB_DTYPE_FLOAT64, UInt32 = JB_DTYPE_UINT32,
   UInt64 = JB_DTYPE_UINT64,
 };
 
-size_t dtype_size(DType dtype) noexcept;      // 0 for Undefined or an unknown value
-const char* dtype_name(DType dtype) noexcept;  // numpy's spelling: "float32", "bool", ...
+// The one table of element types: bytes per element, numpy's spelling, ONNX's spelling (the element in
+// "tensor(float)"). Header-only, so the plugins, which never link the core, read the same table.
+struct DTypeFacts {
+  DType dtype;
+  size_t size;
+  const char* name;  // numpy: "float32", "bool", ...
+  const char* onnx;  // ONNX: "float", "double", "bool", ...
+};
+
+inline constexpr DTypeFacts kDTypes[] = {
+    {DType::Float32, 4, "float32", "float"},   {DType::UInt8, 1, "uint8", "uint8"},
+    {DType::Int8, 1, "int8", "int8"},          {DType::UInt16, 2, "uint16", "uint16"},
+    {DType::Int16, 2, "int16", "int16"},       {DType::Int32, 4, "int32", "int32"},
+    {DType::Int64, 8, "int64", "int64"},       {DType::Bool, 1, "bool", "bool"},
+    {DType::Float16, 2, "float16", "float16"}, {DType::Float64, 8, "float64", "double"},
+    {DType::UInt32, 4, "uint32", "uint32"},    {DType::UInt64, 8, "uint64", "uint64"},
+};
+
+// The table's row for `dtype`; nullptr for Undefined or an unknown value.
+constexpr const DTypeFacts* dtype_facts(DType dtype) noexcept {
+  for (const auto& f : kDTypes)
+    if (f.dtype == dtype) return &f;
+  return nullptr;
+}
+constexpr size_t dtype_size(DType dtype) noexcept {  // 0 for Undefined or an unknown value
+  const DTypeFacts* f = dtype_facts(dtype);
+  return f ? f->size : 0;
+}
+constexpr const char* dtype_name(DType dtype) noexcept {  // "undefined" for Undefined or an unknown value
+  const DTypeFacts* f = dtype_facts(dtype);
+  return f ? f->name : "undefined";
+}
+// The type as ONNX spells a tensor of it, "tensor(float)"; every backend describes its tensors so.
+inline std::string onnx_type_name(DType dtype) {
+  const DTypeFacts* f = dtype_facts(dtype);
+  return std::string("tensor(") + (f ? f->onnx : "undefined") + ")";
+}
+// DType from numpy's spelling ("float32"); Undefined when unknown.
+inline DType dtype_from_name(const std::string& name) noexcept {
+  for (const auto& f : kDTypes)
+    if (name == f.name) return f.dtype;
+  return DType::Undefined;
+}
 
 template <class T> constexpr DType dtype_of();
 template <> constexpr DType dtype_of<float>() { return DType::Float32; }
@@ -129,6 +161,11 @@ struct Tensor {
   std::vector<int64_t> shape() const { return view.dims(); }
 };
 
-std::string shape_string(const int64_t* dims, int32_t rank);
+// "[2, 17612]": the one spelling of a concrete shape in messages.
+inline std::string shape_string(const int64_t* dims, int64_t rank) {
+  std::string s = "[";
+  for (int64_t i = 0; i < rank; ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
+  return s + "]";
+}
 
 }  // namespace jb

@@ -12,24 +12,18 @@
 
 #include <dlfcn.h>
 
-#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
-#include "juno_bridge/plugin.h"
+#include "juno_bridge/plugin_sdk.hpp"
 
+namespace jb::python_plugin {
 namespace {
-
-const jb_plugin_host* g_host = nullptr;
-
-jb_status fail(jb_status status, const std::string& message) {
-  g_host->set_error(status, 0, message.c_str());
-  return status;
-}
 
 class Gil {
  public:
@@ -65,9 +59,9 @@ std::string str_of(PyObject* o) {
   return c;
 }
 
-// Turns the pending Python exception into a bridge error (GIL held). A juno_bridge.errors.Error keeps
-// its own status and message; anything else gets `fallback` and the full traceback text.
-jb_status fail_from_python(jb_status fallback, const std::string& context) {
+// The pending Python exception as a bridge error (GIL held). A juno_bridge.errors.Error keeps its own
+// status and message; anything else gets `fallback` and the full traceback text.
+Error python_error(jb_status fallback, const std::string& context) {
   PyObject *type = nullptr, *value = nullptr, *tb = nullptr;
   PyErr_Fetch(&type, &value, &tb);
   PyErr_NormalizeException(&type, &value, &tb);
@@ -89,7 +83,7 @@ jb_status fail_from_python(jb_status fallback, const std::string& context) {
     text = formatted ? str_of(formatted.get()) : str_of(v.get());
   }
   PyErr_Clear();
-  return fail(status, context + text);
+  return Error(status, context + text);
 }
 
 int typenum_of(int32_t dtype) {
@@ -110,15 +104,6 @@ int typenum_of(int32_t dtype) {
   }
 }
 
-size_t dtype_bytes(int32_t dtype) {
-  switch (dtype) {
-    case JB_DTYPE_FLOAT64: case JB_DTYPE_INT64: case JB_DTYPE_UINT64: return 8;
-    case JB_DTYPE_FLOAT32: case JB_DTYPE_INT32: case JB_DTYPE_UINT32: return 4;
-    case JB_DTYPE_FLOAT16: case JB_DTYPE_INT16: case JB_DTYPE_UINT16: return 2;
-    default: return 1;
-  }
-}
-
 // A declared input or output. A dim is fixed (shape[d] >= 0) or symbolic (symbol[d] indexes the
 // algorithm's symbol table).
 struct Declared {
@@ -129,6 +114,17 @@ struct Declared {
   std::vector<std::string> dim_name_storage;
   std::vector<const char*> dim_names;
   Ref key;  // the name as a Python str, reused every run
+
+  jb_tensor_info c_info() const {
+    jb_tensor_info i{};
+    i.name = name.c_str();
+    i.dtype = dtype;
+    i.rank = static_cast<int32_t>(shape.size());
+    i.shape = shape.data();
+    i.dim_names = dim_names.data();
+    i.type_name = nullptr;  // the core spells it from the dtype
+    return i;
+  }
 };
 
 // A lease is the base of one lent array and of every view made from it: an empty ndarray that owns
@@ -141,33 +137,22 @@ PyObject* new_lease() {
   return PyArray_New(&PyArray_Type, 1, &zero, NPY_UINT8, nullptr, &nothing, 0, 0, nullptr);
 }
 
-struct Algorithm {
+// The Model of the SDK's Table (plugin_sdk.hpp).
+struct Algorithm : plugin::ModelBase<Declared> {
   std::string model;
   Ref call, revoke, store_returned;
-  std::vector<Declared> inputs, outputs;
   std::vector<std::string> symbols;
-  std::vector<std::string> md_key_storage, md_value_storage;
-  std::vector<const char*> md_keys, md_values;
-  // Zero-copy evidence; written and read with the GIL held, which serialises runs anyway.
-  uint64_t tensors_wrapped = 0;
-  std::vector<const void*> last_inputs;
   std::vector<PyObject*> free_leases;  // leases no view references any more, reused by later runs
 
   ~Algorithm() {
     for (PyObject* lease : free_leases) Py_DECREF(lease);
   }
-};
 
-std::string this_plugin_dir() {
-  Dl_info info{};
-  if (dladdr(reinterpret_cast<void*>(&this_plugin_dir), &info) == 0 || info.dli_fname == nullptr) return ".";
-  // Resolved: loaded through an rpath like $ORIGIN/../lib, the name is ".../bin/../lib/...", whose
-  // textual parents are not the site-packages.
-  char resolved[PATH_MAX];
-  std::string file = realpath(info.dli_fname, resolved) ? resolved : info.dli_fname;
-  auto slash = file.rfind('/');
-  return slash == std::string::npos ? "." : file.substr(0, slash);
-}
+  static Algorithm* open(const std::string& model, const void* bytes, size_t size, const plugin::Options& options);
+  static void close(Algorithm* a);
+  void run(const jb_tensor_view* inputs, const int32_t* output_index, jb_tensor_view* outputs, jb_plugin_owned* owned,
+           size_t num_outputs);
+};
 
 std::string parent(const std::string& dir) {
   auto slash = dir.rfind('/');
@@ -175,42 +160,42 @@ std::string parent(const std::string& dir) {
 }
 
 // Starts the interpreter when no Python runs in this process yet (a C++ host), so that our package and
-// numpy are importable without the host knowing about Python: the site-packages this plugin is installed
-// in (<site-packages>/juno_bridge/lib/) and $VIRTUAL_ENV's are added to sys.path.
-jb_status ensure_interpreter() {
+// numpy are importable without the host knowing about Python: the site-packages the core is installed
+// in (<site-packages>/juno_bridge/lib/, the host's library_dir) and $VIRTUAL_ENV's are added to sys.path.
+void ensure_interpreter() {
   static std::mutex mutex;
   std::lock_guard<std::mutex> lock(mutex);
-  if (Py_IsInitialized()) return JB_OK;
+  if (Py_IsInitialized()) return;
   // Extension modules (numpy) find Python's symbols in the global namespace; the core dlopens this
   // plugin RTLD_LOCAL, so libpython is promoted to RTLD_GLOBAL before the interpreter starts.
   Dl_info info{};
   if (dladdr(reinterpret_cast<void*>(&Py_InitializeEx), &info) != 0 && info.dli_fname != nullptr)
     dlopen(info.dli_fname, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD);
   Py_InitializeEx(0);  // 0: leave the host's signal handlers alone
-  std::vector<std::string> dirs = {parent(parent(this_plugin_dir()))};
+  std::vector<std::string> dirs;
+  if (const std::string lib = plugin::library_dir(); !lib.empty()) dirs.push_back(parent(parent(lib)));
   if (const char* venv = std::getenv("VIRTUAL_ENV"); venv && *venv)
     dirs.push_back(std::string(venv) + "/lib/python" + std::to_string(PY_MAJOR_VERSION) + "." +
                    std::to_string(PY_MINOR_VERSION) + "/site-packages");
-  jb_status status = JB_OK;
+  std::optional<Error> failure;
   Ref site(PyImport_ImportModule("site"));
   for (const auto& dir : dirs) {
     Ref r(site ? PyObject_CallMethod(site.get(), "addsitedir", "s", dir.c_str()) : nullptr);
     if (!r) {
-      status = fail_from_python(JB_ERROR_BACKEND_UNAVAILABLE, "python backend: cannot add " + dir + " to sys.path: ");
+      failure = python_error(JB_ERROR_BACKEND_UNAVAILABLE, "python backend: cannot add " + dir + " to sys.path: ");
       break;
     }
   }
   // Some libraries read sys.argv, which an embedded interpreter lacks.
-  if (status == JB_OK && PyRun_SimpleString("import sys\nif not getattr(sys, 'argv', None): sys.argv = ['']\n") != 0)
-    status = fail(JB_ERROR_BACKEND_UNAVAILABLE, "python backend: cannot set sys.argv");
+  if (!failure && PyRun_SimpleString("import sys\nif not getattr(sys, 'argv', None): sys.argv = ['']\n") != 0)
+    failure = Error(JB_ERROR_BACKEND_UNAVAILABLE, "python backend: cannot set sys.argv");
   PyEval_SaveThread();  // the host's threads take the GIL per call from now on
-  return status;
+  if (failure) throw *failure;
 }
 
-jb_status ensure_numpy() {
-  if (PyArray_API != nullptr) return JB_OK;
-  if (_import_array() < 0) return fail_from_python(JB_ERROR_BACKEND_UNAVAILABLE, "python backend: cannot import numpy: ");
-  return JB_OK;
+void ensure_numpy() {
+  if (PyArray_API == nullptr && _import_array() < 0)
+    throw python_error(JB_ERROR_BACKEND_UNAVAILABLE, "python backend: cannot import numpy: ");
 }
 
 // Reads (name, dtype code, dims) records from open_algorithm into `out`, building the symbol table.
@@ -263,54 +248,42 @@ bool read_declared(Algorithm& a, PyObject* list, std::vector<Declared>& out) {
   return true;
 }
 
-jb_status py_open(const char* model, const void* bytes, size_t size, const char* const* keys,
-                  const char* const* values, size_t num_options, void** handle) {
-  if (handle == nullptr || model == nullptr) return fail(JB_ERROR_INVALID_ARGUMENT, "python backend: NULL argument");
+Algorithm* Algorithm::open(const std::string& model, const void* bytes, size_t, const plugin::Options& options) {
   if (bytes != nullptr)
-    return fail(JB_ERROR_UNSUPPORTED, "python backend: opens 'python:package.module:attr', not model bytes");
-  if (jb_status s = ensure_interpreter(); s != JB_OK) return s;
+    throw Error(JB_ERROR_UNSUPPORTED, "python backend: opens 'python:package.module:attr', not model bytes");
+  ensure_interpreter();
   Gil gil;
-  if (jb_status s = ensure_numpy(); s != JB_OK) return s;
+  ensure_numpy();
   auto a = std::make_unique<Algorithm>();
   a->model = model;
-  const std::string context = std::string("python model '") + model + "': ";
+  const std::string context = "python model '" + model + "': ";
   Ref module(PyImport_ImportModule("juno_bridge.algorithm"));
-  if (!module) return fail_from_python(JB_ERROR_BACKEND_UNAVAILABLE, "python backend: cannot import juno_bridge: ");
+  if (!module) throw python_error(JB_ERROR_BACKEND_UNAVAILABLE, "python backend: cannot import juno_bridge: ");
   a->revoke = Ref(PyObject_GetAttrString(module.get(), "revoke"));
   a->store_returned = Ref(PyObject_GetAttrString(module.get(), "store_returned"));
   Ref open(PyObject_GetAttrString(module.get(), "open_algorithm"));
   Ref config(PyDict_New());
   if (!a->revoke || !a->store_returned || !open || !config)
-    return fail_from_python(JB_ERROR_BACKEND_UNAVAILABLE, "python backend: ");
-  for (size_t i = 0; i < num_options; ++i) {
-    Ref v(PyUnicode_FromString(values[i] ? values[i] : ""));
-    if (!v || PyDict_SetItemString(config.get(), keys[i], v.get()) < 0)
-      return fail_from_python(JB_ERROR_INVALID_ARGUMENT, context);
+    throw python_error(JB_ERROR_BACKEND_UNAVAILABLE, "python backend: ");
+  for (const auto& [key, value] : options.pairs()) {  // the algorithm checks their names itself
+    Ref v(PyUnicode_FromString(value.c_str()));
+    if (!v || PyDict_SetItemString(config.get(), key.c_str(), v.get()) < 0) throw python_error(JB_ERROR_INVALID_ARGUMENT, context);
   }
-  Ref opened(PyObject_CallFunction(open.get(), "sO", model, config.get()));
-  if (!opened) return fail_from_python(JB_ERROR_MODEL_LOAD, context);
+  Ref opened(PyObject_CallFunction(open.get(), "sO", model.c_str(), config.get()));
+  if (!opened) throw python_error(JB_ERROR_MODEL_LOAD, context);
   PyObject *call = nullptr, *ins = nullptr, *outs = nullptr, *md = nullptr;
-  if (!PyArg_ParseTuple(opened.get(), "OOOO", &call, &ins, &outs, &md) || !read_declared(*a, ins, a->inputs) ||
-      !read_declared(*a, outs, a->outputs))
-    return fail_from_python(JB_ERROR_MODEL_LOAD, context);
+  if (!PyArg_ParseTuple(opened.get(), "OOOO", &call, &ins, &outs, &md) || !read_declared(*a, ins, a->inputs_) ||
+      !read_declared(*a, outs, a->outputs_))
+    throw python_error(JB_ERROR_MODEL_LOAD, context);
   Py_INCREF(call);
   a->call = Ref(call);
   PyObject *k = nullptr, *v = nullptr;
-  for (Py_ssize_t pos = 0; PyDict_Next(md, &pos, &k, &v);) {
-    a->md_key_storage.push_back(str_of(k));
-    a->md_value_storage.push_back(str_of(v));
-  }
-  for (size_t i = 0; i < a->md_key_storage.size(); ++i) {
-    a->md_keys.push_back(a->md_key_storage[i].c_str());
-    a->md_values.push_back(a->md_value_storage[i].c_str());
-  }
-  a->last_inputs.assign(a->inputs.size(), nullptr);
-  *handle = a.release();
-  return JB_OK;
+  for (Py_ssize_t pos = 0; PyDict_Next(md, &pos, &k, &v);) a->add_metadata(str_of(k), str_of(v));
+  a->seal();
+  return a.release();
 }
 
-void py_close(void* handle) {
-  auto* a = static_cast<Algorithm*>(handle);
+void Algorithm::close(Algorithm* a) {
   if (a == nullptr) return;
   // At interpreter shutdown Python objects can no longer be released safely: leave them.
 #if PY_VERSION_HEX >= 0x030D0000
@@ -320,38 +293,6 @@ void py_close(void* handle) {
 #endif
   Gil gil;
   delete a;
-}
-
-size_t py_num_inputs(void* handle) { return static_cast<Algorithm*>(handle)->inputs.size(); }
-size_t py_num_outputs(void* handle) { return static_cast<Algorithm*>(handle)->outputs.size(); }
-
-jb_status info_of(const std::vector<Declared>& list, size_t index, jb_tensor_info* out) {
-  if (out == nullptr || index >= list.size()) return fail(JB_ERROR_INVALID_ARGUMENT, "python backend: bad tensor index");
-  const Declared& d = list[index];
-  out->name = d.name.c_str();
-  out->dtype = d.dtype;
-  out->rank = static_cast<int32_t>(d.shape.size());
-  out->shape = d.shape.data();
-  out->dim_names = d.dim_names.data();
-  out->type_name = nullptr;
-  return JB_OK;
-}
-
-jb_status py_input_info(void* h, size_t i, jb_tensor_info* out) { return info_of(static_cast<Algorithm*>(h)->inputs, i, out); }
-jb_status py_output_info(void* h, size_t i, jb_tensor_info* out) { return info_of(static_cast<Algorithm*>(h)->outputs, i, out); }
-
-jb_status py_metadata(void* handle, size_t* count, const char* const** keys, const char* const** values) {
-  auto* a = static_cast<Algorithm*>(handle);
-  *count = a->md_keys.size();
-  *keys = a->md_keys.data();
-  *values = a->md_values.data();
-  return JB_OK;
-}
-
-std::string shape_text(const int64_t* dims, size_t rank) {
-  std::string s = "[";
-  for (size_t i = 0; i < rank; ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
-  return s + "]";
 }
 
 // The declared shape with symbols spelled out and their bound values: "[B=4, 3]".
@@ -389,16 +330,17 @@ PyObject* lend(void* data, const Declared& d, const int64_t* shape, bool writabl
   return arr;
 }
 
-jb_status py_run(void* handle, const jb_tensor_view* inputs, size_t num_inputs, const int32_t* output_index,
-                 jb_tensor_view* outputs, jb_plugin_owned* owned, size_t num_outputs) {
-  auto* a = static_cast<Algorithm*>(handle);
+void Algorithm::run(const jb_tensor_view* inputs, const int32_t* output_index, jb_tensor_view* outputs,
+                    jb_plugin_owned* owned, size_t num_outputs) {
+  Algorithm* a = this;
+  const size_t num_inputs = inputs_.size();
   const std::string context = "python model '" + a->model + "': ";
 
   // Symbolic dims take their sizes from the inputs, so every output's shape is known before the call.
   std::vector<int64_t> bound(a->symbols.size(), -1);
   std::vector<size_t> bound_by(a->symbols.size(), 0);
   for (size_t i = 0; i < num_inputs; ++i) {
-    const Declared& d = a->inputs[i];
+    const Declared& d = a->inputs_[i];
     for (size_t k = 0; k < d.shape.size(); ++k) {
       int s = d.symbol[k];
       if (s < 0) continue;
@@ -406,21 +348,21 @@ jb_status py_run(void* handle, const jb_tensor_view* inputs, size_t num_inputs, 
         bound[s] = inputs[i].shape[k];
         bound_by[s] = i;
       } else if (bound[s] != inputs[i].shape[k]) {
-        return fail(JB_ERROR_INPUT, context + "input '" + d.name + "': dim " + std::to_string(k) + " ('" +
+        throw Error(JB_ERROR_INPUT, context + "input '" + d.name + "': dim " + std::to_string(k) + " ('" +
                                         a->symbols[s] + "') is " + std::to_string(inputs[i].shape[k]) +
-                                        ", but input '" + a->inputs[bound_by[s]].name + "' has " + a->symbols[s] +
+                                        ", but input '" + a->inputs_[bound_by[s]].name + "' has " + a->symbols[s] +
                                         " = " + std::to_string(bound[s]));
       }
     }
   }
-  const size_t n_model_out = a->outputs.size();
+  const size_t n_model_out = a->outputs_.size();
   std::vector<std::vector<int64_t>> out_shape(n_model_out);
   for (size_t k = 0; k < n_model_out; ++k) {
-    const Declared& d = a->outputs[k];
+    const Declared& d = a->outputs_[k];
     for (size_t i = 0; i < d.shape.size(); ++i) out_shape[k].push_back(d.symbol[i] < 0 ? d.shape[i] : bound[d.symbol[i]]);
   }
   auto nbytes = [&](size_t k) {
-    size_t n = dtype_bytes(a->outputs[k].dtype);
+    size_t n = plugin::dtype_size(a->outputs_[k].dtype);
     for (int64_t v : out_shape[k]) n *= static_cast<size_t>(v);
     return n;
   };
@@ -430,17 +372,17 @@ jb_status py_run(void* handle, const jb_tensor_view* inputs, size_t num_inputs, 
   std::vector<void*> out_data(n_model_out, nullptr);
   for (size_t i = 0; i < num_outputs; ++i) {
     const size_t k = static_cast<size_t>(output_index[i]);
-    const Declared& d = a->outputs[k];
+    const Declared& d = a->outputs_[k];
     if (outputs[i].data != nullptr) {
       if (static_cast<size_t>(outputs[i].rank) != d.shape.size() ||
           std::memcmp(outputs[i].shape, out_shape[k].data(), d.shape.size() * sizeof(int64_t)) != 0)
-        return fail(JB_ERROR_INPUT, context + "output '" + d.name + "': expected shape " + bound_text(*a, d, bound) +
-                                        " (bound from the inputs), got " + shape_text(outputs[i].shape, outputs[i].rank));
+        throw Error(JB_ERROR_INPUT, context + "output '" + d.name + "': expected shape " + bound_text(*a, d, bound) +
+                                        " (bound from the inputs), got " + shape_string(outputs[i].shape, outputs[i].rank));
       out_data[k] = outputs[i].data;
       continue;
     }
     void* p = alloc_output(nbytes(k));
-    if (p == nullptr) return fail(JB_ERROR_RUNTIME, context + "out of memory for output '" + d.name + "'");
+    if (p == nullptr) throw Error(JB_ERROR_RUNTIME, context + "out of memory for output '" + d.name + "'");
     owned[i].holder = p;
     owned[i].release = &free_aligned;
     outputs[i].data = p;
@@ -453,12 +395,12 @@ jb_status py_run(void* handle, const jb_tensor_view* inputs, size_t num_inputs, 
   for (size_t k = 0; k < n_model_out; ++k) {
     if (out_data[k] != nullptr) continue;
     scratch.emplace_back(alloc_output(nbytes(k)), &free_aligned);
-    if (!scratch.back()) return fail(JB_ERROR_RUNTIME, context + "out of memory for output '" + a->outputs[k].name + "'");
+    if (!scratch.back()) throw Error(JB_ERROR_RUNTIME, context + "out of memory for output '" + a->outputs_[k].name + "'");
     out_data[k] = scratch.back().get();
   }
 
   Gil gil;
-  jb_status status = JB_OK;
+  std::optional<Error> failure;
   std::vector<PyObject*> lent, leases;  // every array we made and its lease, inputs first
   lent.reserve(num_inputs + n_model_out);
   leases.reserve(num_inputs + n_model_out);
@@ -478,25 +420,25 @@ jb_status py_run(void* handle, const jb_tensor_view* inputs, size_t num_inputs, 
   bool built = in_dict && out_dict;
   for (size_t i = 0; built && i < num_inputs; ++i) {
     PyObject* lease = take_lease();
-    PyObject* arr = lease ? lend(inputs[i].data, a->inputs[i], inputs[i].shape, false, lease) : nullptr;
-    built = arr && (lent.push_back(arr), PyDict_SetItem(in_dict, a->inputs[i].key.get(), arr) == 0);
+    PyObject* arr = lease ? lend(inputs[i].data, a->inputs_[i], inputs[i].shape, false, lease) : nullptr;
+    built = arr && (lent.push_back(arr), PyDict_SetItem(in_dict, a->inputs_[i].key.get(), arr) == 0);
   }
   for (size_t k = 0; built && k < n_model_out; ++k) {
     PyObject* lease = take_lease();
-    PyObject* arr = lease ? lend(out_data[k], a->outputs[k], out_shape[k].data(), true, lease) : nullptr;
-    built = arr && (lent.push_back(arr), PyDict_SetItem(out_dict, a->outputs[k].key.get(), arr) == 0);
+    PyObject* arr = lease ? lend(out_data[k], a->outputs_[k], out_shape[k].data(), true, lease) : nullptr;
+    built = arr && (lent.push_back(arr), PyDict_SetItem(out_dict, a->outputs_[k].key.get(), arr) == 0);
   }
   if (!built) {
-    status = fail_from_python(JB_ERROR_RUNTIME, context + "cannot make the numpy views: ");
+    failure = python_error(JB_ERROR_RUNTIME, context + "cannot make the numpy views: ");
   } else {
-    a->tensors_wrapped += lent.size();
-    for (size_t i = 0; i < num_inputs; ++i) a->last_inputs[i] = inputs[i].data;
+    a->count_wrapped(lent.size());
+    for (size_t i = 0; i < num_inputs; ++i) a->read_input_at(i, inputs[i].data);
     PyObject* result = PyObject_CallFunctionObjArgs(a->call.get(), in_dict, out_dict, nullptr);
     if (result == nullptr) {
-      status = fail_from_python(JB_ERROR_RUNTIME, context + "the algorithm raised an exception:\n");
+      failure = python_error(JB_ERROR_RUNTIME, context + "the algorithm raised an exception:\n");
     } else if (result != Py_None) {
       Ref stored(PyObject_CallFunctionObjArgs(a->store_returned.get(), result, out_dict, nullptr));
-      if (!stored) status = fail_from_python(JB_ERROR_RUNTIME, context);
+      if (!stored) failure = python_error(JB_ERROR_RUNTIME, context);
     }
     Py_XDECREF(result);
   }
@@ -512,7 +454,7 @@ jb_status py_run(void* handle, const jb_tensor_view* inputs, size_t num_inputs, 
   std::string kept;
   for (size_t j = 0; j < lent.size(); ++j) {
     const bool is_input = j < num_inputs;
-    Declared& d = is_input ? a->inputs[j] : a->outputs[j - num_inputs];
+    Declared& d = is_input ? a->inputs_[j] : a->outputs_[j - num_inputs];
     const std::string what = std::string(is_input ? "input '" : "output '") + d.name + "'";
     if (Py_REFCNT(lent[j]) > 1) {
       Ref r(PyObject_CallFunction(a->revoke.get(), "Os", lent[j], what.c_str()));
@@ -528,34 +470,24 @@ jb_status py_run(void* handle, const jb_tensor_view* inputs, size_t num_inputs, 
     }
     Py_DECREF(leases[j]);  // the kept view holds it from now on
     const bool is_input = j < num_inputs;
-    const Declared& d = is_input ? a->inputs[j] : a->outputs[j - num_inputs];
+    const Declared& d = is_input ? a->inputs_[j] : a->outputs_[j - num_inputs];
     kept += (kept.empty() ? "" : ", ") + std::string("a view derived from ") + (is_input ? "input '" : "output '") +
             d.name + "' (cannot be revoked: it must not be used again)";
   }
-  if (!kept.empty() && status == JB_OK)
-    status = fail(JB_ERROR_RUNTIME, context + "the algorithm kept " + kept +
+  if (!kept.empty() && !failure)
+    failure = Error(JB_ERROR_RUNTIME, context + "the algorithm kept " + kept +
                                         " after the call; views lend the caller's memory for one run only: "
                                         "keep a .copy() instead");
-  return status;
+  if (failure) throw *failure;
 }
 
-jb_status py_stats(void* handle, uint64_t* tensors_wrapped, const void** input_addresses, size_t n) {
-  auto* a = static_cast<Algorithm*>(handle);
-  Gil gil;
-  if (tensors_wrapped) *tensors_wrapped = a->tensors_wrapped;
-  for (size_t i = 0; input_addresses && i < n && i < a->last_inputs.size(); ++i) input_addresses[i] = a->last_inputs[i];
-  return JB_OK;
-}
 
-const jb_plugin_api kApi = {
-    JB_PLUGIN_ABI_VERSION, "python", &py_open, &py_close, &py_num_inputs, &py_num_outputs,
-    &py_input_info, &py_output_info, &py_metadata, &py_run, &py_stats,
-};
+constexpr const char* kOptions[] = {"*", nullptr};  // the algorithm declares and checks its own
+const jb_plugin_api kApi = plugin::Table<Algorithm>::api("python", kOptions);
 
 }  // namespace
+}  // namespace jb::python_plugin
 
-extern "C" __attribute__((visibility("default"))) const jb_plugin_api* jb_plugin_init(const jb_plugin_host* host) {
-  if (host == nullptr) return nullptr;
-  g_host = host;
-  return &kApi;
+extern "C" JB_PLUGIN_EXPORT const jb_plugin_api* jb_plugin_init(const jb_plugin_host* host) {
+  return jb::plugin::start(host) ? &jb::python_plugin::kApi : nullptr;
 }

@@ -13,7 +13,6 @@
 
 #include <sys/stat.h>
 
-#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -21,8 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "juno_bridge/plugin.h"
-#include "plugin_table.hpp"
+#include "juno_bridge/plugin_sdk.hpp"
 #include "tf_signature.hpp"
 
 #ifndef JB_TF_VERSION
@@ -32,24 +30,7 @@
 namespace jb::tf_plugin {
 namespace {
 
-using plugin::fail;
-using plugin::Failure;
-
 constexpr uintptr_t kAlignment = 64;  // TF_NewTensor's condition for keeping the caller's pointer
-
-template <class F>
-jb_status guarded(jb_status default_status, F&& body) {
-  try {
-    body();
-    return JB_OK;
-  } catch (const Failure& e) {
-    return fail(e.status, e.what());
-  } catch (const std::exception& e) {
-    return fail(default_status, e.what());
-  } catch (...) {
-    return fail(default_status, "unknown C++ exception in the tf backend");
-  }
-}
 
 using StatusPtr = std::unique_ptr<TF_Status, decltype(&TF_DeleteStatus)>;
 using TensorPtr = std::unique_ptr<TF_Tensor, decltype(&TF_DeleteTensor)>;
@@ -75,20 +56,10 @@ int32_t to_jb_dtype(int32_t tf) {
 }
 
 // ONNX's spelling, as the onnxruntime backend reports types, so every backend describes alike.
+// ONNX's spelling, as the onnxruntime backend reports types, so every backend describes alike.
 std::string type_name(int32_t tf) {
+  if (int32_t jb = to_jb_dtype(tf); jb != JB_DTYPE_UNDEFINED) return plugin::onnx_type_name(jb);
   switch (tf) {
-    case TF_FLOAT: return "tensor(float)";
-    case TF_DOUBLE: return "tensor(double)";
-    case TF_INT32: return "tensor(int32)";
-    case TF_UINT8: return "tensor(uint8)";
-    case TF_INT16: return "tensor(int16)";
-    case TF_INT8: return "tensor(int8)";
-    case TF_INT64: return "tensor(int64)";
-    case TF_BOOL: return "tensor(bool)";
-    case TF_UINT16: return "tensor(uint16)";
-    case TF_HALF: return "tensor(float16)";
-    case TF_UINT32: return "tensor(uint32)";
-    case TF_UINT64: return "tensor(uint64)";
     case TF_STRING: return "tensor(string)";
     case TF_BFLOAT16: return "tensor(bfloat16)";
     case TF_COMPLEX64: return "tensor(complex64)";
@@ -97,28 +68,6 @@ std::string type_name(int32_t tf) {
     case TF_VARIANT: return "tensorflow variant";
     default: return "tensorflow DataType " + std::to_string(tf);
   }
-}
-
-size_t dtype_size(int32_t jb) {
-  switch (jb) {
-    case JB_DTYPE_FLOAT64: case JB_DTYPE_INT64: case JB_DTYPE_UINT64: return 8;
-    case JB_DTYPE_FLOAT32: case JB_DTYPE_INT32: case JB_DTYPE_UINT32: return 4;
-    case JB_DTYPE_FLOAT16: case JB_DTYPE_INT16: case JB_DTYPE_UINT16: return 2;
-    case JB_DTYPE_UINT8: case JB_DTYPE_INT8: case JB_DTYPE_BOOL: return 1;
-    default: return 0;
-  }
-}
-
-std::string shape_text(const int64_t* shape, size_t rank) {
-  std::string s = "[";
-  for (size_t d = 0; d < rank; ++d) s += (d ? ", " : "") + std::to_string(shape[d]);
-  return s + "]";
-}
-
-size_t nbytes(const jb_tensor_view& v) {
-  size_t n = dtype_size(v.dtype);
-  for (int32_t d = 0; d < v.rank; ++d) n *= static_cast<size_t>(v.shape[d]);
-  return n;
 }
 
 jb_status status_of(TF_Code code) {
@@ -172,12 +121,38 @@ struct Options {
   bool copy_unaligned = false;
 };
 
-class Model {
+// The core passes only the names in kOptions.
+Options parse_options(const plugin::Options& given) {
+  Options o;
+  for (const auto& [key, value] : given.pairs()) {
+    if (key == "intra_op_threads") o.intra = plugin::parse_count("tf", key, value, 0);
+    else if (key == "inter_op_threads") {
+      const int n = plugin::parse_count("tf", key, value, 0);
+      o.inter = n == 0 ? -1 : n;  // unset: the caller's thread (TensorFlow's -1)
+    }
+    else if (key == "signature") o.signature = value;
+    else if (key == "tags") {
+      o.tags.clear();
+      for (size_t start = 0, end; start <= value.size(); start = end + 1) {
+        end = value.find(',', start);
+        if (end == std::string::npos) end = value.size();
+        if (end > start) o.tags.push_back(value.substr(start, end - start));
+      }
+    } else if (key == "copy_unaligned") {
+      if (value != "0" && value != "1")
+        throw Error(JB_ERROR_INVALID_ARGUMENT, "tf backend: option 'copy_unaligned' is '0' or '1'; got '" + value + "'");
+      o.copy_unaligned = value == "1";
+    }
+  }
+  return o;
+}
+
+class Model : public plugin::ModelBase<Info> {
  public:
   Model(const std::string& path, const Options& options) : path_(path), options_(options) {
     struct stat st {};
     if (::stat((path + "/saved_model.pb").c_str(), &st) != 0 && ::stat((path + "/saved_model.pbtxt").c_str(), &st) != 0)
-      throw Failure(JB_ERROR_MODEL_LOAD, "cannot open SavedModel '" + path + "': " +
+      throw Error(JB_ERROR_MODEL_LOAD, "cannot open SavedModel '" + path + "': " +
                                              (::stat(path.c_str(), &st) == 0 ? "the directory has no saved_model.pb"
                                                                               : "no such directory"));
     graph_ = TF_NewGraph();
@@ -188,26 +163,23 @@ class Model {
       release();  // a constructor that throws runs no destructor
       throw;
     }
-    wrapped_addresses_ = std::vector<std::atomic<const void*>>(inputs_.size());
+    seal();
   }
 
   ~Model() { release(); }
 
-  const std::vector<Info>& inputs() const { return inputs_; }
-  const std::vector<Info>& outputs() const { return outputs_; }
-  const std::vector<const char*>& metadata_keys() const { return md_key_ptrs_; }
-  const std::vector<const char*>& metadata_values() const { return md_value_ptrs_; }
 
-  void stats(uint64_t* wrapped, const void** addresses, size_t n) const {
-    if (wrapped) *wrapped = tensors_wrapped_.load();
-    for (size_t i = 0; i < n && i < wrapped_addresses_.size(); ++i) addresses[i] = wrapped_addresses_[i].load();
+  static Model* open(const std::string& model, const void* bytes, size_t, const plugin::Options& options) {
+    if (bytes != nullptr)
+      throw Error(JB_ERROR_UNSUPPORTED, "tf backend: a SavedModel is a directory; open it from its path");
+    std::string path = model;
+    while (path.size() > 1 && path.back() == '/') path.pop_back();
+    return new Model(path, parse_options(options));
   }
 
-  void run(const jb_tensor_view* in, size_t num_inputs, const int32_t* output_index, jb_tensor_view* out,
-           jb_plugin_owned* owned, size_t num_outputs) {
-    if (num_inputs != inputs_.size())
-      throw Failure(JB_ERROR_INPUT, "the model takes " + std::to_string(inputs_.size()) + " input(s), got " +
-                                        std::to_string(num_inputs));
+  void run(const jb_tensor_view* in, const int32_t* output_index, jb_tensor_view* out, jb_plugin_owned* owned,
+           size_t num_outputs) {
+    const size_t num_inputs = inputs_.size();
     std::vector<TensorPtr> tensors;
     std::vector<TF_Tensor*> values(num_inputs);
     std::vector<TF_Output> feeds(num_inputs), fetches(num_outputs);
@@ -217,9 +189,9 @@ class Model {
       tensors.emplace_back(wrap_input(in[i], inputs_[i], wrapped));
       values[i] = tensors.back().get();
       feeds[i] = inputs_[i].port;
-      wrapped_addresses_[i].store(TF_TensorData(values[i]));
+      read_input_at(i, TF_TensorData(values[i]));
     }
-    tensors_wrapped_.fetch_add(wrapped);
+    count_wrapped(wrapped);
     for (size_t i = 0; i < num_outputs; ++i) fetches[i] = outputs_[output_index[i]].port;
     std::vector<TF_Tensor*> results(num_outputs, nullptr);
     auto status = new_status();
@@ -229,7 +201,7 @@ class Model {
     std::vector<TensorPtr> kept;
     for (TF_Tensor* t : results) kept.emplace_back(t, &TF_DeleteTensor);
     if (TF_GetCode(status.get()) != TF_OK)
-      throw Failure(status_of(TF_GetCode(status.get())), "TensorFlow: " + std::string(TF_Message(status.get())));
+      throw Error(status_of(TF_GetCode(status.get())), "TensorFlow: " + std::string(TF_Message(status.get())));
     for (size_t i = 0; i < num_outputs; ++i) deliver(std::move(kept[i]), outputs_[output_index[i]], in, num_inputs,
                                                      out[i], owned[i]);
   }
@@ -242,18 +214,18 @@ class Model {
     const std::string config = config_proto(options_.intra, options_.inter);
     TF_SetConfig(opts.get(), config.data(), config.size(), status.get());
     if (TF_GetCode(status.get()) != TF_OK)
-      throw Failure(JB_ERROR_INVALID_ARGUMENT, "tf backend: thread options refused: " + std::string(TF_Message(status.get())));
+      throw Error(JB_ERROR_INVALID_ARGUMENT, "tf backend: thread options refused: " + std::string(TF_Message(status.get())));
     std::vector<const char*> tags;
     for (const auto& t : options_.tags) tags.push_back(t.c_str());
     std::unique_ptr<TF_Buffer, decltype(&TF_DeleteBuffer)> meta(TF_NewBuffer(), &TF_DeleteBuffer);
     session_ = TF_LoadSessionFromSavedModel(opts.get(), nullptr, path_.c_str(), tags.data(),
                                             static_cast<int>(tags.size()), graph_, meta.get(), status.get());
     if (TF_GetCode(status.get()) != TF_OK || session_ == nullptr)
-      throw Failure(JB_ERROR_MODEL_LOAD, "cannot load SavedModel '" + path_ + "': " + TF_Message(status.get()));
+      throw Error(JB_ERROR_MODEL_LOAD, "cannot load SavedModel '" + path_ + "': " + TF_Message(status.get()));
     try {
       meta_ = parse_meta_graph(std::string_view(static_cast<const char*>(meta->data), meta->length));
     } catch (const std::invalid_argument& e) {
-      throw Failure(JB_ERROR_MODEL_LOAD, "SavedModel '" + path_ + "': its MetaGraphDef is unreadable: " + e.what());
+      throw Error(JB_ERROR_MODEL_LOAD, "SavedModel '" + path_ + "': its MetaGraphDef is unreadable: " + e.what());
     }
   }
 
@@ -263,13 +235,13 @@ class Model {
       std::string known;
       for (const auto& [name, sig] : meta_.signatures)
         if (name != "__saved_model_init_op") known += (known.empty() ? "'" : ", '") + name + "'";
-      throw Failure(JB_ERROR_MODEL_LOAD, "SavedModel '" + path_ + "' has no signature '" + options_.signature +
+      throw Error(JB_ERROR_MODEL_LOAD, "SavedModel '" + path_ + "' has no signature '" + options_.signature +
                                              "'; its signatures are " + (known.empty() ? "none" : known) +
                                              " (choose one with config={'signature': NAME})");
     }
     const SignatureDef& sig = it->second;
     if (sig.outputs.empty())
-      throw Failure(JB_ERROR_MODEL_LOAD, "SavedModel '" + path_ + "': signature '" + options_.signature +
+      throw Error(JB_ERROR_MODEL_LOAD, "SavedModel '" + path_ + "': signature '" + options_.signature +
                                              "' has no outputs");
     for (const auto& s : sig.inputs) inputs_.push_back(resolve(s, "input"));
     for (const auto& s : sig.outputs) outputs_.push_back(resolve(s, "output"));
@@ -281,10 +253,6 @@ class Model {
     add_metadata("custom.saved_by_tensorflow", meta_.tensorflow_version);
     for (const auto& i : inputs_) add_metadata("custom.tensor." + i.sig.key, i.sig.tensor_name);
     for (const auto& o : outputs_) add_metadata("custom.tensor." + o.sig.key, o.sig.tensor_name);
-    for (const auto& [k, v] : metadata_) {
-      md_key_ptrs_.push_back(k.c_str());
-      md_value_ptrs_.push_back(v.c_str());
-    }
   }
 
   // The graph operation behind a signature tensor ("op:index").
@@ -298,20 +266,19 @@ class Model {
     info.port.index = colon == std::string::npos ? 0 : std::atoi(s.tensor_name.c_str() + colon + 1);
     info.port.oper = TF_GraphOperationByName(graph_, op.c_str());
     if (info.port.oper == nullptr || info.port.index >= TF_OperationNumOutputs(info.port.oper))
-      throw Failure(JB_ERROR_MODEL_LOAD, "SavedModel '" + path_ + "': " + role + " '" + s.key + "' names tensor '" +
+      throw Error(JB_ERROR_MODEL_LOAD, "SavedModel '" + path_ + "': " + role + " '" + s.key + "' names tensor '" +
                                              s.tensor_name + "', which is not in the graph");
     return info;
   }
 
-  void add_metadata(const std::string& key, const std::string& value) { metadata_.emplace_back(key, value); }
 
   // A TF_Tensor over the caller's memory, or over a copy when the caller allowed one for unaligned data.
   TensorPtr wrap_input(const jb_tensor_view& v, const Info& info, uint64_t& wrapped) const {
-    const size_t len = nbytes(v);
+    const size_t len = plugin::nbytes(v);
     const int tf_dtype = info.sig.tf_dtype;
     const bool aligned = reinterpret_cast<uintptr_t>(v.data) % kAlignment == 0;
     if (!aligned && !options_.copy_unaligned)
-      throw Failure(JB_ERROR_INPUT,
+      throw Error(JB_ERROR_INPUT,
                     "input '" + info.sig.key + "': data at " + std::to_string(reinterpret_cast<uintptr_t>(v.data)) +
                         " is not 64-byte aligned, and TensorFlow would copy it silently: allocate it with "
                         "juno_bridge.empty(shape, dtype) (or any 64-byte aligned buffer), or allow the copy "
@@ -325,8 +292,8 @@ class Model {
       if (t && len) std::memcpy(TF_TensorData(t), v.data, len);
     }
     if (t == nullptr)
-      throw Failure(JB_ERROR_RUNTIME, "input '" + info.sig.key + "': TensorFlow could not make a tensor of shape " +
-                                          shape_text(v.shape, v.rank));
+      throw Error(JB_ERROR_RUNTIME, "input '" + info.sig.key + "': TensorFlow could not make a tensor of shape " +
+                                          shape_string(v.shape, v.rank));
     return TensorPtr(t, &TF_DeleteTensor);
   }
 
@@ -334,21 +301,21 @@ class Model {
                jb_plugin_owned& owned) const {
     const int32_t dtype = to_jb_dtype(TF_TensorType(result.get()));
     if (dtype == JB_DTYPE_UNDEFINED)
-      throw Failure(JB_ERROR_UNSUPPORTED, "output '" + info.sig.key + "' is " + type_name(TF_TensorType(result.get())) +
+      throw Error(JB_ERROR_UNSUPPORTED, "output '" + info.sig.key + "' is " + type_name(TF_TensorType(result.get())) +
                                               ", which juno-bridge cannot pass");
     const int rank = TF_NumDims(result.get());
     if (rank > JB_MAX_RANK)
-      throw Failure(JB_ERROR_UNSUPPORTED, "output '" + info.sig.key + "' has rank " + std::to_string(rank));
+      throw Error(JB_ERROR_UNSUPPORTED, "output '" + info.sig.key + "' has rank " + std::to_string(rank));
     int64_t shape[JB_MAX_RANK];
     for (int d = 0; d < rank; ++d) shape[d] = TF_Dim(result.get(), d);
     const size_t bytes = TF_TensorByteSize(result.get());
     if (out.data != nullptr) {
       if (out.dtype != dtype)
-        throw Failure(JB_ERROR_INPUT_TYPE, "output '" + info.sig.key + "': the model produced " + info.type +
+        throw Error(JB_ERROR_INPUT_TYPE, "output '" + info.sig.key + "': the model produced " + info.type +
                                                ", the buffer's dtype code is " + std::to_string(out.dtype));
       if (out.rank != rank || !std::equal(shape, shape + rank, out.shape))
-        throw Failure(JB_ERROR_INPUT, "output '" + info.sig.key + "': expected shape " + shape_text(shape, rank) +
-                                          ", got " + shape_text(out.shape, out.rank));
+        throw Error(JB_ERROR_INPUT, "output '" + info.sig.key + "': expected shape " + shape_string(shape, rank) +
+                                          ", got " + shape_string(out.shape, out.rank));
       if (bytes) std::memcpy(out.data, TF_TensorData(result.get()), bytes);
       return;
     }
@@ -356,7 +323,7 @@ class Model {
     const char* p = static_cast<const char*>(TF_TensorData(result.get()));
     for (size_t j = 0; j < num_inputs; ++j) {
       const char* a = static_cast<const char*>(in[j].data);
-      const size_t n = nbytes(in[j]);
+      const size_t n = plugin::nbytes(in[j]);
       if (bytes && n && p < a + n && a < p + bytes) {
         TF_Tensor* copy = TF_AllocateTensor(TF_TensorType(result.get()), shape, rank, bytes);
         std::memcpy(TF_TensorData(copy), p, bytes);
@@ -389,75 +356,17 @@ class Model {
   TF_Graph* graph_ = nullptr;
   TF_Session* session_ = nullptr;
   MetaGraphInfo meta_;
-  std::vector<Info> inputs_, outputs_;
-  std::vector<std::pair<std::string, std::string>> metadata_;
-  std::vector<const char*> md_key_ptrs_, md_value_ptrs_;
-  std::atomic<uint64_t> tensors_wrapped_{0};
-  mutable std::vector<std::atomic<const void*>> wrapped_addresses_;
 };
 
-Options parse_options(const char* const* keys, const char* const* values, size_t n) {
-  Options o;
-  for (size_t i = 0; i < n; ++i) {
-    const std::string key = keys[i];
-    const std::string value = values[i] ? values[i] : "";
-    if (key == "intra_op_threads") o.intra = plugin::parse_count("tf", key, values[i], 0);
-    else if (key == "inter_op_threads") {
-      const int n = plugin::parse_count("tf", key, values[i], 0);
-      o.inter = n == 0 ? -1 : n;  // unset: the caller's thread (TensorFlow's -1)
-    }
-    else if (key == "signature") o.signature = value;
-    else if (key == "tags") {
-      o.tags.clear();
-      for (size_t start = 0, end; start <= value.size(); start = end + 1) {
-        end = value.find(',', start);
-        if (end == std::string::npos) end = value.size();
-        if (end > start) o.tags.push_back(value.substr(start, end - start));
-      }
-    } else if (key == "copy_unaligned") {
-      if (value != "0" && value != "1")
-        throw Failure(JB_ERROR_INVALID_ARGUMENT, "tf backend: option 'copy_unaligned' is '0' or '1'; got '" + value + "'");
-      o.copy_unaligned = value == "1";
-    } else if (key == "optimization" || key == "log_level" || key == "execution_mode") {
-      continue;  // ONNX Runtime's knobs; TensorFlow's equivalents are process-wide or absent
-    } else {
-      throw Failure(JB_ERROR_INVALID_ARGUMENT, "tf backend: unknown option '" + key +
-                                                   "' (known: intra_op_threads, inter_op_threads, signature, tags, "
-                                                   "copy_unaligned)");
-    }
-  }
-  return o;
-}
-
-jb_status open(const char* model, const void* bytes, size_t size, const char* const* keys, const char* const* values,
-               size_t num_options, void** handle) {
-  return guarded(JB_ERROR_MODEL_LOAD, [&] {
-    if (handle == nullptr || (model == nullptr && bytes == nullptr))
-      throw Failure(JB_ERROR_INVALID_ARGUMENT, "tf backend: NULL model or handle");
-    if (bytes != nullptr)
-      throw Failure(JB_ERROR_UNSUPPORTED, "tf backend: a SavedModel is a directory; open it from its path");
-    Options options = parse_options(keys, values, num_options);
-    std::string path = model;
-    while (path.size() > 1 && path.back() == '/') path.pop_back();
-    *handle = new Model(path, options);
-  });
-}
-
-jb_status run(void* handle, const jb_tensor_view* inputs, size_t num_inputs, const int32_t* output_index,
-              jb_tensor_view* outputs, jb_plugin_owned* owned, size_t num_outputs) {
-  return guarded(JB_ERROR_RUNTIME, [&] {
-    static_cast<Model*>(handle)->run(inputs, num_inputs, output_index, outputs, owned, num_outputs);
-  });
-}
-
-const jb_plugin_api kApi = plugin::Table<Model>::api("tf", &open, &run);
+constexpr const char* kOptions[] = {"intra_op_threads", "inter_op_threads", "signature", "tags", "copy_unaligned",
+                                     nullptr};
+const jb_plugin_api kApi = plugin::Table<Model>::api("tf", kOptions);
 
 }  // namespace
 }  // namespace jb::tf_plugin
 
-extern "C" __attribute__((visibility("default"))) const jb_plugin_api* jb_plugin_init(const jb_plugin_host* host) {
-  if (host == nullptr || host->abi_version != JB_PLUGIN_ABI_VERSION) return nullptr;
-  jb::plugin::g_host = host;
+extern "C" JB_PLUGIN_EXPORT const jb_plugin_api* jb_plugin_init(const jb_plugin_host* host) {
+  if (!jb::plugin::start(host)) return nullptr;
   // The library names do not change between releases, so a different TensorFlow loads without
   // complaint; its C++ internals may not match what this plugin was compiled against.
   const std::string loaded = TF_Version();

@@ -17,7 +17,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -27,32 +26,20 @@
 #include <stdexcept>
 #include <thread>
 
-#include "juno_bridge/plugin.h"
-#include "plugin_table.hpp"
+#include "juno_bridge/plugin_sdk.hpp"
 #include "torch_cpu_check.hpp"
 #include "torch_signature.hpp"
 
 namespace jb::torch_plugin {
 namespace {
 
-using plugin::fail;
-using plugin::Failure;
-
-
-// Runs `body`, turning every exception into a status and the host's error message.
+// c10::Error's what() carries a C++ backtrace; the bridge's messages carry the error alone.
 template <class F>
-jb_status guarded(jb_status default_status, F&& body) {
+auto without_backtrace(jb_status status, F&& body) -> decltype(body()) {
   try {
-    body();
-    return JB_OK;
-  } catch (const Failure& e) {
-    return fail(e.status, e.what());
+    return body();
   } catch (const c10::Error& e) {
-    return fail(default_status, e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    return fail(default_status, e.what());
-  } catch (...) {
-    return fail(default_status, "unknown C++ exception in the torch backend");
+    throw Error(status, e.what_without_backtrace());
   }
 }
 
@@ -81,12 +68,6 @@ int32_t to_jb_dtype(at::ScalarType t) {
   return JB_DTYPE_UNDEFINED;
 }
 
-std::string shape_text(const int64_t* shape, size_t rank) {
-  std::string s = "[";
-  for (size_t d = 0; d < rank; ++d) s += (d ? ", " : "") + std::to_string(shape[d]);
-  return s + "]";
-}
-
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
@@ -109,10 +90,7 @@ struct Info {
   void finish() {
     for (const auto& n : sig.dim_names) dim_name_ptrs.push_back(n.empty() ? nullptr : n.c_str());
     // ONNX's spelling, as the onnxruntime backend reports it, so both backends describe alike.
-    const std::string element = sig.dtype == JB_DTYPE_FLOAT32   ? "float"
-                                : sig.dtype == JB_DTYPE_FLOAT64 ? "double"
-                                                                : dtype_name(sig.dtype);
-    type_name = known ? "tensor(" + element + ")" : "unknown";
+    type_name = known ? plugin::onnx_type_name(sig.dtype) : "unknown";
   }
   jb_tensor_info c_info() const {
     jb_tensor_info i{};
@@ -126,11 +104,11 @@ struct Info {
   }
 };
 
-class Model {
+class Model : public plugin::ModelBase<Info> {
  public:
   Model(const std::string& path, const void* bytes, size_t size, int num_runners) : path_(path) {
     if (bytes == nullptr && !std::ifstream(path).good())
-      throw Failure(JB_ERROR_MODEL_LOAD, "cannot open model '" + path + "': no such file or not readable");
+      throw Error(JB_ERROR_MODEL_LOAD, "cannot open model '" + path + "': no such file or not readable");
     std::string signature_text;
     if (bytes == nullptr && ends_with(path, ".pt2")) {
       signature_text = open_package(num_runners);
@@ -138,58 +116,64 @@ class Model {
       signature_text = open_torchscript(bytes, size);
     }
     describe(signature_text);
-    wrapped_addresses_ = std::vector<std::atomic<const void*>>(inputs_.size());
+    seal();
   }
 
-  const std::vector<Info>& inputs() const { return inputs_; }
-  const std::vector<Info>& outputs() const { return outputs_; }
-  const std::vector<const char*>& metadata_keys() const { return md_key_ptrs_; }
-  const std::vector<const char*>& metadata_values() const { return md_value_ptrs_; }
 
-  void stats(uint64_t* wrapped, const void** addresses, size_t n) const {
-    if (wrapped) *wrapped = tensors_wrapped_.load();
-    for (size_t i = 0; i < n && i < wrapped_addresses_.size(); ++i) addresses[i] = wrapped_addresses_[i].load();
+  // Concurrent runs of one .pt2 each need a model instance (activations only; weights are shared).
+  static Model* open(const std::string& path, const void* bytes, size_t size, const plugin::Options& options) {
+    int intra = 0;
+    int runners = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
+    for (const auto& [key, value] : options.pairs()) {
+      if (key == "intra_op_threads") intra = plugin::parse_count("torch", key, value, 0);
+      else if (key == "num_runners") runners = std::max(1, plugin::parse_count("torch", key, value, runners));
+    }
+    if (intra > 0) at::set_num_threads(intra);
+    return without_backtrace(JB_ERROR_MODEL_LOAD, [&] { return new Model(path, bytes, size, runners); });
   }
 
-  void run(const jb_tensor_view* in, size_t num_inputs, const int32_t* output_index, jb_tensor_view* out,
-           jb_plugin_owned* owned, size_t num_outputs) {
-    if (num_inputs != inputs_.size())
-      throw Failure(JB_ERROR_INPUT, "the model takes " + std::to_string(inputs_.size()) + " input(s), got " +
-                                        std::to_string(num_inputs));
+  void run(const jb_tensor_view* in, const int32_t* output_index, jb_tensor_view* out, jb_plugin_owned* owned,
+           size_t num_outputs) {
+    without_backtrace(JB_ERROR_RUNTIME, [&] { run_model(in, output_index, out, owned, num_outputs); });
+  }
+
+ private:
+  void run_model(const jb_tensor_view* in, const int32_t* output_index, jb_tensor_view* out, jb_plugin_owned* owned,
+                 size_t num_outputs) {
+    const size_t num_inputs = inputs_.size();
     check_dims(in, output_index, out, num_outputs);
     c10::InferenceMode guard;
     std::vector<at::Tensor> tensors;
     tensors.reserve(num_inputs);
     for (size_t i = 0; i < num_inputs; ++i) {
       auto type = to_scalar_type(in[i].dtype);
-      if (!type) throw Failure(JB_ERROR_INPUT_TYPE, "input '" + inputs_[i].sig.name + "': dtype code " +
+      if (!type) throw Error(JB_ERROR_INPUT_TYPE, "input '" + inputs_[i].sig.name + "': dtype code " +
                                                         std::to_string(in[i].dtype) + " has no torch equivalent");
       // from_blob wants a mutable pointer; torch only reads inputs of an inference-mode model.
       tensors.push_back(at::from_blob(in[i].data, at::IntArrayRef(in[i].shape, in[i].rank), at::TensorOptions(*type)));
-      wrapped_addresses_[i].store(tensors.back().const_data_ptr());
+      read_input_at(i, tensors.back().const_data_ptr());
     }
-    tensors_wrapped_.fetch_add(num_inputs);
+    count_wrapped(num_inputs);
     std::vector<at::Tensor> results = package_ ? run_package(tensors) : run_torchscript(std::move(tensors));
     if (results.size() != outputs_.size())
-      throw Failure(JB_ERROR_RUNTIME, "the model returned " + std::to_string(results.size()) + " tensor(s), its " +
+      throw Error(JB_ERROR_RUNTIME, "the model returned " + std::to_string(results.size()) + " tensor(s), its " +
                                           "signature declares " + std::to_string(outputs_.size()));
     for (size_t i = 0; i < num_outputs; ++i)
       deliver(results[output_index[i]], output_index[i], in, num_inputs, out[i], owned[i]);
   }
 
- private:
   // Loads an AOTInductor package; returns the signature text it carries ("" when none).
   std::string open_package(int num_runners) {
     std::unordered_map<std::string, std::string> md;
     try {
       md = torch::inductor::AOTIModelPackageLoader::load_metadata_from_package(path_, "model");
     } catch (const std::exception& e) {
-      throw Failure(JB_ERROR_MODEL_LOAD, "'" + path_ + "' is not a readable AOTInductor package (" +
+      throw Error(JB_ERROR_MODEL_LOAD, "'" + path_ + "' is not a readable AOTInductor package (" +
                                              c10_message(e) + "); make one with juno_bridge.export_torch (a " +
                                              "torch.export.save archive holds no compiled code)");
     }
     if (std::string why = foreign_package_reason(md); !why.empty())
-      throw Failure(JB_ERROR_MODEL_LOAD, "'" + path_ + "' " + why + ": re-export it on (or for) this machine "
+      throw Error(JB_ERROR_MODEL_LOAD, "'" + path_ + "' " + why + ": re-export it on (or for) this machine "
                                          "(juno_bridge.export_torch)");
     std::string signature;
     if (auto it = md.find(kSignatureKey); it != md.end()) signature = it->second;
@@ -200,7 +184,7 @@ class Model {
       package_ = std::make_unique<torch::inductor::AOTIModelPackageLoader>(path_, "model", false,
                                                                           static_cast<size_t>(num_runners));
     } catch (const std::exception& e) {
-      throw Failure(JB_ERROR_MODEL_LOAD, "cannot load AOTInductor package '" + path_ + "': " + c10_message(e));
+      throw Error(JB_ERROR_MODEL_LOAD, "cannot load AOTInductor package '" + path_ + "': " + c10_message(e));
     }
     for (const auto& [k, v] : md)
       if (k != kSignatureKey) add_metadata("custom." + k, v);
@@ -222,13 +206,13 @@ class Model {
         module_ = torch::jit::load(path_, at::Device(at::kCPU), extra);
       }
     } catch (const std::exception& e) {
-      throw Failure(JB_ERROR_MODEL_LOAD, "'" + (bytes ? std::string("<bytes>") : path_) +
+      throw Error(JB_ERROR_MODEL_LOAD, "'" + (bytes ? std::string("<bytes>") : path_) +
                                              "' is not a readable TorchScript module (.pt2 packages must be opened " +
                                              "from a path): " + c10_message(e));
     }
     module_->eval();
     if (!module_->find_method("forward"))
-      throw Failure(JB_ERROR_MODEL_LOAD, "TorchScript module '" + path_ + "' has no forward method");
+      throw Error(JB_ERROR_MODEL_LOAD, "TorchScript module '" + path_ + "' has no forward method");
     const auto& schema = module_->get_method("forward").function().getSchema();
     for (size_t i = 1; i < schema.arguments().size(); ++i) script_input_names_.push_back(schema.arguments()[i].name());
     num_inputs_found_ = script_input_names_.size();
@@ -265,12 +249,12 @@ class Model {
       try {
         signature_ = parse_signature(text);
       } catch (const std::invalid_argument& e) {
-        throw Failure(JB_ERROR_MODEL_LOAD,
+        throw Error(JB_ERROR_MODEL_LOAD,
                       "model '" + path_ + "': its juno_bridge signature is malformed: " + e.what());
       }
       if (signature_.inputs.size() != num_inputs_found_ ||
           (num_outputs_found_ && signature_.outputs.size() != num_outputs_found_))
-        throw Failure(JB_ERROR_MODEL_LOAD, "model '" + path_ + "': its signature declares " +
+        throw Error(JB_ERROR_MODEL_LOAD, "model '" + path_ + "': its signature declares " +
                                                std::to_string(signature_.inputs.size()) + " input(s) and " +
                                                std::to_string(signature_.outputs.size()) + " output(s), the model has " +
                                                std::to_string(num_inputs_found_) + " and " +
@@ -285,7 +269,7 @@ class Model {
       add_metadata("custom.signature", "juno_bridge");
     } else {
       if (num_outputs_found_ == 0)
-        throw Failure(JB_ERROR_MODEL_LOAD, "model '" + path_ + "' has no juno_bridge signature and its outputs are " +
+        throw Error(JB_ERROR_MODEL_LOAD, "model '" + path_ + "' has no juno_bridge signature and its outputs are " +
                                                "not a fixed number of tensors: export it with juno_bridge.export_torch");
       for (size_t i = 0; i < num_inputs_found_; ++i) {
         Info info;
@@ -304,13 +288,8 @@ class Model {
     }
     for (auto& i : inputs_) i.finish();
     for (auto& o : outputs_) o.finish();
-    for (const auto& [k, v] : metadata_) {
-      md_key_ptrs_.push_back(k.c_str());
-      md_value_ptrs_.push_back(v.c_str());
-    }
   }
 
-  void add_metadata(const std::string& key, const std::string& value) { metadata_.emplace_back(key, value); }
 
   // Named dims agree across inputs and lie in the exported range, and caller outputs fit them, before
   // torch sees anything: an AOTInductor model reads whatever its compiled shapes say.
@@ -326,13 +305,13 @@ class Model {
         const int64_t v = in[i].shape[d];
         const DimRange& r = signature_.dims.at(n);
         if (v < r.min || v > r.max)
-          throw Failure(JB_ERROR_INPUT, "input '" + info.sig.name + "': dim " + std::to_string(d) + " ('" + n +
+          throw Error(JB_ERROR_INPUT, "input '" + info.sig.name + "': dim " + std::to_string(d) + " ('" + n +
                                             "') is " + std::to_string(v) + ", outside the range [" +
                                             std::to_string(r.min) + ", " + std::to_string(r.max) +
                                             "] the model was exported for");
         auto [it, fresh] = bound.emplace(n, std::make_pair(v, info.sig.name));
         if (!fresh && it->second.first != v)
-          throw Failure(JB_ERROR_INPUT, "input '" + info.sig.name + "': dim " + std::to_string(d) + " ('" + n +
+          throw Error(JB_ERROR_INPUT, "input '" + info.sig.name + "': dim " + std::to_string(d) + " ('" + n +
                                             "') is " + std::to_string(v) + " but input '" + it->second.second +
                                             "' has " + n + " = " + std::to_string(it->second.first));
       }
@@ -343,10 +322,10 @@ class Model {
       for (size_t d = 0; d < info.sig.dim_names.size(); ++d) {
         auto it = bound.find(info.sig.dim_names[d]);
         if (it != bound.end() && out[i].shape[d] != it->second.first)
-          throw Failure(JB_ERROR_INPUT, "output '" + info.sig.name + "': dim " + std::to_string(d) + " ('" +
+          throw Error(JB_ERROR_INPUT, "output '" + info.sig.name + "': dim " + std::to_string(d) + " ('" +
                                             it->first + "') must be " + std::to_string(it->second.first) +
                                             " as in input '" + it->second.second + "', got shape " +
-                                            shape_text(out[i].shape, out[i].rank));
+                                            shape_string(out[i].shape, out[i].rank));
       }
     }
   }
@@ -370,7 +349,7 @@ class Model {
                     " (the package's own input check)";
         }
       }
-      throw Failure(status, message);
+      throw Error(status, message);
     }
   }
 
@@ -389,7 +368,7 @@ class Model {
     else if (v.isTensorList())
       for (const at::Tensor& t : v.toTensorVector()) flat.push_back(t);
     else
-      throw Failure(JB_ERROR_UNSUPPORTED, "the model returned a " + v.tagKind() + "; juno-bridge passes tensors only");
+      throw Error(JB_ERROR_UNSUPPORTED, "the model returned a " + v.tagKind() + "; juno-bridge passes tensors only");
   }
 
   // Writes result k into the caller's buffer, or hands the torch tensor over as the output's memory.
@@ -398,22 +377,22 @@ class Model {
     const Info& info = outputs_[k];
     const int32_t dtype = to_jb_dtype(result.scalar_type());
     if (dtype == JB_DTYPE_UNDEFINED)
-      throw Failure(JB_ERROR_UNSUPPORTED, "output '" + info.sig.name + "' is torch " +
+      throw Error(JB_ERROR_UNSUPPORTED, "output '" + info.sig.name + "' is torch " +
                                               std::string(c10::toString(result.scalar_type())) +
                                               ", which juno-bridge cannot pass");
     if (result.dim() > JB_MAX_RANK)
-      throw Failure(JB_ERROR_UNSUPPORTED, "output '" + info.sig.name + "' has rank " + std::to_string(result.dim()));
+      throw Error(JB_ERROR_UNSUPPORTED, "output '" + info.sig.name + "' has rank " + std::to_string(result.dim()));
     if (info.known && dtype != info.sig.dtype)
-      throw Failure(JB_ERROR_RUNTIME, "output '" + info.sig.name + "': the model produced " + dtype_name(dtype) +
-                                          ", its signature says " + dtype_name(info.sig.dtype));
+      throw Error(JB_ERROR_RUNTIME, "output '" + info.sig.name + "': the model produced " + plugin::dtype_name(dtype) +
+                                          ", its signature says " + plugin::dtype_name(info.sig.dtype));
     if (out.data != nullptr) {
       if (out.dtype != dtype)
-        throw Failure(JB_ERROR_INPUT_TYPE, "output '" + info.sig.name + "': expected dtype " + dtype_name(dtype) +
-                                               ", got " + dtype_name(out.dtype));
+        throw Error(JB_ERROR_INPUT_TYPE, "output '" + info.sig.name + "': expected dtype " + plugin::dtype_name(dtype) +
+                                               ", got " + plugin::dtype_name(out.dtype));
       if (!result.sizes().equals(at::IntArrayRef(out.shape, out.rank)))
-        throw Failure(JB_ERROR_INPUT, "output '" + info.sig.name + "': expected shape " +
-                                          shape_text(result.sizes().data(), result.dim()) + ", got " +
-                                          shape_text(out.shape, out.rank));
+        throw Error(JB_ERROR_INPUT, "output '" + info.sig.name + "': expected shape " +
+                                          shape_string(result.sizes().data(), result.dim()) + ", got " +
+                                          shape_string(out.shape, out.rank));
       at::from_blob(out.data, result.sizes(), result.options()).copy_(result);
       return;
     }
@@ -422,8 +401,7 @@ class Model {
     const char* p = static_cast<const char*>(kept.const_data_ptr());
     for (size_t j = 0; j < num_inputs; ++j) {
       const char* a = static_cast<const char*>(in[j].data);
-      size_t n = dtype_size(in[j].dtype);
-      for (int32_t d = 0; d < in[j].rank; ++d) n *= static_cast<size_t>(in[j].shape[d]);
+      const size_t n = plugin::nbytes(in[j]);
       if (kept.nbytes() && n && p < a + n && a < p + kept.nbytes()) kept = kept.clone();
     }
     auto* holder = new at::Tensor(std::move(kept));
@@ -441,50 +419,14 @@ class Model {
   std::vector<std::string> script_input_names_;
   size_t num_inputs_found_ = 0, num_outputs_found_ = 0;
   Signature signature_;
-  std::vector<Info> inputs_, outputs_;
-  std::vector<std::pair<std::string, std::string>> metadata_;
-  std::vector<const char*> md_key_ptrs_, md_value_ptrs_;
-  std::atomic<uint64_t> tensors_wrapped_{0};
-  mutable std::vector<std::atomic<const void*>> wrapped_addresses_;
 };
 
-jb_status open(const char* model, const void* bytes, size_t size, const char* const* keys, const char* const* values,
-               size_t num_options, void** handle) {
-  return guarded(JB_ERROR_MODEL_LOAD, [&] {
-    if (handle == nullptr || (model == nullptr && bytes == nullptr))
-      throw Failure(JB_ERROR_INVALID_ARGUMENT, "torch backend: NULL model or handle");
-    int intra = 0;
-    // Concurrent runs of one .pt2 each need a model instance (activations only; weights are shared).
-    int runners = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
-    for (size_t i = 0; i < num_options; ++i) {
-      const std::string key = keys[i];
-      if (key == "intra_op_threads") intra = plugin::parse_count("torch", key, values[i], 0);
-      else if (key == "num_runners") runners = std::max(1, plugin::parse_count("torch", key, values[i], runners));
-      else if (key == "inter_op_threads" || key == "optimization" || key == "log_level" || key == "execution_mode")
-        continue;  // ONNX Runtime's knobs; torch has no equivalent worth mapping
-      else
-        throw Failure(JB_ERROR_INVALID_ARGUMENT, "torch backend: unknown option '" + key +
-                                                     "' (known: intra_op_threads, num_runners)");
-    }
-    if (intra > 0) at::set_num_threads(intra);
-    *handle = new Model(model ? model : "", bytes, size, runners);
-  });
-}
-
-jb_status run(void* handle, const jb_tensor_view* inputs, size_t num_inputs, const int32_t* output_index,
-              jb_tensor_view* outputs, jb_plugin_owned* owned, size_t num_outputs) {
-  return guarded(JB_ERROR_RUNTIME, [&] {
-    static_cast<Model*>(handle)->run(inputs, num_inputs, output_index, outputs, owned, num_outputs);
-  });
-}
-
-const jb_plugin_api kApi = plugin::Table<Model>::api("torch", &open, &run);
+constexpr const char* kOptions[] = {"intra_op_threads", "num_runners", nullptr};
+const jb_plugin_api kApi = plugin::Table<Model>::api("torch", kOptions);
 
 }  // namespace
 }  // namespace jb::torch_plugin
 
-extern "C" __attribute__((visibility("default"))) const jb_plugin_api* jb_plugin_init(const jb_plugin_host* host) {
-  if (host == nullptr || host->abi_version != JB_PLUGIN_ABI_VERSION) return nullptr;
-  jb::plugin::g_host = host;
-  return &jb::torch_plugin::kApi;
+extern "C" JB_PLUGIN_EXPORT const jb_plugin_api* jb_plugin_init(const jb_plugin_host* host) {
+  return jb::plugin::start(host) ? &jb::torch_plugin::kApi : nullptr;
 }

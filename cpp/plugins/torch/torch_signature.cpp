@@ -5,7 +5,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "juno_bridge/juno_bridge.h"
+#include "juno_bridge/tensor.hpp"
 
 namespace jb::torch_plugin {
 namespace {
@@ -24,35 +24,6 @@ int64_t to_int(const std::string& s, size_t line) {
 }
 
 }  // namespace
-
-struct DTypeEntry {
-  const char* name;
-  int32_t dtype;
-  size_t size;
-};
-constexpr DTypeEntry kDTypes[] = {
-    {"float32", JB_DTYPE_FLOAT32, 4}, {"uint8", JB_DTYPE_UINT8, 1},     {"int8", JB_DTYPE_INT8, 1},
-    {"uint16", JB_DTYPE_UINT16, 2},   {"int16", JB_DTYPE_INT16, 2},     {"int32", JB_DTYPE_INT32, 4},
-    {"int64", JB_DTYPE_INT64, 8},     {"bool", JB_DTYPE_BOOL, 1},       {"float16", JB_DTYPE_FLOAT16, 2},
-    {"float64", JB_DTYPE_FLOAT64, 8}, {"uint32", JB_DTYPE_UINT32, 4},   {"uint64", JB_DTYPE_UINT64, 8}};
-
-int32_t dtype_from_name(const std::string& name) {
-  for (const auto& e : kDTypes)
-    if (name == e.name) return e.dtype;
-  return 0;
-}
-
-const char* dtype_name(int32_t dtype) {
-  for (const auto& e : kDTypes)
-    if (dtype == e.dtype) return e.name;
-  return "undefined";
-}
-
-size_t dtype_size(int32_t dtype) {
-  for (const auto& e : kDTypes)
-    if (dtype == e.dtype) return e.size;
-  return 0;
-}
 
 Signature parse_signature(const std::string& text) {
   Signature sig;
@@ -83,7 +54,7 @@ Signature parse_signature(const std::string& text) {
         throw std::invalid_argument("line " + std::to_string(number) + ": rank above " + std::to_string(JB_MAX_RANK));
       TensorSignature t;
       t.name = w[1];
-      t.dtype = dtype_from_name(w[2]);
+      t.dtype = static_cast<int32_t>(dtype_from_name(w[2]));
       if (t.dtype == 0) throw std::invalid_argument("line " + std::to_string(number) + ": unknown dtype '" + w[2] + "'");
       for (size_t i = 3; i < w.size(); ++i) {
         const bool fixed = is_number(w[i]);

@@ -39,11 +39,4 @@ struct Signature {
 // Parses the text above; throws std::invalid_argument naming the line at fault.
 Signature parse_signature(const std::string& text);
 
-// jb_dtype from numpy's spelling ("float32"), 0 if unknown.
-int32_t dtype_from_name(const std::string& name);
-// The reverse, "undefined" if unknown (the plugin does not link the core's jb_dtype_name).
-const char* dtype_name(int32_t dtype);
-// Bytes per element, 0 if unknown.
-size_t dtype_size(int32_t dtype);
-
 }  // namespace jb::torch_plugin

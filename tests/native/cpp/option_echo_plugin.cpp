@@ -1,0 +1,71 @@
+// A backend plugin built on the SDK alone (plugin_sdk.hpp), for the tests of the plugin table: it
+// reports in its metadata ("custom.options") every option the core passed to open, and runs
+// y = 2 * x on float32 [n]. Built twice by tests/native/test_plugin_options.py:
+//   -DECHO_NAME=optecho                  ABI 3: declares intra_op_threads and colour
+//   -DECHO_NAME=optecho2 -DECHO_ABI2     a table laid out as ABI 2 (no struct_size, no options), which
+//                                        the core still reads and passes every option, as ABI 2 did.
+#include <string>
+#include <vector>
+
+#include "juno_bridge/plugin_sdk.hpp"
+
+#define JB_STR2(x) #x
+#define JB_STR(x) JB_STR2(x)
+
+namespace {
+
+using namespace jb;
+
+struct Info {
+  std::string name;
+  int64_t shape[1] = {-1};
+  const char* dim_names[1] = {"n"};
+  jb_tensor_info c_info() const { return {name.c_str(), JB_DTYPE_FLOAT32, 1, shape, dim_names, nullptr}; }
+};
+
+class Echo {
+ public:
+  static Echo* open(const std::string&, const void*, size_t, const plugin::Options& options) {
+    auto* e = new Echo;
+    for (const auto& [k, v] : options.pairs()) e->received_ += (e->received_.empty() ? "" : ";") + k + "=" + v;
+    e->keys_ = {"producer_name", "custom.options"};
+    e->values_ = {"option_echo_plugin", e->received_.c_str()};
+    return e;
+  }
+  const std::vector<Info>& inputs() const { return inputs_; }
+  const std::vector<Info>& outputs() const { return outputs_; }
+  const std::vector<const char*>& metadata_keys() const { return keys_; }
+  const std::vector<const char*>& metadata_values() const { return values_; }
+  void stats(uint64_t* wrapped, const void**, size_t) const { *wrapped = 0; }
+  void run(const jb_tensor_view* in, const int32_t*, jb_tensor_view* out, jb_plugin_owned*, size_t num_outputs) {
+    if (num_outputs != 1 || out[0].data == nullptr) throw Error(JB_ERROR_INVALID_ARGUMENT, "echo: give y a buffer");
+    const auto* x = static_cast<const float*>(in[0].data);
+    auto* y = static_cast<float*>(out[0].data);
+    for (int64_t i = 0; i < in[0].shape[0]; ++i) y[i] = 2 * x[i];
+  }
+
+ private:
+  std::vector<Info> inputs_{{"x"}}, outputs_{{"y"}};
+  std::string received_;
+  std::vector<const char*> keys_, values_;
+};
+
+constexpr const char* kOptions[] = {"intra_op_threads", "colour", nullptr};
+
+jb_plugin_api make_api() {
+  jb_plugin_api api = plugin::Table<Echo>::api(JB_STR(ECHO_NAME), kOptions);
+#ifdef ECHO_ABI2
+  api.abi_version = 2;
+  api.struct_size = 0;  // padding in ABI 2
+  api.options = nullptr;
+#endif
+  return api;
+}
+
+const jb_plugin_api kApi = make_api();
+
+}  // namespace
+
+extern "C" JB_PLUGIN_EXPORT const jb_plugin_api* jb_plugin_init(const jb_plugin_host* host) {
+  return jb::plugin::start(host) ? &kApi : nullptr;
+}

@@ -1,0 +1,79 @@
+"""The plugin SDK (plugin_sdk.hpp) and the plugin table of ABI 3, from programs and a plugin built here
+against the installed headers only: the one exception translator, the one dtype table, and a plugin that
+is given exactly the options it declares, while a table laid out as ABI 2 still loads."""
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import juno_bridge as jb
+
+SOURCES = Path(__file__).resolve().parent / "cpp"
+PKG = Path(jb.__file__).resolve().parent
+CXX = os.environ.get("CXX", "g++")
+
+pytestmark = pytest.mark.skipif(shutil.which(CXX) is None, reason="no C++ compiler")
+
+
+def compile_cxx(source: Path, out: Path, *flags: str) -> Path:
+    cmd = [CXX, "-std=c++17", "-O1", "-g0", "-Wall", "-Wextra", "-Werror", str(source), "-o", str(out),
+           f"-I{PKG / 'include'}", *flags]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, " ".join(cmd) + "\n" + done.stdout + done.stderr
+    return out
+
+
+def test_one_translator_maps_every_exception_and_one_dtype_table_sizes_unknown_as_zero(tmp_path):
+    exe = compile_cxx(SOURCES / "translate_errors.cpp", tmp_path / "translate_errors")
+    done = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ok   an int" in done.stdout and "ok   unknown dtype: size 0" in done.stdout
+    assert done.stdout.rstrip().endswith("OK")
+
+
+@pytest.fixture(scope="module")
+def echo_plugins(tmp_path_factory):
+    """libjuno_bridge_optecho.so (ABI 3, declares intra_op_threads and colour) and
+    libjuno_bridge_optecho2.so (laid out as ABI 2, declares nothing) in one directory."""
+    out = tmp_path_factory.mktemp("plugins")
+    for name, flags in [("optecho", []), ("optecho2", ["-DECHO_ABI2"])]:
+        compile_cxx(SOURCES / "option_echo_plugin.cpp", out / f"libjuno_bridge_{name}.so", "-shared", "-fPIC",
+                    "-fvisibility=hidden", f"-DECHO_NAME={name}", *flags)
+    return out
+
+
+def received(session) -> dict:
+    text = session.metadata()["custom"]["options"]
+    return dict(item.split("=", 1) for item in text.split(";")) if text else {}
+
+
+def test_a_plugin_is_given_only_the_options_it_declares(echo_plugins, monkeypatch):
+    monkeypatch.setenv("JUNO_BRIDGE_PLUGIN_PATH", str(echo_plugins))
+    s = jb.Session("anything", backend="optecho", intra_op_threads=3, optimization="basic", log_level="error",
+                   config={"colour": "red"})
+    assert received(s) == {"intra_op_threads": "3", "colour": "red"}
+    x = np.arange(5, dtype=np.float32)
+    y = np.empty(5, np.float32)
+    s.run({"x": x}, out={"y": y})
+    np.testing.assert_array_equal(y, 2 * x)
+
+
+def test_an_option_the_plugin_does_not_declare_is_refused_by_name_listing_its_own(echo_plugins, monkeypatch):
+    monkeypatch.setenv("JUNO_BRIDGE_PLUGIN_PATH", str(echo_plugins))
+    with pytest.raises(jb.InvalidArgumentError) as e:
+        jb.Session("anything", backend="optecho", config={"color": "red"})
+    message = str(e.value)
+    assert "unknown option 'color' for the optecho backend" in message
+    assert "the optecho backend's own: colour" in message and "intra_op_threads" in message
+
+
+def test_a_table_laid_out_as_abi_2_still_loads_and_gets_every_option_as_before(echo_plugins, monkeypatch):
+    monkeypatch.setenv("JUNO_BRIDGE_PLUGIN_PATH", str(echo_plugins))
+    s = jb.Session("anything", backend="optecho2", config={"anything_at_all": "1"})
+    got = received(s)
+    assert got["anything_at_all"] == "1"
+    assert set(got) == {"intra_op_threads", "inter_op_threads", "optimization", "log_level", "execution_mode",
+                        "anything_at_all"}
