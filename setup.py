@@ -5,8 +5,8 @@ Layout inside the installed package, which C++ builds use through `juno-bridge c
     juno_bridge/cmake/juno_bridgeConfig.cmake       juno_bridge/_core.*.so (rpath $ORIGIN/lib)
 
 The torch plugin is built only when torch is importable at build time (pip install
---no-build-isolation); JUNO_BRIDGE_REQUIRE_TORCH=1 turns its absence into a build failure. The same
-holds for the TensorFlow plugin and tensorflow (found without importing it; JUNO_BRIDGE_REQUIRE_TF=1).
+--no-build-isolation); JUNO_BRIDGE_REQUIRE_TORCH=1 turns its absence into a build failure. The
+TensorFlow plugin is always built: it binds TensorFlow's C API at run time.
 """
 from __future__ import annotations
 
@@ -184,42 +184,20 @@ def build_torch_plugin(lib_dir: Path, tmp: Path) -> None:
     shutil.copy(ROOT / "cpp" / "examples" / "bench_torch_loop.cpp", examples / "bench_torch_loop.cpp")
 
 
-def tensorflow_location() -> tuple[Path, str] | None:
-    """The tensorflow package's directory and its release, found without importing it (an import costs
-    seconds); None when tensorflow is not installed."""
-    from importlib import metadata
-    spec = importlib.util.find_spec("tensorflow")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for dist in ("tensorflow-cpu", "tensorflow", "tensorflow-intel", "tf-nightly"):
-        try:
-            return Path(spec.submodule_search_locations[0]), metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    return None
-
-
 def build_tf_plugin(lib_dir: Path, tmp: Path) -> None:
-    """libjuno_bridge_tf.so over TensorFlow's C API (the wheel's headers and its two libraries), or nothing."""
+    """libjuno_bridge_tf.so, always: no TensorFlow at build time and no link to it. The plugin declares
+    TensorFlow's C API itself (third_party/tensorflow/tf_abi.h) and binds a release at run time."""
     target = lib_dir / "libjuno_bridge_tf.so"
-    found = tensorflow_location()
-    if found is None:
-        if os.environ.get("JUNO_BRIDGE_REQUIRE_TF") == "1":
-            raise SystemExit("JUNO_BRIDGE_REQUIRE_TF=1 but tensorflow is not installed: install tensorflow-cpu==2.21.0 "
-                             "first and build with pip install --no-build-isolation")
-        print("juno-bridge: tensorflow not installed; the tf plugin is not built", flush=True)
-        target.unlink(missing_ok=True)  # a stale plugin would not match this build
-        return
-    tf_dir, version = found
-    # The wheel's libraries have only versioned names (no plain .so): link them by file name.
-    flags = [*CXXFLAGS, f'-DJB_TF_VERSION="{version}"', *[f"-I{i}" for i in [*INCLUDE, tf_dir / "include"]]]
-    sources = sorted(str(p) for p in (ROOT / "cpp" / "plugins").glob("tf_*.cpp"))
-    objects = [str(tmp / (Path(src).stem + ".o")) for src in sources]
+    # platform.cpp: the core's dlopen helpers, compiled in (hidden) since the plugin never links the core.
+    sources = [*sorted(str(p) for p in (ROOT / "cpp" / "plugins").glob("tf_*.cpp")),
+               str(ROOT / "cpp" / "src" / "platform.cpp")]
+    flags = [*CXXFLAGS, "-fvisibility=hidden",
+             *[f"-I{i}" for i in [*INCLUDE, ROOT / "cpp" / "src", ROOT / "third_party" / "tensorflow"]]]
+    objects = [str(tmp / ("tf_plugin_" + Path(src).stem + ".o")) for src in sources]
     for src, obj in zip(sources, objects):
         if out_of_date(obj, src):
             run([CXX, *flags, "-c", src, "-o", obj])
-    run([CXX, "-shared", "-o", str(target), *objects, f"-L{tf_dir}", "-l:libtensorflow_cc.so.2",
-         "-l:libtensorflow_framework.so.2", f"-Wl,-rpath,{tf_dir}", "-Wl,-soname,libjuno_bridge_tf.so", "-pthread"])
+    run([CXX, "-shared", "-o", str(target), *objects, "-Wl,-soname,libjuno_bridge_tf.so", "-ldl", "-pthread"])
 
 
 def plugin_builds() -> dict:
@@ -227,7 +205,7 @@ def plugin_builds() -> dict:
     return {
         "python": build_python_plugin,  # always: the Python running this build is there
         "torch": build_torch_plugin,    # only when torch is importable (JUNO_BRIDGE_REQUIRE_TORCH=1: must be)
-        "tf": build_tf_plugin,          # only when tensorflow is installed (JUNO_BRIDGE_REQUIRE_TF=1: must be)
+        "tf": build_tf_plugin,          # always: TensorFlow is found at run time
     }
 
 

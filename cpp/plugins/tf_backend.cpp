@@ -9,8 +9,7 @@
 // copied once into a caller's buffer.
 // Threads: TF_SetConfig with a serialized ConfigProto. inter_op_threads 0 (unset) means -1, ops on
 // the caller's thread: fastest for small models and right for a framework that owns its threads.
-#include <tensorflow/c/c_api.h>
-
+// TensorFlow itself is bound at run time (tf_library.hpp): any release from 2.16 on, no build-time link.
 #include <sys/stat.h>
 
 #include <atomic>
@@ -23,11 +22,8 @@
 
 #include "juno_bridge/plugin.h"
 #include "plugin_table.hpp"
+#include "tf_library.hpp"
 #include "tf_signature.hpp"
-
-#ifndef JB_TF_VERSION
-#error "JB_TF_VERSION (the TensorFlow version the plugin is built against) must be defined by the build"
-#endif
 
 namespace jb::tf_plugin {
 namespace {
@@ -35,7 +31,8 @@ namespace {
 using plugin::fail;
 using plugin::Failure;
 
-constexpr uintptr_t kAlignment = 64;  // TF_NewTensor's condition for keeping the caller's pointer
+// TensorFlow's functions, bound by load_tensorflow before the first model opens.
+const JbTfApi& tf = tensorflow().api;
 
 template <class F>
 jb_status guarded(jb_status default_status, F&& body) {
@@ -51,9 +48,9 @@ jb_status guarded(jb_status default_status, F&& body) {
   }
 }
 
-using StatusPtr = std::unique_ptr<TF_Status, decltype(&TF_DeleteStatus)>;
-using TensorPtr = std::unique_ptr<TF_Tensor, decltype(&TF_DeleteTensor)>;
-StatusPtr new_status() { return StatusPtr(TF_NewStatus(), &TF_DeleteStatus); }
+using StatusPtr = std::unique_ptr<TF_Status, decltype(tf.TF_DeleteStatus)>;
+using TensorPtr = std::unique_ptr<TF_Tensor, decltype(tf.TF_DeleteTensor)>;
+StatusPtr new_status() { return StatusPtr(tf.TF_NewStatus(), tf.TF_DeleteStatus); }
 
 // TensorFlow's DataType numbers -> jb_dtype (ONNX numbering); 0 for types juno-bridge cannot pass.
 int32_t to_jb_dtype(int32_t tf) {
@@ -170,6 +167,7 @@ struct Options {
   std::string signature = "serving_default";
   std::vector<std::string> tags{"serve"};
   bool copy_unaligned = false;
+  std::string tensorflow;  // the libtensorflow_cc.so.2 (or its folder) to bind; "" = the default
 };
 
 class Model {
@@ -180,7 +178,7 @@ class Model {
       throw Failure(JB_ERROR_MODEL_LOAD, "cannot open SavedModel '" + path + "': " +
                                              (::stat(path.c_str(), &st) == 0 ? "the directory has no saved_model.pb"
                                                                               : "no such directory"));
-    graph_ = TF_NewGraph();
+    graph_ = tf.TF_NewGraph();
     try {
       load();
       describe();
@@ -217,19 +215,19 @@ class Model {
       tensors.emplace_back(wrap_input(in[i], inputs_[i], wrapped));
       values[i] = tensors.back().get();
       feeds[i] = inputs_[i].port;
-      wrapped_addresses_[i].store(TF_TensorData(values[i]));
+      wrapped_addresses_[i].store(tf.TF_TensorData(values[i]));
     }
     tensors_wrapped_.fetch_add(wrapped);
     for (size_t i = 0; i < num_outputs; ++i) fetches[i] = outputs_[output_index[i]].port;
     std::vector<TF_Tensor*> results(num_outputs, nullptr);
     auto status = new_status();
-    TF_SessionRun(session_, nullptr, feeds.data(), values.data(), static_cast<int>(num_inputs), fetches.data(),
+    tf.TF_SessionRun(session_, nullptr, feeds.data(), values.data(), static_cast<int>(num_inputs), fetches.data(),
                   results.data(), static_cast<int>(num_outputs), nullptr, 0, nullptr, status.get());
     // Every result gets an owner first, so an error below leaks nothing.
     std::vector<TensorPtr> kept;
-    for (TF_Tensor* t : results) kept.emplace_back(t, &TF_DeleteTensor);
-    if (TF_GetCode(status.get()) != TF_OK)
-      throw Failure(status_of(TF_GetCode(status.get())), "TensorFlow: " + std::string(TF_Message(status.get())));
+    for (TF_Tensor* t : results) kept.emplace_back(t, tf.TF_DeleteTensor);
+    if (tf.TF_GetCode(status.get()) != TF_OK)
+      throw Failure(status_of(tf.TF_GetCode(status.get())), "TensorFlow: " + std::string(tf.TF_Message(status.get())));
     for (size_t i = 0; i < num_outputs; ++i) deliver(std::move(kept[i]), outputs_[output_index[i]], in, num_inputs,
                                                      out[i], owned[i]);
   }
@@ -237,19 +235,19 @@ class Model {
  private:
   void load() {
     auto status = new_status();
-    std::unique_ptr<TF_SessionOptions, decltype(&TF_DeleteSessionOptions)> opts(TF_NewSessionOptions(),
-                                                                              &TF_DeleteSessionOptions);
+    std::unique_ptr<TF_SessionOptions, decltype(tf.TF_DeleteSessionOptions)> opts(tf.TF_NewSessionOptions(),
+                                                                              tf.TF_DeleteSessionOptions);
     const std::string config = config_proto(options_.intra, options_.inter);
-    TF_SetConfig(opts.get(), config.data(), config.size(), status.get());
-    if (TF_GetCode(status.get()) != TF_OK)
-      throw Failure(JB_ERROR_INVALID_ARGUMENT, "tf backend: thread options refused: " + std::string(TF_Message(status.get())));
+    tf.TF_SetConfig(opts.get(), config.data(), config.size(), status.get());
+    if (tf.TF_GetCode(status.get()) != TF_OK)
+      throw Failure(JB_ERROR_INVALID_ARGUMENT, "tf backend: thread options refused: " + std::string(tf.TF_Message(status.get())));
     std::vector<const char*> tags;
     for (const auto& t : options_.tags) tags.push_back(t.c_str());
-    std::unique_ptr<TF_Buffer, decltype(&TF_DeleteBuffer)> meta(TF_NewBuffer(), &TF_DeleteBuffer);
-    session_ = TF_LoadSessionFromSavedModel(opts.get(), nullptr, path_.c_str(), tags.data(),
+    std::unique_ptr<TF_Buffer, decltype(tf.TF_DeleteBuffer)> meta(tf.TF_NewBuffer(), tf.TF_DeleteBuffer);
+    session_ = tf.TF_LoadSessionFromSavedModel(opts.get(), nullptr, path_.c_str(), tags.data(),
                                             static_cast<int>(tags.size()), graph_, meta.get(), status.get());
-    if (TF_GetCode(status.get()) != TF_OK || session_ == nullptr)
-      throw Failure(JB_ERROR_MODEL_LOAD, "cannot load SavedModel '" + path_ + "': " + TF_Message(status.get()));
+    if (tf.TF_GetCode(status.get()) != TF_OK || session_ == nullptr)
+      throw Failure(JB_ERROR_MODEL_LOAD, "cannot load SavedModel '" + path_ + "': " + tf.TF_Message(status.get()));
     try {
       meta_ = parse_meta_graph(std::string_view(static_cast<const char*>(meta->data), meta->length));
     } catch (const std::invalid_argument& e) {
@@ -277,7 +275,8 @@ class Model {
     add_metadata("description", "TensorFlow SavedModel");
     add_metadata("custom.signature", options_.signature);
     add_metadata("custom.method_name", sig.method_name);
-    add_metadata("custom.tensorflow_version", TF_Version());
+    add_metadata("custom.tensorflow_version", tf.TF_Version());
+    add_metadata("custom.tensorflow_library", tensorflow().path);
     add_metadata("custom.saved_by_tensorflow", meta_.tensorflow_version);
     for (const auto& i : inputs_) add_metadata("custom.tensor." + i.sig.key, i.sig.tensor_name);
     for (const auto& o : outputs_) add_metadata("custom.tensor." + o.sig.key, o.sig.tensor_name);
@@ -296,8 +295,8 @@ class Model {
     const size_t colon = s.tensor_name.rfind(':');
     const std::string op = s.tensor_name.substr(0, colon);
     info.port.index = colon == std::string::npos ? 0 : std::atoi(s.tensor_name.c_str() + colon + 1);
-    info.port.oper = TF_GraphOperationByName(graph_, op.c_str());
-    if (info.port.oper == nullptr || info.port.index >= TF_OperationNumOutputs(info.port.oper))
+    info.port.oper = tf.TF_GraphOperationByName(graph_, op.c_str());
+    if (info.port.oper == nullptr || info.port.index >= tf.TF_OperationNumOutputs(info.port.oper))
       throw Failure(JB_ERROR_MODEL_LOAD, "SavedModel '" + path_ + "': " + role + " '" + s.key + "' names tensor '" +
                                              s.tensor_name + "', which is not in the graph");
     return info;
@@ -309,39 +308,41 @@ class Model {
   TensorPtr wrap_input(const jb_tensor_view& v, const Info& info, uint64_t& wrapped) const {
     const size_t len = nbytes(v);
     const int tf_dtype = info.sig.tf_dtype;
-    const bool aligned = reinterpret_cast<uintptr_t>(v.data) % kAlignment == 0;
+    const size_t alignment = tensorflow().alignment;  // TF_NewTensor's condition for keeping the pointer
+    const bool aligned = reinterpret_cast<uintptr_t>(v.data) % alignment == 0;
     if (!aligned && !options_.copy_unaligned)
       throw Failure(JB_ERROR_INPUT,
                     "input '" + info.sig.key + "': data at " + std::to_string(reinterpret_cast<uintptr_t>(v.data)) +
-                        " is not 64-byte aligned, and TensorFlow would copy it silently: allocate it with "
-                        "juno_bridge.empty(shape, dtype) (or any 64-byte aligned buffer), or allow the copy "
+                        " is not " + std::to_string(alignment) + "-byte aligned, and TensorFlow would copy it "
+                        "silently: allocate it with juno_bridge.empty(shape, dtype) (or any " +
+                        std::to_string(alignment) + "-byte aligned buffer), or allow the copy "
                         "with config={'copy_unaligned': '1'}");
     TF_Tensor* t = nullptr;
     if (aligned && len > 0) {
-      t = TF_NewTensor(static_cast<TF_DataType>(tf_dtype), v.shape, v.rank, v.data, len, &never_free, nullptr);
-      if (t && TF_TensorData(t) == v.data) ++wrapped;
+      t = tf.TF_NewTensor(static_cast<TF_DataType>(tf_dtype), v.shape, v.rank, v.data, len, &never_free, nullptr);
+      if (t && tf.TF_TensorData(t) == v.data) ++wrapped;
     } else {
-      t = TF_AllocateTensor(static_cast<TF_DataType>(tf_dtype), v.shape, v.rank, len);
-      if (t && len) std::memcpy(TF_TensorData(t), v.data, len);
+      t = tf.TF_AllocateTensor(static_cast<TF_DataType>(tf_dtype), v.shape, v.rank, len);
+      if (t && len) std::memcpy(tf.TF_TensorData(t), v.data, len);
     }
     if (t == nullptr)
       throw Failure(JB_ERROR_RUNTIME, "input '" + info.sig.key + "': TensorFlow could not make a tensor of shape " +
                                           shape_text(v.shape, v.rank));
-    return TensorPtr(t, &TF_DeleteTensor);
+    return TensorPtr(t, tf.TF_DeleteTensor);
   }
 
   void deliver(TensorPtr result, const Info& info, const jb_tensor_view* in, size_t num_inputs, jb_tensor_view& out,
                jb_plugin_owned& owned) const {
-    const int32_t dtype = to_jb_dtype(TF_TensorType(result.get()));
+    const int32_t dtype = to_jb_dtype(tf.TF_TensorType(result.get()));
     if (dtype == JB_DTYPE_UNDEFINED)
-      throw Failure(JB_ERROR_UNSUPPORTED, "output '" + info.sig.key + "' is " + type_name(TF_TensorType(result.get())) +
+      throw Failure(JB_ERROR_UNSUPPORTED, "output '" + info.sig.key + "' is " + type_name(tf.TF_TensorType(result.get())) +
                                               ", which juno-bridge cannot pass");
-    const int rank = TF_NumDims(result.get());
+    const int rank = tf.TF_NumDims(result.get());
     if (rank > JB_MAX_RANK)
       throw Failure(JB_ERROR_UNSUPPORTED, "output '" + info.sig.key + "' has rank " + std::to_string(rank));
     int64_t shape[JB_MAX_RANK];
-    for (int d = 0; d < rank; ++d) shape[d] = TF_Dim(result.get(), d);
-    const size_t bytes = TF_TensorByteSize(result.get());
+    for (int d = 0; d < rank; ++d) shape[d] = tf.TF_Dim(result.get(), d);
+    const size_t bytes = tf.TF_TensorByteSize(result.get());
     if (out.data != nullptr) {
       if (out.dtype != dtype)
         throw Failure(JB_ERROR_INPUT_TYPE, "output '" + info.sig.key + "': the model produced " + info.type +
@@ -349,38 +350,38 @@ class Model {
       if (out.rank != rank || !std::equal(shape, shape + rank, out.shape))
         throw Failure(JB_ERROR_INPUT, "output '" + info.sig.key + "': expected shape " + shape_text(shape, rank) +
                                           ", got " + shape_text(out.shape, out.rank));
-      if (bytes) std::memcpy(out.data, TF_TensorData(result.get()), bytes);
+      if (bytes) std::memcpy(out.data, tf.TF_TensorData(result.get()), bytes);
       return;
     }
     // An output that is an input passed through would hand the caller's own memory back as "owned".
-    const char* p = static_cast<const char*>(TF_TensorData(result.get()));
+    const char* p = static_cast<const char*>(tf.TF_TensorData(result.get()));
     for (size_t j = 0; j < num_inputs; ++j) {
       const char* a = static_cast<const char*>(in[j].data);
       const size_t n = nbytes(in[j]);
       if (bytes && n && p < a + n && a < p + bytes) {
-        TF_Tensor* copy = TF_AllocateTensor(TF_TensorType(result.get()), shape, rank, bytes);
-        std::memcpy(TF_TensorData(copy), p, bytes);
+        TF_Tensor* copy = tf.TF_AllocateTensor(tf.TF_TensorType(result.get()), shape, rank, bytes);
+        std::memcpy(tf.TF_TensorData(copy), p, bytes);
         result.reset(copy);
         break;
       }
     }
     static char empty_output;  // a zero-element output needs no memory, only a non-NULL address
-    out.data = bytes ? TF_TensorData(result.get()) : &empty_output;
+    out.data = bytes ? tf.TF_TensorData(result.get()) : &empty_output;
     out.dtype = dtype;
     out.rank = rank;
     std::copy(shape, shape + rank, out.shape);
     owned.holder = result.release();
-    owned.release = [](void* h) { TF_DeleteTensor(static_cast<TF_Tensor*>(h)); };
+    owned.release = [](void* h) { tf.TF_DeleteTensor(static_cast<TF_Tensor*>(h)); };
   }
 
   void release() {
     if (session_) {
       auto status = new_status();
-      TF_CloseSession(session_, status.get());
-      TF_DeleteSession(session_, status.get());
+      tf.TF_CloseSession(session_, status.get());
+      tf.TF_DeleteSession(session_, status.get());
       session_ = nullptr;
     }
-    if (graph_) TF_DeleteGraph(graph_);
+    if (graph_) tf.TF_DeleteGraph(graph_);
     graph_ = nullptr;
   }
 
@@ -418,12 +419,14 @@ Options parse_options(const char* const* keys, const char* const* values, size_t
       if (value != "0" && value != "1")
         throw Failure(JB_ERROR_INVALID_ARGUMENT, "tf backend: option 'copy_unaligned' is '0' or '1'; got '" + value + "'");
       o.copy_unaligned = value == "1";
+    } else if (key == "tensorflow") {
+      o.tensorflow = value;
     } else if (key == "optimization" || key == "log_level" || key == "execution_mode") {
       continue;  // ONNX Runtime's knobs; TensorFlow's equivalents are process-wide or absent
     } else {
       throw Failure(JB_ERROR_INVALID_ARGUMENT, "tf backend: unknown option '" + key +
                                                    "' (known: intra_op_threads, inter_op_threads, signature, tags, "
-                                                   "copy_unaligned)");
+                                                   "copy_unaligned, tensorflow)");
     }
   }
   return o;
@@ -437,6 +440,11 @@ jb_status open(const char* model, const void* bytes, size_t size, const char* co
     if (bytes != nullptr)
       throw Failure(JB_ERROR_UNSUPPORTED, "tf backend: a SavedModel is a directory; open it from its path");
     Options options = parse_options(keys, values, num_options);
+    try {
+      load_tensorflow(options.tensorflow);
+    } catch (const TfUnavailable& e) {
+      throw Failure(JB_ERROR_BACKEND_UNAVAILABLE, std::string("tf backend: ") + e.what());
+    }
     std::string path = model;
     while (path.size() > 1 && path.back() == '/') path.pop_back();
     *handle = new Model(path, options);
@@ -458,16 +466,5 @@ const jb_plugin_api kApi = plugin::Table<Model>::api("tf", &open, &run);
 extern "C" __attribute__((visibility("default"))) const jb_plugin_api* jb_plugin_init(const jb_plugin_host* host) {
   if (host == nullptr || host->abi_version != JB_PLUGIN_ABI_VERSION) return nullptr;
   jb::plugin::g_host = host;
-  // The library names do not change between releases, so a different TensorFlow loads without
-  // complaint; its C++ internals may not match what this plugin was compiled against.
-  const std::string loaded = TF_Version();
-  if (loaded != JB_TF_VERSION) {
-    host->set_error(JB_ERROR_BACKEND_UNAVAILABLE, 0,
-                    ("libjuno_bridge_tf.so was built against TensorFlow " JB_TF_VERSION ", but TensorFlow " + loaded +
-                     " is installed: install tensorflow-cpu==" JB_TF_VERSION ", or rebuild juno-bridge against "
-                     "this TensorFlow (pip install --no-build-isolation --no-deps --force-reinstall <source>)")
-                        .c_str());
-    return nullptr;
-  }
-  return &jb::tf_plugin::kApi;
+  return &jb::tf_plugin::kApi;  // TensorFlow is bound when the first model opens: its options may name one
 }
