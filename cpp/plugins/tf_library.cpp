@@ -57,6 +57,16 @@ std::string release_in_folder(const std::string& folder) {
   return "";
 }
 
+// Whether `requested` names the bound library: the same file, or a bare name the loader resolves to it.
+bool names_bound_library(const std::string& requested) {
+  const std::string file = library_file(requested);
+  if (file.find('/') != std::string::npos) return resolved(file) == g_library.path;
+  void* handle = dlopen(file.c_str(), RTLD_NOW | RTLD_NOLOAD);
+  const bool same = handle != nullptr && loaded_path(handle) == g_library.path;
+  if (handle) dlclose(handle);
+  return same;
+}
+
 std::string describe_request(const std::string& requested, const std::string& source) {
   const std::string release = release_in_folder(folder_of(resolved(library_file(requested))));
   return "the TensorFlow requested with " + source + " ('" + requested + "'" +
@@ -142,7 +152,7 @@ const TfLibrary& load_tensorflow(const std::string& option) {
     }
   }
   if (g_library.bound) {
-    if (!requested.empty() && resolved(library_file(requested)) != g_library.path)
+    if (!requested.empty() && !names_bound_library(requested))
       throw TfUnavailable("TensorFlow " + g_library.version + " from '" + g_library.path +
                           "' is already loaded in this process (imported by Python or opened by an earlier session), "
                           "so " + describe_request(requested, source) + " cannot be loaded: one process holds one "

@@ -6,7 +6,6 @@ import tensorflow, from Python and from a C++ program. One process holds one rel
 imported is reused, and asking for another then is a clear error naming both.
 """
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -108,13 +107,37 @@ def test_cpp_program_gives_the_same_outputs_with_each_release(run_tf, other_tens
             np.testing.assert_allclose(got[(model, name)], values.ravel(), rtol=1e-6, atol=1e-6)
 
 
+OPTION_PROGRAM = r"""
+#include <cstdio>
+#include "juno_bridge/session.hpp"
+int main(int argc, char** argv) {
+  jb::SessionOptions options;
+  options.set("tensorflow", argv[2]);
+  jb::Session session(argv[1], options);
+  auto custom = session.metadata().custom;
+  std::printf("%s %s\n", custom["tensorflow_version"].c_str(), custom["tensorflow_library"].c_str());
+}
+"""
+
+
+def test_cpp_option_tensorflow_names_the_release(tmp_path, other_tensorflow):
+    pkg = Path(jb.__file__).parent
+    (tmp_path / "option.cpp").write_text(OPTION_PROGRAM)
+    build(["g++", "-std=c++17", "-O0", "-g0", tmp_path / "option.cpp", f"-I{pkg / 'include'}", f"-L{pkg / 'lib'}",
+           "-ljuno_bridge", f"-Wl,-rpath,{pkg / 'lib'}", "-o", tmp_path / "option"])
+    done = subprocess.run([str(tmp_path / "option"), str(tm.tiny()), str(other_tensorflow)], env=clean_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [OTHER_RELEASE, str((other_tensorflow / "libtensorflow_cc.so.2").resolve())]
+
+
 def test_tensorflow_imported_by_python_is_reused():
     s = jb.Session(tm.tiny())
     custom = s.metadata()["custom"]
     assert custom["tensorflow_version"] == tm.tf.__version__
     assert Path(custom["tensorflow_library"]) == INSTALLED.resolve()
     # Naming the same library again (its folder, or the file) is no conflict.
-    for same in (INSTALLED.parent, INSTALLED):
+    for same in (INSTALLED.parent, INSTALLED, "libtensorflow_cc.so.2"):  # the last: as the loader finds it
         assert jb.Session(tm.tiny(), config={"tensorflow": same}).metadata()["custom"]["tensorflow_library"] == \
             custom["tensorflow_library"]
 
