@@ -9,7 +9,7 @@ import tf_models as tm
 from native_build import REPO, build
 from tf_releases import python_env, run_python
 
-import juno_bridge as jb  # noqa: F401  (the installed package the subprocesses use)
+import juno_bridge as jb
 
 # The functions a fake library exports: the first few the plugin needs, not all of them.
 PRESENT = ["TF_Version", "TF_NewStatus", "TF_DeleteStatus", "TF_GetCode", "TF_Message"]
@@ -85,3 +85,15 @@ def test_framework_library_from_another_folder_is_refused(tmp_path, other_tensor
     installed = Path(tm.tf.__file__).parent
     done = run_python(OPEN_AND_PRINT_ERROR, tm.tiny(), installed, env=python_env(LD_LIBRARY_PATH=str(other_tensorflow)))
     assert f"cannot load '{installed / 'libtensorflow_cc.so.2'}'" in done.stdout and "undefined symbol" in done.stdout
+
+
+def test_no_tensorflow_found_says_where_it_looked_and_how_to_name_one(tmp_path):
+    # The installed plugin, copied where no tensorflow package lies beside it: nothing to find.
+    lib = tmp_path / "site" / "juno_bridge" / "lib"
+    lib.mkdir(parents=True)
+    shutil.copy(Path(jb.__file__).parent / "lib" / "libjuno_bridge_tf.so", lib)
+    done = run_python(OPEN_AND_PRINT_ERROR, tm.tiny(), "", env=python_env(JUNO_BRIDGE_PLUGIN_PATH=str(lib)))
+    assert "no TensorFlow found: install it beside juno-bridge" in done.stdout
+    assert "config={'tensorflow': PATH}" in done.stdout and "JUNO_BRIDGE_TENSORFLOW" in done.stdout
+    assert f"'{lib}/../../tensorflow/libtensorflow_cc.so.2': no such file" in done.stdout
+    assert "cannot load 'libtensorflow_cc.so.2'" in done.stdout
