@@ -53,8 +53,8 @@ using TensorPtr = std::unique_ptr<TF_Tensor, decltype(tf.TF_DeleteTensor)>;
 StatusPtr new_status() { return StatusPtr(tf.TF_NewStatus(), tf.TF_DeleteStatus); }
 
 // TensorFlow's DataType numbers -> jb_dtype (ONNX numbering); 0 for types juno-bridge cannot pass.
-int32_t to_jb_dtype(int32_t tf) {
-  switch (tf) {
+int32_t to_jb_dtype(int32_t tf_dtype) {
+  switch (tf_dtype) {
     case TF_FLOAT: return JB_DTYPE_FLOAT32;
     case TF_DOUBLE: return JB_DTYPE_FLOAT64;
     case TF_INT32: return JB_DTYPE_INT32;
@@ -72,8 +72,8 @@ int32_t to_jb_dtype(int32_t tf) {
 }
 
 // ONNX's spelling, as the onnxruntime backend reports types, so every backend describes alike.
-std::string type_name(int32_t tf) {
-  switch (tf) {
+std::string type_name(int32_t tf_dtype) {
+  switch (tf_dtype) {
     case TF_FLOAT: return "tensor(float)";
     case TF_DOUBLE: return "tensor(double)";
     case TF_INT32: return "tensor(int32)";
@@ -92,7 +92,7 @@ std::string type_name(int32_t tf) {
     case TF_COMPLEX128: return "tensor(complex128)";
     case TF_RESOURCE: return "tensorflow resource";
     case TF_VARIANT: return "tensorflow variant";
-    default: return "tensorflow DataType " + std::to_string(tf);
+    default: return "tensorflow DataType " + std::to_string(tf_dtype);
   }
 }
 
@@ -222,7 +222,7 @@ class Model {
     std::vector<TF_Tensor*> results(num_outputs, nullptr);
     auto status = new_status();
     tf.TF_SessionRun(session_, nullptr, feeds.data(), values.data(), static_cast<int>(num_inputs), fetches.data(),
-                  results.data(), static_cast<int>(num_outputs), nullptr, 0, nullptr, status.get());
+                     results.data(), static_cast<int>(num_outputs), nullptr, 0, nullptr, status.get());
     // Every result gets an owner first, so an error below leaks nothing.
     std::vector<TensorPtr> kept;
     for (TF_Tensor* t : results) kept.emplace_back(t, tf.TF_DeleteTensor);
@@ -236,16 +236,17 @@ class Model {
   void load() {
     auto status = new_status();
     std::unique_ptr<TF_SessionOptions, decltype(tf.TF_DeleteSessionOptions)> opts(tf.TF_NewSessionOptions(),
-                                                                              tf.TF_DeleteSessionOptions);
+                                                                                   tf.TF_DeleteSessionOptions);
     const std::string config = config_proto(options_.intra, options_.inter);
     tf.TF_SetConfig(opts.get(), config.data(), config.size(), status.get());
     if (tf.TF_GetCode(status.get()) != TF_OK)
-      throw Failure(JB_ERROR_INVALID_ARGUMENT, "tf backend: thread options refused: " + std::string(tf.TF_Message(status.get())));
+      throw Failure(JB_ERROR_INVALID_ARGUMENT,
+                    "tf backend: thread options refused: " + std::string(tf.TF_Message(status.get())));
     std::vector<const char*> tags;
     for (const auto& t : options_.tags) tags.push_back(t.c_str());
     std::unique_ptr<TF_Buffer, decltype(tf.TF_DeleteBuffer)> meta(tf.TF_NewBuffer(), tf.TF_DeleteBuffer);
     session_ = tf.TF_LoadSessionFromSavedModel(opts.get(), nullptr, path_.c_str(), tags.data(),
-                                            static_cast<int>(tags.size()), graph_, meta.get(), status.get());
+                                               static_cast<int>(tags.size()), graph_, meta.get(), status.get());
     if (tf.TF_GetCode(status.get()) != TF_OK || session_ == nullptr)
       throw Failure(JB_ERROR_MODEL_LOAD, "cannot load SavedModel '" + path_ + "': " + tf.TF_Message(status.get()));
     try {
@@ -335,7 +336,8 @@ class Model {
                jb_plugin_owned& owned) const {
     const int32_t dtype = to_jb_dtype(tf.TF_TensorType(result.get()));
     if (dtype == JB_DTYPE_UNDEFINED)
-      throw Failure(JB_ERROR_UNSUPPORTED, "output '" + info.sig.key + "' is " + type_name(tf.TF_TensorType(result.get())) +
+      throw Failure(JB_ERROR_UNSUPPORTED, "output '" + info.sig.key + "' is " +
+                                              type_name(tf.TF_TensorType(result.get())) +
                                               ", which juno-bridge cannot pass");
     const int rank = tf.TF_NumDims(result.get());
     if (rank > JB_MAX_RANK)

@@ -49,9 +49,11 @@ std::string release_in_folder(const std::string& folder) {
     const std::string name = entry.substr(entry.rfind('/') + 1);
     const auto dash = name.find('-');
     const std::string project = name.substr(0, dash);
-    if (dash == std::string::npos || name.size() < 10 || name.compare(name.size() - 10, 10, ".dist-info") != 0 ||
-        (project != "tensorflow" && project.rfind("tensorflow_", 0) != 0 && project != "tf_nightly"))
-      continue;
+    // The distributions that ship the package itself (not tensorflow_io_gcs_filesystem and the like).
+    const bool tensorflow = project == "tensorflow" || project == "tensorflow_cpu" || project == "tensorflow_intel" ||
+                            project == "tf_nightly" || project == "tf_nightly_cpu";
+    const bool dist_info = name.size() > 10 && name.compare(name.size() - 10, 10, ".dist-info") == 0;
+    if (dash == std::string::npos || !tensorflow || !dist_info) continue;
     return name.substr(dash + 1, name.size() - 10 - dash - 1);
   }
   return "";
@@ -90,7 +92,6 @@ void bind(void* handle, const std::string& path) {
                         " (juno-bridge needs TensorFlow 2.16 or newer)");
   // libtensorflow_cc.so.2 finds its framework library by its run path, but LD_LIBRARY_PATH or a framework
   // library already in the process comes first: two releases' halves would crash, so refuse them here.
-  dlerror();
   if (void* framework = dlopen(kFrameworkLibrary, RTLD_NOW | RTLD_NOLOAD)) {
     const std::string framework_path = loaded_path(framework);
     dlclose(framework);  // only the reference NOLOAD added
@@ -141,7 +142,6 @@ const TfLibrary& load_tensorflow(const std::string& option) {
 
   // One release per process: what is loaded already wins, and a request for another is refused.
   if (!g_library.bound) {
-    dlerror();
     if (void* loaded = dlopen(kCcLibrary, RTLD_NOW | RTLD_NOLOAD)) {
       try {
         bind(loaded, loaded_path(loaded));  // the reference stays: this library is ours now as well
