@@ -11,9 +11,9 @@ BUILD_DEPS := "setuptools>=77" wheel "Cython>=3.0" "numpy>=2.0" "onnxruntime==1.
 # pulls a multi-GB CUDA build) goes in before the build, and its absence fails the build.
 TORCH_DEPS := "torch==2.13.0"
 export JUNO_BRIDGE_REQUIRE_TORCH := 1
-# The same for the TensorFlow plugin (the CPU wheel, pinned: the plugin refuses another release).
+# TensorFlow for its plugin's tests (the plugin itself needs none to build: it binds TensorFlow's C API
+# at run time, any release from 2.16 on; this pin is the release our CI tests besides 2.20).
 TF_DEPS := "tensorflow-cpu==2.21.0"
-export JUNO_BRIDGE_REQUIRE_TF := 1
 # Extras installed with the package; our own CI installs them all.
 EXTRAS := test,hdf5,torch,tf,triton,dask
 

@@ -8,8 +8,8 @@ Layout inside the installed package, which C++ builds use through `juno-bridge c
 
 CMake configures into build/cmake-<python>/ with this Python (JB_PYTHON_EXECUTABLE), so the plugins
 follow what it has installed: the torch plugin when torch is there (JUNO_BRIDGE_REQUIRE_TORCH=1: it must
-be, JB_WITH_TORCH=ON), the same for TensorFlow (JUNO_BRIDGE_REQUIRE_TF=1). CMake's own dependency
-tracking makes rebuilds incremental.
+be, JB_WITH_TORCH=ON). The TensorFlow plugin is always built: it binds TensorFlow's C API at run time.
+CMake's own dependency tracking makes rebuilds incremental.
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def plugin_mode(variable: str) -> str:
 
 
 def build_cpp(package_dir: Path) -> None:
-    """Configures (every time: a new torch or TensorFlow is a new configure input), builds and installs
+    """Configures (every time: a new torch is a new configure input), builds and installs
     the C++ into package_dir."""
     cmake = tool("cmake")
     if cmake is None:
@@ -58,7 +58,6 @@ def build_cpp(package_dir: Path) -> None:
     configure = [cmake, "-S", ROOT, "-B", build_dir, f"-DJB_PYTHON_EXECUTABLE={sys.executable}",
                  "-UJB_ONNXRUNTIME_LIBRARY",  # re-read from this Python's onnxruntime wheel
                  f"-DJB_WITH_TORCH={plugin_mode('JUNO_BRIDGE_REQUIRE_TORCH')}",
-                 f"-DJB_WITH_TF={plugin_mode('JUNO_BRIDGE_REQUIRE_TF')}",
                  *[f"-DJB_INSTALL_{key}={value}" for key, value in INSTALL_DIRS.items()]]
     ninja = tool("ninja")
     if ninja and not (build_dir / "CMakeCache.txt").exists():

@@ -34,8 +34,6 @@ values = {
     "JB_PROBE_ONNXRUNTIME_LIBRARY": onnxruntime_library(),
     "JB_PROBE_TORCH_DIR": package_dir("torch"),
     "JB_PROBE_TORCH_VERSION": version("torch"),
-    "JB_PROBE_TF_DIR": package_dir("tensorflow"),
-    "JB_PROBE_TF_VERSION": version("tensorflow-cpu", "tensorflow", "tensorflow-intel", "tf-nightly"),
 }
 for key, value in values.items():
     print(f'set({key} "{value}")')

@@ -24,11 +24,12 @@ def cmd_info(args) -> int:
         info["onnxruntime"] = {k: ort[k] for k in ("version", "api_version", "path", "providers")}
     except jb.Error as err:
         info["onnxruntime"] = f"unavailable: {err}"
-    for package in ("torch", "tensorflow", "numpy"):
+    for package in ("torch", "numpy"):
         try:
             info[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             info[package] = "not installed"
+    info["tensorflow"] = _tensorflow_info(paths.plugins().get("tf"))
     info["plugins"] = {name: str(path) for name, path in paths.plugins().items()} or "none built"
     info["include dir"] = str(paths.include_dir())
     info["lib dir"] = str(paths.lib_dir())
@@ -44,6 +45,21 @@ def cmd_info(args) -> int:
         else:
             print(f"{key}: {value}")
     return EXIT_OK
+
+
+def _tensorflow_info(plugin) -> dict | str:
+    """The TensorFlow the tf plugin binds (as a session would: JUNO_BRIDGE_TENSORFLOW, else the package
+    beside juno-bridge), asked of the plugin itself: {"version": TF_Version(), "path": library}."""
+    if plugin is None:
+        return "unavailable: the tf plugin was not built"
+    import ctypes
+    describe = ctypes.CDLL(str(plugin)).jb_tf_describe
+    describe.argtypes, describe.restype = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t], ctypes.c_int
+    text = ctypes.create_string_buffer(4096)
+    if describe(None, text, len(text)) != 0:
+        return f"unavailable: {text.value.decode()}"
+    version, path = text.value.decode().split("\n", 1)
+    return {"version": version, "path": path}
 
 
 def cmd_config(args) -> int:

@@ -9,8 +9,7 @@
 // copied once into a caller's buffer.
 // Threads: TF_SetConfig with a serialized ConfigProto. inter_op_threads 0 (unset) means -1, ops on
 // the caller's thread: fastest for small models and right for a framework that owns its threads.
-#include <tensorflow/c/c_api.h>
-
+// TensorFlow itself is bound at run time (tf_library.hpp): any release from 2.16 on, no build-time link.
 #include <sys/stat.h>
 
 #include <cstdlib>
@@ -21,24 +20,22 @@
 #include <vector>
 
 #include "juno_bridge/plugin_sdk.hpp"
+#include "tf_library.hpp"
 #include "tf_signature.hpp"
-
-#ifndef JB_TF_VERSION
-#error "JB_TF_VERSION (the TensorFlow version the plugin is built against) must be defined by the build"
-#endif
 
 namespace jb::tf_plugin {
 namespace {
 
-constexpr uintptr_t kAlignment = 64;  // TF_NewTensor's condition for keeping the caller's pointer
+// TensorFlow's functions, bound by load_tensorflow before the first model opens.
+const JbTfApi& tf = tensorflow().api;
 
-using StatusPtr = std::unique_ptr<TF_Status, decltype(&TF_DeleteStatus)>;
-using TensorPtr = std::unique_ptr<TF_Tensor, decltype(&TF_DeleteTensor)>;
-StatusPtr new_status() { return StatusPtr(TF_NewStatus(), &TF_DeleteStatus); }
+using StatusPtr = std::unique_ptr<TF_Status, decltype(tf.TF_DeleteStatus)>;
+using TensorPtr = std::unique_ptr<TF_Tensor, decltype(tf.TF_DeleteTensor)>;
+StatusPtr new_status() { return StatusPtr(tf.TF_NewStatus(), tf.TF_DeleteStatus); }
 
 // TensorFlow's DataType numbers -> jb_dtype (ONNX numbering); 0 for types juno-bridge cannot pass.
-int32_t to_jb_dtype(int32_t tf) {
-  switch (tf) {
+int32_t to_jb_dtype(int32_t tf_dtype) {
+  switch (tf_dtype) {
     case TF_FLOAT: return JB_DTYPE_FLOAT32;
     case TF_DOUBLE: return JB_DTYPE_FLOAT64;
     case TF_INT32: return JB_DTYPE_INT32;
@@ -56,17 +53,16 @@ int32_t to_jb_dtype(int32_t tf) {
 }
 
 // ONNX's spelling, as the onnxruntime backend reports types, so every backend describes alike.
-// ONNX's spelling, as the onnxruntime backend reports types, so every backend describes alike.
-std::string type_name(int32_t tf) {
-  if (int32_t jb = to_jb_dtype(tf); jb != JB_DTYPE_UNDEFINED) return plugin::onnx_type_name(jb);
-  switch (tf) {
+std::string type_name(int32_t tf_dtype) {
+  if (int32_t jb = to_jb_dtype(tf_dtype); jb != JB_DTYPE_UNDEFINED) return plugin::onnx_type_name(jb);
+  switch (tf_dtype) {
     case TF_STRING: return "tensor(string)";
     case TF_BFLOAT16: return "tensor(bfloat16)";
     case TF_COMPLEX64: return "tensor(complex64)";
     case TF_COMPLEX128: return "tensor(complex128)";
     case TF_RESOURCE: return "tensorflow resource";
     case TF_VARIANT: return "tensorflow variant";
-    default: return "tensorflow DataType " + std::to_string(tf);
+    default: return "tensorflow DataType " + std::to_string(tf_dtype);
   }
 }
 
@@ -119,6 +115,7 @@ struct Options {
   std::string signature = "serving_default";
   std::vector<std::string> tags{"serve"};
   bool copy_unaligned = false;
+  std::string tensorflow;  // the libtensorflow_cc.so.2 (or its folder) to bind; "" = the default
 };
 
 // The core passes only the names in kOptions.
@@ -142,6 +139,8 @@ Options parse_options(const plugin::Options& given) {
       if (value != "0" && value != "1")
         throw Error(JB_ERROR_INVALID_ARGUMENT, "tf backend: option 'copy_unaligned' is '0' or '1'; got '" + value + "'");
       o.copy_unaligned = value == "1";
+    } else if (key == "tensorflow") {
+      o.tensorflow = value;
     }
   }
   return o;
@@ -155,7 +154,7 @@ class Model : public plugin::ModelBase<Info> {
       throw Error(JB_ERROR_MODEL_LOAD, "cannot open SavedModel '" + path + "': " +
                                              (::stat(path.c_str(), &st) == 0 ? "the directory has no saved_model.pb"
                                                                               : "no such directory"));
-    graph_ = TF_NewGraph();
+    graph_ = tf.TF_NewGraph();
     try {
       load();
       describe();
@@ -172,9 +171,15 @@ class Model : public plugin::ModelBase<Info> {
   static Model* open(const std::string& model, const void* bytes, size_t, const plugin::Options& options) {
     if (bytes != nullptr)
       throw Error(JB_ERROR_UNSUPPORTED, "tf backend: a SavedModel is a directory; open it from its path");
+    const Options parsed = parse_options(options);
+    try {
+      load_tensorflow(parsed.tensorflow);
+    } catch (const TfUnavailable& e) {
+      throw Error(JB_ERROR_BACKEND_UNAVAILABLE, std::string("tf backend: ") + e.what());
+    }
     std::string path = model;
     while (path.size() > 1 && path.back() == '/') path.pop_back();
-    return new Model(path, parse_options(options));
+    return new Model(path, parsed);
   }
 
   void run(const jb_tensor_view* in, const int32_t* output_index, jb_tensor_view* out, jb_plugin_owned* owned,
@@ -189,19 +194,19 @@ class Model : public plugin::ModelBase<Info> {
       tensors.emplace_back(wrap_input(in[i], inputs_[i], wrapped));
       values[i] = tensors.back().get();
       feeds[i] = inputs_[i].port;
-      read_input_at(i, TF_TensorData(values[i]));
+      read_input_at(i, tf.TF_TensorData(values[i]));
     }
     count_wrapped(wrapped);
     for (size_t i = 0; i < num_outputs; ++i) fetches[i] = outputs_[output_index[i]].port;
     std::vector<TF_Tensor*> results(num_outputs, nullptr);
     auto status = new_status();
-    TF_SessionRun(session_, nullptr, feeds.data(), values.data(), static_cast<int>(num_inputs), fetches.data(),
-                  results.data(), static_cast<int>(num_outputs), nullptr, 0, nullptr, status.get());
+    tf.TF_SessionRun(session_, nullptr, feeds.data(), values.data(), static_cast<int>(num_inputs), fetches.data(),
+                     results.data(), static_cast<int>(num_outputs), nullptr, 0, nullptr, status.get());
     // Every result gets an owner first, so an error below leaks nothing.
     std::vector<TensorPtr> kept;
-    for (TF_Tensor* t : results) kept.emplace_back(t, &TF_DeleteTensor);
-    if (TF_GetCode(status.get()) != TF_OK)
-      throw Error(status_of(TF_GetCode(status.get())), "TensorFlow: " + std::string(TF_Message(status.get())));
+    for (TF_Tensor* t : results) kept.emplace_back(t, tf.TF_DeleteTensor);
+    if (tf.TF_GetCode(status.get()) != TF_OK)
+      throw Error(status_of(tf.TF_GetCode(status.get())), "TensorFlow: " + std::string(tf.TF_Message(status.get())));
     for (size_t i = 0; i < num_outputs; ++i) deliver(std::move(kept[i]), outputs_[output_index[i]], in, num_inputs,
                                                      out[i], owned[i]);
   }
@@ -209,19 +214,19 @@ class Model : public plugin::ModelBase<Info> {
  private:
   void load() {
     auto status = new_status();
-    std::unique_ptr<TF_SessionOptions, decltype(&TF_DeleteSessionOptions)> opts(TF_NewSessionOptions(),
-                                                                              &TF_DeleteSessionOptions);
+    std::unique_ptr<TF_SessionOptions, decltype(tf.TF_DeleteSessionOptions)> opts(tf.TF_NewSessionOptions(),
+                                                                                   tf.TF_DeleteSessionOptions);
     const std::string config = config_proto(options_.intra, options_.inter);
-    TF_SetConfig(opts.get(), config.data(), config.size(), status.get());
-    if (TF_GetCode(status.get()) != TF_OK)
-      throw Error(JB_ERROR_INVALID_ARGUMENT, "tf backend: thread options refused: " + std::string(TF_Message(status.get())));
+    tf.TF_SetConfig(opts.get(), config.data(), config.size(), status.get());
+    if (tf.TF_GetCode(status.get()) != TF_OK)
+      throw Error(JB_ERROR_INVALID_ARGUMENT, "tf backend: thread options refused: " + std::string(tf.TF_Message(status.get())));
     std::vector<const char*> tags;
     for (const auto& t : options_.tags) tags.push_back(t.c_str());
-    std::unique_ptr<TF_Buffer, decltype(&TF_DeleteBuffer)> meta(TF_NewBuffer(), &TF_DeleteBuffer);
-    session_ = TF_LoadSessionFromSavedModel(opts.get(), nullptr, path_.c_str(), tags.data(),
+    std::unique_ptr<TF_Buffer, decltype(tf.TF_DeleteBuffer)> meta(tf.TF_NewBuffer(), tf.TF_DeleteBuffer);
+    session_ = tf.TF_LoadSessionFromSavedModel(opts.get(), nullptr, path_.c_str(), tags.data(),
                                             static_cast<int>(tags.size()), graph_, meta.get(), status.get());
-    if (TF_GetCode(status.get()) != TF_OK || session_ == nullptr)
-      throw Error(JB_ERROR_MODEL_LOAD, "cannot load SavedModel '" + path_ + "': " + TF_Message(status.get()));
+    if (tf.TF_GetCode(status.get()) != TF_OK || session_ == nullptr)
+      throw Error(JB_ERROR_MODEL_LOAD, "cannot load SavedModel '" + path_ + "': " + tf.TF_Message(status.get()));
     try {
       meta_ = parse_meta_graph(std::string_view(static_cast<const char*>(meta->data), meta->length));
     } catch (const std::invalid_argument& e) {
@@ -249,7 +254,8 @@ class Model : public plugin::ModelBase<Info> {
     add_metadata("description", "TensorFlow SavedModel");
     add_metadata("custom.signature", options_.signature);
     add_metadata("custom.method_name", sig.method_name);
-    add_metadata("custom.tensorflow_version", TF_Version());
+    add_metadata("custom.tensorflow_version", tf.TF_Version());
+    add_metadata("custom.tensorflow_library", tensorflow().path);
     add_metadata("custom.saved_by_tensorflow", meta_.tensorflow_version);
     for (const auto& i : inputs_) add_metadata("custom.tensor." + i.sig.key, i.sig.tensor_name);
     for (const auto& o : outputs_) add_metadata("custom.tensor." + o.sig.key, o.sig.tensor_name);
@@ -264,8 +270,8 @@ class Model : public plugin::ModelBase<Info> {
     const size_t colon = s.tensor_name.rfind(':');
     const std::string op = s.tensor_name.substr(0, colon);
     info.port.index = colon == std::string::npos ? 0 : std::atoi(s.tensor_name.c_str() + colon + 1);
-    info.port.oper = TF_GraphOperationByName(graph_, op.c_str());
-    if (info.port.oper == nullptr || info.port.index >= TF_OperationNumOutputs(info.port.oper))
+    info.port.oper = tf.TF_GraphOperationByName(graph_, op.c_str());
+    if (info.port.oper == nullptr || info.port.index >= tf.TF_OperationNumOutputs(info.port.oper))
       throw Error(JB_ERROR_MODEL_LOAD, "SavedModel '" + path_ + "': " + role + " '" + s.key + "' names tensor '" +
                                              s.tensor_name + "', which is not in the graph");
     return info;
@@ -276,39 +282,41 @@ class Model : public plugin::ModelBase<Info> {
   TensorPtr wrap_input(const jb_tensor_view& v, const Info& info, uint64_t& wrapped) const {
     const size_t len = plugin::nbytes(v);
     const int tf_dtype = info.sig.tf_dtype;
-    const bool aligned = reinterpret_cast<uintptr_t>(v.data) % kAlignment == 0;
+    const size_t alignment = tensorflow().alignment;  // TF_NewTensor's condition for keeping the pointer
+    const bool aligned = reinterpret_cast<uintptr_t>(v.data) % alignment == 0;
     if (!aligned && !options_.copy_unaligned)
       throw Error(JB_ERROR_INPUT,
                     "input '" + info.sig.key + "': data at " + std::to_string(reinterpret_cast<uintptr_t>(v.data)) +
-                        " is not 64-byte aligned, and TensorFlow would copy it silently: allocate it with "
-                        "juno_bridge.empty(shape, dtype) (or any 64-byte aligned buffer), or allow the copy "
+                        " is not " + std::to_string(alignment) + "-byte aligned, and TensorFlow would copy it "
+                        "silently: allocate it with juno_bridge.empty(shape, dtype) (or any " +
+                        std::to_string(alignment) + "-byte aligned buffer), or allow the copy "
                         "with config={'copy_unaligned': '1'}");
     TF_Tensor* t = nullptr;
     if (aligned && len > 0) {
-      t = TF_NewTensor(static_cast<TF_DataType>(tf_dtype), v.shape, v.rank, v.data, len, &never_free, nullptr);
-      if (t && TF_TensorData(t) == v.data) ++wrapped;
+      t = tf.TF_NewTensor(static_cast<TF_DataType>(tf_dtype), v.shape, v.rank, v.data, len, &never_free, nullptr);
+      if (t && tf.TF_TensorData(t) == v.data) ++wrapped;
     } else {
-      t = TF_AllocateTensor(static_cast<TF_DataType>(tf_dtype), v.shape, v.rank, len);
-      if (t && len) std::memcpy(TF_TensorData(t), v.data, len);
+      t = tf.TF_AllocateTensor(static_cast<TF_DataType>(tf_dtype), v.shape, v.rank, len);
+      if (t && len) std::memcpy(tf.TF_TensorData(t), v.data, len);
     }
     if (t == nullptr)
       throw Error(JB_ERROR_RUNTIME, "input '" + info.sig.key + "': TensorFlow could not make a tensor of shape " +
                                           shape_string(v.shape, v.rank));
-    return TensorPtr(t, &TF_DeleteTensor);
+    return TensorPtr(t, tf.TF_DeleteTensor);
   }
 
   void deliver(TensorPtr result, const Info& info, const jb_tensor_view* in, size_t num_inputs, jb_tensor_view& out,
                jb_plugin_owned& owned) const {
-    const int32_t dtype = to_jb_dtype(TF_TensorType(result.get()));
+    const int32_t dtype = to_jb_dtype(tf.TF_TensorType(result.get()));
     if (dtype == JB_DTYPE_UNDEFINED)
-      throw Error(JB_ERROR_UNSUPPORTED, "output '" + info.sig.key + "' is " + type_name(TF_TensorType(result.get())) +
+      throw Error(JB_ERROR_UNSUPPORTED, "output '" + info.sig.key + "' is " + type_name(tf.TF_TensorType(result.get())) +
                                               ", which juno-bridge cannot pass");
-    const int rank = TF_NumDims(result.get());
+    const int rank = tf.TF_NumDims(result.get());
     if (rank > JB_MAX_RANK)
       throw Error(JB_ERROR_UNSUPPORTED, "output '" + info.sig.key + "' has rank " + std::to_string(rank));
     int64_t shape[JB_MAX_RANK];
-    for (int d = 0; d < rank; ++d) shape[d] = TF_Dim(result.get(), d);
-    const size_t bytes = TF_TensorByteSize(result.get());
+    for (int d = 0; d < rank; ++d) shape[d] = tf.TF_Dim(result.get(), d);
+    const size_t bytes = tf.TF_TensorByteSize(result.get());
     if (out.data != nullptr) {
       if (out.dtype != dtype)
         throw Error(JB_ERROR_INPUT_TYPE, "output '" + info.sig.key + "': the model produced " + info.type +
@@ -316,38 +324,38 @@ class Model : public plugin::ModelBase<Info> {
       if (out.rank != rank || !std::equal(shape, shape + rank, out.shape))
         throw Error(JB_ERROR_INPUT, "output '" + info.sig.key + "': expected shape " + shape_string(shape, rank) +
                                           ", got " + shape_string(out.shape, out.rank));
-      if (bytes) std::memcpy(out.data, TF_TensorData(result.get()), bytes);
+      if (bytes) std::memcpy(out.data, tf.TF_TensorData(result.get()), bytes);
       return;
     }
     // An output that is an input passed through would hand the caller's own memory back as "owned".
-    const char* p = static_cast<const char*>(TF_TensorData(result.get()));
+    const char* p = static_cast<const char*>(tf.TF_TensorData(result.get()));
     for (size_t j = 0; j < num_inputs; ++j) {
       const char* a = static_cast<const char*>(in[j].data);
       const size_t n = plugin::nbytes(in[j]);
       if (bytes && n && p < a + n && a < p + bytes) {
-        TF_Tensor* copy = TF_AllocateTensor(TF_TensorType(result.get()), shape, rank, bytes);
-        std::memcpy(TF_TensorData(copy), p, bytes);
+        TF_Tensor* copy = tf.TF_AllocateTensor(tf.TF_TensorType(result.get()), shape, rank, bytes);
+        std::memcpy(tf.TF_TensorData(copy), p, bytes);
         result.reset(copy);
         break;
       }
     }
     static char empty_output;  // a zero-element output needs no memory, only a non-NULL address
-    out.data = bytes ? TF_TensorData(result.get()) : &empty_output;
+    out.data = bytes ? tf.TF_TensorData(result.get()) : &empty_output;
     out.dtype = dtype;
     out.rank = rank;
     std::copy(shape, shape + rank, out.shape);
     owned.holder = result.release();
-    owned.release = [](void* h) { TF_DeleteTensor(static_cast<TF_Tensor*>(h)); };
+    owned.release = [](void* h) { tf.TF_DeleteTensor(static_cast<TF_Tensor*>(h)); };
   }
 
   void release() {
     if (session_) {
       auto status = new_status();
-      TF_CloseSession(session_, status.get());
-      TF_DeleteSession(session_, status.get());
+      tf.TF_CloseSession(session_, status.get());
+      tf.TF_DeleteSession(session_, status.get());
       session_ = nullptr;
     }
-    if (graph_) TF_DeleteGraph(graph_);
+    if (graph_) tf.TF_DeleteGraph(graph_);
     graph_ = nullptr;
   }
 
@@ -359,7 +367,7 @@ class Model : public plugin::ModelBase<Info> {
 };
 
 constexpr const char* kOptions[] = {"intra_op_threads", "inter_op_threads", "signature", "tags", "copy_unaligned",
-                                     nullptr};
+                                     "tensorflow", nullptr};
 const jb_plugin_api kApi = plugin::Table<Model>::api("tf", kOptions);
 
 }  // namespace
@@ -367,16 +375,5 @@ const jb_plugin_api kApi = plugin::Table<Model>::api("tf", kOptions);
 
 extern "C" JB_PLUGIN_EXPORT const jb_plugin_api* jb_plugin_init(const jb_plugin_host* host) {
   if (!jb::plugin::start(host)) return nullptr;
-  // The library names do not change between releases, so a different TensorFlow loads without
-  // complaint; its C++ internals may not match what this plugin was compiled against.
-  const std::string loaded = TF_Version();
-  if (loaded != JB_TF_VERSION) {
-    host->set_error(JB_ERROR_BACKEND_UNAVAILABLE, 0,
-                    ("libjuno_bridge_tf.so was built against TensorFlow " JB_TF_VERSION ", but TensorFlow " + loaded +
-                     " is installed: install tensorflow-cpu==" JB_TF_VERSION ", or rebuild juno-bridge against "
-                     "this TensorFlow (pip install --no-build-isolation --no-deps --force-reinstall <source>)")
-                        .c_str());
-    return nullptr;
-  }
-  return &jb::tf_plugin::kApi;
+  return &jb::tf_plugin::kApi;  // TensorFlow is bound when the first model opens: its options may name one
 }
