@@ -208,12 +208,6 @@ void check_view(const TensorView& v, const TensorInfo& info, const char* role) {
                                       std::to_string(dtype_size(v.dtype)) + "-byte elements");
 }
 
-bool overlaps(const TensorView& a, const TensorView& b) {
-  auto pa = static_cast<const char*>(a.data), pb = static_cast<const char*>(b.data);
-  size_t na = a.nbytes(), nb = b.nbytes();
-  return na && nb && pa < pb + nb && pb < pa + na;
-}
-
 }  // namespace
 
 void Session::check_inputs(const TensorView* inputs, size_t num_inputs) const {
@@ -243,11 +237,11 @@ void Session::check_outputs(const TensorView* inputs, size_t num_inputs, const i
     if (outputs[i].data == nullptr) continue;  // the backend allocates it
     check_view(outputs[i], infos[k], "output");
     for (size_t j = 0; j < num_inputs; ++j)
-      if (overlaps(outputs[i], inputs[j]))
+      if (views_overlap(outputs[i], inputs[j]))
         throw Error(ErrorCode::Input, "output '" + infos[k].name + "' buffer overlaps input '" +
                                           backend_->inputs()[j].name + "'");
     for (size_t j = 0; j < i; ++j)
-      if (outputs[j].data && overlaps(outputs[i], outputs[j]))
+      if (outputs[j].data && views_overlap(outputs[i], outputs[j]))
         throw Error(ErrorCode::Input, "output '" + infos[k].name + "' buffer overlaps output '" +
                                           infos[output_index[j]].name + "'");
   }

@@ -107,6 +107,13 @@ static_assert(std::is_standard_layout<TensorView>::value, "TensorView must mirro
 static_assert(sizeof(TensorView) == sizeof(jb_tensor_view), "TensorView must mirror jb_tensor_view");
 static_assert(offsetof(TensorView, shape) == offsetof(jb_tensor_view, shape), "TensorView must mirror jb_tensor_view");
 
+// True when the bytes of two views share an address (views of countable memory, see nbytes()).
+inline bool views_overlap(const TensorView& a, const TensorView& b) noexcept {
+  const auto pa = reinterpret_cast<uintptr_t>(a.data), pb = reinterpret_cast<uintptr_t>(b.data);
+  const size_t na = a.nbytes(), nb = b.nbytes();
+  return na && nb && na != SIZE_MAX && nb != SIZE_MAX && pa < pb + nb && pb < pa + na;
+}
+
 inline jb_tensor_view* as_c(TensorView* v) { return reinterpret_cast<jb_tensor_view*>(v); }
 inline const jb_tensor_view* as_c(const TensorView* v) { return reinterpret_cast<const jb_tensor_view*>(v); }
 inline TensorView* from_c(jb_tensor_view* v) { return reinterpret_cast<TensorView*>(v); }
