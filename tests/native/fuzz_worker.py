@@ -23,8 +23,8 @@ _raw = ctypes.create_string_buffer(POOL_BYTES + 64)
 BASE = (ctypes.addressof(_raw) + 63) // 64 * 64
 
 
-# int32 words -2..40: as pmt ids many are in range, some are not; as floats they are tiny numbers.
-PATTERN = array.array("i", [(i * 7) % 43 - 2 for i in range(POOL_BYTES // 4)]).tobytes()
+# int32 words 0..40, every 37th -1: as pmt ids most are in range, some are not; as floats, tiny numbers.
+PATTERN = array.array("i", [(i * 7) % 41 if i % 37 != 36 else -1 for i in range(POOL_BYTES // 4)]).tobytes()
 
 
 def reset_pool():

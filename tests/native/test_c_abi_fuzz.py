@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
 from jb_c import MAX_RANK, STATUSES
@@ -76,6 +76,9 @@ dims = st.one_of(st.integers(0, 8), st.sampled_from([4, 8, 16]), st.integers(-3,
 dtypes = st.one_of(st.sampled_from(sorted(ITEMSIZE)), st.integers(-1, 20), st.integers(-(2**31), 2**31 - 1))
 ranks = st.one_of(st.integers(0, 3), st.integers(-1, 20), st.sampled_from([2**31 - 1, -(2**31)]))
 offsets = st.one_of(st.none(), st.sampled_from([0, 64, 1024, 4096]), st.integers(0, POOL_BYTES))
+aligned = st.sampled_from(range(0, POOL_BYTES // 2, 4096))  # well apart: overlap only when equal
+# Hypothesis picks one_of branches evenly: a branch listed twice is drawn twice as often (valid values).
+small = st.integers(0, 6)
 
 
 @st.composite
@@ -88,7 +91,7 @@ def any_view(draw):
 def float_view(draw, shape_tail, batch):
     """A view that fits the model's signature (float32, aligned), so some examples run all the way."""
     shape = [batch, *shape_tail] + [0] * (MAX_RANK - 1 - len(shape_tail))
-    return {"data": draw(st.sampled_from([0, 4096, 8192, 16384, 32768])), "dtype": FLOAT32,
+    return {"data": draw(aligned), "dtype": FLOAT32,
             "rank": 1 + len(shape_tail), "shape": shape}
 
 
@@ -139,6 +142,7 @@ def fits_model(inputs, outputs, index) -> tuple[bool, bool]:
     batch = inputs[0]["shape"][0]
     buffers = [o for o in outputs if o["data"] is not None]
     must = (inputs[0]["data"] is not None and all(o["shape"][0] == batch for o in buffers)
+            and all(claimed_bytes(v) is not None for v in [inputs[0], *outputs])
             and not any(overlap(o, inputs[0]) for o in buffers)
             and not any(overlap(a, b) for i, a in enumerate(buffers) for b in buffers[:i]))
     return True, must
@@ -147,17 +151,18 @@ def fits_model(inputs, outputs, index) -> tuple[bool, bool]:
 @st.composite
 def run_examples(draw):
     api = draw(st.sampled_from(["run", "run_outputs"]))
-    batch = draw(st.one_of(st.integers(0, 6), dims))
-    x = draw(st.one_of(float_view([8], batch), any_view()))
-    inputs = draw(st.one_of(st.just([x]), st.lists(any_view(), max_size=2)))
+    batch = draw(st.one_of(small, small, dims))
+    x = draw(st.one_of(float_view([8], batch), float_view([8], batch), any_view()))
+    inputs = draw(st.one_of(st.just([x]), st.just([x]), st.lists(any_view(), max_size=2)))
     if api == "run":
         index = [0, 1]
-        outputs = draw(st.one_of(st.tuples(float_view([4], batch), float_view([], batch)).map(list),
-                                 st.lists(any_view(), max_size=3)))
+        valid = st.tuples(float_view([4], batch), float_view([], batch)).map(list)
+        outputs = draw(st.one_of(valid, valid, st.lists(any_view(), max_size=3)))
         index = index[:len(outputs)] if len(outputs) <= 2 else [0, 1, 2]
     else:
-        index = draw(st.lists(st.integers(-2, 3), min_size=1, max_size=2))
-        outputs = [draw(st.one_of(float_view(tail, batch), any_view(), st.just(
+        index = draw(st.one_of(st.sampled_from([[0], [1], [0, 1], [1, 0]]),
+                               st.lists(st.integers(-2, 3), min_size=1, max_size=2)))
+        outputs = [draw(st.one_of(float_view(tail, batch), float_view(tail, batch), any_view(), st.just(
             {"data": None, "dtype": FLOAT32, "rank": 1 + len(tail), "shape": [batch, *tail] + [0] * (15 - len(tail))})))
             for tail in ([4] if k == 0 else [] for k in index)]
     return {"op": "run", "api": api, "inputs": inputs, "outputs": outputs, "index": index}
@@ -168,6 +173,7 @@ def run_examples(draw):
 def test_any_views_to_run_get_a_status_and_a_failed_run_leaves_the_callers_views(worker, example):
     assume(all(honest(v) for v in example["inputs"] + example["outputs"]))
     r = worker.ask(example)
+    event(f"status {r['status']}")
     assert r["status"] in STATUSES and r["code"] == r["status"], r
     index = example["index"] if example["api"] == "run_outputs" else list(range(len(example["outputs"])))
     allowed, must = fits_model(example["inputs"], example["outputs"], index)
@@ -185,17 +191,19 @@ def test_any_views_to_run_get_a_status_and_a_failed_run_leaves_the_callers_views
 
 @st.composite
 def scatter_examples(draw):
-    hits = draw(st.one_of(st.integers(0, 5), dims))
-    channels = draw(st.one_of(st.integers(1, 3), dims))
-    pmts = draw(st.one_of(st.integers(0, 64), dims))
+    hits = draw(st.one_of(small, small, dims))
+    channels = draw(st.one_of(st.integers(1, 3), st.integers(1, 3), dims))
+    pmts = draw(st.one_of(st.integers(41, 64), st.integers(0, 64), dims))  # pool ids are -1..40
 
     def hit_array(dtype):
-        return draw(st.one_of(st.builds(lambda off: {"data": off, "dtype": dtype, "rank": 1,
-                                                     "shape": [hits] + [0] * 15}, offsets), any_view()))
+        fitting = st.builds(lambda off: {"data": off, "dtype": dtype, "rank": 1, "shape": [hits] + [0] * 15},
+                            st.one_of(aligned, offsets))
+        return draw(st.one_of(fitting, fitting, any_view()))
     ids = hit_array(draw(st.sampled_from([INT32, INT64])))
     npe, time = hit_array(FLOAT32), draw(st.one_of(st.none(), st.just(hit_array(FLOAT32))))
-    slot = draw(st.one_of(st.builds(lambda off: {"data": off, "dtype": FLOAT32, "rank": 2,
-                                                 "shape": [channels, pmts] + [0] * 14}, offsets), any_view()))
+    fitting = st.builds(lambda off: {"data": off, "dtype": FLOAT32, "rank": 2, "shape": [channels, pmts] + [0] * 14},
+                        st.one_of(aligned, offsets))
+    slot = draw(st.one_of(fitting, fitting, any_view()))
     return {"op": "scatter", "views": [ids, npe, time, slot], "empty": draw(st.floats(width=32))}
 
 
@@ -205,6 +213,7 @@ def test_any_views_to_scatter_hits_get_a_status_and_a_refused_event_writes_nothi
     assume(all(honest(v) for v in example["views"]))
     ids, npe, time, slot = example["views"]
     r = worker.ask(example)
+    event(f"status {r['status']}")
     assert r["status"] in STATUSES and r["code"] == r["status"], r
     if r["status"] == 0:
         assert ids["dtype"] in (INT32, INT64) and ids["rank"] == 1 and npe["rank"] == 1 and slot["rank"] == 2
