@@ -63,6 +63,7 @@ class Session {
   void close() noexcept;
   bool is_open() const noexcept;
 
+  // The references returned by inputs(), outputs() and backend_name() are valid until close().
   const std::vector<TensorInfo>& inputs() const;
   const std::vector<TensorInfo>& outputs() const;
   ModelMetadata metadata() const;
