@@ -93,5 +93,21 @@ for kind in "${KINDS[@]}"; do
   if ! grep -q "^PASS once" "$OUT/$kind/stdout.txt" || grep -q "^FAIL" "$OUT/$kind/stdout.txt"; then
     echo "$kind: the stress program failed"; tail -20 "$OUT/$kind/stderr.txt"; status=1
   fi
+  if [ "$kind" = address ] && "$PYTHON" -c "import pytest, hypothesis" 2>/dev/null; then
+    # The C ABI fuzz and edge tests (ctypes) against this build: a report stops the worker, so a report
+    # is a failing example. The runtimes are preloaded (Python is not built with them); libstdc++ too,
+    # so that ASan finds the C++ throw it intercepts.
+    start=$SECONDS
+    set +e
+    (cd "$ROOT/tests" && JUNO_BRIDGE_TEST_LIBRARY="$OUT/address/libjuno_bridge.so" \
+      LD_PRELOAD="$("$CXX" -print-file-name=libasan.so) $("$CXX" -print-file-name=libstdc++.so)" \
+      ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:verify_asan_link_order=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+      "$PYTHON" -m pytest -q -p no:cacheprovider native/test_c_abi_fuzz.py native/test_c_abi_robustness.py \
+      > "$OUT/address/fuzz.txt" 2>&1)
+    rc=$?
+    set -e
+    echo "address: C ABI fuzz and edge tests under ASan+UBSan: $(tail -1 "$OUT/address/fuzz.txt") in $((SECONDS - start)) s"
+    [ $rc = 0 ] || { tail -60 "$OUT/address/fuzz.txt"; status=1; }
+  fi
 done
 exit $status
