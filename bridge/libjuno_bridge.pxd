@@ -17,6 +17,10 @@ cdef extern from "juno_bridge/juno_bridge.h" nogil:
         int32_t rank
         int64_t shape[16]
     const char* jb_version()
+    ctypedef void (*jb_log_callback)(void* user_data, int32_t level, const char* source, const char* message)
+    void jb_set_log_callback(jb_log_callback callback, void* user_data)
+    int jb_set_log_level(int32_t level)
+    int32_t jb_get_log_level()
 
 
 cdef extern from "juno_bridge/session.hpp" namespace "jb" nogil:

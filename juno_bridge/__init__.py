@@ -5,18 +5,23 @@
     out = s.run({"pmt": batch})            # dict name -> numpy array
     s.run({"pmt": batch}, out={"y": y})    # written in place into y
 """
+import logging
 from pathlib import Path
 
 from juno_bridge.errors import (BackendUnavailableError, Error, InputError, InputTypeError,
                                 InvalidArgumentError, ModelLoadError, RunError, UnsupportedError)
 from juno_bridge.tensor_info import TensorInfo
-from juno_bridge._core import SUPPORTED_DTYPES, Session, onnxruntime_info
+from juno_bridge._core import SUPPORTED_DTYPES, Session, get_log_level, onnxruntime_info, set_log_level
 from juno_bridge.algorithm import ReleasedViewError, algorithm
 from juno_bridge._hits import BatchAssembler, scatter_hits
 from juno_bridge.aligned import empty
 from juno_bridge.backends import BackendInfo, backends
 
 __version__ = (Path(__file__).with_name("VERSION")).read_text().strip()
+
+# A library's log lines (ONNX Runtime's, forwarded) show only where the application configures logging:
+# an error also comes as our exception, so Python's last-resort stderr handler would print it twice.
+logging.getLogger("juno_bridge").addHandler(logging.NullHandler())
 
 
 
@@ -29,7 +34,7 @@ def __getattr__(name):
 
 
 __all__ = [
-    "Session", "backends", "BackendInfo", "export_torch", "TensorInfo", "onnxruntime_info", "SUPPORTED_DTYPES",
+    "Session", "set_log_level", "get_log_level", "backends", "BackendInfo", "export_torch", "TensorInfo", "onnxruntime_info", "SUPPORTED_DTYPES",
     "Error", "InvalidArgumentError", "InputError", "InputTypeError", "ModelLoadError",
     "BackendUnavailableError", "RunError", "UnsupportedError",
     "algorithm", "ReleasedViewError", "scatter_hits", "BatchAssembler", "empty",

@@ -137,13 +137,30 @@ jb_status jb_session_open_bytes(const void* data, size_t size, const jb_options*
   });
 }
 
-void jb_session_close(jb_session* session) { delete session; }
-
-const char* jb_session_backend(const jb_session* session) {
-  return session ? session->session.backend_name().c_str() : "";
+void jb_session_close(jb_session* session) {
+  if (session == nullptr) return;
+  session->session.close();  // waits for runs in flight on other threads before the handle goes
+  delete session;
 }
-size_t jb_session_num_inputs(const jb_session* session) { return session ? session->inputs.size() : 0; }
-size_t jb_session_num_outputs(const jb_session* session) { return session ? session->outputs.size() : 0; }
+
+// These three answer a value, not a status: a NULL session answers "" or 0 and records
+// JB_ERROR_INVALID_ARGUMENT for jb_last_error_code(), as every other entry point does.
+const char* jb_session_backend(const jb_session* session) {
+  const char* name = "";
+  if (session == nullptr) null_argument("session");
+  else guarded([&] { name = session->session.backend_name().c_str(); });
+  return name;
+}
+size_t jb_session_num_inputs(const jb_session* session) {
+  if (session == nullptr) return null_argument("session"), 0;
+  jb::clear_last_error();
+  return session->inputs.size();
+}
+size_t jb_session_num_outputs(const jb_session* session) {
+  if (session == nullptr) return null_argument("session"), 0;
+  jb::clear_last_error();
+  return session->outputs.size();
+}
 
 jb_status jb_session_input_info(const jb_session* session, size_t index, jb_tensor_info* out) {
   return describe(session, index, out, true);
@@ -181,6 +198,14 @@ jb_status jb_session_run_outputs(jb_session* session, const jb_tensor_view* inpu
   if (inputs == nullptr && num_inputs) return null_argument("inputs");
   if (num_outputs && output_index == nullptr) return null_argument("output_index");
   if (num_outputs && outputs == nullptr) return null_argument("outputs");
+  // The count is checked before the caller's arrays are read: no output may be asked for twice, so
+  // more than the model has would read past them.
+  if (num_outputs > session->outputs.size()) {
+    jb::set_last_error(JB_ERROR_INVALID_ARGUMENT, 0,
+                       ("num_outputs is " + std::to_string(num_outputs) + ", more than the model's " +
+                        std::to_string(session->outputs.size()) + " output(s)").c_str());
+    return JB_ERROR_INVALID_ARGUMENT;
+  }
   for (size_t i = 0; i < num_outputs; ++i)
     if (outputs[i].data == nullptr && owned == nullptr) return null_argument("owned");
   if (owned)  // defined on every return, so a caller may free them whatever happened

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <string>
+#include <utility>
 
 namespace jb {
 
@@ -75,36 +77,65 @@ template void scatter_hits<int64_t>(const int64_t*, const float*, const float*, 
 
 namespace {
 
+// A view's rank comes from the caller (the C ABI): a rank outside [0, kMaxRank] cannot be printed as
+// a shape, and reading its dims would run past the view.
+void check_rank(const TensorView& v, const char* what, int32_t expected, const char* dims) {
+  if (v.rank == expected) return;
+  const std::string got = v.rank >= 0 && v.rank <= kMaxRank ? "rank " + std::to_string(v.rank) + " " +
+                                                                   shape_string(v.shape, v.rank)
+                                                             : "invalid rank " + std::to_string(v.rank);
+  throw Error(ErrorCode::Input, std::string("scatter_hits: ") + what + ": expected rank " +
+                                    std::to_string(expected) + " " + dims + ", got " + got);
+}
+
+void check_aligned(const TensorView& v, const char* what) {
+  if (reinterpret_cast<uintptr_t>(v.data) % dtype_size(v.dtype) != 0)
+    throw Error(ErrorCode::Input, std::string("scatter_hits: ") + what + ": data at " +
+                                      std::to_string(reinterpret_cast<uintptr_t>(v.data)) + " is not aligned to its " +
+                                      std::to_string(dtype_size(v.dtype)) + "-byte elements");
+}
+
 void check_hit_array(const TensorView& v, const char* what, int64_t num_hits) {
-  if (v.rank != 1 || v.shape[0] != num_hits)
+  check_rank(v, what, 1, "[hits]");
+  if (v.shape[0] != num_hits)
     throw Error(ErrorCode::Input, std::string("scatter_hits: ") + what + ": expected shape [" +
                                       std::to_string(num_hits) + "] (one entry per hit), got " +
                                       shape_string(v.shape, v.rank));
   if (v.dtype != DType::Float32)
     throw Error(ErrorCode::InputType, std::string("scatter_hits: ") + what + ": expected dtype float32, got " +
                                           dtype_name(v.dtype));
+  check_aligned(v, what);
 }
 
 }  // namespace
 
 void scatter_hits(const TensorView& pmt_ids, const TensorView& npe, const TensorView& time, const TensorView& slot,
                   float empty) {
-  if (pmt_ids.rank != 1)
-    throw Error(ErrorCode::Input, "scatter_hits: pmt_ids: expected rank 1 [hits], got " +
-                                      shape_string(pmt_ids.shape, pmt_ids.rank));
+  check_rank(pmt_ids, "pmt_ids", 1, "[hits]");
+  if (pmt_ids.shape[0] < 0)
+    throw Error(ErrorCode::Input, "scatter_hits: pmt_ids: negative number of hits " + std::to_string(pmt_ids.shape[0]));
   if (pmt_ids.dtype != DType::Int32 && pmt_ids.dtype != DType::Int64)
     throw Error(ErrorCode::InputType, std::string("scatter_hits: pmt_ids: expected dtype int32 or int64, got ") +
                                           dtype_name(pmt_ids.dtype));
+  check_aligned(pmt_ids, "pmt_ids");
   const int64_t num_hits = pmt_ids.shape[0];
   check_hit_array(npe, "npe", num_hits);
   if (slot.dtype != DType::Float32)
     throw Error(ErrorCode::InputType, std::string("scatter_hits: slot: expected dtype float32, got ") +
                                           dtype_name(slot.dtype));
-  if (slot.rank != 2)
-    throw Error(ErrorCode::Input, "scatter_hits: slot: expected rank 2 [channels, pmts], got " +
-                                      shape_string(slot.shape, slot.rank));
+  check_rank(slot, "slot", 2, "[channels, pmts]");
+  check_aligned(slot, "slot");
   const int64_t channels = slot.shape[0], num_pmts = slot.shape[1];
+  // The scatter addresses channel * num_pmts + id: the slot's byte count must fit in memory at all.
+  if (slot.nbytes() > static_cast<size_t>(PTRDIFF_MAX) && channels >= 1 && num_pmts >= 0)
+    throw Error(ErrorCode::Input, "scatter_hits: slot: shape " + shape_string(slot.shape, slot.rank) +
+                                      " is too large (its byte count overflows)");
   if (channels >= 2) check_hit_array(time, "time", num_hits);
+  // The slot is written before the ids are read again: a slot over a hit array would change the ids.
+  const std::pair<const TensorView*, const char*> hit_arrays[] = {{&pmt_ids, "pmt_ids"}, {&npe, "npe"}, {&time, "time"}};
+  for (const auto& [array, what] : hit_arrays)
+    if ((array != &time || channels >= 2) && views_overlap(slot, *array))
+      throw Error(ErrorCode::Input, std::string("scatter_hits: slot overlaps ") + what);
   auto* out = static_cast<float*>(slot.data);
   auto* q = static_cast<const float*>(npe.data);
   auto* t = channels >= 2 ? static_cast<const float*>(time.data) : nullptr;

@@ -99,8 +99,7 @@ class OrtBackend final : public Backend {
     std::unique_ptr<OrtSessionOptions, void (*)(OrtSessionOptions*)> so_guard(so, api_.ReleaseSessionOptions);
     configure(so, options);
 
-    OrtEnv* env = rt_.env(options.global_thread_pool, options.intra_op_threads, options.inter_op_threads,
-                          log_severity(options.log_level));
+    OrtEnv* env = rt_.env(options.global_thread_pool, options.intra_op_threads, options.inter_op_threads);
     const std::string what = bytes ? "loading a model from " + std::to_string(size) + " bytes in memory"
                                    : "loading model '" + path + "'";
     if (bytes == nullptr)

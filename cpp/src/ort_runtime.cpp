@@ -7,6 +7,7 @@
 #include <memory>
 #include <sstream>
 
+#include "log.hpp"
 #include "platform.hpp"
 
 #ifndef JB_BUILD_ONNXRUNTIME
@@ -76,7 +77,16 @@ OrtRuntime::OrtRuntime(const std::string& path) : path_(path) {
   jb_ort_bind(table, &api_);
   check(api_.CreateCpuMemoryInfo(OrtArenaAllocator, OrtMemTypeDefault, &cpu_memory_), ErrorCode::BackendUnavailable,
         "creating CPU memory info");
-  check(api_.GetAllocatorWithDefaultOptions(&allocator_), ErrorCode::BackendUnavailable, "getting the allocator");
+  if (OrtStatus* status = api_.GetAllocatorWithDefaultOptions(&allocator_)) {
+    api_.ReleaseMemoryInfo(cpu_memory_);
+    fail(status, ErrorCode::BackendUnavailable, "getting the allocator");
+  }
+}
+
+// Runs at process exit (the runtimes live in a function-local static); the library is never unloaded,
+// so its functions are still there.
+OrtRuntime::~OrtRuntime() {
+  if (cpu_memory_ != nullptr) api_.ReleaseMemoryInfo(cpu_memory_);
 }
 
 OrtRuntime& OrtRuntime::get(const std::string& library) {
@@ -135,10 +145,19 @@ std::vector<std::string> OrtRuntime::providers() const {
   return result;
 }
 
-OrtEnv* OrtRuntime::env(bool global_thread_pool, int intra_op_threads, int inter_op_threads, int log_level) {
-  const auto level = static_cast<OrtLoggingLevel>(log_level);
+namespace {
+
+// ONNX Runtime's log, routed into ours (log.hpp): one sink, one level, no line of its own on stderr.
+void forward_ort_log(void*, OrtLoggingLevel severity, const char*, const char*, const char*, const char* message) {
+  log_message(static_cast<int32_t>(severity), "onnxruntime", message);
+}
+
+}  // namespace
+
+OrtEnv* OrtRuntime::env(bool global_thread_pool, int intra_op_threads, int inter_op_threads) {
   std::lock_guard<std::mutex> lock(env_mutex_);
   if (env_ == nullptr) {
+    const auto level = static_cast<OrtLoggingLevel>(log_level());
     if (global_thread_pool) {
       OrtThreadingOptions* threading = nullptr;
       check(api_.CreateThreadingOptions(&threading), ErrorCode::BackendUnavailable, "creating threading options");
@@ -148,12 +167,20 @@ OrtEnv* OrtRuntime::env(bool global_thread_pool, int intra_op_threads, int inter
             "setting global intra-op threads");
       check(api_.SetGlobalInterOpNumThreads(threading, inter_op_threads), ErrorCode::InvalidArgument,
             "setting global inter-op threads");
-      check(api_.CreateEnvWithGlobalThreadPools(level, "juno-bridge", threading, &env_),
+      check(api_.CreateEnvWithCustomLoggerAndGlobalThreadPools(forward_ort_log, nullptr, level, "juno-bridge",
+                                                               threading, &env_),
             ErrorCode::BackendUnavailable, "creating the ONNX Runtime environment");
     } else {
-      check(api_.CreateEnv(level, "juno-bridge", &env_), ErrorCode::BackendUnavailable,
-            "creating the ONNX Runtime environment");
+      check(api_.CreateEnvWithCustomLogger(forward_ort_log, nullptr, level, "juno-bridge", &env_),
+            ErrorCode::BackendUnavailable, "creating the ONNX Runtime environment");
     }
+    add_log_level_listener(
+        [](void* self, int32_t new_level) {
+          auto* rt = static_cast<OrtRuntime*>(self);
+          if (OrtStatus* status = rt->api_.UpdateEnvWithCustomLogLevel(rt->env_, static_cast<OrtLoggingLevel>(new_level)))
+            rt->api_.ReleaseStatus(status);  // the level of our own sink still applies
+        },
+        this);
     env_global_pools_ = global_thread_pool;
   } else if (global_thread_pool && !env_global_pools_) {
     // ONNX Runtime allows one environment per process, and its thread pools are fixed when it is made.

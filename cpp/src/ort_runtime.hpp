@@ -18,6 +18,9 @@ class OrtRuntime {
   // The runtime for `library` ("" = $JUNO_BRIDGE_ONNXRUNTIME, then the onnxruntime wheel beside this
   // package, then the one found at build time, then the system loader's libonnxruntime.so.1).
   static OrtRuntime& get(const std::string& library);
+  ~OrtRuntime();
+  OrtRuntime(const OrtRuntime&) = delete;
+  OrtRuntime& operator=(const OrtRuntime&) = delete;
 
   const JbOrtApi& api() const { return api_; }
   uint32_t api_version() const { return api_version_; }
@@ -26,9 +29,9 @@ class OrtRuntime {
   std::string build_info() const;
   std::vector<std::string> providers() const;
 
-  // The environment, created on first use; global thread pools are fixed by the first caller.
-  // The environment, created on first use with that caller's log level; one per process.
-  OrtEnv* env(bool global_thread_pool, int intra_op_threads, int inter_op_threads, int log_level);
+  // The environment, created on first use (one per process); global thread pools are fixed by the first
+  // caller. Its log goes to jb's log sink, at jb's log level (log.hpp), followed when that changes.
+  OrtEnv* env(bool global_thread_pool, int intra_op_threads, int inter_op_threads);
   const OrtMemoryInfo* cpu_memory() const { return cpu_memory_; }
   OrtAllocator* allocator() const { return allocator_; }
 

@@ -1,5 +1,8 @@
 // Session: backend choice, and the checks every backend shares, done before any backend sees a tensor.
+#include <atomic>
+#include <condition_variable>
 #include <cstdlib>
+#include <mutex>
 #include <sstream>
 
 #include "backend.hpp"
@@ -76,7 +79,41 @@ std::unique_ptr<Backend> open_backend(const std::string& model, const void* byte
   return open_plugin(backend->plugin, model, bytes, size, options);
 }
 
-Session::Session(std::unique_ptr<Backend> backend) : backend_(std::move(backend)) {
+// close() may come from one thread while others run: it raises `closed`, then waits until no call is in
+// flight before it frees the backend. A call counts itself in, then looks at `closed` (both seq_cst, so
+// either the call sees the flag or close() sees the count), and counts itself out when it returns.
+struct Session::Gate {
+  std::atomic<bool> closed{false};
+  std::atomic<int64_t> in_flight{0};
+  std::mutex mutex;  // serialises close() and its wait
+  std::condition_variable idle;
+};
+
+class Session::InFlight {
+ public:
+  explicit InFlight(const Session& s) : gate_(s.gate_.get()) {
+    if (gate_ == nullptr) throw Error(ErrorCode::InvalidArgument, "the session is closed");
+    gate_->in_flight.fetch_add(1);
+    if (gate_->closed.load()) {
+      leave();
+      throw Error(ErrorCode::InvalidArgument, "the session is closed");
+    }
+  }
+  ~InFlight() { leave(); }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+
+ private:
+  void leave() noexcept {
+    if (gate_->in_flight.fetch_sub(1) == 1 && gate_->closed.load()) {
+      std::lock_guard<std::mutex> lock(gate_->mutex);  // close() waits under this mutex: no lost wake-up
+      gate_->idle.notify_all();
+    }
+  }
+  Gate* gate_;
+};
+
+Session::Session(std::unique_ptr<Backend> backend) : gate_(std::make_unique<Gate>()), backend_(std::move(backend)) {
   all_outputs_.resize(backend_->outputs().size());
   for (size_t i = 0; i < all_outputs_.size(); ++i) all_outputs_[i] = static_cast<int32_t>(i);
 }
@@ -94,43 +131,49 @@ Session::Session(Session&&) noexcept = default;
 Session& Session::operator=(Session&&) noexcept = default;
 Session::~Session() = default;
 
-void Session::close() noexcept { backend_.reset(); }
-
-void Session::check_open() const {
-  if (!backend_) throw Error(ErrorCode::InvalidArgument, "the session is closed");
+void Session::close() noexcept {
+  if (!gate_) return;  // moved from
+  std::unique_lock<std::mutex> lock(gate_->mutex);
+  gate_->closed.store(true);
+  gate_->idle.wait(lock, [this] { return gate_->in_flight.load() == 0; });
+  backend_.reset();
 }
 
+bool Session::is_open() const noexcept { return gate_ && !gate_->closed.load(); }
+
 const std::vector<TensorInfo>& Session::inputs() const {
-  check_open();
+  InFlight call(*this);
   return backend_->inputs();
 }
 const std::vector<TensorInfo>& Session::outputs() const {
-  check_open();
+  InFlight call(*this);
   return backend_->outputs();
 }
 ModelMetadata Session::metadata() const {
-  check_open();
+  InFlight call(*this);
   return backend_->metadata();
 }
 const std::string& Session::backend_name() const {
-  check_open();
+  InFlight call(*this);
   return backend_->name();
 }
 
 SessionStats Session::stats() const {
-  check_open();
+  InFlight call(*this);
   return backend_->stats();
 }
 
 size_t Session::input_index(std::string_view name) const {
-  const auto& infos = inputs();
+  InFlight call(*this);
+  const auto& infos = backend_->inputs();
   for (size_t i = 0; i < infos.size(); ++i)
     if (infos[i].name == name) return i;
   throw Error(ErrorCode::Input, "unknown input '" + std::string(name) + "'; the model's inputs are " + known_names(infos));
 }
 
 size_t Session::output_index(std::string_view name) const {
-  const auto& infos = outputs();
+  InFlight call(*this);
+  const auto& infos = backend_->outputs();
   for (size_t i = 0; i < infos.size(); ++i)
     if (infos[i].name == name) return i;
   throw Error(ErrorCode::Input,
@@ -184,12 +227,6 @@ void check_view(const TensorView& v, const TensorInfo& info, const char* role) {
                                       std::to_string(dtype_size(v.dtype)) + "-byte elements");
 }
 
-bool overlaps(const TensorView& a, const TensorView& b) {
-  auto pa = static_cast<const char*>(a.data), pb = static_cast<const char*>(b.data);
-  size_t na = a.nbytes(), nb = b.nbytes();
-  return na && nb && pa < pb + nb && pb < pa + na;
-}
-
 }  // namespace
 
 void Session::check_inputs(const TensorView* inputs, size_t num_inputs) const {
@@ -219,11 +256,11 @@ void Session::check_outputs(const TensorView* inputs, size_t num_inputs, const i
     if (outputs[i].data == nullptr) continue;  // the backend allocates it
     check_view(outputs[i], infos[k], "output");
     for (size_t j = 0; j < num_inputs; ++j)
-      if (overlaps(outputs[i], inputs[j]))
+      if (views_overlap(outputs[i], inputs[j]))
         throw Error(ErrorCode::Input, "output '" + infos[k].name + "' buffer overlaps input '" +
                                           backend_->inputs()[j].name + "'");
     for (size_t j = 0; j < i; ++j)
-      if (outputs[j].data && overlaps(outputs[i], outputs[j]))
+      if (outputs[j].data && views_overlap(outputs[i], outputs[j]))
         throw Error(ErrorCode::Input, "output '" + infos[k].name + "' buffer overlaps output '" +
                                           infos[output_index[j]].name + "'");
   }
@@ -231,7 +268,12 @@ void Session::check_outputs(const TensorView* inputs, size_t num_inputs, const i
 
 void Session::run(const TensorView* inputs, size_t num_inputs, const int32_t* output_index, TensorView* outputs,
                   Tensor* owned, size_t num_outputs) {
-  check_open();
+  InFlight call(*this);
+  run_open(inputs, num_inputs, output_index, outputs, owned, num_outputs);
+}
+
+void Session::run_open(const TensorView* inputs, size_t num_inputs, const int32_t* output_index,
+                       TensorView* outputs, Tensor* owned, size_t num_outputs) {
   check_inputs(inputs, num_inputs);
   check_outputs(inputs, num_inputs, output_index, outputs, num_outputs);
   if (owned == nullptr)
@@ -243,26 +285,33 @@ void Session::run(const TensorView* inputs, size_t num_inputs, const int32_t* ou
 }
 
 void Session::run(const TensorView* inputs, size_t num_inputs, TensorView* outputs, size_t num_outputs) {
-  check_open();
+  InFlight call(*this);
   if (num_outputs != all_outputs_.size())
     throw Error(ErrorCode::Input, "the model has " + std::to_string(all_outputs_.size()) + " output(s) (" +
                                       known_names(backend_->outputs()) + "), got " + std::to_string(num_outputs) +
                                       " output buffer(s)");
-  static char empty_output;  // a zero-element output needs no memory, only a non-NULL address
+  // A zero-element output needs no memory, only a non-NULL address. The caller's views are never
+  // written: such outputs run from a copy of the views (rare, so the fast path stays allocation-free).
+  bool needs_address = false;
   for (size_t i = 0; i < num_outputs; ++i)
     if (outputs != nullptr && outputs[i].data == nullptr) {
       if (outputs[i].num_elements() != 0)
         throw Error(ErrorCode::InvalidArgument, "output '" + backend_->outputs()[i].name + "': data pointer is NULL");
-      outputs[i].data = &empty_output;
+      needs_address = true;
     }
-  run(inputs, num_inputs, all_outputs_.data(), outputs, nullptr, num_outputs);
+  if (!needs_address) return run_open(inputs, num_inputs, all_outputs_.data(), outputs, nullptr, num_outputs);
+  static char empty_output;
+  std::vector<TensorView> views(outputs, outputs + num_outputs);
+  for (auto& v : views)
+    if (v.data == nullptr) v.data = &empty_output;
+  run_open(inputs, num_inputs, all_outputs_.data(), views.data(), nullptr, num_outputs);
 }
 
 std::vector<Tensor> Session::run(const std::vector<TensorView>& inputs) {
-  check_open();
+  InFlight call(*this);
   std::vector<TensorView> views(all_outputs_.size());
   std::vector<Tensor> owned(all_outputs_.size());
-  run(inputs.data(), inputs.size(), all_outputs_.data(), views.data(), owned.data(), views.size());
+  run_open(inputs.data(), inputs.size(), all_outputs_.data(), views.data(), owned.data(), views.size());
   return owned;
 }
 

@@ -183,6 +183,62 @@ static void check_global_thread_pools(const char* model, const OrtMemoryInfo* cp
   check(IDX_ReleaseEnv, 1, "released the global-pool env (returned)");
 }
 
+/* A custom logger counts the lines it is given. */
+static void count_log_line(void* param, OrtLoggingLevel severity, const char* category, const char* logid,
+                           const char* code_location, const char* message) {
+  (void)severity, (void)category, (void)logid, (void)code_location, (void)message;
+  ++*(int*)param;
+}
+
+/* Opens and releases a session on `env` (no per-session threads when `global_pools`); 1 if it opened. */
+static int open_and_release(OrtEnv* env, const char* model, int global_pools) {
+  OrtSessionOptions* options = NULL;
+  OrtSession* session = NULL;
+  expect_ok(IDX_CreateSessionOptions, api.CreateSessionOptions(&options), "CreateSessionOptions");
+  if (!options) return 0;
+  if (global_pools) expect_ok(IDX_DisablePerSessionThreads, api.DisablePerSessionThreads(options), "DisablePerSessionThreads");
+  expect_ok(IDX_CreateSession, api.CreateSession(env, model, options, &session), "CreateSession on a custom-logger env");
+  if (session) api.ReleaseSession(session);
+  api.ReleaseSessionOptions(options);
+  return session != NULL;
+}
+
+/* Custom loggers: a verbose env hands its lines to our function; at level fatal it hands none. Each env
+ * is released before the next (one per process). */
+static void check_custom_logger(const char* model) {
+  OrtEnv* env = NULL;
+  OrtThreadingOptions* threading = NULL;
+  int lines = 0, before;
+
+  expect_ok(IDX_CreateEnvWithCustomLogger,
+            api.CreateEnvWithCustomLogger(count_log_line, &lines, ORT_LOGGING_LEVEL_VERBOSE, "jb-slots-logger", &env),
+            "CreateEnvWithCustomLogger(verbose)");
+  if (!check(IDX_CreateEnvWithCustomLogger, env != NULL, "env with a custom logger is non-NULL")) return;
+  if (open_and_release(env, model, 0))
+    check(IDX_CreateEnvWithCustomLogger, lines > 0, "the logger got %d verbose lines while a session opened", lines);
+  expect_ok(IDX_UpdateEnvWithCustomLogLevel, api.UpdateEnvWithCustomLogLevel(env, ORT_LOGGING_LEVEL_FATAL),
+            "UpdateEnvWithCustomLogLevel(fatal)");
+  before = lines;
+  if (open_and_release(env, model, 0))
+    check(IDX_UpdateEnvWithCustomLogLevel, lines == before, "no line at level fatal (%d new)", lines - before);
+  api.ReleaseEnv(env);
+  env = NULL;
+
+  lines = 0;
+  expect_ok(IDX_CreateThreadingOptions, api.CreateThreadingOptions(&threading), "CreateThreadingOptions");
+  if (!threading) return;
+  expect_ok(IDX_CreateEnvWithCustomLoggerAndGlobalThreadPools,
+            api.CreateEnvWithCustomLoggerAndGlobalThreadPools(count_log_line, &lines, ORT_LOGGING_LEVEL_VERBOSE,
+                                                              "jb-slots-logger-global", threading, &env),
+            "CreateEnvWithCustomLoggerAndGlobalThreadPools(verbose)");
+  api.ReleaseThreadingOptions(threading);
+  if (!check(IDX_CreateEnvWithCustomLoggerAndGlobalThreadPools, env != NULL, "env is non-NULL")) return;
+  if (open_and_release(env, model, 1))
+    check(IDX_CreateEnvWithCustomLoggerAndGlobalThreadPools, lines > 0,
+          "the logger got %d verbose lines while a session without its own threads opened", lines);
+  api.ReleaseEnv(env);
+}
+
 static void check_signature(OrtSession* session, OrtAllocator* allocator) {
   static const char* const names[2][2] = {{"x", "n"}, {"y", "m"}};
   static const ONNXTensorElementDataType types[2] = {ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64};
@@ -449,6 +505,7 @@ int main(int argc, char** argv) {
   }
 
   check_global_thread_pools(model, cpu);
+  check_custom_logger(model);
 
   OrtEnv* env = NULL;
   expect_ok(IDX_CreateEnv, api.CreateEnv(ORT_LOGGING_LEVEL_WARNING, "jb-slots", &env), "CreateEnv");

@@ -76,12 +76,18 @@ typedef struct OrtApiBase {
 } OrtApiBase;
 typedef const OrtApiBase* (*OrtGetApiBaseFn)(void);
 
+/* A custom logger's sink (CreateEnvWithCustomLogger): called for each log line at or above the env's
+ * level, from whichever thread logs; `param` is the logger_param given at creation. */
+typedef void (*OrtLoggingFunction)(void* param, OrtLoggingLevel severity, const char* category, const char* logid,
+                                   const char* code_location, const char* message);
+
 /* The functions we call: X(slot, added_in_api_version, return type, name, parameter list).
  * OrtStatus* NULL means success; a non-NULL status must be released with ReleaseStatus. */
 #define JB_ORT_API_SLOTS(X) \
   X(1, 1, OrtErrorCode, GetErrorCode, (const OrtStatus* status)) \
   X(2, 1, const char*, GetErrorMessage, (const OrtStatus* status)) \
   X(3, 1, OrtStatus*, CreateEnv, (OrtLoggingLevel level, const char* logid, OrtEnv** out)) \
+  X(4, 1, OrtStatus*, CreateEnvWithCustomLogger, (OrtLoggingFunction logging_function, void* logger_param, OrtLoggingLevel logging_level, const char* logid, OrtEnv** out)) \
   X(7, 1, OrtStatus*, CreateSession, (const OrtEnv* env, const char* model_path, const OrtSessionOptions* options, OrtSession** out)) \
   X(8, 1, OrtStatus*, CreateSessionFromArray, (const OrtEnv* env, const void* model_data, size_t model_data_length, const OrtSessionOptions* options, OrtSession** out)) \
   X(9, 1, OrtStatus*, Run, (OrtSession* session, const OrtRunOptions* run_options, const char* const* input_names, const OrtValue* const* inputs, size_t input_len, const char* const* output_names, size_t output_names_len, OrtValue** outputs)) \
@@ -140,10 +146,12 @@ typedef const OrtApiBase* (*OrtGetApiBaseFn)(void);
   X(130, 5, OrtStatus*, AddSessionConfigEntry, (OrtSessionOptions* options, const char* config_key, const char* config_value)) \
   X(147, 5, OrtStatus*, SetGlobalIntraOpNumThreads, (OrtThreadingOptions* tp_options, int intra_op_num_threads)) \
   X(148, 5, OrtStatus*, SetGlobalInterOpNumThreads, (OrtThreadingOptions* tp_options, int inter_op_num_threads)) \
+  X(151, 6, OrtStatus*, CreateEnvWithCustomLoggerAndGlobalThreadPools, (OrtLoggingFunction logging_function, void* logger_param, OrtLoggingLevel logging_level, const char* logid, const OrtThreadingOptions* tp_options, OrtEnv** out)) \
   X(204, 11, OrtStatus*, SessionOptionsAppendExecutionProvider_CUDA_V2, (OrtSessionOptions* options, const OrtCUDAProviderOptionsV2* cuda_options)) \
   X(205, 11, OrtStatus*, CreateCUDAProviderOptions, (OrtCUDAProviderOptionsV2** out)) \
   X(208, 11, void, ReleaseCUDAProviderOptions, (OrtCUDAProviderOptionsV2* object)) \
   X(216, 12, OrtStatus*, SessionOptionsAppendExecutionProvider, (OrtSessionOptions* options, const char* provider_name, const char* const* provider_options_keys, const char* const* provider_options_values, size_t num_keys)) \
+  X(226, 14, OrtStatus*, UpdateEnvWithCustomLogLevel, (OrtEnv* ort_env, OrtLoggingLevel log_severity_level)) \
   X(254, 15, const char*, GetBuildInfoString, (void))
 
 /* The API version these declarations were written against (the highest we ask GetApi for), and the

@@ -116,6 +116,18 @@ JB_API jb_status jb_session_run_outputs(jb_session* session, const jb_tensor_vie
                                         jb_tensor** owned, size_t num_outputs);
 JB_API void jb_tensor_free(jb_tensor* tensor);
 
+/* Logging. The backends' own log lines (ONNX Runtime's log) go to one sink, filtered at one
+ * process-wide level: the callback when one is set (called from whichever thread logs; `source` is
+ * e.g. "onnxruntime"), else stderr, where error lines are left out because each error also comes back
+ * as a status. Levels are ONNX Runtime's. The default level is JB_LOG_WARNING. */
+typedef enum jb_log_level {
+  JB_LOG_VERBOSE = 0, JB_LOG_INFO = 1, JB_LOG_WARNING = 2, JB_LOG_ERROR = 3, JB_LOG_FATAL = 4
+} jb_log_level;
+typedef void (*jb_log_callback)(void* user_data, int32_t level, const char* source, const char* message);
+JB_API void jb_set_log_callback(jb_log_callback callback, void* user_data); /* NULL: back to stderr */
+JB_API jb_status jb_set_log_level(int32_t level); /* JB_ERROR_INVALID_ARGUMENT outside 0..4 */
+JB_API int32_t jb_get_log_level(void);
+
 /* ONNX Runtime facts for `juno-bridge info` (the library chosen by `onnxruntime`, or the default one
  * when NULL). Strings stay valid for the life of the process. */
 JB_API jb_status jb_onnxruntime_info(const char* onnxruntime, const char** path, const char** version,

@@ -64,9 +64,12 @@ class Session {
   Session& operator=(const Session&) = delete;
   ~Session();
 
-  void close() noexcept;  // releases the model; any later call throws jb::Error
-  bool is_open() const noexcept { return backend_ != nullptr; }
+  // Releases the model once the runs in flight on other threads have finished; a call that starts
+  // after it throws jb::Error "the session is closed". Safe to call from any thread, more than once.
+  void close() noexcept;
+  bool is_open() const noexcept;
 
+  // The references returned by inputs(), outputs() and backend_name() are valid until close().
   const std::vector<TensorInfo>& inputs() const;
   const std::vector<TensorInfo>& outputs() const;
   ModelMetadata metadata() const;
@@ -93,11 +96,16 @@ class Session {
 
  private:
   explicit Session(std::unique_ptr<Backend> backend);
-  void check_open() const;
+  class InFlight;  // marks one call as running, so close() waits for it (session.cpp)
+  // run() after the session is known open and counted in flight.
+  void run_open(const TensorView* inputs, size_t num_inputs, const int32_t* output_index, TensorView* outputs,
+                Tensor* owned, size_t num_outputs);
   void check_inputs(const TensorView* inputs, size_t num_inputs) const;
   void check_outputs(const TensorView* inputs, size_t num_inputs, const int32_t* output_index,
                      const TensorView* outputs, size_t num_outputs) const;
 
+  struct Gate;  // the closing flag and the count of calls in flight, shared by close() and every call
+  std::unique_ptr<Gate> gate_;
   std::unique_ptr<Backend> backend_;
   std::vector<int32_t> all_outputs_;  // 0..n-1, so the fast path needs no index array per call
 };

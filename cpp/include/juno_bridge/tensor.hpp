@@ -116,18 +116,35 @@ struct TensorView {
     rank = static_cast<int32_t>(ndim);
     for (size_t i = 0; i < ndim; ++i) shape[i] = dims[i];
   }
+  // -1 when the view describes no countable memory: a rank outside [0, kMaxRank], a negative dim, or
+  // a product past INT64_MAX (checked, never wrapped: a wrapped count would pass for a small tensor).
   int64_t num_elements() const noexcept {
+    if (rank < 0 || rank > kMaxRank) return -1;
     int64_t n = 1;
-    for (int32_t i = 0; i < rank; ++i) n *= shape[i];
+    for (int32_t i = 0; i < rank; ++i)
+      if (shape[i] < 0 || __builtin_mul_overflow(n, shape[i], &n)) return -1;
     return n;
   }
-  size_t nbytes() const noexcept { return static_cast<size_t>(num_elements()) * dtype_size(dtype); }
+  // SIZE_MAX when num_elements() is -1 or the byte count does not fit in size_t.
+  size_t nbytes() const noexcept {
+    const int64_t n = num_elements();
+    size_t bytes = 0;
+    if (n < 0 || __builtin_mul_overflow(static_cast<size_t>(n), dtype_size(dtype), &bytes)) return SIZE_MAX;
+    return bytes;
+  }
   std::vector<int64_t> dims() const { return std::vector<int64_t>(shape, shape + rank); }
 };
 
 static_assert(std::is_standard_layout<TensorView>::value, "TensorView must mirror jb_tensor_view");
 static_assert(sizeof(TensorView) == sizeof(jb_tensor_view), "TensorView must mirror jb_tensor_view");
 static_assert(offsetof(TensorView, shape) == offsetof(jb_tensor_view, shape), "TensorView must mirror jb_tensor_view");
+
+// True when the bytes of two views share an address (views of countable memory, see nbytes()).
+inline bool views_overlap(const TensorView& a, const TensorView& b) noexcept {
+  const auto pa = reinterpret_cast<uintptr_t>(a.data), pb = reinterpret_cast<uintptr_t>(b.data);
+  const size_t na = a.nbytes(), nb = b.nbytes();
+  return na && nb && na != SIZE_MAX && nb != SIZE_MAX && pa < pb + nb && pb < pa + na;
+}
 
 inline jb_tensor_view* as_c(TensorView* v) { return reinterpret_cast<jb_tensor_view*>(v); }
 inline const jb_tensor_view* as_c(const TensorView* v) { return reinterpret_cast<const jb_tensor_view*>(v); }
