@@ -148,7 +148,7 @@ void jb_session_close(jb_session* session) {
 const char* jb_session_backend(const jb_session* session) {
   const char* name = "";
   if (session == nullptr) null_argument("session");
-  else guarded([&] { name = session->session.backend_name().c_str(); });
+  else jb::guarded([&] { name = session->session.backend_name().c_str(); });
   return name;
 }
 size_t jb_session_num_inputs(const jb_session* session) {
