@@ -7,10 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import juno_bridge as jb
-import pyalgos
+from helpers import pyalgos
 
-onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper  # noqa: E402
+import onnx
+from onnx import TensorProto, helper
 
 N = pyalgos.N
 
@@ -40,7 +40,7 @@ def sum_model(path, batch):
 
 def test_results_come_back_per_event_when_the_batch_is_full():
     rng = np.random.default_rng(0)
-    asm = jb.BatchAssembler(jb.Session("python:pyalgos:reco"), 4, num_pmts=N)
+    asm = jb.BatchAssembler(jb.Session("python:helpers.pyalgos:reco"), 4, num_pmts=N)
     events = [random_event(rng) for _ in range(4)]
     for ev in events[:3]:
         assert asm.add(*ev) == []
@@ -55,7 +55,7 @@ def test_results_come_back_per_event_when_the_batch_is_full():
 
 
 def test_the_model_reads_the_aligned_batch_buffer_and_rows_view_the_batch_output():
-    session = jb.Session("python:pyalgos:reco")
+    session = jb.Session("python:helpers.pyalgos:reco")
     asm = jb.BatchAssembler(session, 3, num_pmts=N)
     assert asm.batch.shape == (3, 2, N) and asm.batch.ctypes.data % 64 == 0
     rng = np.random.default_rng(1)
@@ -66,7 +66,7 @@ def test_the_model_reads_the_aligned_batch_buffer_and_rows_view_the_batch_output
 
 
 def test_rows_outlive_the_assembler():
-    asm = jb.BatchAssembler(jb.Session("python:pyalgos:reco"), 1, num_pmts=N)
+    asm = jb.BatchAssembler(jb.Session("python:helpers.pyalgos:reco"), 1, num_pmts=N)
     (_, rows), = asm.add(np.array([1], np.int32), np.array([2.5], np.float32), np.array([1], np.float32))
     del asm
     gc.collect()
@@ -98,7 +98,7 @@ def test_flush_pads_a_fixed_batch_model_with_empty_events(tmp_path):
 
 
 def test_next_slot_and_submit_let_the_caller_fill_a_slot_in_place():
-    asm = jb.BatchAssembler(jb.Session("python:pyalgos:reco"), 2, num_pmts=N)
+    asm = jb.BatchAssembler(jb.Session("python:helpers.pyalgos:reco"), 2, num_pmts=N)
     event_id, slot = asm.next_slot()
     assert event_id == 0 and slot.shape == (2, N) and slot.ctypes.data == asm.batch.ctypes.data
     slot[...] = 1
@@ -115,7 +115,7 @@ def test_next_slot_and_submit_let_the_caller_fill_a_slot_in_place():
 
 
 def test_a_bad_event_is_refused_and_takes_no_slot():
-    asm = jb.BatchAssembler(jb.Session("python:pyalgos:reco"), 2, num_pmts=N)
+    asm = jb.BatchAssembler(jb.Session("python:helpers.pyalgos:reco"), 2, num_pmts=N)
     with pytest.raises(jb.InputError, match=f"pmt id {N} "):
         asm.add(np.array([N], np.int32), np.ones(1, np.float32), np.ones(1, np.float32))
     assert asm.pending == 0
@@ -125,17 +125,17 @@ def test_a_bad_event_is_refused_and_takes_no_slot():
 
 def test_a_model_that_does_not_take_the_batch_shape_is_refused_naming_its_input():
     with pytest.raises(jb.InputError) as e:
-        jb.BatchAssembler(jb.Session("python:pyalgos:reco"), 2, num_pmts=17612)
+        jb.BatchAssembler(jb.Session("python:helpers.pyalgos:reco"), 2, num_pmts=17612)
     assert "'pmt'" in str(e.value) and "[B, 2, 16]" in str(e.value) and "[2, 2, 17612]" in str(e.value)
     with pytest.raises(jb.InputError, match="one input"):
-        jb.BatchAssembler(jb.Session("python:pyalgos:recording"), 2)
+        jb.BatchAssembler(jb.Session("python:helpers.pyalgos:recording"), 2)
 
 
 @settings(max_examples=20, deadline=None)
 @given(batch=st.integers(1, 5), count=st.integers(0, 12), seed=st.integers(0, 2**16))
 def test_every_event_gets_its_own_result_in_order_whatever_the_batch_size(batch, count, seed):
     rng = np.random.default_rng(seed)
-    asm = jb.BatchAssembler(jb.Session("python:pyalgos:reco"), batch, num_pmts=N)
+    asm = jb.BatchAssembler(jb.Session("python:helpers.pyalgos:reco"), batch, num_pmts=N)
     events = [random_event(rng) for _ in range(count)]
     results = [r for ev in events for r in asm.add(*ev)] + asm.flush()
     assert [e for e, _ in results] == list(range(count))

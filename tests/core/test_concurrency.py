@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import juno_bridge as jb
-import onnx_models
-from reference import assert_bitwise_equal
+from helpers import onnx_models
+from helpers.reference import assert_bitwise_equal
 
 BATCH = 64
 

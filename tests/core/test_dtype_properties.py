@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import juno_bridge as jb
-import onnx_models
-from bridge_runs import run_both_ways
-from reference import assert_bitwise_equal, assert_results_equal, bridge_session, reference_session
+from helpers import onnx_models
+from helpers.bridge_runs import run_both_ways
+from helpers.reference import assert_bitwise_equal, assert_results_equal, bridge_session, reference_session
 
 ALL_DTYPES = [np.dtype(d) for d in ("float16", "float32", "float64", "int8", "int16", "int32", "int64",
                                     "uint8", "uint16", "uint32", "uint64", "bool")]

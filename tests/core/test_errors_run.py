@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import juno_bridge as jb
-import onnx_models
+from helpers import onnx_models
 
 
 @pytest.fixture(scope="module")
@@ -245,7 +245,7 @@ def test_asking_for_no_output_is_a_usage_error(session):
 def test_out_buffer_of_the_wrong_shape_for_an_input_passed_through(tmp_path):
     from onnx import helper
 
-    from onnx_models import make_model, value_info
+    from helpers.onnx_models import make_model, value_info
 
     model = make_model([helper.make_node("Neg", ["x"], ["n"])], [value_info("x", np.float32, ("n",))],
                        [value_info("x", np.float32, ("n",)), value_info("n", np.float32, ("n",))])

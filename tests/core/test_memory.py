@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import juno_bridge as jb
-import onnx_models
+from helpers import onnx_models
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MiB = 1 << 20

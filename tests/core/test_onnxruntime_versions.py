@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import juno_bridge as jb
-import onnx_models
-from reference import assert_bitwise_equal
+from helpers import onnx_models
+from helpers.reference import assert_bitwise_equal
 
 CHILD = """
 import json, sys
@@ -96,6 +96,7 @@ def test_an_older_release_runs_the_same_models_with_the_same_results(old_onnxrun
     assert report["multi_io"] == {"inputs": ["a", "b", "c"], "outputs": ["s", "d", "n"]}
 
 
+@pytest.mark.npm
 @pytest.mark.parametrize("mode", ["env", "option"])
 def test_a_release_below_the_minimum_api_is_refused_clearly(too_old_onnxruntime, workload, tmp_path, mode):
     report = run_with(too_old_onnxruntime, mode, workload, tmp_path)
@@ -105,6 +106,7 @@ def test_a_release_below_the_minimum_api_is_refused_clearly(too_old_onnxruntime,
         assert fragment in message, message
 
 
+@pytest.mark.npm
 def test_onnxruntime_info_of_another_library_in_process(old_onnxruntime, too_old_onnxruntime):
     # Reading facts about a library loads it but opens no session.
     info = jb.onnxruntime_info(old_onnxruntime)

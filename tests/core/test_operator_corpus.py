@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from onnx import TensorProto, helper, numpy_helper
 
-from bridge_runs import run_both_ways
-from onnx_models import make_model, value_info
-from reference import assert_results_equal, bridge_session, reference_run
+from helpers.bridge_runs import run_both_ways
+from helpers.onnx_models import make_model, value_info
+from helpers.reference import assert_results_equal, bridge_session, reference_run
 
 F32, I64, BOOL = np.float32, np.int64, np.bool_
 

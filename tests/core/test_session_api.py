@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import juno_bridge as jb
-import onnx_models
-from onnx_models import make_model, value_info
+from helpers import onnx_models
+from helpers.onnx_models import make_model, value_info
 from onnx import helper
 
 
@@ -196,7 +196,7 @@ def test_out_entry_of_none_lets_the_runtime_allocate_that_output(multi_io_model)
 def test_model_with_external_weights_in_a_non_ascii_directory(tmp_path):
     import onnx
 
-    from reference import assert_results_equal, reference_run
+    from helpers.reference import assert_results_equal, reference_run
 
     directory = tmp_path / "détecteur 中心"
     directory.mkdir()

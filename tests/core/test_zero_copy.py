@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import juno_bridge as jb
-import onnx_models
+from helpers import onnx_models
 from juno_bridge._core import _RuntimeMemory
-from reference import sentinel_like
+from helpers.reference import sentinel_like
 
 
 @pytest.fixture
@@ -134,7 +134,7 @@ print("ok")
 def test_an_input_the_model_passes_through_is_returned_without_a_copy_and_kept_alive(tmp_path):
     from onnx import helper
 
-    from onnx_models import make_model, save, value_info
+    from helpers.onnx_models import make_model, save, value_info
 
     model = make_model([helper.make_node("Neg", ["x"], ["n"])], [value_info("x", np.float32, ("n",))],
                        [value_info("x", np.float32, ("n",)), value_info("n", np.float32, ("n",))])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import juno_bridge as jb
-from reference import assert_results_equal, sentinel_like
+from .reference import assert_results_equal, sentinel_like
 
 
 def run_both_ways(session: jb.Session, feeds, expected: dict | None = None) -> dict:

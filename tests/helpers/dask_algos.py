@@ -1,4 +1,5 @@
-"""Python algorithms the Dask tests run in worker processes (found through PYTHONPATH)."""
+"""Python algorithms the Dask tests run in worker processes (`python:helpers.dask_algos:<name>`; tests/ is on
+their PYTHONPATH)."""
 import os
 import signal
 

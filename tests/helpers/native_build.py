@@ -3,23 +3,16 @@ them in (no Python paths, no LD_LIBRARY_PATH), and the small models they run on.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-CPP_TESTS = REPO / "tests" / "cpp"
+from .optional import require_tool  # noqa: F401  (the native tests take it from here)
+
+REPO = Path(__file__).resolve().parents[2]
+CPP_TESTS = REPO / "tests" / "native" / "cpp"
 ORT_DECLARATIONS = REPO / "third_party" / "onnxruntime"
-
-
-def require_tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.skip(f"'{name}' is not installed")
-    return path
 
 
 def build(cmd: list, cwd: Path | None = None) -> None:
@@ -43,7 +36,7 @@ def run_program(cmd: list, timeout: float = 120) -> subprocess.CompletedProcess:
 
 def deterministic_values(shape, dtype=np.float32) -> np.ndarray:
     """The input values the C and C++ programs generate: element i is ((37 i) mod 101) / 16 - 3, exact in
-    float32 (cpp/examples/bench_loop.cpp, cpp/examples/ort_raw_loop.c, tests/cpp/run_model.*)."""
+    float32 (cpp/examples/bench_loop.cpp, cpp/examples/ort_raw_loop.c, tests/native/cpp/run_model.*)."""
     n = int(np.prod(shape, dtype=np.int64))
     return (((np.arange(n, dtype=np.int64) * 37) % 101).astype(dtype) / 16 - 3).reshape(shape)
 

@@ -1,4 +1,5 @@
-"""Python algorithms the tests open through `python:pyalgos:<name>` (this directory is on sys.path)."""
+"""Python algorithms the tests open through `python:helpers.pyalgos:<name>`, and C++ hosts through
+`python:pyalgos:<name>` with this directory on their PYTHONPATH."""
 import numpy as np
 
 import juno_bridge as jb

@@ -15,16 +15,15 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import pytest
+
+from .optional import require
+
+require("tf")  # a module-level skip (or failure under JUNO_BRIDGE_REQUIRE_ALL=1) for its importers
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's INFO lines would drown pytest's output
-tf = pytest.importorskip("tensorflow", reason="tensorflow is not installed: the tf plugin is not built")
-import juno_bridge  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
-PLUGIN = Path(juno_bridge.__file__).parent / "lib" / "libjuno_bridge_tf.so"
-if not PLUGIN.exists():
-    pytest.skip(f"{PLUGIN} was not built (tensorflow was not installed when juno-bridge was built)",
-                allow_module_level=True)
+import juno_bridge  # noqa: E402
 
 _DIR = Path(tempfile.mkdtemp(prefix="jb-tf-models-"))
 atexit.register(shutil.rmtree, _DIR, True)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import juno_bridge as jb
 from juno_bridge import paths
-from native_build import deterministic_values, run_program, write_mlp_model
+from helpers.native_build import deterministic_values, run_program, write_mlp_model
 
 CHECK_VALUES = 8  # values per output the loops print with --check
 TIMING_KEYS = ("median_us", "p90_us", "mean_us", "min_us")
@@ -27,7 +27,6 @@ def ort_library():
 
 @pytest.fixture(scope="module")
 def mlp_model(tmp_path_factory):
-    pytest.importorskip("onnx")
     return write_mlp_model(tmp_path_factory.mktemp("bench") / "mlp.onnx")
 
 
@@ -35,7 +34,7 @@ def mlp_model(tmp_path_factory):
 def mixed_dtype_model(tmp_path_factory):
     """Identity on int64, float16, bool and uint8 inputs: checks that both loops fill every kind of
     input the same way as each other and as deterministic_values describes."""
-    onnx = pytest.importorskip("onnx")
+    import onnx  # a dependency of juno-bridge
     from onnx import TensorProto, helper
 
     kinds = {"a": (TensorProto.INT64, ["batch", 3]), "b": (TensorProto.FLOAT16, ["batch", 2]),

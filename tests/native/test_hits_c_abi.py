@@ -1,22 +1,21 @@
 """The scatter's C ABI (hits.h), from a C program built against the installed package."""
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 import juno_bridge as jb
+from helpers.native_build import CPP_TESTS
 
-HERE = Path(__file__).resolve().parent
 PKG = Path(jb.__file__).resolve().parent
 CC = os.environ.get("CC", "gcc")
 
 
-@pytest.mark.skipif(shutil.which(CC) is None, reason="no C compiler")
+@pytest.mark.cc
 def test_a_c_program_scatters_hits_through_the_c_abi(tmp_path):
     exe = tmp_path / "scatter_c_abi"
-    subprocess.run([CC, "-std=c11", "-O1", str(HERE / "cpp" / "scatter_c_abi.c"), "-o", str(exe),
+    subprocess.run([CC, "-std=c11", "-O1", str(CPP_TESTS / "scatter_c_abi.c"), "-o", str(exe),
                     f"-I{PKG / 'include'}", f"-L{PKG / 'lib'}", "-ljuno_bridge", f"-Wl,-rpath,{PKG / 'lib'}"], check=True)
     done = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr

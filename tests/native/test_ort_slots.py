@@ -1,5 +1,5 @@
 """Our ONNX Runtime C API declarations (third_party/onnxruntime/ort_abi.h), checked two ways:
-statically against the reference slot table, and by behaviour through tests/cpp/ort_slots.c, a C
+statically against the reference slot table, and by behaviour through tests/native/cpp/ort_slots.c, a C
 program that calls every declared slot of the real library and checks each outcome."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import re
 import pytest
 
 import juno_bridge as jb
-from native_build import CPP_TESTS, ORT_DECLARATIONS, REPO, build, require_tool, run_program
+from helpers.native_build import CPP_TESTS, ORT_DECLARATIONS, REPO, build, require_tool, run_program
 
 SLOT_TABLE = REPO.parent / "shared" / "reference" / "onnxruntime_api_slots.tsv"
 HEADER = ORT_DECLARATIONS / "ort_abi.h"
@@ -43,8 +43,8 @@ def ort_slots(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def slots_model(tmp_path_factory):
-    """The model tests/cpp/ort_slots.c expects (its constants describe the same names and values)."""
-    onnx = pytest.importorskip("onnx")
+    """The model tests/native/cpp/ort_slots.c expects (its constants describe the same names and values)."""
+    import onnx  # a dependency of juno-bridge
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import juno_bridge as jb
 from juno_bridge import paths
-from native_build import (CPP_TESTS, build, deterministic_values, require_tool, run_program,
+from helpers.native_build import (CPP_TESTS, build, deterministic_values, require_tool, run_program,
                           write_mlp_model)
 
 FEATURES = 8
@@ -21,7 +21,6 @@ FEATURES = 8
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    pytest.importorskip("onnx")
     return write_mlp_model(tmp_path_factory.mktemp("model") / "mlp.onnx", features=FEATURES)
 
 

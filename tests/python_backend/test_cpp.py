@@ -1,7 +1,6 @@
 """C++ programs built against the installed package: a Python algorithm through `python:` from a C++
 host (one thread and two), and an ONNX-only program that never loads libpython."""
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,12 +8,14 @@ from pathlib import Path
 import pytest
 
 import juno_bridge as jb
+from helpers import pyalgos
+from helpers.native_build import CPP_TESTS
 
-HERE = Path(__file__).resolve().parent
+ALGORITHMS = Path(pyalgos.__file__).parent  # as `pyalgos` on the hosts' PYTHONPATH
 PKG = Path(jb.__file__).resolve().parent
 CXX = os.environ.get("CXX", "g++")
 
-pytestmark = pytest.mark.skipif(shutil.which(CXX) is None, reason="no C++ compiler")
+pytestmark = pytest.mark.cxx
 
 
 def host_env():
@@ -22,7 +23,7 @@ def host_env():
     numpy, which the plugin finds itself in the site-packages it is installed in. An in-place build has
     no such site-packages, so there (only) the venv is named as an activated venv would."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-    env["PYTHONPATH"] = str(HERE)
+    env["PYTHONPATH"] = str(ALGORITHMS)
     if PKG.parent.name != "site-packages":
         env["PYTHONPATH"] += os.pathsep + str(PKG.parent)
         env["VIRTUAL_ENV"] = sys.prefix
@@ -35,7 +36,7 @@ def build(tmp_path_factory):
 
     def compile_program(name):
         exe = out / name
-        subprocess.run([CXX, "-std=c++17", "-O1", "-g0", "-pthread", str(HERE / "cpp" / f"{name}.cpp"), "-o", str(exe),
+        subprocess.run([CXX, "-std=c++17", "-O1", "-g0", "-pthread", str(CPP_TESTS / f"{name}.cpp"), "-o", str(exe),
                         f"-I{PKG / 'include'}", f"-L{PKG / 'lib'}", "-ljuno_bridge", f"-Wl,-rpath,{PKG / 'lib'}"],
                        check=True)
         return exe
@@ -70,7 +71,7 @@ def test_the_core_library_does_not_link_libpython():
 
 
 def test_an_onnx_only_cpp_program_never_loads_libpython(build, tmp_path):
-    onnx = pytest.importorskip("onnx")
+    import onnx  # a dependency of juno-bridge
     from onnx import TensorProto, helper
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", 32])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["B", 32])

@@ -8,28 +8,28 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-import juno_bridge as jb
-import pyalgos
+import onnx
+from onnx import TensorProto, helper, numpy_helper
 
-onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+import juno_bridge as jb
+from helpers import pyalgos
 
 
 def test_signature_with_symbolic_dims_and_metadata():
-    s = jb.Session("python:pyalgos:reco")
+    s = jb.Session("python:helpers.pyalgos:reco")
     assert s.backend == "python"
     (pmt,) = s.inputs()
     assert (pmt.name, pmt.dtype, pmt.shape, pmt.dim_names) == ("pmt", np.float32, (-1, 2, 16), ("B", None, None))
     assert [(o.name, o.shape, o.dim_names) for o in s.outputs()] == [
         ("vertex", (-1, 3), ("B", None)), ("energy", (-1,), ("B",))]
     md = s.metadata()
-    assert (md["graph_name"], md["domain"]) == ("reco", "pyalgos")
+    assert (md["graph_name"], md["domain"]) == ("reco", "helpers.pyalgos")
     assert md["description"].startswith("Sums the nPE channel")
 
 
 def test_outputs_allocated_by_the_bridge_take_shapes_bound_from_the_inputs():
     x = np.random.default_rng(1).random((5, 2, 16), dtype=np.float32)
-    out = jb.Session("python:pyalgos:reco").run({"pmt": x})
+    out = jb.Session("python:helpers.pyalgos:reco").run({"pmt": x})
     assert out["energy"].shape == (5,) and out["vertex"].shape == (5, 3)
     np.testing.assert_allclose(out["energy"], x[:, 0].sum(axis=1), rtol=1e-6)
     np.testing.assert_array_equal(out["vertex"], x[:, 1, :3])
@@ -37,7 +37,7 @@ def test_outputs_allocated_by_the_bridge_take_shapes_bound_from_the_inputs():
 
 
 def test_inputs_are_views_of_the_callers_memory_and_outputs_are_written_in_place():
-    s = jb.Session("python:pyalgos:recording")
+    s = jb.Session("python:helpers.pyalgos:recording")
     a = np.arange(7, dtype=np.int32)
     b = np.ones(3, np.float32)
     c = np.zeros(7, np.int32)
@@ -56,14 +56,14 @@ def test_inputs_are_views_of_the_callers_memory_and_outputs_are_written_in_place
 
 
 def test_a_subset_of_outputs_still_gives_the_callable_every_output():
-    s = jb.Session("python:pyalgos:recording")
+    s = jb.Session("python:helpers.pyalgos:recording")
     out = s.run({"a": np.arange(3, dtype=np.int32), "b": np.zeros(3, np.float32)}, outputs=["d"])
     assert list(out) == ["d"]
     np.testing.assert_array_equal(out["d"], np.ones(3, np.float32))
 
 
 def test_class_gets_typed_keyword_options_from_the_session_config():
-    s = jb.Session("python:pyalgos:Affine", config={"scale": "2.5", "offset": "3", "negate": "yes", "label": "e"})
+    s = jb.Session("python:helpers.pyalgos:Affine", config={"scale": "2.5", "offset": "3", "negate": "yes", "label": "e"})
     x = np.arange(4, dtype=np.float64)
     np.testing.assert_array_equal(s.run({"x": x})["y"], -(x * 2.5 + 3))
 
@@ -75,16 +75,16 @@ def test_class_gets_typed_keyword_options_from_the_session_config():
 ])
 def test_bad_options_name_the_option(config, words):
     with pytest.raises(jb.InvalidArgumentError) as e:
-        jb.Session("python:pyalgos:Affine", config=config)
+        jb.Session("python:helpers.pyalgos:Affine", config=config)
     for w in words:
         assert w in str(e.value)
 
 
 @pytest.mark.parametrize("model, words", [
     ("python:no_such_module_xyz:f", ["cannot import", "no_such_module_xyz"]),
-    ("python:pyalgos:nothing_here", ["no attribute", "nothing_here"]),
-    ("python:pyalgos:not_declared", ["@juno_bridge.algorithm"]),
-    ("python:pyalgos", ["python:package.module:attr"]),
+    ("python:helpers.pyalgos:nothing_here", ["no attribute", "nothing_here"]),
+    ("python:helpers.pyalgos:not_declared", ["@juno_bridge.algorithm"]),
+    ("python:helpers.pyalgos", ["python:package.module:attr"]),
 ])
 def test_unloadable_algorithms_raise_model_load_errors(model, words):
     with pytest.raises(jb.ModelLoadError) as e:
@@ -94,7 +94,7 @@ def test_unloadable_algorithms_raise_model_load_errors(model, words):
 
 
 def test_exception_in_the_callable_carries_the_traceback_and_the_session_stays_usable():
-    s = jb.Session("python:pyalgos:failing_on_negative")
+    s = jb.Session("python:helpers.pyalgos:failing_on_negative")
     with pytest.raises(jb.RunError) as e:
         s.run({"x": np.array([1, -1], np.float32)})
     text = str(e.value)
@@ -106,14 +106,14 @@ def test_exception_in_the_callable_carries_the_traceback_and_the_session_stays_u
 def test_writing_to_an_input_view_is_an_error_and_leaves_the_input_untouched():
     x = np.zeros(3, np.float32)
     with pytest.raises(jb.RunError, match="read-only"):
-        jb.Session("python:pyalgos:writes_input").run({"x": x})
+        jb.Session("python:helpers.pyalgos:writes_input").run({"x": x})
     assert not x.any()
 
 
 def test_returned_arrays_are_checked_and_copied_into_the_callers_buffer():
     x = np.random.default_rng(0).random((3, 32), dtype=np.float32)
     y = np.full((3, 4), np.nan, np.float32)
-    s = jb.Session("python:pyalgos:linear_returning")
+    s = jb.Session("python:helpers.pyalgos:linear_returning")
     assert s.run({"x": x}, out={"y": y})["y"] is y
     np.testing.assert_allclose(y, x @ pyalgos.W + pyalgos.BIAS, rtol=1e-6)
 
@@ -125,7 +125,7 @@ def test_returned_arrays_are_checked_and_copied_into_the_callers_buffer():
     ("returns_list", ["list", "dict"]),
 ])
 def test_wrong_returned_outputs_name_the_output(name, words):
-    s = jb.Session(f"python:pyalgos:{name}")
+    s = jb.Session(f"python:helpers.pyalgos:{name}")
     with pytest.raises(jb.RunError) as e:
         s.run({"x": np.ones(3, np.float32)})
     for w in words:
@@ -133,7 +133,7 @@ def test_wrong_returned_outputs_name_the_output(name, words):
 
 
 def test_caller_output_of_the_wrong_bound_shape_names_the_output():
-    s = jb.Session("python:pyalgos:reco")
+    s = jb.Session("python:helpers.pyalgos:reco")
     with pytest.raises(jb.InputError) as e:
         s.run({"pmt": np.zeros((4, 2, 16), np.float32)}, out={"energy": np.zeros(5, np.float32)})
     assert "output 'energy'" in str(e.value) and "B=4" in str(e.value) and "[5]" in str(e.value)
@@ -145,7 +145,7 @@ def test_inconsistent_symbolic_dims_across_inputs_are_an_input_error():
         np.add(inputs["a"], inputs["b"], out=outputs["c"])
 
     pyalgos.add = add
-    s = jb.Session("python:pyalgos:add")
+    s = jb.Session("python:helpers.pyalgos:add")
     with pytest.raises(jb.InputError) as e:
         s.run({"a": np.zeros(3, np.float32), "b": np.zeros(4, np.float32)})
     assert "input 'b'" in str(e.value) and "'K'" in str(e.value)
@@ -153,12 +153,12 @@ def test_inconsistent_symbolic_dims_across_inputs_are_an_input_error():
 
 def test_wrong_dtype_input_is_refused_before_the_callable_runs():
     with pytest.raises(jb.InputTypeError, match="input 'x': expected dtype float32, got float64"):
-        jb.Session("python:pyalgos:failing_on_negative").run({"x": -np.ones(2)})
+        jb.Session("python:helpers.pyalgos:failing_on_negative").run({"x": -np.ones(2)})
 
 
 def test_a_kept_view_raises_on_later_use_instead_of_reading_freed_memory():
     pyalgos.kept.clear()
-    s = jb.Session("python:pyalgos:keeping")
+    s = jb.Session("python:helpers.pyalgos:keeping")
     x = np.arange(4, dtype=np.float32)
     with pytest.raises(jb.RunError, match="kept input 'x' \\(revoked"):
         s.run({"x": x})
@@ -175,7 +175,7 @@ def test_a_kept_view_raises_on_later_use_instead_of_reading_freed_memory():
 
 def test_a_kept_derived_view_fails_the_run_naming_the_input():
     pyalgos.kept.clear()
-    s = jb.Session("python:pyalgos:keeping_a_slice")
+    s = jb.Session("python:helpers.pyalgos:keeping_a_slice")
     with pytest.raises(jb.RunError, match="a view derived from input 'x'"):
         s.run({"x": np.arange(4, dtype=np.float32)})
     pyalgos.kept.clear()
@@ -201,7 +201,7 @@ def _linear_onnx(path):
 @pytest.fixture(scope="module")
 def linear_sessions(tmp_path_factory):
     path = _linear_onnx(tmp_path_factory.mktemp("onnx") / "linear.onnx")
-    return jb.Session(path), jb.Session("python:pyalgos:linear")
+    return jb.Session(path), jb.Session("python:helpers.pyalgos:linear")
 
 
 @settings(max_examples=25, deadline=None)
@@ -216,7 +216,7 @@ def test_python_callable_and_onnx_give_the_same_numbers_through_one_api(linear_s
 
 
 def test_many_threads_share_one_session_without_deadlock():
-    s = jb.Session("python:pyalgos:reco")
+    s = jb.Session("python:helpers.pyalgos:reco")
     rng = np.random.default_rng(3)
     events = [rng.random((2, 2, 16), dtype=np.float32) for _ in range(8)]
     errors, results = [], {}

@@ -8,14 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("dask.distributed", reason="the dask extra is not installed")
+import juno_bridge as jb
+from juno_bridge.cli import main
+from juno_bridge.models.builtin import builtin_model
+from juno_bridge.run import output_paths, run_file, run_files
 
-import juno_bridge as jb  # noqa: E402
-from juno_bridge.cli import main  # noqa: E402
-from juno_bridge.models.builtin import builtin_model  # noqa: E402
-from juno_bridge.run import output_paths, run_file, run_files  # noqa: E402
-
-HERE = Path(__file__).resolve().parent
+pytestmark = pytest.mark.dask
+TESTS = Path(__file__).resolve().parents[1]  # holds helpers/, with helpers.dask_algos
 TINY = str(builtin_model("tiny"))
 
 
@@ -23,7 +22,7 @@ TINY = str(builtin_model("tiny"))
 def worker_path(monkeypatch):
     """Worker processes import the tests' algorithms (and an in-place build) through PYTHONPATH."""
     package_parent = str(Path(jb.__file__).resolve().parent.parent)
-    parts = [str(HERE), package_parent, os.environ.get("PYTHONPATH", "")]
+    parts = [str(TESTS), package_parent, os.environ.get("PYTHONPATH", "")]
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in parts if p))
 
 
@@ -83,8 +82,8 @@ def test_files_over_two_workers_equal_the_serial_run_and_a_rerun_skips_them(tmp_
 def test_a_worker_killed_during_a_task_loses_nothing(tmp_path, worker_path, monkeypatch):
     monkeypatch.setenv("JB_TEST_KILL_MARKER", str(tmp_path / "killed-once"))
     inputs = event_files(tmp_path / "in", 4)
-    expected = serial_outputs("python:dask_algos:linear", inputs, tmp_path / "serial")
-    report = run_files("python:dask_algos:dies_once", inputs, tmp_path / "out", workers=2, batch_size=16,
+    expected = serial_outputs("python:helpers.dask_algos:linear", inputs, tmp_path / "serial")
+    report = run_files("python:helpers.dask_algos:dies_once", inputs, tmp_path / "out", workers=2, batch_size=16,
                        retries=0, progress=False)
     assert (tmp_path / "killed-once").exists()  # a worker really died mid-task
     assert sorted(report.done) == sorted(inputs) and not report.failed
@@ -107,6 +106,7 @@ def test_a_failing_file_is_retried_then_reported_while_the_rest_complete(tmp_pat
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [Path(p).name for p in inputs]
 
 
+@pytest.mark.hdf5
 def test_hdf5_files_and_one_file_into_a_directory(tmp_path, worker_path):
     inputs = event_files(tmp_path / "in", 2, suffix=".h5")
     report = run_files(TINY, inputs, tmp_path / "out", workers=1, batch_size=16, progress=False)

@@ -10,7 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from triton_servers import client_regions, shm_entries  # noqa: F401  (skips without tritonclient)
+from helpers import optional
+from helpers.native_build import CPP_TESTS
+from helpers.triton_servers import client_regions, shm_entries  # noqa: F401  (skips without tritonclient)
 
 import tritonclient.grpc as grpcclient  # noqa: E402
 
@@ -18,20 +20,20 @@ import juno_bridge as jb  # noqa: E402
 from juno_bridge.models.builtin import builtin_input, builtin_model  # noqa: E402
 from juno_bridge.serve import TritonServer  # noqa: E402
 
+pytestmark = pytest.mark.triton
 N = 16  # pyalgos' PMTs
 
 
 def torch_pt() -> str | None:
-    try:
-        import torch_models
-    except BaseException:  # skipped: torch or its plugin missing
-        return None
+    if optional.missing("torch"):
+        return None  # its test is skipped (or fails under JUNO_BRIDGE_REQUIRE_ALL=1) by its marker
+    from helpers import torch_models
     return str(torch_models.tiny(".pt"))
 
 
 @pytest.fixture(scope="module")
 def server():
-    models = {"tiny": str(builtin_model("tiny")), "juno": str(builtin_model("juno")), "linear": "python:pyalgos:linear"}
+    models = {"tiny": str(builtin_model("tiny")), "juno": str(builtin_model("juno")), "linear": "python:helpers.pyalgos:linear"}
     pt = torch_pt()
     if pt:
         models["tiny_pt"] = pt
@@ -42,8 +44,6 @@ def server():
 
 def local_and_remote(server, name):
     s, models = server
-    if name not in models:
-        pytest.skip(f"{name}: torch plugin not built")
     return jb.Session(models[name], intra_op_threads=1), jb.Session(s.url(name))
 
 
@@ -52,7 +52,7 @@ def feed_for(session, batch, seed=0):
     return {t.name: rng.standard_normal((batch, *t.shape[1:])).astype(t.dtype) for t in session.inputs()}
 
 
-@pytest.mark.parametrize("name", ["tiny", "juno", "linear", "tiny_pt"])
+@pytest.mark.parametrize("name", ["tiny", "juno", "linear", pytest.param("tiny_pt", marks=pytest.mark.torch)])
 def test_remote_outputs_equal_local_for_onnx_torch_and_python_models(server, name):
     local, remote = local_and_remote(server, name)
     for batch in (1, 7):
@@ -169,19 +169,17 @@ def test_remote_equals_local_for_any_batch_up_to_the_servers_max(linear_sessions
     np.testing.assert_array_equal(remote.run({"x": x})["y"], local.run({"x": x})["y"])
 
 
+@pytest.mark.cxx
 def test_a_cpp_program_reaches_the_server_through_the_same_session(server, tmp_path):
     import os
-    import shutil
     import subprocess
     import sys
 
     from juno_bridge import paths
 
-    if shutil.which("g++") is None:
-        pytest.skip("no C++ compiler")
     s, models = server
     exe = tmp_path / "run_model_cpp"
-    subprocess.run(["g++", "-std=c++17", "-O1", "-g0", str(Path(__file__).parent / "cpp" / "run_model.cpp"), "-o",
+    subprocess.run(["g++", "-std=c++17", "-O1", "-g0", str(CPP_TESTS / "run_model.cpp"), "-o",
                     str(exe), *paths.cflags(), *paths.libs()], check=True)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME",)}
     pkg = Path(jb.__file__).resolve().parent

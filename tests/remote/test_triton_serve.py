@@ -12,13 +12,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from triton_servers import shm_entries, tiny_server
+from helpers.triton_servers import shm_entries, tiny_server
 
 import tritonclient.grpc as grpcclient  # noqa: E402
 
 import juno_bridge as jb  # noqa: E402
 from juno_bridge.models.builtin import builtin_input, builtin_model  # noqa: E402
 from juno_bridge.serve import ServedModel, filtered_log, free_port, served_name, write_repository  # noqa: E402
+
+pytestmark = pytest.mark.triton
 
 
 def test_the_serve_command_answers_until_sigterm_and_leaves_nothing(tmp_path):

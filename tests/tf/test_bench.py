@@ -1,7 +1,7 @@
 """The tf benchmark group: its rows measure what they claim, and its targets read the right rows."""
 import numpy as np
 
-import tf_models  # noqa: F401 - skips this module where tensorflow or the tf plugin is absent
+from helpers import tf_models  # noqa: F401 - skips this module where tensorflow or the tf plugin is absent
 
 from juno_bridge import bench, bench_tf
 from juno_bridge.cli import build_parser

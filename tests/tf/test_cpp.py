@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import tf_models as tm
-from native_build import CPP_TESTS, build, run_program
+from helpers import tf_models as tm
+from helpers.native_build import CPP_TESTS, build, run_program
 
 import juno_bridge
 
@@ -40,8 +40,9 @@ def test_cpp_program_runs_a_saved_model_without_python(run_tf):
     assert "libpython" not in ldd and "libtensorflow" not in ldd
 
 
+@pytest.mark.torch
 def test_cpp_program_runs_onnx_torch_and_tf_side_by_side(run_tf):
-    tmt = pytest.importorskip("torch_models")
+    from helpers import torch_models as tmt
     model, saved, onnx_path = tm.keras_mlp()
     pt2 = tmt.tiny(".pt2")
     done = run_program([run_tf, onnx_path, pt2, saved], timeout=300)
@@ -56,8 +57,9 @@ def test_cpp_program_runs_onnx_torch_and_tf_side_by_side(run_tf):
     np.testing.assert_allclose(got[(str(pt2), "y")], want_torch, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.torch
 def test_python_runs_onnx_torch_and_tf_sessions_side_by_side():
-    tmt = pytest.importorskip("torch_models")
+    from helpers import torch_models as tmt
     model, saved, onnx_path = tm.keras_mlp()
     sessions = {"onnx": juno_bridge.Session(onnx_path), "torch": juno_bridge.Session(tmt.tiny(".pt2")),
                 "tf": juno_bridge.Session(saved)}

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import tf_models as tm
-from native_build import REPO, build, clean_env
+from helpers import tf_models as tm
+from helpers.native_build import REPO, build, clean_env
 
 import juno_bridge as jb
 
@@ -78,9 +78,10 @@ def test_plugin_built_for_another_tensorflow_release_is_refused(tmp_path):
     import importlib.util
     tf_dir = Path(importlib.util.find_spec("tensorflow").submodule_search_locations[0])
     plugin = tmp_path / "libjuno_bridge_tf.so"
+    plugins = REPO / "cpp" / "plugins"
+    sources = sorted([*plugins.glob("tf_*.cpp"), *plugins.glob("tf/*.cpp")])  # before and after cpp/plugins/tf/
     build(["g++", "-std=c++17", "-O0", "-g0", "-fPIC", "-shared", '-DJB_TF_VERSION="2.20.0"',
-           f"-I{REPO / 'cpp' / 'include'}", f"-I{tf_dir / 'include'}",
-           *sorted((REPO / "cpp" / "plugins").glob("tf_*.cpp")), "-o", plugin, f"-L{tf_dir}",
+           f"-I{REPO / 'cpp' / 'include'}", f"-I{plugins}", f"-I{tf_dir / 'include'}", *sources, "-o", plugin, f"-L{tf_dir}",
            "-l:libtensorflow_cc.so.2", "-l:libtensorflow_framework.so.2", f"-Wl,-rpath,{tf_dir}"])
     code = ("import juno_bridge as jb, sys\n"
             "try:\n    jb.Session(sys.argv[1])\nexcept jb.BackendUnavailableError as e:\n    print(e)\n")

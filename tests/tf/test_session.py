@@ -5,8 +5,8 @@ import threading
 import numpy as np
 from hypothesis import given, strategies as st
 
-import tf_models as tm
-from tf_models import tf
+from helpers import tf_models as tm
+from helpers.tf_models import tf
 
 import juno_bridge as jb
 

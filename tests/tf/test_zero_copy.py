@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-import tf_models as tm
+from helpers import tf_models as tm
 
 import juno_bridge as jb
 

@@ -50,7 +50,7 @@ def test_config_prints_flags_a_compiler_accepts():
     assert cli("config").returncode == 2
 
 
-@pytest.mark.parametrize("suffix", [".npz", ".h5"])
+@pytest.mark.parametrize("suffix", [".npz", pytest.param(".h5", marks=pytest.mark.hdf5)])
 def test_run_round_trips_an_event_file(tmp_path, suffix):
     model = builtin_model("tiny")
     x = np.random.default_rng(0).random((1000, 8), dtype=np.float32)

@@ -1,6 +1,6 @@
 """The torch benchmark runs every method (a)-(e) on the tiny model and checks their numbers agree
 (run_bench compares each method's output with the module's before timing). No timing is asserted."""
-import torch_models as tm  # noqa: F401  (skips this file when the torch plugin is not built)
+from helpers import torch_models as tm  # noqa: F401  (skips this file when the torch plugin is not built)
 
 from juno_bridge.bench_torch import format_table, run_bench
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-import torch_models as tm
-from torch_models import torch
+from helpers import torch_models as tm
+from helpers.native_build import CPP_TESTS
+from helpers.torch_models import torch
 
 import juno_bridge
 
@@ -15,7 +16,7 @@ import juno_bridge
 def test_cpp_program_runs_pt2_and_pt_without_python(tmp_path):
     pkg = Path(juno_bridge.__file__).parent
     exe = tmp_path / "run_torch"
-    subprocess.run(["g++", "-std=c++17", "-O1", "-g0", str(Path(__file__).parent / "cpp" / "run_torch.cpp"),
+    subprocess.run(["g++", "-std=c++17", "-O1", "-g0", str(CPP_TESTS / "run_torch.cpp"),
                     f"-I{pkg / 'include'}", f"-L{pkg / 'lib'}", "-ljuno_bridge", f"-Wl,-rpath,{pkg / 'lib'}",
                     "-o", str(exe)], check=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}

@@ -3,7 +3,7 @@ past a buffer or a crash: wrong shapes and dtypes, no signature, corrupt files, 
 import numpy as np
 import pytest
 
-import torch_models as tm
+from helpers import torch_models as tm
 
 import juno_bridge as jb
 

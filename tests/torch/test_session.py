@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import torch_models as tm
-from torch_models import torch
+from helpers import torch_models as tm
+from helpers.torch_models import torch
 
 import juno_bridge as jb
 

@@ -5,8 +5,8 @@ import threading
 import numpy as np
 import pytest
 
-import torch_models as tm
-from torch_models import torch
+from helpers import torch_models as tm
+from helpers.torch_models import torch
 
 import juno_bridge as jb
 

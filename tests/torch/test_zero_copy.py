@@ -3,7 +3,7 @@ the plugin), in-place outputs land in the caller's buffer, handed-over outputs a
 import numpy as np
 import pytest
 
-import torch_models as tm
+from helpers import torch_models as tm
 
 import juno_bridge as jb
 
