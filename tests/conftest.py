@@ -34,7 +34,8 @@ def pytest_configure(config):
         import juno_bridge._core  # noqa: F401
     except ImportError as e:
         raise pytest.UsageError(f"juno_bridge without its compiled modules was imported ({e}); "
-                                "run `make install` and the tests with that environment's pytest") from e
+                                "run `make install`, then that environment's `pytest` (or `python -P -m pytest`: "
+                                "plain `python -m` puts the working directory on sys.path)") from e
 
 
 # Areas whose every test needs one optional library: their files import its helper (tests/helpers/
