@@ -87,8 +87,9 @@ def test_plugin_built_for_another_tensorflow_release_is_refused(tmp_path):
             "try:\n    jb.Session(sys.argv[1])\nexcept jb.BackendUnavailableError as e:\n    print(e)\n")
     env = {**clean_env(), "JUNO_BRIDGE_PLUGIN_PATH": str(tmp_path),
            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    # cwd: `python -c` puts it first on sys.path, and the clean env has no PYTHONSAFEPATH (tests/conftest.py)
     done = subprocess.run([sys.executable, "-c", code, str(tm.tiny())], env=env, capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert f"built against TensorFlow 2.20.0, but TensorFlow {tm.tf.__version__} is installed" in done.stdout
     assert "tensorflow-cpu==2.20.0" in done.stdout and "rebuild juno-bridge" in done.stdout
