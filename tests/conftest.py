@@ -1,4 +1,5 @@
-"""Shared fixtures: model files built into tmp dirs, hypothesis profile, older ONNX Runtime releases."""
+"""Shared fixtures: model files built into tmp dirs, hypothesis profile, older ONNX Runtime releases; the
+markers for optional libraries (tests/helpers/optional.py) and what they do."""
 from __future__ import annotations
 
 import os
@@ -11,9 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
-sys.path.insert(0, str(Path(__file__).parent))  # onnx_models, reference: helpers beside the tests
-
-import onnx_models  # noqa: E402
+from helpers import onnx_models, optional
 
 # Modest example counts: the whole suite must stay fast on a shared 2-core machine.
 settings.register_profile("juno", max_examples=30, deadline=None,
@@ -21,6 +20,46 @@ settings.register_profile("juno", max_examples=30, deadline=None,
 # JUNO_BRIDGE_HYPOTHESIS_PROFILE=thorough: many more examples, for hunting bugs rather than for CI.
 settings.register_profile("thorough", parent=settings.get_profile("juno"), max_examples=1000)
 settings.load_profile(os.environ.get("JUNO_BRIDGE_HYPOTHESIS_PROFILE", "juno"))
+
+
+def pytest_configure(config):
+    for name, (needs, _) in optional.OPTIONAL.items():
+        config.addinivalue_line("markers", f"{name}: needs {needs}; skipped without it, failed without it "
+                                           "under JUNO_BRIDGE_REQUIRE_ALL=1")
+    # The Python children the tests start (`python -m juno_bridge.cli`, `python -c ...`) would put their
+    # working directory first on sys.path; run from the repository root, that imports the source tree's
+    # juno_bridge/, which lacks the compiled modules, instead of the installed package under test.
+    os.environ["PYTHONSAFEPATH"] = "1"
+    try:
+        import juno_bridge._core  # noqa: F401
+    except ImportError as e:
+        raise pytest.UsageError(f"juno_bridge without its compiled modules was imported ({e}); "
+                                "run `make install`, then that environment's `pytest` (or `python -P -m pytest`: "
+                                "plain `python -m` puts the working directory on sys.path)") from e
+
+
+# Areas whose every test needs one optional library: their files import its helper (tests/helpers/
+# torch_models.py, tf_models.py), which skips them at collection where it is missing.
+AREA_MARKERS = {"torch": "torch", "tf": "tf"}
+
+
+def pytest_collection_modifyitems(items):
+    here = Path(__file__).parent
+    for item in items:
+        area = item.path.relative_to(here).parts[0] if item.path.is_relative_to(here) else None
+        if area in AREA_MARKERS:
+            item.add_marker(AREA_MARKERS[area])
+        for name in dict.fromkeys(m.name for m in item.iter_markers() if m.name in optional.OPTIONAL):
+            reason = optional.missing(name)
+            if reason and not optional.REQUIRE_ALL:  # skipped, and reported at the test's own line
+                item.add_marker(pytest.mark.skip(reason=f"{reason} (@pytest.mark.{name})"))
+
+
+def pytest_runtest_setup(item):
+    """Under JUNO_BRIDGE_REQUIRE_ALL=1, a test whose optional library is missing fails here."""
+    for name in dict.fromkeys(m.name for m in item.iter_markers() if m.name in optional.OPTIONAL):
+        optional.require(name)
+
 
 # Older ONNX Runtime releases are cached outside the repo so reruns do not download them again.
 ORT_CACHE = Path(os.environ.get("JUNO_BRIDGE_TEST_CACHE", Path.home() / ".cache" / "juno-bridge-test"))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import juno_bridge as jb
-from native_build import write_mlp_model
+from helpers.native_build import write_mlp_model
 
 
 @pytest.fixture(scope="module")

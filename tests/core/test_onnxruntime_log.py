@@ -14,8 +14,7 @@ import pytest
 
 import juno_bridge as jb
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "native"))
-from jb_c import run_isolated  # noqa: E402
+from helpers.jb_c import run_isolated
 
 
 @pytest.fixture(scope="module")

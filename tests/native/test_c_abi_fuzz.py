@@ -16,10 +16,11 @@ import pytest
 from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
-from jb_c import MAX_RANK, STATUSES
-from native_build import write_mlp_model
+from helpers.jb_c import MAX_RANK, STATUSES
+from helpers.native_build import write_mlp_model
 
 HERE = Path(__file__).resolve().parent
+HELPERS = HERE.parent / "helpers"
 POOL_BYTES = 1 << 16  # fuzz_worker.POOL_BYTES
 ITEMSIZE = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8}
 FLOAT32, INT32, INT64 = 1, 6, 7
@@ -35,7 +36,7 @@ class Worker:
 
     def start(self):
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        self.proc = subprocess.Popen([sys.executable, str(HERE / "fuzz_worker.py"), str(self.model)], cwd=HERE,
+        self.proc = subprocess.Popen([sys.executable, str(HELPERS / "fuzz_worker.py"), str(self.model)], cwd=HERE,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, env=env)
 
@@ -63,7 +64,6 @@ class Worker:
 
 @pytest.fixture(scope="module")
 def worker(tmp_path_factory):
-    pytest.importorskip("onnx")
     w = Worker(write_mlp_model(tmp_path_factory.mktemp("model") / "mlp.onnx"))
     yield w
     w.stop()

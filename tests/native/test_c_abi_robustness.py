@@ -9,13 +9,12 @@ import textwrap
 
 import pytest
 
-from jb_c import run_isolated
-from native_build import write_mlp_model
+from helpers.jb_c import run_isolated
+from helpers.native_build import write_mlp_model
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    pytest.importorskip("onnx")
     return write_mlp_model(tmp_path_factory.mktemp("model") / "mlp.onnx")
 
 

@@ -11,14 +11,13 @@ from pathlib import Path
 import pytest
 
 from juno_bridge import paths
-from native_build import build, clean_env, require_tool, run_program, write_mlp_model
+from helpers.native_build import build, clean_env, require_tool, run_program, write_mlp_model
 
 NATIVE = Path(__file__).resolve().parent / "cpp"
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    pytest.importorskip("onnx")
     return write_mlp_model(tmp_path_factory.mktemp("model") / "mlp.onnx")
 
 

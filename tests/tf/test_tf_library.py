@@ -5,8 +5,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import tf_models as tm
-from native_build import REPO, build
+from helpers import tf_models as tm
+from helpers.native_build import REPO, build
 from tf_releases import python_env, run_python
 
 import juno_bridge as jb

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import tf_models as tm
-from native_build import CPP_TESTS, build, clean_env
-from tf_releases import OTHER_RELEASE, python_env, run_python
+from helpers import tf_models as tm
+from helpers.native_build import CPP_TESTS, build, clean_env
+from helpers.tf_releases import OTHER_RELEASE, python_env, run_python
 
 import juno_bridge as jb
 

@@ -1,0 +1,28 @@
+"""Python algorithms the Dask tests run in worker processes (`python:helpers.dask_algos:<name>`; tests/ is on
+their PYTHONPATH)."""
+import os
+import signal
+
+import numpy as np
+
+import juno_bridge as jb
+
+W = (np.arange(8 * 4, dtype=np.float32).reshape(8, 4) % 5 - 2) / 10
+
+
+@jb.algorithm(inputs={"x": ("float32", ("B", 8))}, outputs={"y": ("float32", ("B", 4))})
+def linear(inputs, outputs):
+    np.matmul(inputs["x"], W, out=outputs["y"])
+
+
+@jb.algorithm(inputs={"x": ("float32", ("B", 8))}, outputs={"y": ("float32", ("B", 4))})
+def dies_once(inputs, outputs):
+    """Kills its own worker process on its first call ever (a marker file remembers), then computes linear."""
+    marker = os.environ["JB_TEST_KILL_MARKER"]
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        np.matmul(inputs["x"], W, out=outputs["y"])
+        return
+    os.close(fd)
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,86 @@
+"""The installed libjuno_bridge.so through ctypes, declared once for the C ABI tests (juno_bridge.h and
+hits.h spelled in ctypes)."""
+from __future__ import annotations
+
+import ctypes
+import os
+from ctypes import POINTER, c_char_p, c_float, c_int, c_int32, c_int64, c_size_t, c_uint32, c_void_p
+
+MAX_RANK = 16
+OK, INVALID_ARGUMENT, INPUT, INPUT_TYPE, MODEL_LOAD, BACKEND_UNAVAILABLE, RUNTIME, UNSUPPORTED = range(8)
+STATUSES = set(range(8))
+FLOAT32, INT32, INT64 = 1, 6, 7
+
+
+class TensorView(ctypes.Structure):
+    _fields_ = [("data", c_void_p), ("dtype", c_int32), ("rank", c_int32), ("shape", c_int64 * MAX_RANK)]
+
+
+def view(data, dtype: int, shape, rank: int | None = None) -> TensorView:
+    """A jb_tensor_view; `rank` may differ from len(shape) (the dims past 16 are dropped)."""
+    v = TensorView()
+    v.data = data
+    v.dtype = dtype
+    v.rank = len(shape) if rank is None else rank
+    for i, d in enumerate(list(shape)[:MAX_RANK]):
+        v.shape[i] = d
+    return v
+
+
+LOG_CALLBACK = ctypes.CFUNCTYPE(None, c_void_p, c_int32, c_char_p, c_char_p)
+
+
+def library_path() -> str:
+    """The installed library, or $JUNO_BRIDGE_TEST_LIBRARY (another build of it: an older commit, a
+    sanitizer build), loaded without importing juno_bridge so that no other copy is in the process."""
+    if os.environ.get("JUNO_BRIDGE_TEST_LIBRARY"):
+        return os.environ["JUNO_BRIDGE_TEST_LIBRARY"]
+    from juno_bridge import paths
+    return str(paths.lib_dir() / "libjuno_bridge.so")
+
+
+def load() -> ctypes.CDLL:
+    lib = ctypes.CDLL(library_path())
+    session, options, tensor = c_void_p, c_void_p, c_void_p
+    for name, restype, argtypes in [
+        ("jb_last_error_message", c_char_p, []),
+        ("jb_last_error_code", c_int, []),
+        ("jb_options_new", options, []),
+        ("jb_options_free", None, [options]),
+        ("jb_options_set", c_int, [options, c_char_p, c_char_p]),
+        ("jb_session_open", c_int, [c_char_p, options, POINTER(session)]),
+        ("jb_session_close", None, [session]),
+        ("jb_session_backend", c_char_p, [session]),
+        ("jb_session_num_inputs", c_size_t, [session]),
+        ("jb_session_num_outputs", c_size_t, [session]),
+        ("jb_session_run", c_int, [session, POINTER(TensorView), c_size_t, POINTER(TensorView), c_size_t]),
+        ("jb_session_run_outputs", c_int, [session, POINTER(TensorView), c_size_t, POINTER(c_int32),
+                                           POINTER(TensorView), POINTER(tensor), c_size_t]),
+        ("jb_tensor_free", None, [tensor]),
+        ("jb_scatter_hits", c_int, [POINTER(TensorView)] * 4 + [c_float]),
+        ("jb_set_log_callback", None, [LOG_CALLBACK, c_void_p]),
+        ("jb_set_log_level", c_int, [c_int32]),
+        ("jb_get_log_level", c_int32, []),
+        ("jb_onnxruntime_info", c_int, [c_char_p, POINTER(c_char_p), POINTER(c_char_p), POINTER(c_uint32),
+                                        POINTER(c_char_p)]),
+    ]:
+        if hasattr(lib, name):  # an older build may lack one: a test that calls it fails there
+            f = getattr(lib, name)
+            f.restype, f.argtypes = restype, argtypes
+    return lib
+
+
+def last_error(lib) -> tuple[int, str]:
+    return lib.jb_last_error_code(), lib.jb_last_error_message().decode()
+
+
+def run_isolated(code: str, timeout: float = 120):
+    """Runs `code` in a fresh Python with this module importable, so a crash of the library is a failed
+    assertion with its output, not a dead test run."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    # The child imports this module as `jb_c`, from its own folder.
+    prelude = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+    return subprocess.run([sys.executable, "-c", prelude + code], capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,119 @@
+"""Python algorithms the tests open through `python:helpers.pyalgos:<name>`, and C++ hosts through
+`python:pyalgos:<name>` with this directory on their PYTHONPATH."""
+import numpy as np
+
+import juno_bridge as jb
+
+N = 16  # PMTs in the small test events
+
+# A linear "reconstruction" that tests/test_python_backend.py also builds as ONNX: y = x @ W + b.
+W = (np.arange(2 * N * 4, dtype=np.float32).reshape(2 * N, 4) % 7 - 3) / 10
+BIAS = np.array([0.5, -1.0, 2.0, 0.0], dtype=np.float32)
+
+
+@jb.algorithm(inputs={"pmt": ("float32", ("B", 2, N))},
+              outputs={"vertex": ("float32", ("B", 3)), "energy": ("float32", ("B",))})
+def reco(inputs, outputs):
+    """Sums the nPE channel into an energy and writes a fixed vertex."""
+    outputs["energy"][:] = inputs["pmt"][:, 0].sum(axis=1)
+    outputs["vertex"][:] = inputs["pmt"][:, 1, :3]
+
+
+@jb.algorithm(inputs={"x": ("float32", ("B", 2 * N))}, outputs={"y": ("float32", ("B", 4))})
+def linear(inputs, outputs):
+    np.matmul(inputs["x"], W, out=outputs["y"])
+    outputs["y"] += BIAS
+
+
+@jb.algorithm(inputs={"x": ("float32", ("B", 2 * N))}, outputs={"y": ("float32", ("B", 4))})
+def linear_returning(inputs, outputs):
+    return {"y": inputs["x"] @ W + BIAS}
+
+
+@jb.algorithm(inputs={"x": ("float64", ("N",))}, outputs={"y": ("float64", ("N",))},
+              options={"scale": float, "offset": int, "negate": bool, "label": str})
+class Affine:
+    """A class: built once per session with the session's config entries as keyword options."""
+
+    def __init__(self, scale=1.0, offset=0, negate=False, label=""):
+        self.scale, self.offset, self.negate, self.label = scale, offset, negate, label
+        self.calls = 0
+
+    def __call__(self, inputs, outputs):
+        self.calls += 1
+        y = inputs["x"] * self.scale + self.offset
+        outputs["y"][:] = -y if self.negate else y
+
+
+seen = {}  # what the recording algorithm saw, for the zero-copy tests
+
+
+@jb.algorithm(inputs={"a": ("int32", ("K",)), "b": ("float32", (3,))},
+              outputs={"c": ("int32", ("K",)), "d": ("float32", (3,))})
+def recording(inputs, outputs):
+    for role, views in (("in", inputs), ("out", outputs)):
+        for name, v in views.items():
+            seen[name] = (v.__array_interface__["data"][0], v.flags.writeable, v.flags.owndata, role)
+    outputs["c"][:] = inputs["a"] * 2
+    outputs["d"][:] = inputs["b"] + 1
+
+
+@jb.algorithm(inputs={"x": ("float32", ("B",))}, outputs={"y": ("float32", ("B",))})
+def failing_on_negative(inputs, outputs):
+    if (inputs["x"] < 0).any():
+        raise ValueError("negative energy in event")
+    outputs["y"][:] = inputs["x"] * 2
+
+
+@jb.algorithm(inputs={"x": ("float32", ("B",))}, outputs={"y": ("float32", ("B",))})
+def writes_input(inputs, outputs):
+    inputs["x"][0] = 1.0
+
+
+kept = []
+keep = [True]  # tests switch keeping off to show the next event runs normally
+
+
+@jb.algorithm(inputs={"x": ("float32", ("B",))}, outputs={"y": ("float32", ("B",))})
+def keeping(inputs, outputs):
+    outputs["y"][:] = inputs["x"]
+    if keep[0]:
+        kept.append(inputs["x"])
+
+
+@jb.algorithm(inputs={"x": ("float32", ("B",))}, outputs={"y": ("float32", ("B",))})
+def keeping_a_slice(inputs, outputs):
+    outputs["y"][:] = inputs["x"]
+    if keep[0]:
+        kept.append(inputs["x"][1:])
+
+
+def _returning(value):
+    @jb.algorithm(inputs={"x": ("float32", ("B",))}, outputs={"y": ("float32", ("B",))})
+    def algo(inputs, outputs):
+        return value(inputs["x"])
+    return algo
+
+
+returns_float64 = _returning(lambda x: {"y": x.astype(np.float64)})
+returns_short = _returning(lambda x: {"y": x[:-1].copy()})
+returns_unknown = _returning(lambda x: {"z": x.copy()})
+returns_list = _returning(lambda x: [x])
+
+
+@jb.algorithm(inputs={"pmt": ("float32", ("B", 2, 17612))}, outputs={"energy": ("float32", ("B",))})
+def heavy(inputs, outputs):
+    """Enough numpy work per event that several threads overlap it (numpy releases the GIL)."""
+    outputs["energy"][:] = np.sqrt(inputs["pmt"] * inputs["pmt"] + 1.0).sum(axis=(1, 2))
+
+
+@jb.algorithm(inputs={"pmt": ("float32", (2, 17612))},
+              outputs={"vertex": ("float32", (3,)), "energy": ("float32", (1,))})
+def per_event(inputs, outputs):
+    """The benchmark's callable: 2 x 17,612 float32 in, 4 values out."""
+    pmt = inputs["pmt"]
+    outputs["energy"][0] = pmt[0, 0]
+    outputs["vertex"][:] = pmt[1, :3]
+
+
+not_declared = lambda inputs, outputs: None  # noqa: E731

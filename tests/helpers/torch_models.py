@@ -1,0 +1,128 @@
+"""Torch test models, exported once per test process (AOTInductor compiles take tens of seconds).
+
+Every builder is cached, so the session-scoped fixtures of all test_torch_*.py files share one
+export of each model in one temporary directory.
+"""
+from __future__ import annotations
+
+import atexit
+import functools
+import json
+import shutil
+import tempfile
+import warnings
+import zipfile
+from pathlib import Path
+
+from .optional import require
+
+require("torch")  # a module-level skip (or failure under JUNO_BRIDGE_REQUIRE_ALL=1) for its importers
+
+import torch  # noqa: E402
+
+from juno_bridge.torch_export import SIGNATURE_KEY, export_torch  # noqa: E402
+
+_DIR = Path(tempfile.mkdtemp(prefix="jb-torch-models-"))
+atexit.register(shutil.rmtree, _DIR, True)
+
+# Noise from torch's own deprecated exporters, which these tests use on purpose to make reference files.
+_NOISE = [(DeprecationWarning, r"You are using the legacy TorchScript-based ONNX export"),
+          (DeprecationWarning, r"The feature will be removed"),
+          (DeprecationWarning, r"`torch\.jit\.\w+` is deprecated")]
+
+
+class Tiny(torch.nn.Module):
+    """The benchmark's tiny model: [B, 8] -> Linear -> [B, 4]."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.linear = torch.nn.Linear(8, 4)
+
+    def forward(self, x):
+        return self.linear(x)
+
+
+class AllDTypes(torch.nn.Module):
+    """One input and one output per dtype torch computes with on the CPU, all with a dynamic batch."""
+
+    DTYPES = ("float32", "float64", "float16", "int64", "int32", "int16", "int8", "uint8", "bool")
+
+    def forward(self, f32, f64, f16, i64, i32, i16, i8, u8, b):
+        return (f32 * 2 + 1, f64 * 0.5 - 3, f16 * 2, i64 * 3 - 1, i32 + 7, i16 // 2,
+                torch.clamp(i8, -100, 100), u8 // 2, ~b)
+
+
+class FlattenView(torch.nn.Module):
+    """Returns a view of its input: TorchScript hands back memory that aliases the caller's."""
+
+    def forward(self, x):
+        return torch.flatten(x, 1)
+
+
+TINY = Tiny().eval()
+ALL_DTYPES = AllDTypes().eval()
+
+
+@functools.cache
+def tiny(suffix: str, dynamic_batch: bool = True) -> Path:
+    name = f"tiny{'' if dynamic_batch else '_fixed'}{suffix}"
+    return export_torch(TINY, torch.randn(4, 8), _DIR / name, dynamic_batch=dynamic_batch,
+                        input_names=["x"], output_names=["y"])
+
+
+@functools.cache
+def all_dtypes(suffix: str) -> Path:
+    examples = tuple(torch.ones(3, 5, dtype=getattr(torch, d)) for d in AllDTypes.DTYPES)
+    return export_torch(ALL_DTYPES, examples, _DIR / f"all_dtypes{suffix}")
+
+
+@functools.cache
+def flatten_view_pt() -> Path:
+    return export_torch(FlattenView(), torch.randn(3, 2, 5), _DIR / "flatten_view.pt")
+
+
+@functools.cache
+def tiny_onnx() -> Path:
+    path = _DIR / "tiny.onnx"
+    with warnings.catch_warnings():
+        for category, message in _NOISE:
+            warnings.filterwarnings("ignore", message=message, category=category)
+        torch.onnx.export(TINY, (torch.randn(4, 8),), str(path), dynamo=False, input_names=["x"],
+                          output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+                          opset_version=17)
+    return path
+
+
+@functools.cache
+def tiny_pt_unsigned() -> Path:
+    """A TorchScript file as users already have them: saved without juno-bridge's signature."""
+    path = _DIR / "tiny_unsigned.pt"
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_NOISE[2][1], category=DeprecationWarning)
+        torch.jit.save(torch.jit.trace(TINY, torch.randn(4, 8)), str(path))
+    return path
+
+
+def rewrite_package_metadata(src: Path, dst: Path, change) -> Path:
+    """Copies an AOTInductor package with change(metadata_dict) applied to its metadata files."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename.endswith("_metadata.json"):
+                md = json.loads(data)
+                change(md)
+                data = json.dumps(md).encode()
+            zout.writestr(item, data)
+    return dst
+
+
+def tiny_pt2_unsigned(fixed: bool) -> Path:
+    dst = _DIR / f"tiny{'_fixed' if fixed else ''}_unsigned.pt2"
+    if not dst.exists():
+        rewrite_package_metadata(tiny(".pt2", dynamic_batch=not fixed), dst, lambda md: md.pop(SIGNATURE_KEY))
+    return dst
+
+
+def scratch_dir() -> Path:
+    return _DIR

@@ -1,0 +1,105 @@
+"""Our ONNX Runtime C API declarations (third_party/onnxruntime/ort_abi.h), checked two ways:
+statically against the reference slot table, and by behaviour through tests/native/cpp/ort_slots.c, a C
+program that calls every declared slot of the real library and checks each outcome."""
+from __future__ import annotations
+
+import csv
+import re
+
+import pytest
+
+import juno_bridge as jb
+from helpers.native_build import CPP_TESTS, ORT_DECLARATIONS, REPO, build, require_tool, run_program
+
+SLOT_TABLE = REPO.parent / "shared" / "reference" / "onnxruntime_api_slots.tsv"
+HEADER = ORT_DECLARATIONS / "ort_abi.h"
+
+
+def declared_slots_in_header() -> list[tuple[int, str, int]]:
+    """(slot, name, added_in) for each X(...) line of JB_ORT_API_SLOTS, read from the header text."""
+    text = HEADER.read_text()
+    block = text[text.index("#define JB_ORT_API_SLOTS(X)"):]
+    block = block[:block.index("\n\n")]
+    rows = re.findall(r"X\((\d+),\s*(\d+),\s*[^,]+,\s*(\w+),\s*\(", block)
+    assert rows, "no X(...) rows found in JB_ORT_API_SLOTS"
+    return [(int(slot), name, int(since)) for slot, since, name in rows]
+
+
+def reference_slots() -> dict[str, tuple[int, int]]:
+    assert SLOT_TABLE.is_file(), f"reference slot table not found at {SLOT_TABLE} (expected ../shared beside the repo)"
+    with SLOT_TABLE.open(newline="") as f:
+        return {row["name"]: (int(row["slot"]), int(row["added_in_api_version"]))
+                for row in csv.DictReader(f, delimiter="\t")}
+
+
+@pytest.fixture(scope="module")
+def ort_slots(tmp_path_factory):
+    require_tool("cc")
+    exe = tmp_path_factory.mktemp("ort_slots") / "ort_slots"
+    build(["cc", "-std=c11", "-O2", "-g0", "-Wall", "-Wextra", f"-I{ORT_DECLARATIONS}",
+           CPP_TESTS / "ort_slots.c", "-o", exe, "-ldl"])
+    return exe
+
+
+@pytest.fixture(scope="module")
+def slots_model(tmp_path_factory):
+    """The model tests/native/cpp/ort_slots.c expects (its constants describe the same names and values)."""
+    import onnx  # a dependency of juno-bridge
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "x"], ["y"]), helper.make_node("Neg", ["n"], ["m"])], "slots_graph",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3]),
+         helper.make_tensor_value_info("n", TensorProto.INT64, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3]),
+         helper.make_tensor_value_info("m", TensorProto.INT64, [2])])
+    model = helper.make_model(graph, producer_name="jb-slot-test", domain="org.juno.test",
+                              doc_string="slot check model", model_version=7, ir_version=8,
+                              opset_imports=[helper.make_opsetid("", 17)])
+    helper.set_model_props(model, {"author": "juno", "purpose": "slots"})
+    path = tmp_path_factory.mktemp("slots_model") / "slots.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def test_declared_slots_match_the_reference_table():
+    reference = reference_slots()
+    for slot, name, since in declared_slots_in_header():
+        assert name in reference, f"{name} is declared but not in {SLOT_TABLE.name}"
+        assert (slot, since) == reference[name], (
+            f"{name}: declared at slot {slot} (API {since}), the reference says slot {reference[name][0]} "
+            f"(API {reference[name][1]})")
+
+
+def test_declared_slots_are_unique_ascending_and_within_the_declared_version():
+    rows = declared_slots_in_header()
+    slots = [slot for slot, _, _ in rows]
+    assert slots == sorted(set(slots)), "JB_ORT_API_SLOTS must list each slot once, in ascending order"
+    version = int(re.search(r"#define JB_ORT_API_VERSION_DECLARED (\d+)", HEADER.read_text()).group(1))
+    minimum = int(re.search(r"#define JB_ORT_API_VERSION_MINIMUM (\d+)", HEADER.read_text()).group(1))
+    assert minimum <= version
+    late = [(name, since) for _, name, since in rows if since > minimum]
+    assert not late, f"slots added after the minimum API version {minimum} would be missing there: {late}"
+
+
+def test_compiled_slot_list_is_what_the_header_text_says(ort_slots):
+    """The X-macro expands to the rows a reader sees (guards against a macro or parse slip)."""
+    result = run_program([ort_slots, "--list"])
+    assert result.returncode == 0, result.stderr
+    compiled = [(int(s), n, int(v)) for s, n, v in (line.split("\t") for line in result.stdout.splitlines())]
+    assert compiled == declared_slots_in_header()
+
+
+def test_every_declared_slot_behaves_as_documented(ort_slots, slots_model):
+    info = jb.onnxruntime_info()
+    result = run_program([ort_slots, info["path"], slots_model, info["version"]])
+    lines = result.stdout.splitlines()
+    failures = [line for line in lines if line.startswith("FAIL")]
+    assert result.returncode == 0 and not failures, (
+        f"exit {result.returncode}\n" + "\n".join(failures or lines[-20:]) + "\n" + result.stderr[-2000:])
+    summary = re.fullmatch(r"(\d+) passed, 0 failed", lines[-1])
+    assert summary, lines[-1]
+    # Every declared slot shows up in a check line beyond its presence check.
+    exercised = {line.split()[1] for line in lines if line.startswith("PASS") and "is present in API" not in line}
+    missing = {name for _, name, _ in declared_slots_in_header()} - exercised
+    assert not missing, f"slots never exercised: {sorted(missing)}"

@@ -1,0 +1,145 @@
+"""Bad input to a torch model is a clear error naming what was expected and what came, never a read
+past a buffer or a crash: wrong shapes and dtypes, no signature, corrupt files, foreign CPUs."""
+import numpy as np
+import pytest
+
+from helpers import torch_models as tm
+
+import juno_bridge as jb
+
+
+def test_wrong_shape_for_fixed_shape_pt2_is_an_error_not_a_read_past_the_buffer():
+    s = jb.Session(tm.tiny(".pt2", dynamic_batch=False))  # compiled for [4, 8]
+    with pytest.raises(jb.InputError, match=r"input 'x': expected shape \[4, 8\], got \[2, 8\]"):
+        s.run({"x": np.ones((2, 8), np.float32)})
+
+
+def test_wrong_shape_for_fixed_pt2_without_signature_is_caught_by_the_package():
+    s = jb.Session(tm.tiny_pt2_unsigned(fixed=True))
+    with pytest.raises(jb.InputError, match=r"input 'input_0': unmatched dim value at 0, expected: 4, but got: 2"):
+        s.run({"input_0": np.ones((2, 8), np.float32)})
+
+
+@pytest.mark.parametrize("suffix", [".pt2", ".pt"])
+def test_wrong_feature_dim_names_input_and_dims(suffix):
+    s = jb.Session(tm.tiny(suffix))
+    with pytest.raises(jb.InputError, match=r"input 'x': expected shape \[batch, 8\], got \[3, 9\]"):
+        s.run({"x": np.ones((3, 9), np.float32)})
+
+
+@pytest.mark.parametrize("suffix", [".pt2", ".pt"])
+def test_wrong_dtype_names_expected_and_given(suffix):
+    s = jb.Session(tm.tiny(suffix))
+    with pytest.raises(jb.InputTypeError, match="input 'x': expected dtype float32, got float64"):
+        s.run({"x": np.ones((3, 8), np.float64)})
+
+
+@pytest.mark.parametrize("suffix", [".pt2", ".pt"])
+def test_batch_outside_exported_range_and_inconsistent_output(suffix):
+    s = jb.Session(tm.tiny(suffix))
+    with pytest.raises(jb.InputError, match=r"dim 0 \('batch'\) is 0, outside the range \[1, 1048576\]"):
+        s.run({"x": np.ones((0, 8), np.float32)})
+    with pytest.raises(jb.InputError, match=r"output 'y': dim 0 \('batch'\) must be 3 as in input 'x'"):
+        s.run({"x": np.ones((3, 8), np.float32)}, out={"y": np.empty((5, 4), np.float32)})
+
+
+def test_pt_without_signature_opens_and_states_what_is_unknown():
+    s = jb.Session(tm.tiny_pt_unsigned())
+    (x,), (y,) = s.inputs(), s.outputs()
+    assert (x.dtype, x.shape, x.type_name) == (None, None, "unknown")
+    assert (y.name, y.dtype, y.shape) == ("output", None, None)
+    assert s.metadata()["custom"]["signature"].startswith("none: input and output dtypes and shapes are unknown")
+    a = np.ones((3, 8), np.float32)
+    np.testing.assert_allclose(s.run({x.name: a})["output"], jb.Session(tm.tiny(".pt")).run({"x": a})["y"])
+    with pytest.raises(jb.RunError, match="shapes cannot be multiplied"):
+        s.run({x.name: np.ones((3, 7), np.float32)})
+    with pytest.raises(jb.InputError, match=r"output 'output': expected shape \[3, 4\], got \[3, 5\]"):
+        s.run({x.name: a}, out={"output": np.empty((3, 5), np.float32)})
+
+
+def test_pt2_without_signature_runs_with_the_packages_own_checks():
+    s = jb.Session(tm.tiny_pt2_unsigned(fixed=False))
+    assert s.inputs()[0].type_name == "unknown"
+    assert "AOTI_RUNTIME_CHECK_INPUTS" in s.metadata()["custom"]["signature"]
+    a = np.ones((2, 8), np.float32)
+    np.testing.assert_allclose(s.run({"input_0": a})["output"], jb.Session(tm.tiny(".pt2")).run({"x": a})["y"])
+    with pytest.raises(jb.InputTypeError, match="input 'input_0': unmatched dtype"):
+        s.run({"input_0": np.ones((2, 8), np.float64)})
+
+
+@pytest.mark.parametrize("suffix", [".pt2", ".pt"])
+@pytest.mark.parametrize("content", [b"", b"not a zip archive" * 50, "truncated"])
+def test_corrupt_file_is_a_model_load_error(tmp_path, suffix, content):
+    path = tmp_path / f"corrupt{suffix}"
+    path.write_bytes(tm.tiny(suffix).read_bytes()[:4000] if content == "truncated" else content)
+    with pytest.raises(jb.ModelLoadError, match="corrupt" + suffix):
+        jb.Session(path)
+
+
+def test_missing_file_is_a_model_load_error(tmp_path):
+    with pytest.raises(jb.ModelLoadError, match="no such file"):
+        jb.Session(tmp_path / "absent.pt2")
+
+
+def _missing_isa():
+    flags = open("/proc/cpuinfo").read().split()
+    if "avx512f" not in flags:
+        return "AVX512"
+    if "amx_tile" not in flags:
+        return "AVX512 AVX512_VNNI AMX_TILE"
+    return None
+
+
+def test_package_compiled_for_another_cpu_is_refused_not_run(tmp_path):
+    isa = _missing_isa()
+    if isa is None:
+        pytest.skip("this CPU has every ISA extension AOTInductor targets")
+    path = tm.rewrite_package_metadata(tm.tiny(".pt2"), tmp_path / "other_cpu.pt2",
+                                       lambda md: md.update(AOTI_CPU_ISA=isa))
+    with pytest.raises(jb.ModelLoadError, match="was compiled for CPUs with .*; this CPU lacks"):
+        jb.Session(path)
+
+
+def test_package_compiled_for_another_machine_is_refused(tmp_path):
+    path = tm.rewrite_package_metadata(tm.tiny(".pt2"), tmp_path / "arm.pt2",
+                                       lambda md: md.update(AOTI_MACHINE="aarch64"))
+    with pytest.raises(jb.ModelLoadError, match="was compiled for aarch64 machines"):
+        jb.Session(path)
+
+
+def test_malformed_signature_is_a_model_load_error(tmp_path):
+    path = tm.rewrite_package_metadata(tm.tiny(".pt2"), tmp_path / "bad_sig.pt2",
+                                       lambda md: md.update({tm.SIGNATURE_KEY: "juno_bridge.signature 1\ninput x f33 4"}))
+    with pytest.raises(jb.ModelLoadError, match="signature is malformed: line 2: unknown dtype 'f33'"):
+        jb.Session(path)
+
+
+def test_unknown_option_is_refused():
+    with pytest.raises(jb.InvalidArgumentError, match="unknown option 'bogus'"):
+        jb.Session(tm.tiny(".pt"), config={"bogus": "1"})
+
+
+def test_export_refuses_a_batch_it_cannot_generalize_from(tmp_path):
+    with pytest.raises(ValueError, match="batch dim of at least 2"):
+        tm.export_torch(tm.TINY, tm.torch.ones(1, 8), tmp_path / "one.pt2")
+
+
+def test_without_the_plugin_a_torch_model_is_backend_unavailable(tmp_path):
+    # A copy of the installed package without libjuno_bridge_torch.so, used by a fresh interpreter.
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+    pkg = Path(jb.__file__).parent
+    shutil.copytree(pkg, tmp_path / "juno_bridge", ignore=shutil.ignore_patterns("libjuno_bridge_torch.so"))
+    code = ("import juno_bridge as jb\ntry:\n    jb.Session(%r)\nexcept jb.BackendUnavailableError as e:\n"
+            "    print(e)\n" % str(tm.tiny(".pt")))
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert "backend unavailable: 'torch'" in out.stdout, out.stderr
+    assert "install with the torch extra and rebuild" in out.stdout
+
+
+def test_pt2_from_bytes_says_to_open_it_from_a_path():
+    with pytest.raises(jb.ModelLoadError, match=r"\.pt2 packages must be opened from a path"):
+        jb.Session(tm.tiny(".pt2").read_bytes(), backend="torch")
