@@ -12,12 +12,15 @@ set(JB_SANITIZE "" CACHE STRING
     "Sanitizers for every juno-bridge target: '' (none), 'address' (ASan + UBSan), 'thread' (TSan)")
 set_property(CACHE JB_SANITIZE PROPERTY STRINGS "" address thread)
 
-add_library(jb_flags INTERFACE)
-target_compile_options(jb_flags INTERFACE -Wall -Wextra $<$<COMPILE_LANGUAGE:CXX>:-Wno-unused-parameter>)
+# jb_base_flags: warnings and optimisation; jb_flags: those and the sanitizers (what our targets link).
+add_library(jb_base_flags INTERFACE)
+target_compile_options(jb_base_flags INTERFACE -Wall -Wextra $<$<COMPILE_LANGUAGE:CXX>:-Wno-unused-parameter>)
 # Without a build type: optimised, no debug information (fast builds; -g0 keeps objects small).
 if(NOT CMAKE_BUILD_TYPE AND NOT CMAKE_CONFIGURATION_TYPES)
-  target_compile_options(jb_flags INTERFACE -O2 -g0)
+  target_compile_options(jb_base_flags INTERFACE -O2 -g0)
 endif()
+add_library(jb_flags INTERFACE)
+target_link_libraries(jb_flags INTERFACE jb_base_flags)
 if(JB_SANITIZE STREQUAL "address")
   set(_jb_sanitize -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
 elseif(JB_SANITIZE STREQUAL "thread")
