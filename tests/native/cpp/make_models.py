@@ -1,4 +1,4 @@
-"""Writes the models the C/C++ test programs run under ctest (tests/cpp/CMakeLists.txt):
+"""Writes the models the C/C++ test programs run under ctest (tests/native/cpp/CMakeLists.txt):
 
     make_models.py --can                 prints the families this Python can write: onnx torch tf juno_bridge
     make_models.py OUTDIR onnx [torch] [tf]
@@ -13,15 +13,8 @@ import shutil
 import sys
 from pathlib import Path
 
-# The test helpers: tests/helpers/ (the package) or tests/ itself, whichever this tree has.
-for parent in Path(__file__).resolve().parents:
-    if (parent / "helpers" / "native_build.py").exists():
-        sys.path.insert(0, str(parent / "helpers"))
-        sys.path.insert(0, str(parent))
-        break
-    if (parent / "native_build.py").exists():
-        sys.path.insert(0, str(parent))
-        break
+# A script run by ctest, outside pytest: the test helpers package (tests/helpers/) made importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 def available() -> list[str]:
@@ -35,7 +28,7 @@ def available() -> list[str]:
 def onnx_models(out: Path) -> None:
     import onnx
     from onnx import TensorProto, helper
-    from native_build import write_mlp_model
+    from helpers.native_build import write_mlp_model
 
     write_mlp_model(out / "mlp.onnx", features=8)  # the FEATURES of tests/test_cpp_programs.py
     # The names, values and metadata ort_slots.c checks (as tests/test_ort_slots.py writes it).
@@ -59,13 +52,13 @@ def onnx_models(out: Path) -> None:
 
 
 def torch_models(out: Path) -> None:
-    import torch_models as tm
+    from helpers import torch_models as tm
     for suffix in (".pt2", ".pt"):
         shutil.copy(tm.tiny(suffix), out / f"tiny{suffix}")
 
 
 def tf_models(out: Path) -> None:
-    import tf_models as tm
+    from helpers import tf_models as tm
     shutil.rmtree(out / "tiny.savedmodel", ignore_errors=True)
     shutil.copytree(tm.tiny(), out / "tiny.savedmodel")
 
