@@ -7,7 +7,7 @@ from pathlib import Path
 
 from helpers import tf_models as tm
 from helpers.native_build import REPO, build
-from tf_releases import python_env, run_python
+from helpers.tf_releases import python_env, run_python
 
 import juno_bridge as jb
 
