@@ -12,7 +12,7 @@ pytest.importorskip("dask.distributed", reason="the dask extra is not installed"
 
 import juno_bridge as jb  # noqa: E402
 from juno_bridge.cli import main  # noqa: E402
-from juno_bridge.models.builtin import builtin_model  # noqa: E402
+from juno_bridge.demo.models.builtin import builtin_model  # noqa: E402
 from juno_bridge.run import output_paths, run_file, run_files  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

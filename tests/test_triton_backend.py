@@ -15,7 +15,7 @@ from triton_servers import client_regions, shm_entries  # noqa: F401  (skips wit
 import tritonclient.grpc as grpcclient  # noqa: E402
 
 import juno_bridge as jb  # noqa: E402
-from juno_bridge.models.builtin import builtin_input, builtin_model  # noqa: E402
+from juno_bridge.demo.models.builtin import builtin_input, builtin_model  # noqa: E402
 from juno_bridge.serve import TritonServer  # noqa: E402
 
 N = 16  # pyalgos' PMTs

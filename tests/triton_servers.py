@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("tritonclient.grpc", reason="the triton extra is not installed")
 
-from juno_bridge.models.builtin import builtin_model  # noqa: E402
+from juno_bridge.demo.models.builtin import builtin_model  # noqa: E402
 from juno_bridge.serve import TritonServer  # noqa: E402
 
 

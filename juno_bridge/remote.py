@@ -1,8 +1,8 @@
 """The ``triton`` backend: ``Session("triton://host:port/model")`` runs the model on a Triton server.
 
-How it is reached: the core sends "triton://..." to the python plugin (cpp/src/session.cpp), whose
-``open_algorithm`` instantiates :class:`RemoteModel` with the URL and the session's config entries as
-options; so C++ and Python callers get the same Session, with inputs/outputs from the server's model
+How it is reached: the core routes "triton://..." (its backend registry) to the python plugin, whose
+``open_algorithm`` (juno_bridge.algorithm) instantiates :class:`RemoteModel` with the URL and the
+session's config entries as options; so C++ and Python callers get the same Session, with inputs/outputs from the server's model
 metadata, and outputs written into the caller's buffers (``out=``).
 
 Options (Session config entries): ``timeout_s`` deadline of every call (default 30; the client's own
@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from juno_bridge.algorithm import AlgorithmSpec, TensorSpec
+from juno_bridge.algorithm_spec import AlgorithmSpec, TensorSpec
 from juno_bridge.errors import BackendUnavailableError, Error, InvalidArgumentError, ModelLoadError, RunError
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}

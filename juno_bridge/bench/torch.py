@@ -3,17 +3,16 @@
     (a) torch nn.Module from Python (torch.from_numpy in, .numpy() out)
     (b) torch._inductor.aoti_load_package from Python, the same .pt2
     (c) juno-bridge .pt2 from Python (outputs written in place)
-    (d) juno-bridge .pt2 from a C++ loop (cpp/examples/bench_torch_loop.cpp, built against this package)
+    (d) juno-bridge .pt2 from a C++ loop (bench_torch_loop.cpp, built against this package)
     (e) juno-bridge .pt (TorchScript) from Python
 
 Two models: "tiny" ([B, 8] -> Linear -> [B, 4]) measures per-call overhead; "juno" ([B, 2, 17612]
 -> flatten -> Linear 64 -> ReLU -> Linear 4) a JUNO-sized event batch. One intra-op thread
 everywhere. The Python methods are timed call by call in interleaved rounds, so drift of the machine
-hits every method alike. Run: python -m juno_bridge.bench_torch [--quick]
+hits every method alike. Run: python -m juno_bridge.bench.torch [--quick]
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -26,9 +25,11 @@ import numpy as np
 import torch
 
 import juno_bridge as jb
+from juno_bridge import paths
+from juno_bridge._hits import NUM_LPMT
+from juno_bridge.bench.common import Row, Settings, Target, command_line, find_row
 from juno_bridge.torch_export import export_torch
 
-JUNO_PMTS = 17612
 METHODS = {"a": "(a) torch nn.Module", "b": "(b) aoti_load_package", "c": "(c) juno-bridge .pt2",
            "d": "(d) juno-bridge .pt2", "e": "(e) juno-bridge .pt"}
 
@@ -45,7 +46,7 @@ class TinyModel(torch.nn.Module):
 class JunoModel(torch.nn.Module):
     def __init__(self):
         super().__init__()
-        self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2 * JUNO_PMTS, 64), torch.nn.ReLU(),
+        self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2 * NUM_LPMT, 64), torch.nn.ReLU(),
                                        torch.nn.Linear(64, 4))
 
     def forward(self, pmt):
@@ -56,7 +57,7 @@ def _models(workdir: Path, groups) -> dict:
     """group -> (module, input shape without batch, .pt2 path, .pt path); exports are kept in workdir."""
     torch.manual_seed(0)
     out = {}
-    for group, module, shape in (("tiny", TinyModel(), (8,)), ("juno", JunoModel(), (2, JUNO_PMTS))):
+    for group, module, shape in (("tiny", TinyModel(), (8,)), ("juno", JunoModel(), (2, NUM_LPMT))):
         if group not in groups:
             continue
         module.eval()
@@ -77,10 +78,10 @@ def _models(workdir: Path, groups) -> dict:
 
 def _build_loop(workdir: Path) -> Path | None:
     """Compiles the C++ loop against the installed package; None when no compiler is at hand."""
-    pkg = Path(jb.__file__).parent
-    source = Path(__file__).resolve().parent.parent / "cpp" / "examples" / "bench_torch_loop.cpp"
-    if not source.exists():  # an installed package without the source tree
-        source = pkg / "examples" / "bench_torch_loop.cpp"
+    pkg = paths.PACKAGE_DIR
+    # The source tree's copy when running from a checkout, else the one the build installed.
+    candidates = [pkg.parent / "cpp" / folder / "bench_torch_loop.cpp" for folder in ("tools", "examples")]
+    source = next((c for c in candidates if c.exists()), pkg / "examples" / "bench_torch_loop.cpp")
     exe = workdir / "bench_torch_loop"
     if not source.exists() or shutil.which("g++") is None:
         print(f"note: row (d) skipped: {'no g++' if source.exists() else f'{source} is missing'}", flush=True)
@@ -180,12 +181,30 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def group_rows(settings: Settings) -> list[Row]:
+    """The rows of `juno-bridge bench --only torch`."""
+    return [Row("torch", r["group"], r["batch"], r["method"], r["caller"].lower(), r["median_us"], r["p90_us"])
+            for r in run_bench(batch_sizes=settings.batches, quick=settings.is_quick, groups=settings.models)]
+
+
+def group_targets(rows: list[Row]) -> list[Target]:
+    targets = []
+    for batch in (1, 64):
+        a, c = find_row(rows, "tiny", batch, "(a)"), find_row(rows, "tiny", batch, "(c)")
+        targets.append((f"torch tiny B={batch}: (a)/(c), juno-bridge .pt2 vs nn.Module from Python",
+                        a.median_us / c.median_us if a and c else None, 2.5, True))
+    native = [r for r in rows if r.model == "juno" and r.batch == 64 and r.method[:3] in ("(a)", "(b)")]
+    best = min((r.median_us for r in native), default=None)
+    for label in ("(c)", "(d)", "(e)"):
+        r = find_row(rows, "juno", 64, label)
+        targets.append((f"torch juno B=64: {label} / fastest torch path",
+                        r.median_us / best if r and best else None, 1.05, False))
+    return targets
+
+
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--batch", type=int, nargs="+", default=[1, 64])
-    args = parser.parse_args(argv)
-    print(format_table(run_bench(tuple(args.batch), quick=args.quick)))
+    args = command_line(__doc__, argv)
+    print(format_table(run_bench(args.batch, quick=args.quick)))
 
 
 if __name__ == "__main__":
