@@ -34,7 +34,7 @@ cnp.import_array()
 
 cdef enum:
     STACK_TENSORS = 16  # tensors per call kept on the C stack; more use the heap
-    MAX_PLANS = 64      # call signatures remembered per Session (a program uses a handful)
+    MAX_PLANS = 8       # call signatures remembered per Session (a program uses a handful)
 
 # jb dtype code (the C ABI's jb_dtype) -> numpy dtype: the Python side's one dtype table
 # (juno_bridge.dtypes presents it; the C tables below are derived from it).
@@ -192,15 +192,15 @@ cdef jb_tensor_view* _views(jb_tensor_view* stack, vector[jb_tensor_view]& heap,
 
 cdef bint _keys_are(dict d, tuple names):
     """The dict's keys are `names`, in that order (identity first: the caller usually passes the same strings)."""
-    if len(d) != len(names):
-        return False
-    cdef Py_ssize_t pos = 0, j = 0
+    cdef Py_ssize_t n = len(names), pos = 0, j
     cdef PyObject* key
     cdef PyObject* value
-    while PyDict_Next(d, &pos, &key, &value):
+    if len(d) != n:
+        return False
+    for j in range(n):
+        PyDict_Next(d, &pos, &key, &value)
         if <object>key is not names[j] and <object>key != names[j]:
             return False
-        j += 1
     return True
 
 
@@ -233,9 +233,6 @@ cdef class _Plan:
         return outputs is self.outputs or _as_names(outputs) == self.outputs
 
 
-cdef tuple _signature(object inputs, object out, object outputs):
-    return (tuple(<dict>inputs) if type(inputs) is dict else None, None if out is None else tuple(<dict>out),
-            None if outputs is None else _as_names(outputs))
 
 
 cdef class Session:
@@ -304,7 +301,7 @@ cdef class Session:
         self._output_names = tuple(info.name for info in self._outputs)
         for i in range(self._n_out):
             self._all_outputs.push_back(i)
-        self._plans = {}
+        self._plans = []
 
     cdef CSession* _open(self) except NULL:
         if not self._session:
@@ -418,11 +415,11 @@ cdef class Session:
         if out is not None and type(out) is not dict:
             out = dict(out)
         # The names of this call signature, resolved by an earlier call; None the first time.
-        cdef _Plan plan = <_Plan>self._last_plan
-        if plan is None or not plan.fits(inputs, out, outputs):
-            plan = self._plans.get(_signature(inputs, out, outputs))
-            if plan is not None:
-                self._last_plan = plan
+        cdef _Plan plan = None
+        for known in self._plans:
+            if (<_Plan>known).fits(inputs, out, outputs):
+                plan = <_Plan>known
+                break
 
         # Inputs, in model order.
         cdef size_t n_in = self._n_in
@@ -534,10 +531,8 @@ cdef _Plan _remember(Session session, object inputs, object out, object outputs,
     plan.names = names
     plan.out_index.assign(out_index, out_index + n_out)
     plan.out_is_result = plan.out_keys == names
-    if len(session._plans) >= MAX_PLANS:
-        session._plans.clear()  # a caller inventing new names per call gains nothing from remembering them
-    session._plans[(plan.in_names, plan.out_keys, plan.outputs)] = plan
-    session._last_plan = plan
+    # The newest first; a caller inventing new names per call pushes the oldest out.
+    session._plans = [plan, *session._plans[:MAX_PLANS - 1]]
     return plan
 
 

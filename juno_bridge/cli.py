@@ -215,8 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", nargs="+", choices=["tiny", "juno"], help="built-in models (default both)")
     groups = bench_groups()
     p.add_argument("--only", nargs="+", choices=list(groups), metavar="GROUP",
-                   help="groups to run, one per backend: " + "; ".join(f"{g} ({b.name}: {b.description})"
-                                                                      for g, b in groups.items()) + "; default all")
+                   help="groups to run, one per backend: " + "; ".join(
+                       f"{g}: {b.description}" if g == b.name else f"{g} ({b.name}): {b.description}"
+                       for g, b in groups.items()) + "; default all")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.set_defaults(run=cmd_bench)
 

@@ -223,10 +223,10 @@ class RemoteModel:
 
     def _open_fallback(self, cause: Exception):
         if self._fallback is None:
-            import juno_bridge as jb
+            from juno_bridge._core import Session  # not the package: it imports this module's importer
 
             try:
-                self._fallback = jb.Session(self.fallback_model, intra_op_threads=1)
+                self._fallback = Session(self.fallback_model, intra_op_threads=1)
             except Error as err:
                 raise type(err)(f"{self._where()}: the server failed ({cause}) and the fallback model "
                                 f"{self.fallback_model!r} cannot be opened: {err}") from err

@@ -32,7 +32,6 @@ cdef class Session:
     cdef dict _input_index
     cdef dict _output_index
     cdef vector[int32_t] _all_outputs
-    cdef dict _plans       # call signature -> _Plan (see Session.run)
-    cdef object _last_plan  # the _Plan of the latest signature
+    cdef list _plans  # the _Plan of each call signature seen lately, newest first (see Session.run)
 
     cdef CSession* _open(self) except NULL
