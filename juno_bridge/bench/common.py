@@ -139,6 +139,24 @@ def format_target(text: str, value: float | None, target: float, higher: bool) -
     return f"  {text}: {value:.2f}{unit} (target {sign} {target}{unit}) {'met' if met else 'MISSED'}"
 
 
+def ratio_table(rows: list[dict], model_key: str, library: str, method_width: int) -> list[str]:
+    """The rows of a library's group (torch, tf) with, per model and batch, each method's ratio to (a) and
+    to the faster of the library's own paths (a) and (b)."""
+    lines = [f"{'model':6} {'B':>4}  {'method':{method_width}} {'caller':7} {'median us':>10} {'p90 us':>10} "
+             f"{'vs (a)':>7} {'vs best ' + library:>{9 + len(library)}}"]
+    for model, batch in dict.fromkeys((r[model_key], r["batch"]) for r in rows):
+        group = [r for r in rows if r[model_key] == model and r["batch"] == batch]
+        a = next(r["median_us"] for r in group if r["method"].startswith("(a)"))
+        best = min(r["median_us"] for r in group if r["method"][:3] in ("(a)", "(b)"))
+        for r in group:
+            lines.append(f"{model:6} {batch:>4}  {r['method']:{method_width}} {r['caller']:7} {r['median_us']:>10.1f} "
+                         f"{r['p90_us']:>10.1f} {a / r['median_us']:>6.2f}x "
+                         f"{r['median_us'] / best:>{8 + len(library)}.2f}x")
+    lines.append(f"'vs (a)': how many times faster than (a); 'vs best {library}': time relative to the faster of "
+                 f"(a), (b)")
+    return lines
+
+
 def command_line(doc: str, argv=None) -> argparse.Namespace:
     """The options of a group module run on its own (python -m juno_bridge.bench.<group>)."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])

@@ -24,7 +24,8 @@ import juno_bridge as jb  # noqa: E402
 from juno_bridge import paths  # noqa: E402
 from juno_bridge._hits import NUM_LPMT  # noqa: E402
 from juno_bridge.bench.common import (Row, Settings, Target, command_line, format_target,  # noqa: E402
-                                      machine_description, run_loop_binary, side_by_side, time_calls)
+                                      machine_description, ratio_table, run_loop_binary, side_by_side,
+                                      time_calls)
 
 METHODS = {"a": "(a) TF Python, SavedModel serving signature", "b": "(b) Keras predict_on_batch",
            "c": "(c) juno-bridge SavedModel, Python", "d": "(d) juno-bridge SavedModel, C++ loop"}
@@ -136,17 +137,7 @@ def targets(rows: list[dict]) -> list[tuple[str, float | None, float, bool]]:
 
 
 def format_table(rows: list[dict]) -> str:
-    lines = [f"machine: {machine_description()}", "one intra-op thread",
-             f"{'model':6} {'B':>4}  {'method':46} {'caller':7} {'median us':>10} {'p90 us':>10} "
-             f"{'vs (a)':>7} {'vs best TF':>10}"]
-    for model, batch in dict.fromkeys((r["model"], r["batch"]) for r in rows):
-        group = [r for r in rows if r["model"] == model and r["batch"] == batch]
-        a = next(r["median_us"] for r in group if r["method"].startswith("(a)"))
-        best = min(r["median_us"] for r in group if r["method"][:3] in ("(a)", "(b)"))
-        for r in group:
-            lines.append(f"{model:6} {batch:>4}  {r['method']:46} {r['caller']:7} {r['median_us']:>10.1f} "
-                         f"{r['p90_us']:>10.1f} {a / r['median_us']:>6.1f}x {r['median_us'] / best:>9.2f}x")
-    lines.append("'vs (a)': times faster than (a); 'vs best TF': time relative to the faster of (a), (b)")
+    lines = [f"machine: {machine_description()}", "one intra-op thread", *ratio_table(rows, "model", "TF", 46)]
     lines += [format_target(*t) for t in targets(rows)]
     return "\n".join(lines)
 

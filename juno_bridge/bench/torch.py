@@ -27,7 +27,7 @@ import torch
 import juno_bridge as jb
 from juno_bridge import paths
 from juno_bridge._hits import NUM_LPMT
-from juno_bridge.bench.common import Row, Settings, Target, command_line, find_row
+from juno_bridge.bench.common import Row, Settings, Target, command_line, find_row, ratio_table
 from juno_bridge.torch_export import export_torch
 
 METHODS = {"a": "(a) torch nn.Module", "b": "(b) aoti_load_package", "c": "(c) juno-bridge .pt2",
@@ -165,20 +165,9 @@ def run_bench(batch_sizes=(1, 64), quick: bool = False, workdir: str | os.PathLi
 
 
 def format_table(rows: list[dict]) -> str:
-    """The rows with, per group and batch, each method's ratio to the fastest torch-only path (a, b)."""
-    lines = [f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-             f"{os.cpu_count()} CPUs, 1 intra-op thread",
-             f"{'model':6} {'B':>4}  {'method':26} {'caller':7} {'median us':>10} {'p90 us':>10} "
-             f"{'vs (a)':>7} {'vs best torch':>13}"]
-    for (group, batch) in dict.fromkeys((r["group"], r["batch"]) for r in rows):
-        group_rows = [r for r in rows if r["group"] == group and r["batch"] == batch]
-        a = next(r["median_us"] for r in group_rows if r["method"].startswith("(a)"))
-        best = min(r["median_us"] for r in group_rows if r["method"][:3] in ("(a)", "(b)"))
-        for r in group_rows:
-            lines.append(f"{group:6} {batch:>4}  {r['method']:26} {r['caller']:7} {r['median_us']:>10.1f} "
-                         f"{r['p90_us']:>10.1f} {a / r['median_us']:>6.2f}x {r['median_us'] / best:>12.2f}x")
-    lines.append("'vs (a)': how many times faster than (a); 'vs best torch': time relative to the faster of (a), (b)")
-    return "\n".join(lines)
+    """The rows with, per model and batch, each method's ratio to the fastest torch-only path (a, b)."""
+    return "\n".join([f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+                      f"{os.cpu_count()} CPUs, 1 intra-op thread", *ratio_table(rows, "group", "torch", 26)])
 
 
 def group_rows(settings: Settings) -> list[Row]:
