@@ -4,6 +4,7 @@
 Everything here is glue a C++ caller does not need: the C++ Session does the checks and the work.
 What juno_bridge._hits shares of it is declared in bridge/juno_bridge/_core.pxd.
 """
+cimport cython
 from cpython.buffer cimport PyObject_CheckBuffer
 from cpython.dict cimport PyDict_Copy, PyDict_Next
 from cpython.ref cimport PyObject
@@ -204,10 +205,16 @@ cdef bint _keys_are(dict d, tuple names):
     return True
 
 
+cdef inline list _keeper(list keep, object obj):
+    """`keep`, made on first need: only a buffer-protocol object that is not an array needs one (fill_view)."""
+    return keep if keep is not None or cnp.PyArray_Check(obj) else []
+
+
 cdef tuple _as_names(outputs):
     return (outputs,) if isinstance(outputs, str) else tuple(outputs)
 
 
+@cython.final
 cdef class _Plan:
     """What `Session.run` resolved for one call signature (the input dict's keys in order, the keys of
     out=, the outputs= names), reused by every later call with the same signature: the names are
@@ -215,6 +222,7 @@ cdef class _Plan:
     cdef tuple in_names         # the input dict's keys in the caller's order; None: a sequence in model order
     cdef vector[Py_ssize_t] in_index  # model input index of each
     cdef tuple out_keys         # the keys of out= in the caller's order; None: no out=
+    cdef vector[Py_ssize_t] out_slot  # the position in `names` of each key of out=
     cdef tuple outputs          # the outputs= names; None: all of them
     cdef tuple names            # the outputs this call produces, in order
     cdef vector[int32_t] out_index
@@ -426,8 +434,10 @@ cdef class Session:
         cdef jb_tensor_view in_stack[STACK_TENSORS]
         cdef vector[jb_tensor_view] in_heap
         cdef jb_tensor_view* in_views = _views(in_stack, in_heap, n_in)
-        cdef list keep = []
-        cdef Py_ssize_t i, j = 0
+        cdef list keep = None  # temporary arrays over buffer-protocol objects, alive until the run returns
+        cdef Py_ssize_t i, j = 0, k, pos
+        cdef PyObject* key
+        cdef PyObject* value
         if type(inputs) is dict:
             for name, array in (<dict>inputs).items():
                 if plan is not None:
@@ -438,6 +448,7 @@ cdef class Session:
                         raise InputError(f"unknown input {name!r}; the model's inputs are "
                                          f"{_names(self._input_index)}")
                     i = index
+                keep = _keeper(keep, array)
                 fill_view(array, &in_views[i], "input", name, False, keep)
                 j += 1
             if <size_t>j != n_in:
@@ -449,6 +460,7 @@ cdef class Session:
                 raise InputError(f"the model takes {n_in} input(s) ({_names(self._input_index)}), "
                                  f"got {len(inputs)}")
             for i in range(<Py_ssize_t>n_in):
+                keep = _keeper(keep, inputs[i])
                 fill_view(inputs[i], &in_views[i], "input", self._inputs[i].name, False, keep)
 
         # Outputs: which ones, and where they go.
@@ -476,15 +488,30 @@ cdef class Session:
         cdef jb_tensor_view* out_views = _views(out_stack, out_heap, n_out)
         cdef bint allocating = False
         cdef Py_ssize_t n_placed = 0
-        for i in range(<Py_ssize_t>n_out):
-            target = None if out is None else (<dict>out).get(names[i])
-            if target is None:
+        if plan is not None:
+            # out= has the plan's keys in its order (fits checked): no name is looked up.
+            for i in range(<Py_ssize_t>n_out):
                 out_views[i].data = NULL
-                allocating = True
-            else:
-                fill_view(target, &out_views[i], "output", names[i], True, keep)
-                n_placed += 1
-        if plan is None:
+            allocating = out is None or <size_t>plan.out_slot.size() < n_out
+            pos = 0
+            for k in range(<Py_ssize_t>plan.out_slot.size()):
+                PyDict_Next(out, &pos, &key, &value)
+                i = plan.out_slot[k]
+                if <object>value is None:
+                    allocating = True
+                else:
+                    keep = _keeper(keep, <object>value)
+                    fill_view(<object>value, &out_views[i], "output", names[i], True, keep)
+        else:
+            for i in range(<Py_ssize_t>n_out):
+                target = None if out is None else (<dict>out).get(names[i])
+                if target is None:
+                    out_views[i].data = NULL
+                    allocating = True
+                else:
+                    keep = _keeper(keep, target)
+                    fill_view(target, &out_views[i], "output", names[i], True, keep)
+                    n_placed += 1
             if out is not None and n_placed != len(out):
                 # The difference is either names this run does not produce, or entries of None (allocate).
                 unknown = [n for n in out if n not in names]
@@ -527,6 +554,8 @@ cdef _Plan _remember(Session session, object inputs, object out, object outputs,
         for name in plan.in_names:
             plan.in_index.push_back(session._input_index[name])
     plan.out_keys = None if out is None else tuple(<dict>out)
+    for name in plan.out_keys or ():
+        plan.out_slot.push_back(names.index(name))
     plan.outputs = None if outputs is None else names
     plan.names = names
     plan.out_index.assign(out_index, out_index + n_out)
