@@ -2,9 +2,12 @@
 """Thin wrappers over the C++ core: numpy arrays <-> TensorView, Status -> exceptions, GIL release.
 
 Everything here is glue a C++ caller does not need: the C++ Session does the checks and the work.
+What juno_bridge._hits shares of it is declared in bridge/juno_bridge/_core.pxd.
 """
+cimport cython
 from cpython.buffer cimport PyObject_CheckBuffer
-from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_New
+from cpython.dict cimport PyDict_Copy, PyDict_Next
+from cpython.ref cimport PyObject
 from cython.operator cimport dereference as deref
 from libc.stdint cimport int32_t, int64_t, uintptr_t
 from libcpp.memory cimport shared_ptr
@@ -18,6 +21,9 @@ from libjuno_bridge cimport (JB_MAX_RANK, CSession, CTensorInfo, ModelMetadata, 
                              SessionOptions, Status, Tensor, get_onnxruntime_info, jb_tensor_view,
                              jb_version, open_session, open_session_bytes, run_session,
                              session_metadata, session_stats, set_option, SessionStats)
+from libjuno_bridge cimport (JB_DTYPE_BOOL, JB_DTYPE_FLOAT16, JB_DTYPE_FLOAT32, JB_DTYPE_FLOAT64, JB_DTYPE_INT8,
+                             JB_DTYPE_INT16, JB_DTYPE_INT32, JB_DTYPE_INT64, JB_DTYPE_UINT8, JB_DTYPE_UINT16,
+                             JB_DTYPE_UINT32, JB_DTYPE_UINT64)
 from libjuno_bridge cimport jb_get_log_level, jb_set_log_callback, jb_set_log_level
 import atexit
 import logging
@@ -73,13 +79,17 @@ def get_log_level():
 
 cdef enum:
     STACK_TENSORS = 16  # tensors per call kept on the C stack; more use the heap
+    MAX_PLANS = 8       # call signatures remembered per Session (a program uses a handful)
 
-# jb dtype (ONNX numbering) <-> numpy type numbers.
-_NUMPY_DTYPES = {1: np.dtype(np.float32), 2: np.dtype(np.uint8), 3: np.dtype(np.int8),
-                 4: np.dtype(np.uint16), 5: np.dtype(np.int16), 6: np.dtype(np.int32),
-                 7: np.dtype(np.int64), 9: np.dtype(np.bool_), 10: np.dtype(np.float16),
-                 11: np.dtype(np.float64), 12: np.dtype(np.uint32), 13: np.dtype(np.uint64)}
-SUPPORTED_DTYPES = tuple(str(d) for d in _NUMPY_DTYPES.values())
+# jb dtype code (the C ABI's jb_dtype) -> numpy dtype: the Python side's one dtype table
+# (juno_bridge.dtypes presents it; the C tables below are derived from it).
+NUMPY_DTYPES = {JB_DTYPE_FLOAT32: np.dtype(np.float32), JB_DTYPE_UINT8: np.dtype(np.uint8),
+                JB_DTYPE_INT8: np.dtype(np.int8), JB_DTYPE_UINT16: np.dtype(np.uint16),
+                JB_DTYPE_INT16: np.dtype(np.int16), JB_DTYPE_INT32: np.dtype(np.int32),
+                JB_DTYPE_INT64: np.dtype(np.int64), JB_DTYPE_BOOL: np.dtype(np.bool_),
+                JB_DTYPE_FLOAT16: np.dtype(np.float16), JB_DTYPE_FLOAT64: np.dtype(np.float64),
+                JB_DTYPE_UINT32: np.dtype(np.uint32), JB_DTYPE_UINT64: np.dtype(np.uint64)}
+SUPPORTED_DTYPES = tuple(str(d) for d in NUMPY_DTYPES.values())
 
 cdef int32_t _JB_FROM_TYPENUM[64]
 cdef int _TYPENUM_FROM_JB[17]
@@ -93,28 +103,35 @@ cdef void _init_dtype_tables() noexcept:
     for i in range(17):
         _TYPENUM_FROM_JB[i] = -1
         _ITEMSIZE_FROM_JB[i] = 0
-    for code, dtype in _NUMPY_DTYPES.items():
+    for code, dtype in NUMPY_DTYPES.items():
         _TYPENUM_FROM_JB[code] = dtype.num
         _ITEMSIZE_FROM_JB[code] = dtype.itemsize
         _JB_FROM_TYPENUM[dtype.num] = code
     # int64/uint64 have two numpy type numbers on LP64 (long and long long).
-    _JB_FROM_TYPENUM[<int>cnp.NPY_LONGLONG] = 7
-    _JB_FROM_TYPENUM[<int>cnp.NPY_ULONGLONG] = 13
-    _JB_FROM_TYPENUM[<int>cnp.NPY_LONG] = 7 if sizeof(long) == 8 else 6
-    _JB_FROM_TYPENUM[<int>cnp.NPY_ULONG] = 13 if sizeof(long) == 8 else 12
+    _JB_FROM_TYPENUM[<int>cnp.NPY_LONGLONG] = JB_DTYPE_INT64
+    _JB_FROM_TYPENUM[<int>cnp.NPY_ULONGLONG] = JB_DTYPE_UINT64
+    _JB_FROM_TYPENUM[<int>cnp.NPY_LONG] = JB_DTYPE_INT64 if sizeof(long) == 8 else JB_DTYPE_INT32
+    _JB_FROM_TYPENUM[<int>cnp.NPY_ULONG] = JB_DTYPE_UINT64 if sizeof(long) == 8 else JB_DTYPE_UINT32
 
 
 _init_dtype_tables()
 
 
+cdef int numpy_typenum(int32_t dtype) noexcept:
+    return _TYPENUM_FROM_JB[dtype] if 0 <= dtype < 17 else -1
+
+
 cdef int raise_status(Status& status) except -1:
-    """The one place a core error becomes a Python exception."""
     raise error_class(status.code)(status.message.decode("utf-8", "replace"), status.backend_code)
+
+
+cdef str _what(str role, object name):
+    """How an error names the tensor: "input 'x'", or the role alone ("pmt_ids")."""
+    return role if name is None else f"{role} '{name}'"
 
 
 cdef int fill_view(object obj, jb_tensor_view* view, str role, object name, bint writable,
                    list keep) except -1:
-    """Points `view` at the array's memory after checking what only Python can see. Never copies."""
     cdef cnp.ndarray arr
     if cnp.PyArray_Check(obj):
         arr = <cnp.ndarray>obj
@@ -122,27 +139,27 @@ cdef int fill_view(object obj, jb_tensor_view* view, str role, object name, bint
         arr = np.asarray(memoryview(obj))  # a view of the exporter's memory in its own format, not a copy
         keep.append(arr)  # alive until the run returns
     else:
-        raise InputTypeError(f"{role} '{name}': expected a numpy array or a buffer-protocol object, "
+        raise InputTypeError(f"{_what(role, name)}: expected a numpy array or a buffer-protocol object, "
                              f"got {type(obj).__name__}")
     cdef int flags = cnp.PyArray_FLAGS(arr)
     if not (flags & cnp.NPY_ARRAY_C_CONTIGUOUS):
-        raise InputError(f"{role} '{name}': expected a C-contiguous array, got strides {(<object>arr).strides} "
+        raise InputError(f"{_what(role, name)}: expected a C-contiguous array, got strides {(<object>arr).strides} "
                          f"for shape {(<object>arr).shape}; pass np.ascontiguousarray(...) (juno-bridge never copies "
                          f"silently)")
     if not (flags & cnp.NPY_ARRAY_ALIGNED):
-        raise InputError(f"{role} '{name}': array data at {<uintptr_t>cnp.PyArray_DATA(arr):#x} is not aligned to its "
-                         f"{arr.dtype.itemsize}-byte elements")
+        raise InputError(f"{_what(role, name)}: array data at {<uintptr_t>cnp.PyArray_DATA(arr):#x} is not aligned "
+                         f"to its {arr.dtype.itemsize}-byte elements")
     if writable and not (flags & cnp.NPY_ARRAY_WRITEABLE):
-        raise InputError(f"{role} '{name}': the output buffer is read-only")
+        raise InputError(f"{_what(role, name)}: the output buffer is read-only")
     cdef int typenum = cnp.PyArray_TYPE(arr)
     cdef int32_t dtype = _JB_FROM_TYPENUM[typenum] if 0 <= typenum < 64 else 0
     if dtype == 0 or cnp.PyArray_ISBYTESWAPPED(arr):
-        raise InputTypeError(f"{role} '{name}': dtype {arr.dtype.str if not arr.dtype.isnative else arr.dtype} "
+        raise InputTypeError(f"{_what(role, name)}: dtype {arr.dtype.str if not arr.dtype.isnative else arr.dtype} "
                              f"is not supported; expected one of {', '.join(SUPPORTED_DTYPES)} "
                              f"in native byte order")
     cdef int ndim = cnp.PyArray_NDIM(arr)
     if ndim > JB_MAX_RANK:
-        raise InputError(f"{role} '{name}': rank {ndim} exceeds the maximum of {JB_MAX_RANK}")
+        raise InputError(f"{_what(role, name)}: rank {ndim} exceeds the maximum of {JB_MAX_RANK}")
     cdef cnp.npy_intp* dims = cnp.PyArray_DIMS(arr)
     cdef int d
     view.data = cnp.PyArray_DATA(arr)
@@ -195,7 +212,7 @@ cdef object adopt(Tensor& tensor, object aliased):
 cdef object to_info(const CTensorInfo* info):
     cdef size_t d
     name = info.name.decode()
-    dtype = _NUMPY_DTYPES.get(<int>info.dtype)
+    dtype = NUMPY_DTYPES.get(<int>info.dtype)
     if not info.rank_known:
         return TensorInfo(name, dtype, None, None, info.type_name.decode())
     shape = []
@@ -206,13 +223,68 @@ cdef object to_info(const CTensorInfo* info):
     return TensorInfo(name, dtype, tuple(shape), tuple(names), info.type_name.decode())
 
 
-cdef void _free_session_capsule(object capsule) noexcept:
-    cdef shared_ptr[CSession]* held = <shared_ptr[CSession]*>PyCapsule_GetPointer(capsule, b"juno_bridge.Session")
-    del held
-
-
 cdef str _names(names):
     return ", ".join(repr(n) for n in names) or "none"
+
+
+cdef jb_tensor_view* _views(jb_tensor_view* stack, vector[jb_tensor_view]& heap, size_t n):
+    """Room for n views: `stack` (STACK_TENSORS long) when they fit, else `heap` grown to n."""
+    if n <= STACK_TENSORS:
+        return stack
+    heap.resize(n)
+    return heap.data()
+
+
+cdef bint _keys_are(dict d, tuple names):
+    """The dict's keys are `names`, in that order (identity first: the caller usually passes the same strings)."""
+    cdef Py_ssize_t n = len(names), pos = 0, j
+    cdef PyObject* key
+    cdef PyObject* value
+    if len(d) != n:
+        return False
+    for j in range(n):
+        PyDict_Next(d, &pos, &key, &value)
+        if <object>key is not names[j] and <object>key != names[j]:
+            return False
+    return True
+
+
+cdef inline list _keeper(list keep, object obj):
+    """`keep`, made on first need: only a buffer-protocol object that is not an array needs one (fill_view)."""
+    return keep if keep is not None or cnp.PyArray_Check(obj) else []
+
+
+cdef tuple _as_names(outputs):
+    return (outputs,) if isinstance(outputs, str) else tuple(outputs)
+
+
+@cython.final
+cdef class _Plan:
+    """What `Session.run` resolved for one call signature (the input dict's keys in order, the keys of
+    out=, the outputs= names), reused by every later call with the same signature: the names are
+    looked up once, the arrays are still checked on every call."""
+    cdef tuple in_names         # the input dict's keys in the caller's order; None: a sequence in model order
+    cdef vector[Py_ssize_t] in_index  # model input index of each
+    cdef tuple out_keys         # the keys of out= in the caller's order; None: no out=
+    cdef vector[Py_ssize_t] out_slot  # the position in `names` of each key of out=
+    cdef tuple outputs          # the outputs= names; None: all of them
+    cdef tuple names            # the outputs this call produces, in order
+    cdef vector[int32_t] out_index
+    cdef bint out_is_result     # out= holds exactly `names`, in order: the result is a copy of out
+
+    cdef bint fits(self, object inputs, object out, object outputs):
+        if self.in_names is None:
+            if type(inputs) is dict:
+                return False
+        elif type(inputs) is not dict or not _keys_are(<dict>inputs, self.in_names):
+            return False
+        if (out is None) != (self.out_keys is None) or (out is not None and not _keys_are(<dict>out, self.out_keys)):
+            return False
+        if outputs is None or self.outputs is None:
+            return outputs is self.outputs
+        return outputs is self.outputs or _as_names(outputs) == self.outputs
+
+
 
 
 cdef class Session:
@@ -222,17 +294,7 @@ cdef class Session:
     (a Python algorithm), or the bytes of an ONNX model; ``backend=`` overrides the choice. The GIL is
     released while the model runs, and one Session may be used from many threads at once.
     """
-    cdef shared_ptr[CSession] _session
-    cdef object __weakref__
-    cdef readonly str model
-    cdef size_t _n_in
-    cdef size_t _n_out
-    cdef tuple _inputs
-    cdef tuple _outputs
-    cdef tuple _output_names
-    cdef dict _input_index
-    cdef dict _output_index
-    cdef vector[int32_t] _all_outputs
+    # The attributes are declared in bridge/juno_bridge/_core.pxd (juno_bridge._hits reads _session).
 
     def __init__(self, model, *, backend=None, intra_op_threads=0, inter_op_threads=0,
                  optimization="all", providers=("cpu",), onnxruntime=None, log_level="warning",
@@ -291,6 +353,7 @@ cdef class Session:
         self._output_names = tuple(info.name for info in self._outputs)
         for i in range(self._n_out):
             self._all_outputs.push_back(i)
+        self._plans = []
 
     cdef CSession* _open(self) except NULL:
         if not self._session:
@@ -331,12 +394,6 @@ cdef class Session:
     @property
     def backend(self):
         return self._open().backend_name().decode()
-
-    def _capsule(self):
-        """The C++ session, shared, for the package's other extension modules (juno_bridge._hits)."""
-        self._open()
-        return PyCapsule_New(new shared_ptr[CSession](self._session), b"juno_bridge.Session",
-                             _free_session_capsule)
 
     def close(self):
         """Releases the model now (a run in flight on another thread finishes first)."""
@@ -402,56 +459,65 @@ cdef class Session:
         cdef shared_ptr[CSession] session = self._session  # keeps the model alive while the GIL is free
         if not session:
             raise InvalidArgumentError("the session is closed")
+        if type(inputs) is not dict and not isinstance(inputs, (list, tuple)):
+            if not hasattr(inputs, "keys"):
+                raise InputTypeError(f"inputs must be a dict name -> array or a sequence of arrays, "
+                                     f"got {type(inputs).__name__}")
+            inputs = dict(inputs)
+        if out is not None and type(out) is not dict:
+            out = dict(out)
+        # The names of this call signature, resolved by an earlier call; None the first time.
+        cdef _Plan plan = None
+        for known in self._plans:
+            if (<_Plan>known).fits(inputs, out, outputs):
+                plan = <_Plan>known
+                break
+
+        # Inputs, in model order.
         cdef size_t n_in = self._n_in
         cdef jb_tensor_view in_stack[STACK_TENSORS]
         cdef vector[jb_tensor_view] in_heap
-        cdef jb_tensor_view* in_views = in_stack
-        if n_in > STACK_TENSORS:
-            in_heap.resize(n_in)
-            in_views = in_heap.data()
-        cdef list keep = []
-        cdef list sources = [None] * <Py_ssize_t>n_in  # the caller's input objects, in model order
-        cdef dict named
-        cdef Py_ssize_t i, n_given
-
-        # Inputs, in model order.
+        cdef jb_tensor_view* in_views = _views(in_stack, in_heap, n_in)
+        cdef list keep = None  # temporary arrays over buffer-protocol objects, alive until the run returns
+        cdef Py_ssize_t i, j = 0, k, pos
+        cdef PyObject* key
+        cdef PyObject* value
         if type(inputs) is dict:
-            named = <dict>inputs
-            n_given = 0
-            for name, array in named.items():
-                index = self._input_index.get(name)
-                if index is None:
-                    raise InputError(f"unknown input {name!r}; the model's inputs are "
-                                     f"{_names(self._input_index)}")
-                fill_view(array, &in_views[<Py_ssize_t>index], "input", name, False, keep)
-                sources[<Py_ssize_t>index] = array
-                n_given += 1
-            if <size_t>n_given != n_in:
-                missing = [n for n in self._input_index if n not in named]
+            for name, array in (<dict>inputs).items():
+                if plan is not None:
+                    i = plan.in_index[j]
+                else:
+                    index = self._input_index.get(name)
+                    if index is None:
+                        raise InputError(f"unknown input {name!r}; the model's inputs are "
+                                         f"{_names(self._input_index)}")
+                    i = index
+                keep = _keeper(keep, array)
+                fill_view(array, &in_views[i], "input", name, False, keep)
+                j += 1
+            if <size_t>j != n_in:
+                missing = [n for n in self._input_index if n not in inputs]
                 raise InputError(f"missing input(s) {_names(missing)}; the model's inputs are "
                                  f"{_names(self._input_index)}")
-        elif isinstance(inputs, (list, tuple)):
+        else:
             if <size_t>len(inputs) != n_in:
                 raise InputError(f"the model takes {n_in} input(s) ({_names(self._input_index)}), "
                                  f"got {len(inputs)}")
             for i in range(<Py_ssize_t>n_in):
+                keep = _keeper(keep, inputs[i])
                 fill_view(inputs[i], &in_views[i], "input", self._inputs[i].name, False, keep)
-                sources[i] = inputs[i]
-        elif hasattr(inputs, "keys"):
-            return self.run(dict(inputs), out, outputs)
-        else:
-            raise InputTypeError(f"inputs must be a dict name -> array or a sequence of arrays, "
-                                 f"got {type(inputs).__name__}")
 
         # Outputs: which ones, and where they go.
         cdef vector[int32_t] chosen
         cdef const int32_t* out_index = self._all_outputs.data()
         cdef size_t n_out = self._n_out
-        names = self._output_names
-        if outputs is not None:
-            if isinstance(outputs, str):
-                outputs = (outputs,)
-            names = tuple(outputs)
+        cdef tuple names = self._output_names
+        if plan is not None:
+            names = plan.names
+            out_index = plan.out_index.data()
+            n_out = plan.out_index.size()
+        elif outputs is not None:
+            names = _as_names(outputs)
             for name in names:
                 index = self._output_index.get(name)
                 if index is None:
@@ -463,28 +529,40 @@ cdef class Session:
 
         cdef jb_tensor_view out_stack[STACK_TENSORS]
         cdef vector[jb_tensor_view] out_heap
-        cdef jb_tensor_view* out_views = out_stack
-        if n_out > STACK_TENSORS:
-            out_heap.resize(n_out)
-            out_views = out_heap.data()
+        cdef jb_tensor_view* out_views = _views(out_stack, out_heap, n_out)
         cdef bint allocating = False
         cdef Py_ssize_t n_placed = 0
-        if out is not None and type(out) is not dict:
-            out = dict(out)
-        for i in range(<Py_ssize_t>n_out):
-            target = None if out is None else (<dict>out).get(names[i])
-            if target is None:
+        if plan is not None:
+            # out= has the plan's keys in its order (fits checked): no name is looked up.
+            for i in range(<Py_ssize_t>n_out):
                 out_views[i].data = NULL
-                allocating = True
-            else:
-                fill_view(target, &out_views[i], "output", names[i], True, keep)
-                n_placed += 1
-        if out is not None and n_placed != len(out):
-            # The difference is either names this run does not produce, or entries of None (allocate).
-            unknown = [n for n in out if n not in names]
-            if unknown:
-                raise InputError(f"out= names output(s) {_names(unknown)} that this run does not produce; "
-                                 f"it produces {_names(names)}")
+            allocating = out is None or <size_t>plan.out_slot.size() < n_out
+            pos = 0
+            for k in range(<Py_ssize_t>plan.out_slot.size()):
+                PyDict_Next(out, &pos, &key, &value)
+                i = plan.out_slot[k]
+                if <object>value is None:
+                    allocating = True
+                else:
+                    keep = _keeper(keep, <object>value)
+                    fill_view(<object>value, &out_views[i], "output", names[i], True, keep)
+        else:
+            for i in range(<Py_ssize_t>n_out):
+                target = None if out is None else (<dict>out).get(names[i])
+                if target is None:
+                    out_views[i].data = NULL
+                    allocating = True
+                else:
+                    keep = _keeper(keep, target)
+                    fill_view(target, &out_views[i], "output", names[i], True, keep)
+                    n_placed += 1
+            if out is not None and n_placed != len(out):
+                # The difference is either names this run does not produce, or entries of None (allocate).
+                unknown = [n for n in out if n not in names]
+                if unknown:
+                    raise InputError(f"out= names output(s) {_names(unknown)} that this run does not produce; "
+                                     f"it produces {_names(names)}")
+            plan = _remember(self, inputs, out, outputs, names, out_index, n_out)
 
         cdef vector[Tensor] owned
         cdef Tensor* owned_ptr = NULL
@@ -498,6 +576,9 @@ cdef class Session:
         if rc:
             raise_status(status)
 
+        if not allocating and plan.out_is_result:
+            return PyDict_Copy(out)  # the caller's own arrays, written in place, already in output order
+        cdef list sources = _sources(plan, inputs, n_in) if allocating else None
         result = {}
         for i in range(<Py_ssize_t>n_out):
             if allocating and owned[i].holder.get() != NULL:
@@ -506,6 +587,38 @@ cdef class Session:
             else:
                 result[names[i]] = (<dict>out)[names[i]]  # the caller's own array, written in place
         return result
+
+
+cdef _Plan _remember(Session session, object inputs, object out, object outputs, tuple names,
+                     const int32_t* out_index, size_t n_out):
+    """Records the names this call resolved (every name check has passed) under its signature."""
+    cdef _Plan plan = _Plan.__new__(_Plan)
+    if type(inputs) is dict:
+        plan.in_names = tuple(<dict>inputs)
+        for name in plan.in_names:
+            plan.in_index.push_back(session._input_index[name])
+    plan.out_keys = None if out is None else tuple(<dict>out)
+    for name in plan.out_keys or ():
+        plan.out_slot.push_back(names.index(name))
+    plan.outputs = None if outputs is None else names
+    plan.names = names
+    plan.out_index.assign(out_index, out_index + n_out)
+    plan.out_is_result = plan.out_keys == names
+    # The newest first; a caller inventing new names per call pushes the oldest out.
+    session._plans = [plan, *session._plans[:MAX_PLANS - 1]]
+    return plan
+
+
+cdef list _sources(_Plan plan, object inputs, size_t n_in):
+    """The caller's input objects in model order (an output the runtime allocated may alias one)."""
+    if plan.in_names is None:
+        return list(inputs)
+    cdef list sources = [None] * <Py_ssize_t>n_in
+    cdef Py_ssize_t j = 0
+    for array in (<dict>inputs).values():
+        sources[plan.in_index[j]] = array
+        j += 1
+    return sources
 
 
 cdef class Binding:

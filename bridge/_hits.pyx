@@ -1,63 +1,40 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, embedsignature=True
 """Python face of the core's sparse-hit scatter and batch assembler: numpy arrays <-> views, no copies."""
-from cpython.pycapsule cimport PyCapsule_GetPointer
 from libc.stdint cimport int64_t, uint64_t, uintptr_t
 from libcpp.memory cimport shared_ptr
 from libcpp.vector cimport vector
 
 cimport numpy as cnp
 
-from libjuno_bridge cimport CSession, JB_MAX_RANK, Status, Tensor, jb_tensor_view
+from juno_bridge._core cimport Session, fill_view, numpy_typenum, raise_status
+from libjuno_bridge cimport (JB_DTYPE_FLOAT32, JB_DTYPE_INT32, JB_DTYPE_INT64, JB_MAX_RANK, CSession, Status, Tensor,
+                             jb_tensor_view)
 from libjuno_bridge_hits cimport (CBatchAssembler, EventResult, as_c_view, assembler_add, assembler_flush,
-                                  assembler_next_slot, assembler_submit, new_assembler, scatter_hits_checked)
+                                  assembler_next_slot, assembler_submit, kLargePmts, kSmallPmts, new_assembler,
+                                  scatter_hits_checked)
 
 import numpy as np
 
-from juno_bridge.errors import InputError, InputTypeError, InvalidArgumentError, error_class
+from juno_bridge.errors import InputTypeError
 
 cnp.import_array()
 
-cdef dict _NUMPY = {1: np.float32, 6: np.int32, 7: np.int64, 11: np.float64, 9: np.bool_, 2: np.uint8,
-                    3: np.int8, 5: np.int16, 4: np.uint16, 10: np.float16, 12: np.uint32, 13: np.uint64}
-
-
-cdef int raise_status(Status& status) except -1:
-    raise error_class(status.code)(status.message.decode("utf-8", "replace"), status.backend_code)
+NUM_LPMT = kLargePmts  # JUNO's 20-inch PMTs (jb::kLargePmts): the default width of a dense event
+NUM_SPMT = kSmallPmts  # its 3-inch PMTs (jb::kSmallPmts)
 
 
 cdef int view_of(object obj, jb_tensor_view* view, str what, bint writable) except -1:
-    """Points `view` at a numpy array's memory (checked: C-contiguous, aligned, float32 values or int32/int64
-    ids, the jb codes 1, 6, 7); anything else is refused, never cast."""
+    """Points `view` at a numpy array's memory, checked as every tensor is (juno_bridge._core.fill_view),
+    and only float32 values or int32/int64 ids; anything else is refused, never cast."""
     if not cnp.PyArray_Check(obj):
         raise InputTypeError(f"{what}: expected a numpy array, got {type(obj).__name__}")
-    cdef cnp.ndarray arr = <cnp.ndarray>obj
-    cdef int flags = cnp.PyArray_FLAGS(arr)
-    if not (flags & cnp.NPY_ARRAY_C_CONTIGUOUS) or not (flags & cnp.NPY_ARRAY_ALIGNED):
-        raise InputError(f"{what}: expected a C-contiguous, aligned array (juno-bridge never copies silently)")
-    if writable and not (flags & cnp.NPY_ARRAY_WRITEABLE):
-        raise InputError(f"{what}: the array is read-only")
-    cdef int typenum = cnp.PyArray_TYPE(arr)
-    cdef int code = 0
-    if typenum == cnp.NPY_FLOAT32:
-        code = 1
-    elif typenum == cnp.NPY_INT32:
-        code = 6
-    elif cnp.PyArray_ISINTEGER(arr) and cnp.PyArray_ISSIGNED(arr) and cnp.PyArray_ITEMSIZE(arr) == 8:
-        code = 7  # int64 has two type numbers (long, long long)
-    if code == 0 or not arr.dtype.isnative:
-        raise InputTypeError(f"{what}: dtype {arr.dtype} is not accepted (float32 values, int32/int64 ids)")
-    cdef int d
-    view.data = cnp.PyArray_DATA(arr)
-    view.dtype = code
-    view.rank = cnp.PyArray_NDIM(arr)
-    if view.rank > JB_MAX_RANK:
-        raise InputError(f"{what}: rank {view.rank} exceeds {JB_MAX_RANK}")
-    for d in range(view.rank):
-        view.shape[d] = cnp.PyArray_DIMS(arr)[d]
+    fill_view(obj, view, what, None, writable, None)
+    if view.dtype != JB_DTYPE_FLOAT32 and view.dtype != JB_DTYPE_INT32 and view.dtype != JB_DTYPE_INT64:
+        raise InputTypeError(f"{what}: dtype {obj.dtype} is not accepted (float32 values, int32/int64 ids)")
     return 0
 
 
-def scatter_hits(pmt_ids, npe, time, out=None, *, num_pmts=17612, channels=2, empty=0.0):
+def scatter_hits(pmt_ids, npe, time, out=None, *, num_pmts=NUM_LPMT, channels=2, empty=0.0):
     """Dense [C, N] float32 from one event's hits: channel 0 nPE summed per PMT, channel 1 first-hit
     time (minimum), ``empty`` for dark PMTs; channels beyond the second are left untouched.
 
@@ -88,6 +65,9 @@ def scatter_hits(pmt_ids, npe, time, out=None, *, num_pmts=17612, channels=2, em
     return out
 
 
+ctypedef int (*Completion)(CBatchAssembler& a, vector[EventResult]* out, Status* status) noexcept nogil
+
+
 cdef class _BatchMemory:
     """Keeps a batch output alive for as long as any row array that views it."""
     cdef shared_ptr[void] holder
@@ -105,7 +85,7 @@ cdef object _row_array(Tensor& t, dict holders):
         memory = _BatchMemory.__new__(_BatchMemory)
         (<_BatchMemory>memory).holder = t.holder
         holders[key] = memory
-    arr = cnp.PyArray_SimpleNewFromData(v.rank, dims, cnp.dtype(_NUMPY[v.dtype]).num, v.data)
+    arr = cnp.PyArray_SimpleNewFromData(v.rank, dims, numpy_typenum(v.dtype), v.data)
     cnp.set_array_base(arr, memory)
     return arr
 
@@ -143,12 +123,13 @@ cdef class BatchAssembler:
     def __cinit__(self):
         self._asm = NULL
 
-    def __init__(self, session, int64_t batch_size, *, int64_t channels=2, int64_t num_pmts=17612, float empty=0.0):
+    def __init__(self, session, int64_t batch_size, *, int64_t channels=2, int64_t num_pmts=NUM_LPMT,
+                 float empty=0.0):
         cdef Status status
-        if not hasattr(session, "_capsule"):
+        if not isinstance(session, Session):
             raise InputTypeError(f"session: expected a juno_bridge.Session, got {type(session).__name__}")
-        capsule = session._capsule()
-        self._session = (<shared_ptr[CSession]*>PyCapsule_GetPointer(capsule, b"juno_bridge.Session"))[0]
+        (<Session>session)._open()
+        self._session = (<Session>session)._session
         self.session = session
         self._names = tuple(o.name for o in session.outputs())
         if new_assembler(self._session.get()[0], batch_size, channels, num_pmts, empty, &self._asm, &status):
@@ -190,16 +171,20 @@ cdef class BatchAssembler:
         index = (<uintptr_t>v.data - <uintptr_t>cnp.PyArray_DATA(<cnp.ndarray>self._slot)) // (v.shape[0] * v.shape[1] * 4)
         return event_id, self._slot[index]
 
-    def submit(self):
-        """Marks the slot filled; returns [(event_id, {output: row})] when that completed a batch, else []."""
+    cdef list _complete(self, Completion step):
+        """Runs submit or flush with the GIL released; the rows of the events whose batch ran."""
         cdef vector[EventResult] results
         cdef Status status
         cdef int rc
         with nogil:
-            rc = assembler_submit(self._asm[0], &results, &status)
+            rc = step(self._asm[0], &results, &status)
         if rc:
             raise_status(status)
         return _results(results, self._names)
+
+    def submit(self):
+        """Marks the slot filled; returns [(event_id, {output: row})] when that completed a batch, else []."""
+        return self._complete(assembler_submit)
 
     def add(self, pmt_ids, npe, time):
         """One event from its hits (scatter into the next slot, then submit)."""
@@ -218,11 +203,4 @@ cdef class BatchAssembler:
 
     def flush(self):
         """Runs the filled slots now; returns their [(event_id, {output: row})]."""
-        cdef vector[EventResult] results
-        cdef Status status
-        cdef int rc
-        with nogil:
-            rc = assembler_flush(self._asm[0], &results, &status)
-        if rc:
-            raise_status(status)
-        return _results(results, self._names)
+        return self._complete(assembler_flush)

@@ -6,6 +6,11 @@ from libcpp.memory cimport shared_ptr
 from libjuno_bridge cimport CSession, Status, Tensor, TensorView, jb_tensor_view
 
 
+cdef extern from "juno_bridge/hits.hpp" namespace "jb" nogil:
+    const int64_t kLargePmts  # JUNO's 20-inch PMTs, defined once in C++
+    const int64_t kSmallPmts  # its 3-inch PMTs
+
+
 cdef extern from "juno_bridge/batch_assembler.hpp" namespace "jb" nogil:
     cdef cppclass EventResult "jb::BatchAssembler::EventResult":
         uint64_t event_id

@@ -1,5 +1,6 @@
-"""The Python-algorithm method: ``@juno_bridge.algorithm`` declares what a callable takes and gives, and
-the helpers the ``python`` backend plugin (cpp/plugins/python/python_backend.cpp) calls to open and check it.
+"""The Python-algorithm method: ``@juno_bridge.algorithm`` (juno_bridge.algorithm_spec) declares what a
+callable takes and gives; this module holds what the ``python`` backend plugin
+(cpp/plugins/python/python_backend.cpp) calls to open, check and guard it.
 
     @juno_bridge.algorithm(inputs={"pmt": ("float32", ("B", 2, 17612))},
                            outputs={"energy": ("float32", ("B",))})
@@ -15,18 +16,13 @@ from __future__ import annotations
 
 import importlib
 import traceback
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from juno_bridge.algorithm_spec import AlgorithmSpec, TensorSpec, algorithm
+from juno_bridge.dtypes import CODES
 from juno_bridge.errors import InvalidArgumentError, ModelLoadError, RunError
-
-# jb dtype codes (ONNX numbering), as the C ABI spells them.
-_DTYPE_CODES = {np.dtype(np.float32): 1, np.dtype(np.uint8): 2, np.dtype(np.int8): 3,
-                np.dtype(np.uint16): 4, np.dtype(np.int16): 5, np.dtype(np.int32): 6,
-                np.dtype(np.int64): 7, np.dtype(np.bool_): 9, np.dtype(np.float16): 10,
-                np.dtype(np.float64): 11, np.dtype(np.uint32): 12, np.dtype(np.uint64): 13}
 
 # Session options every backend receives; they are not the algorithm's keyword options.
 _SESSION_OPTIONS = frozenset({"intra_op_threads", "inter_op_threads", "optimization", "log_level",
@@ -34,78 +30,6 @@ _SESSION_OPTIONS = frozenset({"intra_op_threads", "inter_op_threads", "optimizat
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One declared input or output: dims are ints or symbolic names shared across tensors."""
-
-    name: str
-    dtype: np.dtype
-    dims: tuple[int | str, ...]
-
-
-@dataclass(frozen=True)
-class AlgorithmSpec:
-    inputs: tuple[TensorSpec, ...]
-    outputs: tuple[TensorSpec, ...]
-    options: Mapping[str, Callable[[str], Any]]
-
-
-def _tensor_specs(role: str, declared: Mapping[str, tuple]) -> tuple[TensorSpec, ...]:
-    if not isinstance(declared, Mapping) or not declared:
-        raise InvalidArgumentError(f"@algorithm {role}: expected a non-empty dict name -> (dtype, dims), "
-                                   f"got {declared!r}")
-    specs = []
-    for name, entry in declared.items():
-        try:
-            dtype_name, dims = entry
-            dtype = np.dtype(dtype_name)
-        except (TypeError, ValueError) as e:
-            raise InvalidArgumentError(f"@algorithm {role} '{name}': expected (dtype, dims), got {entry!r}") from e
-        if dtype not in _DTYPE_CODES:
-            raise InvalidArgumentError(f"@algorithm {role} '{name}': dtype {dtype} is not supported; expected "
-                                       f"one of {', '.join(str(d) for d in _DTYPE_CODES)}")
-        dims = tuple(dims)
-        for d in dims:
-            if isinstance(d, bool) or not (isinstance(d, str) and d.isidentifier()
-                                           or isinstance(d, int) and d >= 0):
-                raise InvalidArgumentError(f"@algorithm {role} '{name}': dim {d!r} must be a non-negative "
-                                           f"int or a symbolic name")
-        specs.append(TensorSpec(str(name), dtype, dims))
-    return tuple(specs)
-
-
-def algorithm(inputs: Mapping[str, tuple], outputs: Mapping[str, tuple],
-              options: Mapping[str, Callable[[str], Any]] | None = None):
-    """Declares a callable ``f(inputs, outputs)`` (or a class whose instances are) for the python backend.
-
-    ``inputs``/``outputs``: name -> (dtype, dims); a dim is an int or a symbolic name. Every symbolic
-    dim of an output must appear in an input, so that the bridge knows each output's shape before the
-    call. ``options``: keyword option name -> type (``int``, ``float``, ``bool``, ``str`` or any
-    callable taking the option's string), converted from the session's config entries.
-    """
-    in_specs = _tensor_specs("inputs", inputs)
-    out_specs = _tensor_specs("outputs", outputs)
-    bound = {d for s in in_specs for d in s.dims if isinstance(d, str)}
-    for s in out_specs:
-        for d in s.dims:
-            if isinstance(d, str) and d not in bound:
-                raise InvalidArgumentError(f"@algorithm output '{s.name}': symbolic dim '{d}' appears in no "
-                                           f"input, so its size would be unknown before the call")
-    names = [s.name for s in in_specs + out_specs]
-    if len(set(names)) != len(names):
-        raise InvalidArgumentError(f"@algorithm: input and output names must be distinct, got {names}")
-    for key, kind in (options or {}).items():
-        if not callable(kind):
-            raise InvalidArgumentError(f"@algorithm option '{key}': expected a type or converter, got {kind!r}")
-    spec = AlgorithmSpec(in_specs, out_specs, dict(options or {}))
-
-    def declare(target):
-        target.__juno_bridge_algorithm__ = spec
-        return target
-
-    return declare
 
 
 def _convert_option(key: str, value: str, kind: Callable[[str], Any]) -> Any:
@@ -144,7 +68,7 @@ def open_algorithm(model: str, config: Mapping[str, str]):
     (name, jb dtype code, dims) with dims ints or symbolic names."""
     if model.startswith("triton://"):
         # The triton backend is a built-in algorithm: the core hands "triton://..." to this plugin.
-        from juno_bridge.triton import RemoteModel
+        from juno_bridge.remote import RemoteModel
 
         obj, config = RemoteModel, {**config, "url": model}
     else:
@@ -177,7 +101,7 @@ def open_algorithm(model: str, config: Mapping[str, str]):
     metadata = {"producer_name": "juno_bridge.algorithm", "graph_name": getattr(obj, "__qualname__", str(obj)),
                 "domain": getattr(obj, "__module__", "") or "", "description": doc[0] if doc else ""}
     metadata.update(getattr(call, "juno_bridge_metadata", None) or {})  # e.g. a remote model's server and name
-    tensors = lambda specs: [(s.name, _DTYPE_CODES[s.dtype], s.dims) for s in specs]  # noqa: E731
+    tensors = lambda specs: [(s.name, CODES[s.dtype], s.dims) for s in specs]  # noqa: E731
     return call, tensors(spec.inputs), tensors(spec.outputs), metadata
 
 
@@ -240,3 +164,7 @@ def revoke(array: np.ndarray, what: str) -> None:
 def format_exception(exc: BaseException) -> str:
     """The text a Python failure carries into the bridge's error: message and full traceback."""
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
+
+
+__all__ = ["AlgorithmSpec", "ReleasedViewError", "TensorSpec", "algorithm", "format_exception", "open_algorithm",
+           "revoke", "store_returned"]

@@ -12,9 +12,34 @@ import sys
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
 
-def cmd_info(args) -> int:
+def library_version(module: str) -> str:
+    """The installed release of an importable module, from whichever distribution provides it
+    (tensorflow comes as tensorflow, tensorflow-cpu, ...); "not installed" when it cannot be imported."""
     import importlib.metadata as metadata
+    import importlib.util
 
+    if importlib.util.find_spec(module) is None:
+        return "not installed"
+    for dist in metadata.packages_distributions().get(module, []):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return "installed, version unknown"
+
+
+def backend_table() -> dict[str, dict]:
+    """Every backend of the registry: built in or plugin, available, where its plugin is, what installs it."""
+    import juno_bridge as jb
+
+    return {b.name: {"kind": "plugin" if b.plugin else "built in", "available": b.available,
+                     "plugin": b.plugin_path or (f"libjuno_bridge_{b.plugin}.so not built" if b.plugin else ""),
+                     "extra": b.extra, "models": ", ".join([*b.prefixes, *b.suffixes, *filter(None, [b.directory_marker])]),
+                     "description": b.description}
+            for b in jb.backends()}
+
+
+def cmd_info(args) -> int:
     import juno_bridge as jb
     from juno_bridge import _core, paths
 
@@ -24,12 +49,10 @@ def cmd_info(args) -> int:
         info["onnxruntime"] = {k: ort[k] for k in ("version", "api_version", "path", "providers")}
     except jb.Error as err:
         info["onnxruntime"] = f"unavailable: {err}"
-    for package in ("torch", "numpy"):
-        try:
-            info[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            info[package] = "not installed"
-    info["tensorflow"] = _tensorflow_info(paths.plugins().get("tf"))
+    for module in ("numpy", "torch", "tritonclient"):
+        info[module] = library_version(module)
+    info["tensorflow"] = _tensorflow_info(paths.plugins().get("tf"))  # the release the tf plugin binds
+    info["backends"] = backend_table()
     info["plugins"] = {name: str(path) for name, path in paths.plugins().items()} or "none built"
     info["include dir"] = str(paths.include_dir())
     info["lib dir"] = str(paths.lib_dir())
@@ -38,7 +61,14 @@ def cmd_info(args) -> int:
         print(json.dumps(info, indent=2))
         return EXIT_OK
     for key, value in info.items():
-        if isinstance(value, dict):
+        if key == "backends":
+            print("backends:")
+            for name, b in value.items():
+                state = "available" if b["available"] else "not available"
+                where = f", {b['plugin']}" if b["plugin"] else ""
+                extra = f", pip extra [{b['extra']}]" if b["extra"] else ""
+                print(f"  {name}: {b['kind']}, {state}{where}{extra}")
+        elif isinstance(value, dict):
             print(f"{key}:")
             for k, v in value.items():
                 print(f"  {k}: {', '.join(v) if isinstance(v, list) else v}")
@@ -100,7 +130,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from juno_bridge.demo import run_demo
+    from juno_bridge.demo.comparison import run_demo
 
     if args.events < 1:
         raise UsageError(f"--events must be >= 1, got {args.events}")
@@ -141,6 +171,29 @@ class UsageError(Exception):
     pass
 
 
+def model_forms() -> str:
+    """What a model argument may be, from the backend registry: "a .onnx, ... file, python:..., triton://..."."""
+    import juno_bridge as jb
+
+    suffixes = dict.fromkeys(s.rstrip("/") for b in jb.backends() for s in b.suffixes)
+    markers = [f"a directory holding {b.directory_marker}" for b in jb.backends() if b.directory_marker]
+    prefixes = [f"{p}..." for b in jb.backends() for p in b.prefixes]
+    return ", ".join([f"a {', '.join(suffixes)} file", *markers, *prefixes])
+
+
+def backend_names() -> str:
+    import juno_bridge as jb
+
+    return ", ".join(b.name for b in jb.backends())
+
+
+def bench_groups() -> dict:
+    """The benchmark's groups, from the backend registry (juno_bridge.bench.groups)."""
+    from juno_bridge.bench import groups
+
+    return groups()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="juno-bridge",
@@ -176,14 +229,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=int, metavar="N", help="timed calls per row")
     p.add_argument("--batch", type=int, nargs="+", metavar="B", help="batch sizes (default 1 64)")
     p.add_argument("--model", nargs="+", choices=["tiny", "juno"], help="built-in models (default both)")
-    p.add_argument("--only", nargs="+", choices=["onnx", "torch", "python", "tf", "remote"], metavar="GROUP",
-                   help="groups to run: onnx, torch, python (Python algorithm and scatter), tf (TensorFlow "
-                        "SavedModels), remote (Triton server, Dask workers); default all")
+    groups = bench_groups()
+    p.add_argument("--only", nargs="+", choices=list(groups), metavar="GROUP",
+                   help="groups to run, one per backend: " + "; ".join(
+                       f"{g}: {b.description}" if g == b.name else f"{g} ({b.name}): {b.description}"
+                       for g, b in groups.items()) + "; default all")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.set_defaults(run=cmd_bench)
 
     p = sub.add_parser("serve", help="serve models with a Triton Inference Server (for triton://host:port/model)")
-    p.add_argument("model", nargs="+", help="model paths (.onnx, .pt2, .pt) or python:module:callable")
+    p.add_argument("model", nargs="+", help=f"models: {model_forms()}")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     p.add_argument("--port", type=int, default=8001, help="gRPC port (8001)")
     p.add_argument("--max-batch", type=int, default=64, metavar="N", help="dynamic batching limit (64)")
@@ -196,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_serve)
 
     p = sub.add_parser("run", help="run a model over event files (.npz or HDF5), in batches; many files on Dask")
-    p.add_argument("model", help="model path (.onnx, .pt2, .pt) or python:module:callable")
+    p.add_argument("model", help=f"the model: {model_forms()}")
     p.add_argument("--input", "-i", nargs="+", required=True, metavar="FILE",
                    help="event file with one array per model input, events along the first axis")
     p.add_argument("--output", "-o", required=True, metavar="FILE|DIR",
@@ -205,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, instead of a local cluster")
     p.add_argument("--retries", type=int, default=2, metavar="N", help="retries of a failing file (2)")
     p.add_argument("--batch-size", "-b", type=int, default=256, metavar="N", help="events per call (256)")
-    p.add_argument("--backend", help="override the backend chosen from the model's name")
+    p.add_argument("--backend", help=f"override the backend chosen from the model's name ({backend_names()})")
     p.add_argument("--threads", type=int, default=1, metavar="N", help="intra-op threads (1)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_run)

@@ -1,5 +1,5 @@
 """Where the package keeps what a C or C++ build needs (headers, libjuno_bridge.so, the CMake config,
-the compiled benchmark loops).
+the compiled benchmark loops), and where it caches what it generates (models, the Triton server).
 
 Everything is derived from this file's location, so the answers are right both for an installed
 package (site-packages/juno_bridge/...) and for an in-place build (the source tree's juno_bridge/).
@@ -7,6 +7,7 @@ package (site-packages/juno_bridge/...) and for an in-place build (the source tr
 """
 from __future__ import annotations
 
+import os
 import shlex
 from pathlib import Path
 
@@ -64,3 +65,14 @@ def plugins() -> dict[str, Path]:
     """The backend plugins this build made: name -> libjuno_bridge_<name>.so."""
     prefix = "libjuno_bridge_"
     return {p.name[len(prefix):-3]: p for p in sorted(lib_dir().glob(f"{prefix}*.so"))}
+
+
+def cache_dir() -> Path:
+    """$JUNO_BRIDGE_CACHE, else $XDG_CACHE_HOME/juno-bridge, else ~/.cache/juno-bridge (made on first use)."""
+    root = os.environ.get("JUNO_BRIDGE_CACHE")
+    if root:
+        path = Path(root)
+    else:
+        path = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "juno-bridge"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -9,7 +9,7 @@ from .optional import require
 
 require("triton")  # a module-level skip (or failure under JUNO_BRIDGE_REQUIRE_ALL=1) for its importers
 
-from juno_bridge.models.builtin import builtin_model  # noqa: E402
+from juno_bridge.demo.models.builtin import builtin_model  # noqa: E402
 from juno_bridge.serve import TritonServer  # noqa: E402
 
 

@@ -10,7 +10,7 @@ import pytest
 
 import juno_bridge as jb
 from juno_bridge.cli import main
-from juno_bridge.models.builtin import builtin_model
+from juno_bridge.demo.models.builtin import builtin_model
 from juno_bridge.run import output_paths, run_file, run_files
 
 pytestmark = pytest.mark.dask

@@ -13,7 +13,7 @@ import pytest
 from helpers.triton_servers import client_regions, kill, shm_entries, stub_pids, tiny_server
 
 import juno_bridge as jb  # noqa: E402
-from juno_bridge.models.builtin import builtin_input, builtin_model  # noqa: E402
+from juno_bridge.demo.models.builtin import builtin_input, builtin_model  # noqa: E402
 from juno_bridge.serve import free_port  # noqa: E402
 
 pytestmark = pytest.mark.triton

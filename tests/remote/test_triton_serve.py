@@ -17,7 +17,7 @@ from helpers.triton_servers import shm_entries, tiny_server
 import tritonclient.grpc as grpcclient  # noqa: E402
 
 import juno_bridge as jb  # noqa: E402
-from juno_bridge.models.builtin import builtin_input, builtin_model  # noqa: E402
+from juno_bridge.demo.models.builtin import builtin_input, builtin_model  # noqa: E402
 from juno_bridge.serve import ServedModel, filtered_log, free_port, served_name, write_repository  # noqa: E402
 
 pytestmark = pytest.mark.triton

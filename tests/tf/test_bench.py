@@ -3,7 +3,8 @@ import numpy as np
 
 from helpers import tf_models  # noqa: F401 - skips this module where tensorflow or the tf plugin is absent
 
-from juno_bridge import bench, bench_tf
+from juno_bridge import bench
+from juno_bridge.bench import tf as bench_tf
 from juno_bridge.cli import build_parser
 
 

@@ -1,7 +1,7 @@
 """The python-method benchmark runs end to end and reports every row it promises (no timing asserted)."""
 import math
 
-from juno_bridge.bench_python import format_table, numpy_scatter, one_mev_event, run_bench
+from juno_bridge.bench.python import format_table, numpy_scatter, one_mev_event, run_bench
 
 import numpy as np
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import juno_bridge as jb
-from juno_bridge.models.builtin import builtin_model
+from juno_bridge.demo.models.builtin import builtin_model
 
 EXE = [sys.executable, "-m", "juno_bridge.cli"]
 

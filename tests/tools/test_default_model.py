@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 import juno_bridge as jb
-from juno_bridge.detector import N_LPMT
-from juno_bridge.models import default
-from juno_bridge.toymc import generate
+from juno_bridge.demo.detector import N_LPMT
+from juno_bridge.demo.models import default
+from juno_bridge.demo.toymc import generate
 
 
 def dense(events, empty_time=-1.0):

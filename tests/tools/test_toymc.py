@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from juno_bridge.detector import LPMT_RADIUS_M, LS_RADIUS_M, MCP, N_LPMT, N_SPMT, toy_detector
-from juno_bridge.toymc import LIGHT_YIELD_PE_PER_MEV, _poisson, generate
+from juno_bridge.demo.detector import LPMT_RADIUS_M, LS_RADIUS_M, MCP, N_LPMT, N_SPMT, toy_detector
+from juno_bridge.demo.toymc import LIGHT_YIELD_PE_PER_MEV, _poisson, generate
 
 
 def test_detector_has_juno_counts_on_its_spheres():

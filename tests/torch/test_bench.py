@@ -2,7 +2,7 @@
 (run_bench compares each method's output with the module's before timing). No timing is asserted."""
 from helpers import torch_models as tm  # noqa: F401  (skips this file when the torch plugin is not built)
 
-from juno_bridge.bench_torch import format_table, run_bench
+from juno_bridge.bench.torch import format_table, run_bench
 
 
 def test_bench_measures_all_five_methods_side_by_side(tmp_path):

@@ -14,23 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-N_LPMT = 17612
+from juno_bridge._hits import NUM_LPMT
+from juno_bridge.paths import cache_dir
 # Newest IR version ONNX Runtime 1.16 (our oldest supported release) reads; keeps models portable.
 IR_VERSION = 8
 OPSET = 17
 # Bumped whenever the generator changes, so a stale cached file is never used.
 MODEL_REVISION = "r1"
-
-
-def cache_dir() -> Path:
-    """$JUNO_BRIDGE_CACHE, else $XDG_CACHE_HOME/juno-bridge, else ~/.cache/juno-bridge."""
-    root = os.environ.get("JUNO_BRIDGE_CACHE")
-    if root:
-        path = Path(root)
-    else:
-        path = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "juno-bridge"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def _gemm_model(name: str, input_name: str, input_dims: list, layers: list[int], seed: int):
@@ -68,7 +58,7 @@ def _gemm_model(name: str, input_name: str, input_dims: list, layers: list[int],
 
 BUILTIN_MODELS = {
     "tiny": dict(input_name="x", input_dims=["B", 8], layers=[4], seed=1),
-    "juno": dict(input_name="pmt", input_dims=["B", 2, N_LPMT], layers=[64, 4], seed=2),
+    "juno": dict(input_name="pmt", input_dims=["B", 2, NUM_LPMT], layers=[64, 4], seed=2),
 }
 
 

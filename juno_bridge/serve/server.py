@@ -3,7 +3,7 @@
 The server binary comes from the ``nvidia-pytriton`` wheel (Triton 2.51, python backend only), fetched
 once with ``pip install --no-deps --target`` into the cache dir: installing its Python package into our
 environment would downgrade numpy. Every served model is a python-backend model
-(juno_bridge/triton_model.py) whose instances run our Session, so ONNX, torch and Python models are
+(juno_bridge/serve/triton_model.py) whose instances run our Session, so ONNX, torch and Python models are
 served alike. Dynamic batching merges concurrent requests into one Session.run.
 
     with TritonServer(["vertex.onnx"], port=8001) as server:
@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from juno_bridge.errors import BackendUnavailableError, InvalidArgumentError, ModelLoadError
+from juno_bridge.paths import PACKAGE_DIR, cache_dir
 
 PYTRITON_VERSION = "0.7.0"
 _TRITON_TYPES = {"float32": "TYPE_FP32", "float64": "TYPE_FP64", "float16": "TYPE_FP16", "int8": "TYPE_INT8",
@@ -37,8 +38,6 @@ _TRITON_TYPES = {"float32": "TYPE_FP32", "float64": "TYPE_FP64", "float16": "TYP
 
 def triton_home() -> Path:
     """The unpacked nvidia-pytriton wheel's ``tritonserver`` dir, fetched into the cache on first use."""
-    from juno_bridge.models.builtin import cache_dir
-
     root = cache_dir() / f"nvidia-pytriton-{PYTRITON_VERSION}"
     home = root / "pytriton" / "tritonserver"
     stub = home / "backends" / "python" / "triton_python_backend_stub"
@@ -112,7 +111,7 @@ def _model_config(served: ServedModel, max_batch: int, queue_delay_us: int, inst
     if batched:
         lines.append(f"dynamic_batching {{ max_queue_delay_microseconds: {queue_delay_us} }}")
     lines.append(f"instance_group [ {{ count: {instances} kind: KIND_CPU }} ]")
-    package_parent = str(Path(__file__).resolve().parent.parent)
+    package_parent = str(PACKAGE_DIR.parent)
     parameters = {"juno_bridge_model": served.model, "juno_bridge_options": json.dumps(served.options),
                   # The stub ignores PYTHONPATH: it gets ours, so an uninstalled checkout and test modules work.
                   "juno_bridge_sys_path": json.dumps([package_parent] + [p for p in sys.path if p and Path(p).is_dir()])}

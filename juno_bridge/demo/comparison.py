@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 import juno_bridge as jb
-from juno_bridge.detector import N_LPMT
-from juno_bridge.models import default
-from juno_bridge.toymc import Events, generate
+from juno_bridge.demo.detector import N_LPMT
+from juno_bridge.demo.models import default, default_algorithm
+from juno_bridge.demo.toymc import Events, generate
 
 BATCH = 64
 
@@ -131,8 +131,7 @@ def available_methods(cache: Path, say) -> list[Method]:
         methods.append(Method("libtorch TorchScript (.pt)", str(pt), native(torch.jit.load(str(pt)))))
     except jb.BackendUnavailableError as err:
         say(f"  libtorch: not available ({err})")
-    methods.append(Method("Python algorithm (numpy)", "python:juno_bridge.models.default_algorithm:reconstruct",
-                          default.reconstruct))
+    methods.append(Method("Python algorithm (numpy)", default_algorithm.MODEL, default.reconstruct))
     return methods
 
 
@@ -201,7 +200,7 @@ def run_demo(n_events: int = 2000, out_dir: str | os.PathLike = "juno-bridge-dem
     from tqdm import tqdm
 
     from juno_bridge import paths
-    from juno_bridge.models.builtin import cache_dir
+    from juno_bridge.paths import cache_dir
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

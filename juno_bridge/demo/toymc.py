@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from juno_bridge.detector import LS_RADIUS_M, N_LPMT, Detector, toy_detector
+from juno_bridge.demo.detector import LS_RADIUS_M, N_LPMT, Detector, toy_detector
 
 LIGHT_YIELD_PE_PER_MEV = 1345.0  # at the detector centre
 ATTENUATION_LENGTH_M = 20.0      # approx., toy

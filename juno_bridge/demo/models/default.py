@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from juno_bridge.detector import LS_RADIUS_M, N_LPMT, toy_detector
-from juno_bridge.toymc import LIGHT_YIELD_PE_PER_MEV, Events, generate
+from juno_bridge.demo.detector import LS_RADIUS_M, N_LPMT, toy_detector
+from juno_bridge.demo.toymc import LIGHT_YIELD_PE_PER_MEV, Events, generate
 
 COEFFICIENTS = Path(__file__).with_name("default_model.json")
 VERTEX_DEGREE = 4
@@ -90,7 +90,7 @@ def build_onnx(path: str | os.PathLike, coeffs: dict | None = None) -> Path:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from juno_bridge.models.builtin import IR_VERSION, OPSET
+    from juno_bridge.demo.models.builtin import IR_VERSION, OPSET
 
     k = coeffs or coefficients()
     pos = toy_detector().lpmt_pos.astype(np.float32)
@@ -150,7 +150,7 @@ def build_onnx(path: str | os.PathLike, coeffs: dict | None = None) -> Path:
 
 def onnx_model() -> Path:
     """The default model as ONNX, built from the shipped coefficients into the cache on first use."""
-    from juno_bridge.models.builtin import cache_dir
+    from juno_bridge.paths import cache_dir
 
     path = cache_dir() / f"default-{coefficients()['revision']}.onnx"
     return path if path.exists() else build_onnx(path)
@@ -219,6 +219,6 @@ def torch_models(cache: Path) -> tuple[Path, Path, object]:
     return pt2, pt, module
 
 
-if __name__ == "__main__":  # python -m juno_bridge.models.default: retrain and rewrite the coefficients
+if __name__ == "__main__":  # python -m juno_bridge.demo.models.default: retrain and rewrite the coefficients
     COEFFICIENTS.write_text(json.dumps(train(), indent=2) + "\n")
     print(f"wrote {COEFFICIENTS}")

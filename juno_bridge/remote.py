@@ -1,8 +1,8 @@
 """The ``triton`` backend: ``Session("triton://host:port/model")`` runs the model on a Triton server.
 
-How it is reached: the core sends "triton://..." to the python plugin (cpp/src/session.cpp), whose
-``open_algorithm`` instantiates :class:`RemoteModel` with the URL and the session's config entries as
-options; so C++ and Python callers get the same Session, with inputs/outputs from the server's model
+How it is reached: the core routes "triton://..." (its backend registry) to the python plugin, whose
+``open_algorithm`` (juno_bridge.algorithm) instantiates :class:`RemoteModel` with the URL and the
+session's config entries as options; so C++ and Python callers get the same Session, with inputs/outputs from the server's model
 metadata, and outputs written into the caller's buffers (``out=``).
 
 Options (Session config entries): ``timeout_s`` deadline of every call (default 30; the client's own
@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from juno_bridge.algorithm import AlgorithmSpec, TensorSpec
+from juno_bridge.algorithm_spec import AlgorithmSpec, TensorSpec
 from juno_bridge.errors import BackendUnavailableError, Error, InvalidArgumentError, ModelLoadError, RunError
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -223,10 +223,10 @@ class RemoteModel:
 
     def _open_fallback(self, cause: Exception):
         if self._fallback is None:
-            import juno_bridge as jb
+            from juno_bridge._core import Session  # not the package: it imports this module's importer
 
             try:
-                self._fallback = jb.Session(self.fallback_model, intra_op_threads=1)
+                self._fallback = Session(self.fallback_model, intra_op_threads=1)
             except Error as err:
                 raise type(err)(f"{self._where()}: the server failed ({cause}) and the fallback model "
                                 f"{self.fallback_model!r} cannot be opened: {err}") from err

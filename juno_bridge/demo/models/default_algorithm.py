@@ -1,10 +1,11 @@
 """The default model as a Python algorithm (the third method): the numpy form, declared for the bridge.
 
-    jb.Session("python:juno_bridge.models.default_algorithm:reconstruct")
+    jb.Session("python:juno_bridge.demo.models.default_algorithm:reconstruct")
+    jb.Session("python:juno_bridge.models.default_algorithm:reconstruct")   # the name it had before, kept
 """
 from juno_bridge.algorithm import algorithm
-from juno_bridge.detector import N_LPMT
-from juno_bridge.models import default
+from juno_bridge.demo.detector import N_LPMT
+from juno_bridge.demo.models import default
 
 
 @algorithm(inputs={"pmt": ("float32", ("B", 2, N_LPMT))},

@@ -11,8 +11,9 @@ from functools import lru_cache
 
 import numpy as np
 
-N_LPMT = 17612               # 20-inch PMTs of the central detector
-N_SPMT = 25600               # 3-inch PMTs
+from juno_bridge._hits import NUM_LPMT as N_LPMT  # 20-inch PMTs of the central detector (jb::kLargePmts)
+from juno_bridge._hits import NUM_SPMT as N_SPMT  # 3-inch PMTs (jb::kSmallPmts)
+
 LS_RADIUS_M = 17.7           # liquid-scintillator sphere (35.4 m inner diameter of the acrylic)
 LPMT_RADIUS_M = 19.434       # LPMT photocathode sphere, approx.
 SPMT_RADIUS_M = 19.40        # SPMTs sit in the same lattice, approx.

@@ -8,12 +8,12 @@
 Two models: "tiny" ([B, 8] -> Dense 4) measures per-call overhead; "juno" ([B, 2, 17612] -> Flatten
 -> Dense 64 -> ReLU -> Dense 4) a JUNO-sized event batch. One intra-op thread everywhere; juno-bridge
 runs ops on the caller's thread (inter-op -1, its default for TensorFlow). Methods are measured in
-interleaved rounds. Run: python -m juno_bridge.bench_tf [--quick]
+interleaved rounds. Run: python -m juno_bridge.bench.tf [--quick]
 """
 from __future__ import annotations
 
-import argparse
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +22,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's INFO lines wo
 
 import juno_bridge as jb  # noqa: E402
 from juno_bridge import paths  # noqa: E402
-from juno_bridge.bench import _run_loop_binary, machine_description, side_by_side, time_calls  # noqa: E402
+from juno_bridge._hits import NUM_LPMT  # noqa: E402
+from juno_bridge.bench.common import (Row, Settings, Target, command_line, format_target,  # noqa: E402
+                                      machine_description, ratio_table, run_loop_binary, side_by_side,
+                                      time_calls)
 
-JUNO_PMTS = 17612
 METHODS = {"a": "(a) TF Python, SavedModel serving signature", "b": "(b) Keras predict_on_batch",
            "c": "(c) juno-bridge SavedModel, Python", "d": "(d) juno-bridge SavedModel, C++ loop"}
-SHAPES = {"tiny": (8,), "juno": (2, JUNO_PMTS)}
+SHAPES = {"tiny": (8,), "juno": (2, NUM_LPMT)}
 
 
 def _single_threaded_tf():
@@ -100,7 +102,7 @@ def run_bench(quick: bool = False, batch_sizes=(1, 64), models=("tiny", "juno"),
                 "c": lambda k, w: time_calls(lambda: session.run(feed, out=out), k, w),
             }
             if loop.exists():
-                contestants["d"] = lambda k, w: _run_loop_binary([str(loop), str(saved), str(batch), str(k), str(w)])
+                contestants["d"] = lambda k, w: run_loop_binary([str(loop), str(saved), str(batch), str(k), str(w)])
             heavy = name == "juno" and batch > 1
             iterations = (30 if quick else 150) if heavy else (300 if quick else 2000)
             warmup = 3 if heavy else 50
@@ -135,30 +137,24 @@ def targets(rows: list[dict]) -> list[tuple[str, float | None, float, bool]]:
 
 
 def format_table(rows: list[dict]) -> str:
-    lines = [f"machine: {machine_description()}", "one intra-op thread",
-             f"{'model':6} {'B':>4}  {'method':46} {'caller':7} {'median us':>10} {'p90 us':>10} "
-             f"{'vs (a)':>7} {'vs best TF':>10}"]
-    for model, batch in dict.fromkeys((r["model"], r["batch"]) for r in rows):
-        group = [r for r in rows if r["model"] == model and r["batch"] == batch]
-        a = next(r["median_us"] for r in group if r["method"].startswith("(a)"))
-        best = min(r["median_us"] for r in group if r["method"][:3] in ("(a)", "(b)"))
-        for r in group:
-            lines.append(f"{model:6} {batch:>4}  {r['method']:46} {r['caller']:7} {r['median_us']:>10.1f} "
-                         f"{r['p90_us']:>10.1f} {a / r['median_us']:>6.1f}x {r['median_us'] / best:>9.2f}x")
-    lines.append("'vs (a)': times faster than (a); 'vs best TF': time relative to the faster of (a), (b)")
-    for text, value, target, higher in targets(rows):
-        met = value is not None and (value >= target if higher else value <= target)
-        shown = "not measured" if value is None else f"{value:.2f}x"
-        lines.append(f"  {text}: {shown} (target {'>=' if higher else '<='} {target}x) {'met' if met else 'MISSED'}")
+    lines = [f"machine: {machine_description()}", "one intra-op thread", *ratio_table(rows, "model", "TF", 46)]
+    lines += [format_target(*t) for t in targets(rows)]
     return "\n".join(lines)
 
 
+def group_rows(settings: Settings) -> list[Row]:
+    """The rows of `juno-bridge bench --only tf`: SavedModels from TensorFlow Python, Keras and juno-bridge."""
+    return [Row(r["group"], r["model"], r["batch"], r["method"], r["caller"], r["median_us"], r["p90_us"])
+            for r in run_bench(quick=settings.is_quick, batch_sizes=settings.batches, models=settings.models)]
+
+
+def group_targets(rows: list[Row]) -> list[Target]:
+    return targets([asdict(r) for r in rows])
+
+
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--batch", type=int, nargs="+", default=[1, 64])
-    args = parser.parse_args(argv)
-    print(format_table(run_bench(quick=args.quick, batch_sizes=tuple(args.batch))))
+    args = command_line(__doc__, argv)
+    print(format_table(run_bench(quick=args.quick, batch_sizes=args.batch)))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ JUNO-sized model (builtin ``juno``: [B, 2, 17612] float32 -> [B, 4]), B = 1 and 
 and `juno-bridge run` events/s over the same event files with 1 and 2 Dask workers (cluster started
 before timing, each worker's Session opened by a warm-up run).
 
-    python -m juno_bridge.bench_remote [--quick]
+    python -m juno_bridge.bench.remote [--quick]
 """
 from __future__ import annotations
 
@@ -20,13 +20,15 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 import juno_bridge as jb
-from juno_bridge.bench import machine_description, side_by_side, time_calls
-from juno_bridge.models.builtin import builtin_input, builtin_model
+from juno_bridge.bench.common import (Row, Settings, Target, command_line, format_target, machine_description,
+                                      side_by_side, time_calls)
+from juno_bridge.demo.models.builtin import builtin_input, builtin_model
 
 IN_FLIGHT = 8
 
@@ -198,17 +200,25 @@ def targets(rows: list[dict]) -> list[tuple[str, float | None, float, bool]]:
     return out
 
 
+def group_rows(settings: Settings) -> list[Row]:
+    """The rows of `juno-bridge bench --only remote`: a Triton server on loopback, and Dask workers."""
+    return [Row(r["group"], r["model"], r["batch"], r["method"], r["caller"], r["median_us"], r["p90_us"],
+                {k: v for k, v in r.items() if k in ("note", "events_per_s")})
+            for r in run_bench(settings.is_quick)]
+
+
+def group_targets(rows: list[Row]) -> list[Target]:
+    return targets([{**asdict(r), **r.extra} for r in rows])
+
+
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    rows = run_bench(quick="--quick" in argv)
+    rows = run_bench(quick=command_line(__doc__, argv).quick)
     print(f"machine: {machine_description()}\n")
     for r in rows:
         print(f"{r['group']:<9}B={r['batch']:<3} {r['method']:<62} {r['median_us']:>10.1f} us {r['p90_us']:>10.1f}"
               f"  {r['note']}")
-    for text, value, target, higher in targets(rows):
-        met = value is not None and (value >= target if higher else value <= target)
-        print(f"  {text}: {'not measured' if value is None else f'{value:.2f}x'} (target "
-              f"{'>=' if higher else '<='} {target}x) {'met' if met else 'MISSED'}")
+    for target in targets(rows):
+        print(format_target(*target))
     return 0
 
 

@@ -9,11 +9,10 @@
 Two models: "tiny" ([B, 8] -> Linear -> [B, 4]) measures per-call overhead; "juno" ([B, 2, 17612]
 -> flatten -> Linear 64 -> ReLU -> Linear 4) a JUNO-sized event batch. One intra-op thread
 everywhere. The Python methods are timed call by call in interleaved rounds, so drift of the machine
-hits every method alike. Run: python -m juno_bridge.bench_torch [--quick]
+hits every method alike. Run: python -m juno_bridge.bench.torch [--quick]
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -26,9 +25,11 @@ import numpy as np
 import torch
 
 import juno_bridge as jb
+from juno_bridge import paths
+from juno_bridge._hits import NUM_LPMT
+from juno_bridge.bench.common import Row, Settings, Target, command_line, find_row, ratio_table
 from juno_bridge.torch_export import export_torch
 
-JUNO_PMTS = 17612
 METHODS = {"a": "(a) torch nn.Module", "b": "(b) aoti_load_package", "c": "(c) juno-bridge .pt2",
            "d": "(d) juno-bridge .pt2", "e": "(e) juno-bridge .pt"}
 
@@ -45,7 +46,7 @@ class TinyModel(torch.nn.Module):
 class JunoModel(torch.nn.Module):
     def __init__(self):
         super().__init__()
-        self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2 * JUNO_PMTS, 64), torch.nn.ReLU(),
+        self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2 * NUM_LPMT, 64), torch.nn.ReLU(),
                                        torch.nn.Linear(64, 4))
 
     def forward(self, pmt):
@@ -56,7 +57,7 @@ def _models(workdir: Path, groups) -> dict:
     """group -> (module, input shape without batch, .pt2 path, .pt path); exports are kept in workdir."""
     torch.manual_seed(0)
     out = {}
-    for group, module, shape in (("tiny", TinyModel(), (8,)), ("juno", JunoModel(), (2, JUNO_PMTS))):
+    for group, module, shape in (("tiny", TinyModel(), (8,)), ("juno", JunoModel(), (2, NUM_LPMT))):
         if group not in groups:
             continue
         module.eval()
@@ -77,10 +78,10 @@ def _models(workdir: Path, groups) -> dict:
 
 def _build_loop(workdir: Path) -> Path | None:
     """Compiles the C++ loop against the installed package; None when no compiler is at hand."""
-    pkg = Path(jb.__file__).parent
-    source = Path(__file__).resolve().parent.parent / "cpp" / "tools" / "bench_torch_loop.cpp"
-    if not source.exists():  # an installed package without the source tree
-        source = pkg / "examples" / "bench_torch_loop.cpp"
+    pkg = paths.PACKAGE_DIR
+    # The source tree's copy when running from a checkout, else the one the build installed.
+    candidates = [pkg.parent / "cpp" / folder / "bench_torch_loop.cpp" for folder in ("tools",)]
+    source = next((c for c in candidates if c.exists()), pkg / "examples" / "bench_torch_loop.cpp")
     exe = workdir / "bench_torch_loop"
     if not source.exists() or shutil.which("g++") is None:
         print(f"note: row (d) skipped: {'no g++' if source.exists() else f'{source} is missing'}", flush=True)
@@ -164,28 +165,35 @@ def run_bench(batch_sizes=(1, 64), quick: bool = False, workdir: str | os.PathLi
 
 
 def format_table(rows: list[dict]) -> str:
-    """The rows with, per group and batch, each method's ratio to the fastest torch-only path (a, b)."""
-    lines = [f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-             f"{os.cpu_count()} CPUs, 1 intra-op thread",
-             f"{'model':6} {'B':>4}  {'method':26} {'caller':7} {'median us':>10} {'p90 us':>10} "
-             f"{'vs (a)':>7} {'vs best torch':>13}"]
-    for (group, batch) in dict.fromkeys((r["group"], r["batch"]) for r in rows):
-        group_rows = [r for r in rows if r["group"] == group and r["batch"] == batch]
-        a = next(r["median_us"] for r in group_rows if r["method"].startswith("(a)"))
-        best = min(r["median_us"] for r in group_rows if r["method"][:3] in ("(a)", "(b)"))
-        for r in group_rows:
-            lines.append(f"{group:6} {batch:>4}  {r['method']:26} {r['caller']:7} {r['median_us']:>10.1f} "
-                         f"{r['p90_us']:>10.1f} {a / r['median_us']:>6.2f}x {r['median_us'] / best:>12.2f}x")
-    lines.append("'vs (a)': how many times faster than (a); 'vs best torch': time relative to the faster of (a), (b)")
-    return "\n".join(lines)
+    """The rows with, per model and batch, each method's ratio to the fastest torch-only path (a, b)."""
+    return "\n".join([f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+                      f"{os.cpu_count()} CPUs, 1 intra-op thread", *ratio_table(rows, "group", "torch", 26)])
+
+
+def group_rows(settings: Settings) -> list[Row]:
+    """The rows of `juno-bridge bench --only torch`."""
+    return [Row("torch", r["group"], r["batch"], r["method"], r["caller"].lower(), r["median_us"], r["p90_us"])
+            for r in run_bench(batch_sizes=settings.batches, quick=settings.is_quick, groups=settings.models)]
+
+
+def group_targets(rows: list[Row]) -> list[Target]:
+    targets = []
+    for batch in (1, 64):
+        a, c = find_row(rows, "tiny", batch, "(a)"), find_row(rows, "tiny", batch, "(c)")
+        targets.append((f"torch tiny B={batch}: (a)/(c), juno-bridge .pt2 vs nn.Module from Python",
+                        a.median_us / c.median_us if a and c else None, 2.5, True))
+    native = [r for r in rows if r.model == "juno" and r.batch == 64 and r.method[:3] in ("(a)", "(b)")]
+    best = min((r.median_us for r in native), default=None)
+    for label in ("(c)", "(d)", "(e)"):
+        r = find_row(rows, "juno", 64, label)
+        targets.append((f"torch juno B=64: {label} / fastest torch path",
+                        r.median_us / best if r and best else None, 1.05, False))
+    return targets
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--batch", type=int, nargs="+", default=[1, 64])
-    args = parser.parse_args(argv)
-    print(format_table(run_bench(tuple(args.batch), quick=args.quick)))
+    args = command_line(__doc__, argv)
+    print(format_table(run_bench(args.batch, quick=args.quick)))
 
 
 if __name__ == "__main__":

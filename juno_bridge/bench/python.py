@@ -7,7 +7,7 @@ Per event, 2 x 17,612 float32 in and 4 values out, the same callable (`per_event
   (c) the callable called directly from Python on ready numpy arrays.
 Scatter: a 1 MeV-like event (~1,500 hits) into a [2, 17612] slot, juno-bridge vs numpy ufunc.at.
 
-    python -m juno_bridge.bench_python [--quick]
+    python -m juno_bridge.bench.python [--quick]
 """
 from __future__ import annotations
 
@@ -22,13 +22,18 @@ from pathlib import Path
 import numpy as np
 
 import juno_bridge as jb
+from juno_bridge import paths
+from juno_bridge._hits import NUM_LPMT
 from juno_bridge.algorithm import algorithm
-
-N_PMTS = 17612
+from juno_bridge.bench.common import Row, Settings, Target, command_line
 PHOTOELECTRONS_PER_MEV = 1345.0  # reference/juno_detector.md
 
 
-@algorithm(inputs={"pmt": ("float32", (2, N_PMTS))},
+# How the C++ program and the python: session find the callable (this module may run as __main__).
+PER_EVENT = "juno_bridge.bench.python:per_event"
+
+
+@algorithm(inputs={"pmt": ("float32", (2, NUM_LPMT))},
            outputs={"vertex": ("float32", (3,)), "energy": ("float32", (1,))})
 def per_event(inputs, outputs):
     """A light reconstruction (total nPE -> energy, charge-weighted PMT index -> a vertex-like triple), so
@@ -66,7 +71,7 @@ def _site_dir() -> str:
 
 
 def _python_method_rows(events: int) -> list[dict]:
-    exe = Path(jb.__file__).resolve().parent / "bin" / "python_method_bench"
+    exe = paths.bin_dir() / "python_method_bench"
     if not exe.exists():
         return [{"group": "python-method", "method": "(a)/(b) C++ program", "caller": "C++", "median_us": float("nan"),
                  "p90_us": float("nan"), "note": f"not built: {exe} is missing (rebuild the package)"}]
@@ -76,18 +81,18 @@ def _python_method_rows(events: int) -> list[dict]:
     # numpy's own site-packages too, for an in-place build whose package dir is not a site-packages
     extra = os.pathsep.join({_site_dir(), str(Path(np.__file__).resolve().parent.parent)})
     env["PYTHONPATH"] = extra + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    done = subprocess.run([str(exe), _site_dir(), str(events), "juno_bridge.bench_python:per_event"], env=env,
+    done = subprocess.run([str(exe), _site_dir(), str(events), PER_EVENT], env=env,
                           capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         raise RuntimeError(f"{exe.name} failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
     times = json.loads(done.stdout)
 
-    pmt = np.ascontiguousarray(np.random.default_rng(0).random((2, N_PMTS), dtype=np.float32))
+    pmt = np.ascontiguousarray(np.random.default_rng(0).random((2, NUM_LPMT), dtype=np.float32))
     inputs = {"pmt": pmt}
     outputs = {"vertex": np.zeros(3, np.float32), "energy": np.zeros(1, np.float32)}
     direct = _time_us(lambda: per_event(inputs, outputs), max(events, 200))
 
-    session = jb.Session("python:juno_bridge.bench_python:per_event")
+    session = jb.Session(f"python:{PER_EVENT}")
     from_python = _time_us(lambda: session.run(inputs, out=outputs), max(events, 200))
 
     a, b, c = (_percentiles(s)[0] for s in (times["juno_style"], times["bridge_session"], direct))
@@ -104,7 +109,7 @@ def _python_method_rows(events: int) -> list[dict]:
 
 def one_mev_event(rng: np.random.Generator, hits: int = 1500):
     """Hits as the event model gives them: a few hundred fired PMTs, several hits on some."""
-    fired = rng.choice(N_PMTS, size=hits // 2, replace=False)
+    fired = rng.choice(NUM_LPMT, size=hits // 2, replace=False)
     ids = rng.choice(fired, size=hits).astype(np.int32)
     return ids, rng.exponential(1.0, hits).astype(np.float32), rng.normal(100.0, 5.0, hits).astype(np.float32)
 
@@ -123,14 +128,14 @@ def numpy_scatter(ids, npe, t, out, empty=0.0):
 
 def _scatter_rows(repeat: int) -> list[dict]:
     ids, npe, t = one_mev_event(np.random.default_rng(1))
-    ours, theirs = np.empty((2, N_PMTS), np.float32), np.empty((2, N_PMTS), np.float32)
+    ours, theirs = np.empty((2, NUM_LPMT), np.float32), np.empty((2, NUM_LPMT), np.float32)
     jb.scatter_hits(ids, npe, t, ours)
     numpy_scatter(ids, npe, t, theirs)
     np.testing.assert_allclose(ours, theirs, rtol=1e-5)  # a benchmark of two different answers is worthless
     a = _time_us(lambda: jb.scatter_hits(ids, npe, t, ours), repeat)
     b = _time_us(lambda: numpy_scatter(ids, npe, t, theirs), repeat)
     ratio = _percentiles(b)[0] / _percentiles(a)[0]
-    return [_row("scatter", f"juno-bridge scatter_hits ({len(ids)} hits -> [2, {N_PMTS}])", "Python", a,
+    return [_row("scatter", f"juno-bridge scatter_hits ({len(ids)} hits -> [2, {NUM_LPMT}])", "Python", a,
                  f"{ratio:.1f}x faster than numpy"),
             _row("scatter", "numpy add.at / minimum.at", "Python", b, "reference")]
 
@@ -139,6 +144,26 @@ def run_bench(quick: bool = False) -> list[dict]:
     """Rows: group, method, caller, median_us, p90_us, note (the ratio)."""
     events = 30 if quick else 200
     return _python_method_rows(events) + _scatter_rows(200 if quick else 2000)
+
+
+def group_rows(settings: Settings) -> list[Row]:
+    """The rows of `juno-bridge bench --only python`."""
+    return [Row(r["group"], "-", 1, r["method"], r["caller"].lower(), r["median_us"], r["p90_us"],
+                {"note": r.get("note", "")}) for r in run_bench(quick=settings.is_quick)]
+
+
+def group_targets(rows: list[Row]) -> list[Target]:
+    def median(group: str, prefix: str) -> float | None:
+        r = next((r for r in rows if r.group == group and r.method.startswith(prefix)), None)
+        return r.median_us if r else None
+
+    a, b, c = median("python-method", "(a)"), median("python-method", "(b)"), median("python-method", "(c)")
+    ours, numpy_ref = median("scatter", "juno-bridge"), median("scatter", "numpy")
+    return [("python method: (a)/(b), JUNO-style copies vs juno-bridge python: from C++",
+             a / b if a and b else None, 100.0, True),
+            ("python method: (b) - (c) in us, from C++ vs the direct call",
+             b - c if b is not None and c is not None else None, 5.0, False),
+            ("scatter: numpy ufunc.at / juno-bridge", numpy_ref / ours if ours and numpy_ref else None, 5.0, True)]
 
 
 def format_table(rows: list[dict]) -> str:
@@ -152,8 +177,7 @@ def format_table(rows: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    print(format_table(run_bench(quick="--quick" in argv)))
+    print(format_table(run_bench(quick=command_line(__doc__, argv).quick)))
     return 0
 
 
