@@ -2,7 +2,7 @@
 stdin, makes the calls through ctypes against the installed libjuno_bridge.so, answers one JSON line
 with what came back. A crash kills only this process; the test reports the example and restarts it.
 
-    python fuzz_worker.py MODEL   (beside jb_c.py, which it imports)
+    python -m helpers.fuzz_worker MODEL   (from tests/)
 MODEL: x float32 [batch, 8] -> y float32 [batch, 4], s float32 [batch] (native_build.write_mlp_model)."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import json
 import sys
 import threading
 
-from jb_c import MAX_RANK, OK, TensorView, last_error, load
+from helpers.jb_c import MAX_RANK, OK, TensorView, last_error, load
 
 POOL_BYTES = 1 << 16
 lib = load()

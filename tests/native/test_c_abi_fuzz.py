@@ -19,8 +19,7 @@ from hypothesis import strategies as st
 from helpers.jb_c import MAX_RANK, STATUSES
 from helpers.native_build import write_mlp_model
 
-HERE = Path(__file__).resolve().parent
-HELPERS = HERE.parent / "helpers"
+TESTS = Path(__file__).resolve().parents[1]
 POOL_BYTES = 1 << 16  # fuzz_worker.POOL_BYTES
 ITEMSIZE = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8}
 FLOAT32, INT32, INT64 = 1, 6, 7
@@ -35,8 +34,8 @@ class Worker:
         self.model, self.proc = model, None
 
     def start(self):
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        self.proc = subprocess.Popen([sys.executable, str(HELPERS / "fuzz_worker.py"), str(self.model)], cwd=HERE,
+        env = {**os.environ, "PYTHONPATH": str(TESTS)}  # the helpers package, nothing else
+        self.proc = subprocess.Popen([sys.executable, "-m", "helpers.fuzz_worker", str(self.model)], cwd=TESTS,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, env=env)
 
