@@ -24,6 +24,7 @@ import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
 INCLUDE = [str(ROOT / "cpp" / "include"), str(ROOT / "third_party" / "onnxruntime")]
@@ -85,6 +86,16 @@ class BuildWithCore(build_ext):
         super().build_extensions()
 
 
+class FreshBuildPy(build_py):
+    """Copies the Python package into a clean build/lib: setuptools never deletes what it copied before,
+    so a module moved or removed in the source would otherwise live on in every later wheel."""
+
+    def run(self):
+        if not self.editable_mode:
+            shutil.rmtree(Path(self.build_lib) / "juno_bridge", ignore_errors=True)
+        super().run()
+
+
 def extension(name: str) -> Extension:
     """A Cython module of bridge/ linked to the core library beside it (rpath $ORIGIN/lib)."""
     return Extension(
@@ -103,5 +114,5 @@ extensions = [extension("_core"), extension("_hits")]
 
 setup(
     ext_modules=cythonize(extensions, include_path=["bridge"], compiler_directives={"language_level": 3}),
-    cmdclass={"build_ext": BuildWithCore},
+    cmdclass={"build_py": FreshBuildPy, "build_ext": BuildWithCore},
 )
