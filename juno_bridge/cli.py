@@ -111,6 +111,16 @@ def cmd_run(args) -> int:
     return EXIT_OK if not report.failed else EXIT_ERROR
 
 
+def cmd_toymc(args) -> int:
+    from juno_bridge.toymc import generate
+
+    if args.events < 1:
+        raise UsageError(f"--events must be >= 1, got {args.events}")
+    generate(args.events, seed=args.seed).save(args.out)
+    print(f"{args.events} toy events -> {args.out}")
+    return EXIT_OK
+
+
 def cmd_serve(args) -> int:
     from juno_bridge.serve import TritonServer, serve_forever
 
@@ -178,6 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="served name, once per model in order (default: the file's stem)")
     p.add_argument("--log", metavar="FILE", help="the server's log file (default: a temporary one)")
     p.set_defaults(run=cmd_serve)
+
+    p = sub.add_parser("toymc", help="write toy events as sparse PMT hits (HDF5) for `run` and SNiPER's HitsReaderAlg")
+    p.add_argument("--events", "-n", type=int, default=1000, metavar="N", help="events to generate (1000)")
+    p.add_argument("--out", "-o", required=True, metavar="FILE",
+                   help="the HDF5 file (layout: offsets, pmt_id, npe, time, vertex, energy; see juno_bridge.hits_file)")
+    p.add_argument("--seed", type=int, default=1, help="generator seed (1)")
+    p.set_defaults(run=cmd_toymc)
 
     p = sub.add_parser("run", help="run a model over event files (.npz or HDF5), in batches; many files on Dask")
     p.add_argument("model", help="model path (.onnx, .pt2, .pt) or python:module:callable")
