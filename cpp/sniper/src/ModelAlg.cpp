@@ -35,8 +35,9 @@ void check_mapping(const std::map<std::string, std::string>& mapping, const std:
     bool known = false;
     for (const auto& i : infos) known = known || i.name == kv.first;
     if (!known)
-      throw Error(ErrorCode::InvalidArgument, std::string(property) + " names '" + kv.first + "', which is not " +
-                                                  kind + " of the model; its " + kind + "s: " + names(infos));
+      throw Error(ErrorCode::InvalidArgument, std::string(property) + " names the model " + kind + " '" + kv.first +
+                                                  "', which the model does not have; its " + kind + "s: " +
+                                                  names(infos));
   }
 }
 
@@ -85,8 +86,9 @@ bool ModelAlg::initialize() {
       GilRelease unlocked(m_releaseGIL);  // a python: model takes the GIL itself
       session_ = std::make_unique<Session>(m_model, options);
     }
-    check_mapping(m_inputs, session_->inputs(), "Inputs", "an input");
-    check_mapping(m_outputs, session_->outputs(), "Outputs", "an output");
+    GilRelease::find_python();
+    check_mapping(m_inputs, session_->inputs(), "Inputs", "input");
+    check_mapping(m_outputs, session_->outputs(), "Outputs", "output");
     store_ = &TensorStore::of(this);
     in_keys_.clear();
     out_keys_.clear();

@@ -20,28 +20,26 @@ struct PythonApi {
   bool present() const { return is_initialized && gil_check && save_thread && restore_thread; }
 };
 
-// Looked up on each call until Python shows up (a plugin may start the interpreter later), then kept.
-const PythonApi* python_api() {
-  static const PythonApi* found = nullptr;
-  if (found == nullptr) {
-    static PythonApi api;
-    if (!api.present()) api = PythonApi();
-    if (api.present()) found = &api;
-  }
-  return found;
+PythonApi& python_api() {
+  static PythonApi api;
+  return api;
 }
 
 }  // namespace
 
+void GilRelease::find_python() {
+  if (!python_api().present()) python_api() = PythonApi();
+}
+
 GilRelease::GilRelease(bool enabled) {
   if (!enabled) return;
-  const PythonApi* py = python_api();
+  const PythonApi& py = python_api();
   // Py_IsInitialized first: before it, PyGILState_Check answers 1 whatever the thread holds.
-  if (py != nullptr && py->is_initialized() && py->gil_check()) state_ = py->save_thread();
+  if (py.present() && py.is_initialized() && py.gil_check()) state_ = py.save_thread();
 }
 
 GilRelease::~GilRelease() {
-  if (state_ != nullptr) python_api()->restore_thread(state_);
+  if (state_ != nullptr) python_api().restore_thread(state_);
 }
 
 }  // namespace jb::sniper

@@ -8,6 +8,9 @@ class GilRelease {
  public:
   explicit GilRelease(bool enabled);
   ~GilRelease();
+  // Looks Python up again (once at start-up it may not be there yet; a plugin can bring it later):
+  // called after a session opens, never per event.
+  static void find_python();
   GilRelease(const GilRelease&) = delete;
   GilRelease& operator=(const GilRelease&) = delete;
 
