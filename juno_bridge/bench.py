@@ -317,9 +317,24 @@ def remote_targets(rows: list[Row]) -> list[tuple[str, float | None, float, bool
     return bench_remote.targets([{**asdict(r), **r.extra} for r in rows])
 
 
+def sniper_rows(settings: Settings) -> list[Row]:
+    """Issue 12's rows (juno_bridge.bench_sniper): JunoBridgeAlg and the tensor store in SNiPER jobs."""
+    from juno_bridge import bench_sniper
+
+    rows = bench_sniper.run_bench(settings.iterations < Settings().iterations)
+    return [Row(*(r[k] for k in ("group", "model", "batch", "method", "caller", "median_us", "p90_us")),
+                {"note": r["note"]}) for r in rows]
+
+
+def sniper_targets(rows: list[Row]) -> list[tuple[str, float | None, float, bool]]:
+    from juno_bridge import bench_sniper
+
+    return bench_sniper.targets([asdict(r) for r in rows])
+
+
 GROUPS = {"onnx": (onnx_rows, onnx_targets), "torch": (torch_rows, torch_targets),
           "python": (python_rows, python_targets), "tf": (tf_rows, tf_targets),
-          "remote": (remote_rows, remote_targets)}
+          "remote": (remote_rows, remote_targets), "sniper": (sniper_rows, sniper_targets)}
 
 
 def run(settings: Settings, groups: tuple[str, ...] = ("onnx",), json_path: str | None = None) -> str:

@@ -170,9 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=int, metavar="N", help="timed calls per row")
     p.add_argument("--batch", type=int, nargs="+", metavar="B", help="batch sizes (default 1 64)")
     p.add_argument("--model", nargs="+", choices=["tiny", "juno"], help="built-in models (default both)")
-    p.add_argument("--only", nargs="+", choices=["onnx", "torch", "python", "tf", "remote"], metavar="GROUP",
+    p.add_argument("--only", nargs="+", choices=["onnx", "torch", "python", "tf", "remote", "sniper"], metavar="GROUP",
                    help="groups to run: onnx, torch, python (Python algorithm and scatter), tf (TensorFlow "
-                        "SavedModels), remote (Triton server, Dask workers); default all")
+                        "SavedModels), remote (Triton server, Dask workers), sniper (SNiPER jobs; needs "
+                        "SNIPER_PREFIX); default all")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.set_defaults(run=cmd_bench)
 

@@ -70,7 +70,11 @@ class TensorStore(Mapping):
         return self._handle.address(name)
 
     def __repr__(self) -> str:
-        return f"<juno_bridge.sniper.TensorStore of task '{self._handle.task}': {', '.join(self) or 'empty'}>"
+        try:
+            held = ", ".join(self) or "empty"
+        except Exception as err:  # noqa: BLE001  (a store that is gone says so)
+            held = str(err)
+        return f"<juno_bridge.sniper.TensorStore of task '{self._handle.task}': {held}>"
 
 
 def store(alg_or_task) -> TensorStore:
