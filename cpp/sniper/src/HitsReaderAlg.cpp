@@ -14,6 +14,7 @@
 
 #include <hdf5.h>
 
+#include <algorithm>
 #include <exception>
 #include <string>
 #include <vector>
@@ -85,20 +86,41 @@ class HitsFile {
   const float* vertex(size_t i) const { return vertex_.data() + 3 * i; }
   float energy(size_t i) const { return energy_[i]; }
 
-  // Event i's hits into the buffers (resized, reused across events).
-  void read(size_t i, std::vector<int32_t>& pmt, std::vector<float>& npe, std::vector<float>& time) const {
-    const hsize_t begin = static_cast<hsize_t>(offsets_[i]), count = static_cast<hsize_t>(offsets_[i + 1] - offsets_[i]);
-    if (offsets_[i + 1] < offsets_[i]) throw file_error(path_, "offsets decrease at event " + std::to_string(i));
-    pmt.resize(count);
-    npe.resize(count);
-    time.resize(count);
-    if (count == 0) return;
-    slab(pmt_, "pmt_id", H5T_NATIVE_INT32, begin, count, pmt.data());
-    slab(npe_, "npe", H5T_NATIVE_FLOAT, begin, count, npe.data());
-    slab(time_, "time", H5T_NATIVE_FLOAT, begin, count, time.data());
+  struct Hits {
+    const int32_t* pmt;
+    const float* npe;
+    const float* time;
+    size_t count;
+  };
+
+  // Event i's hits, read with those of the next events in one block (HDF5's cost is per read, not
+  // per hit); valid until the next call.
+  Hits hits(size_t i) {
+    if (i < block_begin_ || i >= block_end_) load_block(i);
+    const size_t first = static_cast<size_t>(offsets_[i] - offsets_[block_begin_]);
+    const size_t count = static_cast<size_t>(offsets_[i + 1] - offsets_[i]);
+    return {pmt_buf_.data() + first, npe_buf_.data() + first, time_buf_.data() + first, count};
   }
 
  private:
+  static constexpr size_t kBlockEvents = 64;
+
+  void load_block(size_t i) {
+    block_begin_ = i;
+    block_end_ = std::min(events(), i + kBlockEvents);
+    for (size_t e = block_begin_; e < block_end_; ++e)
+      if (offsets_[e + 1] < offsets_[e]) throw file_error(path_, "offsets decrease at event " + std::to_string(e));
+    const hsize_t begin = static_cast<hsize_t>(offsets_[block_begin_]);
+    const hsize_t count = static_cast<hsize_t>(offsets_[block_end_]) - begin;
+    pmt_buf_.resize(count);
+    npe_buf_.resize(count);
+    time_buf_.resize(count);
+    if (count == 0) return;
+    slab(pmt_, "pmt_id", H5T_NATIVE_INT32, begin, count, pmt_buf_.data());
+    slab(npe_, "npe", H5T_NATIVE_FLOAT, begin, count, npe_buf_.data());
+    slab(time_, "time", H5T_NATIVE_FLOAT, begin, count, time_buf_.data());
+  }
+
   Handle dataset(const char* name) const {
     if (H5Lexists(file_, name, H5P_DEFAULT) <= 0)
       throw file_error(path_, std::string("no dataset '") + name + "' (expected offsets, pmt_id, npe, time)");
@@ -136,6 +158,9 @@ class HitsFile {
   Handle file_, pmt_, npe_, time_;
   std::vector<int64_t> offsets_;
   std::vector<float> vertex_, energy_;
+  size_t block_begin_ = 0, block_end_ = 0;  // the events whose hits the buffers hold
+  std::vector<int32_t> pmt_buf_;
+  std::vector<float> npe_buf_, time_buf_;
 };
 
 }  // namespace
@@ -179,10 +204,10 @@ class HitsReaderAlg : public AlgBase {
       return true;
     }
     try {
-      file_->read(event_, pmt_, npe_, time_);
+      const HitsFile::Hits hits = file_->hits(event_);
       // Stable storage: the same address every event; the scatter overwrites every PMT.
       float* dense = store_->create<float>(m_output, {1, 2, jb::kLargePmts});
-      jb::scatter_hits(pmt_.data(), npe_.data(), time_.data(), pmt_.size(), dense, 2, jb::kLargePmts, m_empty);
+      jb::scatter_hits(hits.pmt, hits.npe, hits.time, hits.count, dense, 2, jb::kLargePmts, m_empty);
       if (!m_truth.empty() && file_->has_truth()) {
         float* truth = store_->create<float>(m_truth, {1, 4});
         const float* v = file_->vertex(event_);
@@ -226,8 +251,6 @@ class HitsReaderAlg : public AlgBase {
   jb::sniper::TensorStore* store_ = nullptr;
   std::unique_ptr<HitsFile> file_;
   size_t next_file_ = 0, event_ = 0, total_ = 0;
-  std::vector<int32_t> pmt_;
-  std::vector<float> npe_, time_;
 };
 
 DECLARE_ALGORITHM(HitsReaderAlg);
