@@ -137,7 +137,7 @@ def test_the_gil_is_released_during_task_run(models, events, run_job):
     job = run_job(f'''
         def ticks_during_run(release):
             task = Sniper.Task("task"); task.setEvtMax(-1)
-            reader = task.createAlg("HitsReaderAlg/reader"); reader.property("Files").set([{str(events)!r}] * 8)
+            reader = task.createAlg("HitsReaderAlg/reader"); reader.property("Files").set([{str(events)!r}] * 40)
             reco = task.createAlg("JunoBridgeAlg/reco"); reco.property("Model").set({models["onnx"]!r})
             reco.property("ReleaseGIL").set(release)
             count, stop = [0], threading.Event()
