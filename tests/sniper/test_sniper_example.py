@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import juno_bridge
-from conftest import HERE, PREFIX, job_env
+from sniper_env import HERE, PREFIX, job_env
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from conftest import LIBRARY, job_env, plain_session
+from sniper_env import LIBRARY, job_env, plain_session
 
 N_EVENTS = 12
 
