@@ -129,7 +129,7 @@ def run_bench(quick: bool = False) -> list[dict]:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [f"{prefix}/python", os.environ.get("PYTHONPATH")])),
                    LD_LIBRARY_PATH=os.pathsep.join(filter(None, [f"{prefix}/lib", os.environ.get("LD_LIBRARY_PATH")])))
         proc = subprocess.run([sys.executable, "-c", JOB, str(h5), str(n), model, "200" if quick else "1000"],
-                              env=env, capture_output=True, text=True)
+                              env=env, capture_output=True, text=True, cwd=tmp)  # not a source tree's cwd
         lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
         if proc.returncode != 0 or not lines:
             raise RuntimeError(f"the SNiPER job failed: {(proc.stderr or proc.stdout)[-500:]}")
