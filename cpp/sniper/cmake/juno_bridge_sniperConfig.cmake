@@ -13,11 +13,10 @@ if(NOT TARGET SNiPER::SniperKernel)
 endif()
 if(NOT TARGET juno_bridge::sniper)
   add_library(juno_bridge::sniper SHARED IMPORTED)
-  set_target_properties(juno_bridge::sniper PROPERTIES
-    IMPORTED_LOCATION "${_jbs_prefix}/lib/libJunoBridgeSniper.so"
-    IMPORTED_SONAME "libJunoBridgeSniper.so"
-    INTERFACE_INCLUDE_DIRECTORIES "${_jbs_prefix}/include"
-    INTERFACE_LINK_LIBRARIES "juno_bridge::juno_bridge;SNiPER::SniperKernel")
+  set_property(TARGET juno_bridge::sniper PROPERTY IMPORTED_LOCATION "${_jbs_prefix}/lib/libJunoBridgeSniper.so")
+  set_property(TARGET juno_bridge::sniper PROPERTY IMPORTED_SONAME libJunoBridgeSniper.so)
+  target_include_directories(juno_bridge::sniper INTERFACE "${_jbs_prefix}/include")
+  target_link_libraries(juno_bridge::sniper INTERFACE juno_bridge::juno_bridge SNiPER::SniperKernel)
 endif()
 set(juno_bridge_sniper_FOUND TRUE)
 unset(_jbs_prefix)
