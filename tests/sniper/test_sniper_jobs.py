@@ -31,7 +31,7 @@ def test_every_backend_matches_plain_python(backend, models, events, dense_event
     model = models[backend]
     keys = ["energy"] if backend == "savedmodel" else ["vertex", "energy"]
     job = run_job(reco_job(model, events, keys))
-    assert job.result and job.result["ok"], job
+    assert job.result and job.result["ok"] and job.rc == 0, job  # rc: the process also ends cleanly
     assert f"events processed {N_EVENTS}" in job.output, job
     expected = plain_session(model, dense_events)
     for k in keys:
