@@ -17,7 +17,7 @@ TF_DEPS := "tensorflow-cpu==2.21.0"
 # Extras installed with the package; our own CI installs them all.
 EXTRAS := test,hdf5,torch,tf,triton,dask
 
-.PHONY: all demo test install bench clean
+.PHONY: all demo test install bench clean sniper
 
 all: install
 
@@ -40,6 +40,14 @@ bench: install
 REQUIRE_ALL ?= 1
 test: install
 	cd tests && JUNO_BRIDGE_REQUIRE_ALL=$(REQUIRE_ALL) ../$(VENV)/bin/pytest -q -p no:cacheprovider
+
+# The SNiPER package (cpp/sniper) against the SNiPER installed in SNIPER_PREFIX, installed into the
+# juno_bridge package of $(VENV):  make sniper SNIPER_PREFIX=/path/to/sniper/install
+sniper: install
+	@test -n "$(SNIPER_PREFIX)" || { echo "make sniper needs SNIPER_PREFIX=<SNiPER's install prefix>"; exit 2; }
+	$(VENV)/bin/cmake -S cpp/sniper -B build/sniper -G Ninja -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV))/bin/ninja -DCMAKE_PREFIX_PATH="$(abspath $(SNIPER_PREFIX))" \
+	  -Djuno_bridge_DIR="$$($(VENV)/bin/juno-bridge config --cmake-dir)" -DPython3_EXECUTABLE="$(abspath $(PY))"
+	$(VENV)/bin/cmake --build build/sniper --target install
 
 clean:
 	rm -rf build dist *.egg-info juno_bridge/lib juno_bridge/include juno_bridge/cmake juno_bridge/bin juno_bridge/examples juno_bridge/*.so bridge/*.cpp

@@ -157,6 +157,16 @@ def cmd_run(args) -> int:
     return EXIT_OK if not report.failed else EXIT_ERROR
 
 
+def cmd_toymc(args) -> int:
+    from juno_bridge.demo.toymc import generate
+
+    if args.events < 1:
+        raise UsageError(f"--events must be >= 1, got {args.events}")
+    generate(args.events, seed=args.seed).save(args.out)
+    print(f"{args.events} toy events -> {args.out}")
+    return EXIT_OK
+
+
 def cmd_serve(args) -> int:
     from juno_bridge.serve import TritonServer, serve_forever
 
@@ -185,13 +195,6 @@ def backend_names() -> str:
     import juno_bridge as jb
 
     return ", ".join(b.name for b in jb.backends())
-
-
-def bench_groups() -> dict:
-    """The benchmark's groups, from the backend registry (juno_bridge.bench.groups)."""
-    from juno_bridge.bench import groups
-
-    return groups()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -229,11 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iterations", type=int, metavar="N", help="timed calls per row")
     p.add_argument("--batch", type=int, nargs="+", metavar="B", help="batch sizes (default 1 64)")
     p.add_argument("--model", nargs="+", choices=["tiny", "juno"], help="built-in models (default both)")
-    groups = bench_groups()
-    p.add_argument("--only", nargs="+", choices=list(groups), metavar="GROUP",
-                   help="groups to run, one per backend: " + "; ".join(
-                       f"{g}: {b.description}" if g == b.name else f"{g} ({b.name}): {b.description}"
-                       for g, b in groups.items()) + "; default all")
+    from juno_bridge import bench
+
+    p.add_argument("--only", nargs="+", choices=list(bench.GROUPS), metavar="GROUP",
+                   help="groups to run: " + "; ".join(f"{g}: {bench.describe(g)}" for g in bench.GROUPS) +
+                        "; default all")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.set_defaults(run=cmd_bench)
 
@@ -249,6 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="served name, once per model in order (default: the file's stem)")
     p.add_argument("--log", metavar="FILE", help="the server's log file (default: a temporary one)")
     p.set_defaults(run=cmd_serve)
+
+    p = sub.add_parser("toymc", help="write toy events as sparse PMT hits (HDF5) for `run` and SNiPER's HitsReaderAlg")
+    p.add_argument("--events", "-n", type=int, default=1000, metavar="N", help="events to generate (1000)")
+    p.add_argument("--out", "-o", required=True, metavar="FILE",
+                   help="the HDF5 file (layout: offsets, pmt_id, npe, time, vertex, energy; see juno_bridge.hits_file)")
+    p.add_argument("--seed", type=int, default=1, help="generator seed (1)")
+    p.set_defaults(run=cmd_toymc)
 
     p = sub.add_parser("run", help="run a model over event files (.npz or HDF5), in batches; many files on Dask")
     p.add_argument("model", help=f"the model: {model_forms()}")

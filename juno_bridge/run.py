@@ -1,7 +1,8 @@
 """`juno-bridge run`: inference over an event file, in batches, with a progress bar; over many files on Dask.
 
 Input: an ``.npz`` or HDF5 (``.h5``/``.hdf5``) file holding one array per model input, named after the
-input, with events along the first axis. Output: the same format (by the output file's suffix) with
+input, with events along the first axis; or, for a model of one input, a sparse-hits HDF5 file
+(``juno-bridge toymc --out``, layout in ``juno_bridge.hits_file``), scattered to dense events per batch. Output: the same format (by the output file's suffix) with
 one array per model output. Batches are views into the loaded arrays and outputs are written in place
 into slices of the output arrays, so nothing is copied between the file and the model.
 """
@@ -31,6 +32,8 @@ def read_inputs(path: str | os.PathLike, names: list[str]) -> dict[str, np.ndarr
     path = Path(path)
     if not path.exists():
         raise InvalidArgumentError(f"input file '{path}' does not exist")
+    if path.suffix in HDF5_SUFFIXES and (hits := _hits_inputs(path, names)):
+        return hits
     if path.suffix in HDF5_SUFFIXES:
         with _h5py().File(path, "r") as f:
             available = list(f.keys())
@@ -49,6 +52,19 @@ def read_inputs(path: str | os.PathLike, names: list[str]) -> dict[str, np.ndarr
     if len(set(counts.values())) != 1:
         raise InputError(f"input file '{path}': inputs have different event counts {counts}")
     return arrays
+
+
+def _hits_inputs(path: Path, names: list[str]) -> dict | None:
+    """A sparse-hits file as the one input of a model: dense events, scattered batch by batch."""
+    from juno_bridge import hits_file
+
+    with _h5py().File(path, "r") as f:
+        if any(n in f for n in names) or not hits_file.is_hits_file(f):
+            return None
+    if len(names) != 1:
+        raise InputError(f"input file '{path}' holds sparse hits, which feed a model of one input; "
+                         f"this model takes {', '.join(names)}")
+    return {names[0]: hits_file.DenseEvents(path)}
 
 
 def write_outputs(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:

@@ -6,7 +6,8 @@ are shown as met or missed, never asserted (shared machines are noisy).
 
 One group per backend of the registry (``juno_bridge.backends()``), each in its own module with
 ``group_rows(settings)`` and ``group_targets(rows)``: onnx, torch, tf, python, remote (Triton, and
-Dask workers); what they share is in ``juno_bridge.bench.common``.
+Dask workers); what they share is in ``juno_bridge.bench.common``. The sniper group measures juno-bridge
+inside a SNiPER job (the default ONNX model; it needs SNIPER_PREFIX and says so without it).
 """
 from __future__ import annotations
 
@@ -23,12 +24,25 @@ from juno_bridge.bench.common import Row, Settings, Target, find_row, format_tar
 _GROUP_OF_BACKEND = {"onnxruntime": "onnx", "torch": "torch", "tf": "tf", "python": "python", "triton": "remote"}
 
 
+# Groups that measure juno-bridge inside a framework, on the default backend: name -> what they measure.
+_FRAMEWORK_GROUPS = {"sniper": "JunoBridgeAlg and the tensor store in SNiPER jobs (needs SNIPER_PREFIX)"}
+
+
 def groups() -> dict[str, BackendInfo]:
-    """Group name -> the backend it measures, in the registry's order."""
-    return {_GROUP_OF_BACKEND[b.name]: b for b in backends() if b.name in _GROUP_OF_BACKEND}
+    """Group name -> the backend it measures, in the registry's order, then the framework groups."""
+    found = {_GROUP_OF_BACKEND[b.name]: b for b in backends() if b.name in _GROUP_OF_BACKEND}
+    return {**found, **{name: backends()[0] for name in _FRAMEWORK_GROUPS}}
 
 
 GROUPS = groups()
+
+
+def describe(name: str) -> str:
+    """One line for `bench --help`: what the group measures."""
+    if name in _FRAMEWORK_GROUPS:
+        return _FRAMEWORK_GROUPS[name]
+    backend = GROUPS[name]
+    return backend.description if name == backend.name else f"{backend.name}: {backend.description}"
 
 
 def unavailable(backend: BackendInfo) -> str:
@@ -80,4 +94,4 @@ def run(settings: Settings, groups: tuple[str, ...] = ("onnx",), json_path: str 
     return report
 
 
-__all__ = ["GROUPS", "Row", "Settings", "format_report", "groups", "run"]
+__all__ = ["GROUPS", "Row", "Settings", "describe", "format_report", "groups", "run"]

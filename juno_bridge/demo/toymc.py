@@ -90,6 +90,12 @@ class Events:
             jb.scatter_hits(*self.hits(i), out=out[k], empty=empty)
         return out
 
+    def save(self, path) -> None:
+        """Writes the events as a sparse-hits HDF5 file, truth included (layout: juno_bridge.hits_file)."""
+        from juno_bridge import hits_file
+
+        hits_file.write(path, self.offsets, self.pmt_id, self.npe, self.time, self.vertex, self.energy)
+
     def truth(self) -> np.ndarray:
         """[N, 4] float32: vertex x, y, z (m) and energy (MeV), the default model's output layout."""
         return np.concatenate([self.vertex, self.energy[:, None]], axis=1).astype(np.float32)

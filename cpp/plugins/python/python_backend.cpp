@@ -179,12 +179,30 @@ void ensure_interpreter() {
                    std::to_string(PY_MINOR_VERSION) + "/site-packages");
   std::optional<Error> failure;
   Ref site(PyImport_ImportModule("site"));
+  PyObject* path = PySys_GetObject("path");  // borrowed
+  const Py_ssize_t base_entries = path ? PyList_Size(path) : 0;
   for (const auto& dir : dirs) {
     Ref r(site ? PyObject_CallMethod(site.get(), "addsitedir", "s", dir.c_str()) : nullptr);
     if (!r) {
       failure = python_error(JB_ERROR_BACKEND_UNAVAILABLE, "python backend: cannot add " + dir + " to sys.path: ");
       break;
     }
+  }
+  // addsitedir appends: move what it added (our environment, its .pth entries) before the base
+  // installation's site-packages (PYTHONPATH and the standard library stay first), so the environment
+  // juno-bridge is installed in wins.
+  Py_ssize_t first_site = 0;
+  while (path && first_site < base_entries) {
+    const char* entry = PyUnicode_AsUTF8(PyList_GetItem(path, first_site));
+    if (entry && (std::strstr(entry, "site-packages") || std::strstr(entry, "dist-packages"))) break;
+    PyErr_Clear();
+    ++first_site;
+  }
+  if (status == JB_OK && path && PyList_Size(path) > base_entries && first_site < base_entries) {
+    Ref added(PyList_GetSlice(path, base_entries, PyList_Size(path)));
+    if (!added || PyList_SetSlice(path, base_entries, PyList_Size(path), nullptr) < 0 ||
+        PyList_SetSlice(path, first_site, first_site, added.get()) < 0)
+      status = fail_from_python(JB_ERROR_BACKEND_UNAVAILABLE, "python backend: cannot order sys.path: ");
   }
   // Some libraries read sys.argv, which an embedded interpreter lacks.
   if (!failure && PyRun_SimpleString("import sys\nif not getattr(sys, 'argv', None): sys.argv = ['']\n") != 0)

@@ -1,0 +1,92 @@
+// jb::sniper::ModelAlg: a SNiPER algorithm that runs one juno-bridge model on tensors of the task's
+// TensorStore; JunoBridgeAlg is it as is, JUNO code derives from it and fills in two hooks.
+//
+// Properties: Model (any model string juno-bridge opens), Inputs / Outputs (model tensor -> store key;
+// a tensor not listed uses its own name), Threads (intra-op, 1), InterOpThreads (0: the backend's
+// default), Providers (["cpu"]), Backend ("" = by the model), ReleaseGIL (true: the GIL is released
+// around each run when this thread holds it, so Python threads go on during task.run()).
+//
+// Per event: fillInputs(store) -> the model reads its inputs from the store and writes its outputs
+// into store tensors in place (same addresses every event while shapes stay) -> consumeOutputs(store).
+// Any error ends the event with LogError carrying juno-bridge's message (execute returns false).
+//
+//   class MyReco : public jb::sniper::ModelAlg {
+//    public:
+//     using ModelAlg::ModelAlg;
+//    protected:
+//     bool fillInputs(jb::sniper::TensorStore& store) override {
+//       float* pmt = store.create<float>("pmt", {1, 2, 17612});
+//       ...  // from the event model
+//       return true;
+//     }
+//     bool consumeOutputs(jb::sniper::TensorStore& store) override {
+//       const float* v = static_cast<const float*>(store.at("vertex").data);
+//       ...  // into the event model
+//       return true;
+//     }
+//   };
+//   DECLARE_ALGORITHM(MyReco);
+#pragma once
+#include <juno_bridge/session.hpp>
+#include <juno_bridge/sniper/TensorStore.h>
+
+#include <SniperKernel/AlgBase.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace jb::sniper {
+
+class ModelAlg : public AlgBase {
+ public:
+  explicit ModelAlg(const std::string& name);
+  ~ModelAlg() override;
+
+  bool initialize() override;
+  bool execute() override;
+  bool finalize() override;
+
+  // The open session (nullptr before initialize and after finalize).
+  const Session* session() const { return session_.get(); }
+  // Store key of a model input / output.
+  const std::string& inputKey(const std::string& model_input) const;
+  const std::string& outputKey(const std::string& model_output) const;
+
+ protected:
+  // JUNO code: put this event's inputs into the store (return false, after LogError, to fail it).
+  virtual bool fillInputs(TensorStore& store);
+  // JUNO code: read the outputs from the store into the event model.
+  virtual bool consumeOutputs(TensorStore& store);
+
+  std::string m_model;
+  std::map<std::string, std::string> m_inputs, m_outputs;
+  int m_threads = 1;
+  int m_interOpThreads = 0;
+  std::vector<std::string> m_providers{"cpu"};
+  std::string m_backend;
+  bool m_releaseGIL = true;
+
+ private:
+  void runModel();
+  void prepareOutputs();
+  std::string where() const;  // "JunoBridgeAlg 'reco' (model.onnx)" for messages
+
+  std::unique_ptr<Session> session_;
+  TensorStore* store_ = nullptr;
+  std::vector<std::string> in_keys_, out_keys_;
+  std::vector<TensorView> in_, out_;
+  std::vector<Tensor> owned_;
+  std::vector<int32_t> index_;      // 0..outputs-1
+  std::vector<bool> adopt_;          // outputs the backend allocates (shape unknown before the run)
+  std::vector<TensorView> last_in_;  // input dtypes and shapes the output tensors were made for
+};
+
+}  // namespace jb::sniper
+
+// The generic algorithm: `task.createAlg("JunoBridgeAlg/reco")`.
+class JunoBridgeAlg : public jb::sniper::ModelAlg {
+ public:
+  using ModelAlg::ModelAlg;
+};

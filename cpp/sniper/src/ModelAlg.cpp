@@ -1,0 +1,186 @@
+// ModelAlg / JunoBridgeAlg: one juno-bridge session per algorithm, inputs and outputs in the store.
+#include "juno_bridge/sniper/ModelAlg.h"
+
+#include "python_gil.hpp"
+
+#include <SniperKernel/AlgFactory.h>
+
+#include <exception>
+
+DECLARE_ALGORITHM(JunoBridgeAlg);
+
+namespace jb::sniper {
+namespace {
+
+bool same_tensors(const std::vector<TensorView>& a, const std::vector<TensorView>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].dtype != b[i].dtype || a[i].rank != b[i].rank) return false;
+    for (int32_t d = 0; d < a[i].rank; ++d)
+      if (a[i].shape[d] != b[i].shape[d]) return false;
+  }
+  return true;
+}
+
+std::string names(const std::vector<TensorInfo>& infos) {
+  std::string s;
+  for (const auto& i : infos) s += (s.empty() ? "" : ", ") + i.name;
+  return s;
+}
+
+// Every key of `mapping` names one of `infos`, else an error naming the known tensors.
+void check_mapping(const std::map<std::string, std::string>& mapping, const std::vector<TensorInfo>& infos,
+                   const char* property, const char* kind) {
+  for (const auto& kv : mapping) {
+    bool known = false;
+    for (const auto& i : infos) known = known || i.name == kv.first;
+    if (!known)
+      throw Error(ErrorCode::InvalidArgument, std::string(property) + " names the model " + kind + " '" + kv.first +
+                                                  "', which the model does not have; its " + kind + "s: " +
+                                                  names(infos));
+  }
+}
+
+const std::string& key_of(const std::map<std::string, std::string>& mapping, const std::string& name) {
+  auto it = mapping.find(name);
+  return it == mapping.end() ? name : it->second;
+}
+
+}  // namespace
+
+ModelAlg::ModelAlg(const std::string& name) : AlgBase(name) {
+  declProp("Model", m_model);
+  declProp("Inputs", m_inputs);
+  declProp("Outputs", m_outputs);
+  declProp("Threads", m_threads);
+  declProp("InterOpThreads", m_interOpThreads);
+  declProp("Providers", m_providers);
+  declProp("Backend", m_backend);
+  declProp("ReleaseGIL", m_releaseGIL);
+}
+
+ModelAlg::~ModelAlg() {
+  if (session_) session_->close();
+}
+
+std::string ModelAlg::where() const { return m_tag + " '" + m_name + "' (" + m_model + ")"; }
+
+const std::string& ModelAlg::inputKey(const std::string& model_input) const { return key_of(m_inputs, model_input); }
+const std::string& ModelAlg::outputKey(const std::string& model_output) const {
+  return key_of(m_outputs, model_output);
+}
+
+bool ModelAlg::fillInputs(TensorStore&) { return true; }
+bool ModelAlg::consumeOutputs(TensorStore&) { return true; }
+
+bool ModelAlg::initialize() {
+  try {
+    if (m_model.empty()) throw Error(ErrorCode::InvalidArgument, "the property Model is not set");
+    SessionOptions options;
+    options.backend = m_backend;
+    options.intra_op_threads = m_threads;
+    options.inter_op_threads = m_interOpThreads;
+    options.providers = m_providers;
+    if (m_interOpThreads > 1) options.execution_mode = "parallel";
+    {
+      GilRelease unlocked(m_releaseGIL);  // a python: model takes the GIL itself
+      session_ = std::make_unique<Session>(m_model, options);
+    }
+    GilRelease::find_python();
+    check_mapping(m_inputs, session_->inputs(), "Inputs", "input");
+    check_mapping(m_outputs, session_->outputs(), "Outputs", "output");
+    store_ = &TensorStore::of(this);
+    in_keys_.clear();
+    out_keys_.clear();
+    for (const auto& i : session_->inputs()) in_keys_.push_back(inputKey(i.name));
+    for (const auto& o : session_->outputs()) out_keys_.push_back(outputKey(o.name));
+    in_.assign(in_keys_.size(), TensorView());
+    out_.assign(out_keys_.size(), TensorView());
+    owned_.assign(out_keys_.size(), Tensor());
+    adopt_.assign(out_keys_.size(), false);
+    index_.resize(out_keys_.size());
+    for (size_t o = 0; o < index_.size(); ++o) index_[o] = static_cast<int32_t>(o);
+    last_in_.clear();
+  } catch (const std::exception& e) {
+    LogError << where() << ": " << e.what() << std::endl;
+    session_.reset();
+    return false;
+  }
+  LogInfo << "opened " << m_model << " on " << session_->backend_name() << std::endl;
+  return true;
+}
+
+// Output tensors for the current input shapes: static shapes (after naming dims shared with the
+// inputs) become store storage written in place; the rest the backend allocates, adopted after the run.
+void ModelAlg::prepareOutputs() {
+  const auto& ins = session_->inputs();
+  const auto& outs = session_->outputs();
+  for (size_t o = 0; o < outs.size(); ++o) {
+    std::vector<int64_t> shape = outs[o].shape;
+    bool known = outs[o].rank_known;
+    for (size_t d = 0; known && d < shape.size(); ++d) {
+      if (shape[d] >= 0) continue;
+      const auto& dim_name = d < outs[o].dim_names.size() ? outs[o].dim_names[d] : std::nullopt;
+      for (size_t i = 0; dim_name && shape[d] < 0 && i < ins.size(); ++i)
+        for (size_t k = 0; k < ins[i].dim_names.size() && k < static_cast<size_t>(in_[i].rank); ++k)
+          if (ins[i].dim_names[k] == dim_name) shape[d] = in_[i].shape[k];
+      known = shape[d] >= 0;
+    }
+    adopt_[o] = !known || outs[o].dtype == DType::Undefined;
+    if (!adopt_[o]) store_->create(out_keys_[o], outs[o].dtype, shape);
+  }
+  last_in_ = in_;
+}
+
+void ModelAlg::runModel() {
+  for (size_t i = 0; i < in_keys_.size(); ++i) {
+    const StoredTensor* t = store_->find(in_keys_[i]);
+    if (t == nullptr)
+      throw Error(ErrorCode::Input, "model input '" + session_->inputs()[i].name + "' reads store key '" +
+                                        in_keys_[i] + "', which the tensor store lacks; it holds " +
+                                        store_->names_string());
+    in_[i] = t->view;
+  }
+  if (!same_tensors(in_, last_in_)) prepareOutputs();
+  for (size_t o = 0; o < out_keys_.size(); ++o) {
+    const StoredTensor* t = adopt_[o] ? nullptr : store_->find(out_keys_[o]);
+    out_[o] = t ? t->view : TensorView();  // data nullptr: the backend allocates
+    if (!t) adopt_[o] = true;
+  }
+  {
+    GilRelease unlocked(m_releaseGIL);
+    session_->run(in_.data(), in_.size(), index_.data(), out_.data(), owned_.data(), out_.size());
+  }
+  for (size_t o = 0; o < out_keys_.size(); ++o)
+    if (adopt_[o]) {
+      store_->adopt(out_keys_[o], owned_[o]);
+      owned_[o] = Tensor();
+    }
+}
+
+bool ModelAlg::execute() {
+  if (!session_) {
+    LogError << where() << ": the session is not open (initialize failed or finalize ran)" << std::endl;
+    return false;
+  }
+  try {
+    if (!fillInputs(*store_)) return false;
+    runModel();
+    return consumeOutputs(*store_);
+  } catch (const std::exception& e) {
+    LogError << where() << ": " << e.what() << std::endl;
+    return false;
+  }
+}
+
+bool ModelAlg::finalize() {
+  if (session_) {
+    GilRelease unlocked(m_releaseGIL);
+    session_->close();
+    session_.reset();
+  }
+  store_ = nullptr;
+  return true;
+}
+
+}  // namespace jb::sniper

@@ -1,0 +1,189 @@
+"""juno-bridge inside SNiPER, measured (``juno-bridge bench --only sniper``; needs SNIPER_PREFIX and
+``make sniper``, else the group says why and is skipped).
+
+Default model (ONNX), toy events, 1 thread, per event:
+  (s1) the project's C++ framework host (cpp/tools/framework_host.cpp), batch 1: scatter + run;
+  (s2) a SNiPER job: HitsReaderAlg (HDF5 read + scatter) + JunoBridgeAlg, and (s0) the reader alone (the
+       event loop only, timed by a first Python algorithm that notes when each event starts):
+       JunoBridgeAlg's own cost is s2 - s0, compared with (s5) a C++ loop of Session::run alone;
+  (s3) the C++ -> Python handoff of a [1, 2, 17612] float32 event: the tensor store's numpy view vs
+       SNiPER's PyDataStore::set(std::vector<float>) plus the Python side's np.asarray of what it holds;
+  (s4) a Python algorithm in SNiPER (SessionAlg, bound once; s4 - s0) vs a plain Python loop (bound run).
+The job runs in its own process (SNiPER's Python package and libraries come from SNIPER_PREFIX).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from juno_bridge.bench.common import Row, Settings, Target
+
+JOB = r'''
+import json, sys, time
+import numpy as np
+import Sniper
+import SniperPython  # noqa: F401  (PyDataStoreSvc)
+import juno_bridge.sniper as jbs
+from juno_bridge import _sniper
+
+events, n, model, reps = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+handoff = {}
+
+class Handoff(Sniper.PyAlgBase):
+    """At the first event: the reader's pmt seen from Python, both ways, `reps` times each."""
+    def initialize(self):
+        self.store, self.done = jbs.store(self), False; return True
+    def execute(self):
+        if self.done: return True
+        self.done = True
+        start = time.perf_counter()
+        for _ in range(reps):
+            a = self.store["pmt"]
+        handoff["store_s"] = (time.perf_counter() - start) / reps
+        elements = a.size
+        handoff["set_s"] = _sniper.time_pydatastore_set(self.getParent(), "DataStore", "pmt", elements, reps)
+        data = self.get("DataStore").data()
+        start = time.perf_counter()
+        for _ in range(reps):
+            b = np.asarray(data["pmt"], np.float32)
+        handoff["asarray_s"] = (time.perf_counter() - start) / reps
+        return True
+    def finalize(self): return True
+
+class Clock(Sniper.PyAlgBase):
+    """First in the task: the time each event starts (the loop alone, without opening files and models)."""
+    def __init__(self, name):
+        super().__init__(name); self.starts = []
+    def initialize(self): return True
+    def execute(self): self.starts.append(time.perf_counter()); return True
+    def finalize(self): return True
+
+def job(reco=False, python=False, measure_handoff=False):
+    task = Sniper.Task("task"); task.setEvtMax(-1); task.setLogLevel(4)
+    keep = [Clock("clock")]  # SNiPER holds plain pointers to Python algorithms: they must outlive the run
+    task.addAlg(keep[0])
+    if measure_handoff:
+        task.createSvc("PyDataStoreSvc/DataStore")
+    reader = task.createAlg("HitsReaderAlg/reader"); reader.property("Files").set([events])
+    if reco:
+        task.createAlg("JunoBridgeAlg/reco").property("Model").set(model)
+    if python:
+        keep.append(jbs.SessionAlg("pyreco", model, intra_op_threads=1)); task.addAlg(keep[-1])
+    if measure_handoff:
+        keep.append(Handoff("handoff")); task.addAlg(keep[-1])
+    assert task.run(), "the job failed"
+    starts = keep[0].starts  # n events start, then the reader's stop at the (n + 1)-th
+    return (starts[-2] - starts[1]) / (len(starts) - 3)
+
+def per_event(**kind):
+    return min(job(**kind) for _ in range(3))
+
+out = dict(reader=per_event(), reco=per_event(reco=True), python=per_event(python=True))
+job(measure_handoff=True)
+out.update(handoff)
+print("RESULT " + json.dumps(out))
+'''
+
+
+def _default_model():
+    from juno_bridge.demo.models import default
+
+    return str(default.onnx_model())
+
+
+def _row(method, caller, seconds, note=""):
+    return {"group": "sniper", "model": "default", "batch": 1, "method": method, "caller": caller,
+            "median_us": seconds * 1e6, "p90_us": seconds * 1e6, "note": note}
+
+
+def run_bench(quick: bool = False) -> list[dict]:
+    import numpy as np
+
+    import juno_bridge as jb
+    from juno_bridge import paths
+    from juno_bridge._hits import NUM_LPMT
+    from juno_bridge.demo import toymc
+    from juno_bridge.demo.comparison import write_events_file
+
+    prefix = os.environ.get("SNIPER_PREFIX", "")
+    if not prefix:
+        raise RuntimeError("SNIPER_PREFIX is not set (the SNiPER install prefix); `make sniper` builds the package")
+    if not (Path(jb.__file__).parent / "lib" / "libJunoBridgeSniper.so").exists():
+        raise RuntimeError("the SNiPER package is not built: make sniper SNIPER_PREFIX=...")
+    n = 300 if quick else 2000
+    model = _default_model()
+    events = toymc.generate(n, seed=3)
+    with tempfile.TemporaryDirectory(prefix="jb-bench-sniper-") as tmp:
+        h5, raw = Path(tmp) / "events.h5", Path(tmp) / "events.bin"
+        events.save(h5)
+        write_events_file(events, raw)
+        host = paths.bin_dir() / "jb-framework-host"
+        runs = [json.loads(subprocess.run([str(host), model, str(raw), str(Path(tmp) / "out.f32"), "1", "1"],
+                                          check=True, capture_output=True, text=True).stdout) for _ in range(3)]
+        host_s = min(r["seconds"] for r in runs) / n
+        loop = json.loads(subprocess.run([str(paths.bin_dir() / "jb-bench-loop"), model, "1", str(n), "50"], check=True,
+                                         capture_output=True, text=True).stdout.strip().splitlines()[-1])
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [f"{prefix}/python", os.environ.get("PYTHONPATH")])),
+                   LD_LIBRARY_PATH=os.pathsep.join(filter(None, [f"{prefix}/lib", os.environ.get("LD_LIBRARY_PATH")])))
+        proc = subprocess.run([sys.executable, "-c", JOB, str(h5), str(n), model, "200" if quick else "1000"],
+                              env=env, capture_output=True, text=True, cwd=tmp)  # not a source tree's cwd
+        lines = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+        if proc.returncode != 0 or not lines:
+            raise RuntimeError(f"the SNiPER job failed: {(proc.stderr or proc.stdout)[-500:]}")
+        r = json.loads(lines[-1][7:])
+    # The plain Python loop of (s4): the same events, scatter + bound run per event.
+    session = jb.Session(model, intra_op_threads=1)
+    pmt = np.zeros((1, 2, NUM_LPMT), np.float32)
+    first = session.run({"pmt": pmt})
+    binding = session.bind({"pmt": pmt}, out={k: np.empty_like(v) for k, v in first.items()})
+    start = time.perf_counter()
+    for i in range(n):
+        jb.scatter_hits(*events.hits(i), out=pmt[0])
+        binding.run()
+    plain_s = (time.perf_counter() - start) / n
+    return [
+        _row("(s1) C++ framework host, scatter + run", "c++", host_s),
+        _row("(s0) SNiPER HitsReaderAlg alone (HDF5 read + scatter)", "c++", r["reader"]),
+        _row("(s2) SNiPER HitsReaderAlg + JunoBridgeAlg", "c++", r["reco"],
+             f"JunoBridgeAlg alone {1e6 * (r['reco'] - r['reader']):.1f} us"),
+        _row("(s5) C++ loop of Session::run alone (jb-bench-loop), median", "c++", loop["median_us"] * 1e-6),
+        _row("(s3a) store -> numpy view of [1, 2, 17612]", "python", r["store_s"]),
+        _row("(s3b) PyDataStore::set + np.asarray", "python", r["set_s"] + r["asarray_s"],
+             f"set {1e6 * r['set_s']:.0f} us + asarray {1e6 * r['asarray_s']:.0f} us"),
+        _row("(s4a) SNiPER HitsReaderAlg + SessionAlg (Python)", "python", r["python"]),
+        _row("(s4b) plain Python loop: scatter + bound run", "python", plain_s),
+    ]
+
+
+def targets(rows: list[dict]) -> list[tuple[str, float | None, float, bool]]:
+    by = {r["method"].split(")")[0] + ")": r["median_us"] for r in rows}
+    overhead = by["(s2)"] - by["(s0)"] - by["(s5)"]
+    return [
+        (f"JunoBridgeAlg in SNiPER (s2 - s0) minus Session::run alone (s5), us per event ({overhead:.1f})",
+         overhead, 2.0, False),
+        ("SNiPER job (reader + JunoBridgeAlg) vs the C++ framework host (s2 / s1)", by["(s2)"] / by["(s1)"], 1.1, False),
+        ("store handoff vs PyDataStore::set, x faster", by["(s3b)"] / by["(s3a)"], 100.0, True),
+        ("Python algorithm in SNiPER vs plain Python loop, ratio", by["(s4a)"] / by["(s4b)"], 1.1, False),
+    ]
+
+
+def group_rows(settings: Settings) -> list[Row]:
+    """The rows of `juno-bridge bench --only sniper`."""
+    return [Row(*(r[k] for k in ("group", "model", "batch", "method", "caller", "median_us", "p90_us")),
+                {"note": r["note"]}) for r in run_bench(settings.is_quick)]
+
+
+def group_targets(rows: list[Row]) -> list[Target]:
+    return targets([asdict(r) for r in rows])
+
+
+if __name__ == "__main__":
+    for row in run_bench("--quick" in sys.argv):
+        print(f"{row['method']:<60} {row['median_us']:10.1f} us  {row['note']}")

@@ -1,0 +1,98 @@
+"""Event files of sparse PMT hits (HDF5): written by ``juno-bridge toymc --out``, read by the SNiPER
+``HitsReaderAlg`` (through the HDF5 C library) and by ``juno-bridge run``.
+
+Layout, version 1: one file of N events holding H hits in all, stored by event (CSR):
+
+=============  ===============  ============================================================
+``offsets``    int64 [N + 1]    event i's hits are rows offsets[i] .. offsets[i+1]-1; offsets[0] = 0,
+                                offsets[N] = H
+``pmt_id``     int32 [H]        large-PMT id, 0..17611 (several hits per PMT possible)
+``npe``        float32 [H]      photoelectrons of the hit
+``time``       float32 [H]      hit time, ns after the event
+``vertex``     float32 [N, 3]   truth, optional: x, y, z in m
+``energy``     float32 [N]      truth, optional: MeV
+=============  ===============  ============================================================
+
+Attributes of the root group: ``format = "juno-bridge-hits"``, ``version = 1``, ``n_pmt = 17612``.
+A model reads an event as the dense ``[2, 17612]`` float32 the core's scatter makes: channel 0 the nPE
+summed per PMT, channel 1 the first-hit time (0 for dark PMTs).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from juno_bridge.errors import InputError
+
+FORMAT = "juno-bridge-hits"
+VERSION = 1
+N_PMT = 17612
+_HITS = ("offsets", "pmt_id", "npe", "time")
+
+
+def _h5py():
+    from juno_bridge.run import _h5py as find  # one place says how to get h5py
+
+    return find()
+
+
+def write(path: str | os.PathLike, offsets, pmt_id, npe, time, vertex=None, energy=None) -> None:
+    """Writes one hits file (atomically: a temporary name, then a rename)."""
+    offsets = np.asarray(offsets, np.int64)
+    arrays = {"offsets": offsets, "pmt_id": np.asarray(pmt_id, np.int32), "npe": np.asarray(npe, np.float32),
+              "time": np.asarray(time, np.float32)}
+    if offsets.ndim != 1 or len(offsets) < 1 or offsets[0] != 0 or np.any(np.diff(offsets) < 0):
+        raise InputError("offsets must be [N + 1] int64, rising from 0")
+    if not (len(arrays["pmt_id"]) == len(arrays["npe"]) == len(arrays["time"]) == offsets[-1]):
+        raise InputError(f"pmt_id, npe and time must hold offsets[-1] = {offsets[-1]} hits")
+    if (vertex is None) != (energy is None):
+        raise InputError("truth needs both vertex [N, 3] and energy [N], or neither")
+    if vertex is not None:
+        arrays["vertex"] = np.asarray(vertex, np.float32).reshape(len(offsets) - 1, 3)
+        arrays["energy"] = np.asarray(energy, np.float32).reshape(len(offsets) - 1)
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with _h5py().File(tmp, "w") as f:
+        f.attrs.update(format=FORMAT, version=VERSION, n_pmt=N_PMT)
+        for name, array in arrays.items():
+            f.create_dataset(name, data=array)
+    os.replace(tmp, path)
+
+
+def is_hits_file(f) -> bool:
+    """Whether an open h5py file holds sparse hits in this layout."""
+    return f.attrs.get("format") == FORMAT or all(name in f for name in _HITS)
+
+
+class DenseEvents:
+    """The events of a hits file as a read-only sequence of dense ``[2, 17612]`` float32 events: ``len()``
+    and slicing (``events[a:b]`` scatters those events into a new ``[b - a, 2, 17612]`` batch), so a
+    file runner takes batches from it as from an array, without the whole file ever being dense."""
+
+    def __init__(self, path: str | os.PathLike):
+        with _h5py().File(path, "r") as f:
+            if not is_hits_file(f):
+                raise InputError(f"'{path}' is not a juno-bridge hits file (datasets {', '.join(_HITS)})")
+            self.offsets, self.pmt_id, self.npe, self.time = (np.asarray(f[n][...]) for n in _HITS)
+        self.path = str(path)
+        self.shape = (len(self.offsets) - 1, 2, N_PMT)
+        self.dtype = np.dtype(np.float32)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        import juno_bridge as jb
+
+        if not isinstance(index, slice):
+            raise TypeError("hits-file events are taken by slices: events[a:b]")
+        start, stop, step = index.indices(len(self))
+        if step != 1:
+            raise TypeError("hits-file events are taken by contiguous slices")
+        out = np.empty((max(stop - start, 0), 2, N_PMT), np.float32)
+        for k, i in enumerate(range(start, stop)):
+            s = slice(self.offsets[i], self.offsets[i + 1])
+            jb.scatter_hits(self.pmt_id[s], self.npe[s], self.time[s], out=out[k])
+        return out
