@@ -11,8 +11,11 @@ import ctypes
 import json
 import sys
 import threading
+from pathlib import Path
 
-from jb_c import MAX_RANK, OK, TensorView, last_error, load
+# The tests start it with PYTHONSAFEPATH=1 (tests/conftest.py), which leaves its own folder off sys.path.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from jb_c import MAX_RANK, OK, TensorView, last_error, load  # noqa: E402
 
 POOL_BYTES = 1 << 16
 lib = load()
