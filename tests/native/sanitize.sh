@@ -40,7 +40,7 @@ ours_pattern, out, logs = re.compile(sys.argv[1]), sys.argv[2], sys.argv[3:]
 reports = []
 for log in logs:
     text = open(log, errors="replace").read()
-    for block in re.split(r"\n=+\n", text):
+    for block in re.split(r"(?:^|\n)=+\n", text):
         if not re.search(r"(ERROR|WARNING): \w+Sanitizer", block):
             continue
         if "LeakSanitizer: detected memory leaks" in block:
