@@ -15,14 +15,23 @@ set_property(CACHE JB_SANITIZE PROPERTY STRINGS "" address thread)
 # jb_base_flags: warnings and optimisation; jb_flags: those and the sanitizers (what our targets link).
 add_library(jb_base_flags INTERFACE)
 target_compile_options(jb_base_flags INTERFACE -Wall -Wextra $<$<COMPILE_LANGUAGE:CXX>:-Wno-unused-parameter>)
-# Without a build type: optimised, no debug information (fast builds; -g0 keeps objects small).
+# Without a build type: optimised, no debug information (fast builds; -g0 keeps objects small). A
+# sanitizer build has line tables and light optimisation instead: its reports name our files and lines
+# (tests/native/sanitize.sh tells our reports from ONNX Runtime's by those paths).
 if(NOT CMAKE_BUILD_TYPE AND NOT CMAKE_CONFIGURATION_TYPES)
-  target_compile_options(jb_base_flags INTERFACE -O2 -g0)
+  if(JB_SANITIZE STREQUAL "")
+    target_compile_options(jb_base_flags INTERFACE -O2 -g0)
+  else()
+    target_compile_options(jb_base_flags INTERFACE -O1 -g1)
+  endif()
 endif()
 add_library(jb_flags INTERFACE)
 target_link_libraries(jb_flags INTERFACE jb_base_flags)
+# ASan stops at its first report unless ASAN_OPTIONS=halt_on_error=0 (built recoverable so a run can list
+# them all); a UBSan report always stops the program.
 if(JB_SANITIZE STREQUAL "address")
-  set(_jb_sanitize -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer)
+  set(_jb_sanitize -fsanitize=address,undefined -fsanitize-recover=address -fno-sanitize-recover=undefined
+                   -fno-omit-frame-pointer)
 elseif(JB_SANITIZE STREQUAL "thread")
   set(_jb_sanitize -fsanitize=thread -fno-omit-frame-pointer)
 elseif(NOT JB_SANITIZE STREQUAL "")
