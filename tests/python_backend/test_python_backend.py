@@ -78,6 +78,9 @@ def test_bad_options_name_the_option(config, words):
         jb.Session("python:helpers.pyalgos:Affine", config=config)
     for w in words:
         assert w in str(e.value)
+    # The model is named once: the plugin prefixes, the Python side does not repeat it.
+    assert str(e.value).count(f"python model '{model}'") == 1, str(e.value)
+    assert str(e.value).startswith(f"python model '{model}': "), str(e.value)
 
 
 @pytest.mark.parametrize("model, words", [
