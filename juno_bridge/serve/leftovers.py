@@ -5,6 +5,9 @@ the process that owns it in its name: model repositories ``<tmp>/juno-bridge-ser
 ``/dev/shm`` regions ``jbserve<pid>x<hex>_*`` (the server's python backend) and ``jb<pid>x<hex>_in|out``
 (the client's). A process that dies by SIGKILL cannot remove them; the next server or client started on
 the machine removes those whose owner no longer exists (never one of a live process, whoever owns it).
+A PID alone cannot tell a dead owner from a live one in another PID namespace sharing /dev/shm (a
+container): each owner also holds an flock on ``/dev/shm/jbowner<pid>x<hex>_lock`` while it lives, and
+the sweep leaves the names of a PID whose lock is still held.
 
 ``spawn_tied`` starts a child (the tritonserver) that receives SIGKILL when this process ends, whatever
 signal ended it (Linux ``PR_SET_PDEATHSIG``); the server's python backend stubs, its children, end on
@@ -12,8 +15,10 @@ their own when they see their parent gone.
 """
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import ctypes
+import fcntl
 import os
 import queue
 import re
@@ -27,19 +32,66 @@ from pathlib import Path
 SHM_DIR = Path("/dev/shm")
 WORKDIR_PREFIX = "juno-bridge-serve-"
 _PR_SET_PDEATHSIG = 1
-_OWNED = re.compile(r"^(?:jbserve|jb)(\d+)x[0-9a-f]+_")
+_OWNED = re.compile(r"^(?:jbserve|jbowner|jb)(\d+)x[0-9a-f]+_")
 _WORKDIR = re.compile(rf"^{re.escape(WORKDIR_PREFIX)}(\d+)-")
 _libc = ctypes.CDLL(None, use_errno=True)  # resolved here: a preexec_fn must not load libraries after fork
 
 
+_owner: tuple[int, int] | None = None  # (pid, fd of the held owner lock)
+_owner_lock = threading.Lock()
+
+
+def claim(shm: str | os.PathLike = SHM_DIR) -> None:
+    """Holds this process's owner lock (once per process; a forked child takes its own)."""
+    global _owner
+    with _owner_lock:
+        if _owner is not None and _owner[0] == os.getpid():
+            return
+        try:
+            path = Path(shm) / f"jbowner{os.getpid()}x{os.urandom(6).hex()}_lock"
+            fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # no /dev/shm: the PID alone then tells the owner
+            return
+        _owner = (os.getpid(), fd)
+        atexit.register(_release, os.getpid(), fd, path)
+
+
+def _release(pid: int, fd: int, path: Path) -> None:
+    """At a normal exit: the owner lock goes (a killed process's is swept with its other leftovers)."""
+    if os.getpid() == pid:
+        path.unlink(missing_ok=True)
+        os.close(fd)
+
+
 def workdir_prefix() -> str:
     """mkdtemp prefix of this process's server directories."""
+    claim()
     return f"{WORKDIR_PREFIX}{os.getpid()}-"
 
 
 def shm_name(kind: str) -> str:
     """A fresh region name owned by this process: kind ``jbserve`` (server prefix) or ``jb`` (client)."""
+    claim()
     return f"{kind}{os.getpid()}x{os.urandom(6).hex()}_"
+
+
+def _locked_elsewhere(pid: int, shm: Path) -> bool:
+    """Whether an owner lock of ``pid`` is held: a live owner this PID namespace cannot see."""
+    for lock in shm.glob(f"jbowner{pid}x*_lock"):
+        try:
+            fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+    return False
 
 
 def alive(pid: int) -> bool:
@@ -65,7 +117,7 @@ def sweep(tmp: str | os.PathLike | None = None, shm: str | os.PathLike = SHM_DIR
             continue
         for entry in entries:
             match = pattern.match(entry.name)
-            if not match or alive(int(match.group(1))):
+            if not match or alive(int(match.group(1))) or _locked_elsewhere(int(match.group(1)), Path(shm)):
                 continue
             try:
                 shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()

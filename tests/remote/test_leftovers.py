@@ -2,6 +2,7 @@
 the sweep removes exactly what dead owners left (never a live process's, never a name without an owner)."""
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -82,3 +83,36 @@ def test_the_sweep_removes_only_what_dead_owners_left(tmp_path):
 def test_names_carry_the_owner_pid():
     assert leftovers.shm_name("jbserve").startswith(f"jbserve{os.getpid()}x")
     assert leftovers.workdir_prefix() == f"juno-bridge-serve-{os.getpid()}-"
+
+
+def test_a_pid_whose_owner_lock_is_held_is_never_swept(tmp_path):
+    """A live owner in another PID namespace looks dead by its PID; its held owner lock keeps its names."""
+    shm = tmp_path / "shm"
+    shm.mkdir()
+    pid = dead_pid()
+    lock = shm / f"jbowner{pid}x0a0b_lock"
+    region = shm / f"jb{pid}x0c0d_in"
+    region.write_bytes(b"x")
+    fd = os.open(lock, os.O_CREAT | os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # another open file description: the sweep's flock conflicts with it
+    try:
+        assert leftovers.sweep(tmp_path, shm) == []
+        assert region.exists() and lock.exists()
+    finally:
+        os.close(fd)
+    assert sorted(Path(p).name for p in leftovers.sweep(tmp_path, shm)) == sorted([lock.name, region.name])
+
+
+def test_this_process_holds_its_owner_lock():
+    leftovers.shm_name("jb")
+    (lock,) = Path("/dev/shm").glob(f"jbowner{os.getpid()}x*_lock")
+    fd = os.open(lock, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held = False
+        except BlockingIOError:
+            held = True
+        assert held
+    finally:
+        os.close(fd)
