@@ -24,18 +24,22 @@ from pathlib import Path
 
 import numpy as np
 
-from juno_bridge.errors import InputError
+from juno_bridge._hits import NUM_LPMT
+from juno_bridge.errors import InputError, InvalidArgumentError
 
 FORMAT = "juno-bridge-hits"
 VERSION = 1
-N_PMT = 17612
+N_PMT = NUM_LPMT
 _HITS = ("offsets", "pmt_id", "npe", "time")
 
 
-def _h5py():
-    from juno_bridge.run import _h5py as find  # one place says how to get h5py
-
-    return find()
+def h5py_module():
+    """h5py, or an error that says how to get it (the one place: the file runner uses it too)."""
+    try:
+        import h5py
+    except ImportError as err:  # an optional extra
+        raise InvalidArgumentError("HDF5 files need h5py: pip install 'juno-bridge[hdf5]'") from err
+    return h5py
 
 
 def write(path: str | os.PathLike, offsets, pmt_id, npe, time, vertex=None, energy=None) -> None:
@@ -54,7 +58,7 @@ def write(path: str | os.PathLike, offsets, pmt_id, npe, time, vertex=None, ener
         arrays["energy"] = np.asarray(energy, np.float32).reshape(len(offsets) - 1)
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with _h5py().File(tmp, "w") as f:
+    with h5py_module().File(tmp, "w") as f:
         f.attrs.update(format=FORMAT, version=VERSION, n_pmt=N_PMT)
         for name, array in arrays.items():
             f.create_dataset(name, data=array)
@@ -72,7 +76,7 @@ class DenseEvents:
     file runner takes batches from it as from an array, without the whole file ever being dense."""
 
     def __init__(self, path: str | os.PathLike):
-        with _h5py().File(path, "r") as f:
+        with h5py_module().File(path, "r") as f:
             if not is_hits_file(f):
                 raise InputError(f"'{path}' is not a juno-bridge hits file (datasets {', '.join(_HITS)})")
             self.offsets, self.pmt_id, self.npe, self.time = (np.asarray(f[n][...]) for n in _HITS)

@@ -15,17 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from juno_bridge import hits_file
 from juno_bridge.errors import InputError, InvalidArgumentError, RunError
+from juno_bridge.hits_file import h5py_module
 
 HDF5_SUFFIXES = (".h5", ".hdf5")
-
-
-def _h5py():
-    try:
-        import h5py
-    except ImportError as err:  # an optional extra: say how to get it
-        raise InvalidArgumentError("HDF5 files need h5py: pip install 'juno-bridge[hdf5]'") from err
-    return h5py
 
 
 def read_inputs(path: str | os.PathLike, names: list[str]) -> dict[str, np.ndarray]:
@@ -36,7 +30,7 @@ def read_inputs(path: str | os.PathLike, names: list[str]) -> dict[str, np.ndarr
     if path.suffix in HDF5_SUFFIXES and (hits := _hits_inputs(path, names)):
         return hits
     if path.suffix in HDF5_SUFFIXES:
-        with _h5py().File(path, "r") as f:
+        with h5py_module().File(path, "r") as f:
             available = list(f.keys())
             arrays = {n: np.ascontiguousarray(f[n][...]) for n in names if n in f}
     elif path.suffix == ".npz":
@@ -57,9 +51,7 @@ def read_inputs(path: str | os.PathLike, names: list[str]) -> dict[str, np.ndarr
 
 def _hits_inputs(path: Path, names: list[str]) -> dict | None:
     """A sparse-hits file as the one input of a model: dense events, scattered batch by batch."""
-    from juno_bridge import hits_file
-
-    with _h5py().File(path, "r") as f:
+    with h5py_module().File(path, "r") as f:
         if any(n in f for n in names) or not hits_file.is_hits_file(f):
             return None
     if len(names) != 1:
@@ -86,7 +78,7 @@ def write_outputs(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> Non
     tmp = _tmp_name(path)
     try:
         if path.suffix in HDF5_SUFFIXES:
-            with _h5py().File(tmp, "w") as f:
+            with h5py_module().File(tmp, "w") as f:
                 for name, array in arrays.items():
                     f.create_dataset(name, data=array)
         with open(tmp, "r+b" if path.suffix in HDF5_SUFFIXES else "wb") as f:
@@ -129,7 +121,7 @@ def complete_output(path: str | os.PathLike) -> bool:
     path = Path(path)
     try:
         if path.suffix in HDF5_SUFFIXES:
-            with _h5py().File(path, "r") as f:
+            with h5py_module().File(path, "r") as f:
                 counts = {len(f[n]) for n in f.keys()}
         else:
             counts = {shape[0] if shape else None for shape in _npz_shapes(path)}
