@@ -20,17 +20,8 @@ from juno_bridge.cli import main
 from juno_bridge.demo.models.builtin import builtin_model
 from juno_bridge.run import complete_output, run_file
 
-TESTS = Path(__file__).resolve().parents[1]
 WIDE = "python:helpers.dask_algos:wide"  # 16 KiB of output per event
 TINY = str(builtin_model("tiny"))
-
-
-@pytest.fixture
-def worker_path(monkeypatch):
-    """Subprocesses and Dask workers import the tests' algorithms through PYTHONPATH."""
-    package_parent = str(Path(jb.__file__).resolve().parent.parent)
-    parts = [str(TESTS), package_parent, os.environ.get("PYTHONPATH", "")]
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in parts if p))
 
 
 def events(path: Path, n: int, seed: int = 0) -> str:
