@@ -122,3 +122,13 @@ def test_a_read_only_output_folder_is_a_clear_error_and_nothing_is_done(tmp_path
     finally:
         if os.geteuid() == 0:
             subprocess.run(["umount", str(ro)], check=True)
+
+
+@pytest.mark.hdf5
+def test_a_full_disk_under_an_hdf5_output_is_the_same_clear_error(tmp_path, mounts, capsys, worker_path):
+    full = tmp_path / "full"
+    mounts(full, "size=64k")
+    assert main(["run", WIDE, "-i", events(tmp_path / "a.npz", 100), "-o", str(full / "a.h5"), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot write output file '{full / 'a.h5'}': No space left on device (ENOSPC)" in err, err
+    assert list(full.iterdir()) == []
