@@ -50,22 +50,23 @@ def _resolve(model: str):
     target = model[len("python:"):] if model.startswith("python:") else model
     module_name, sep, attr = target.partition(":")
     if not sep or not module_name or not attr:
-        raise ModelLoadError(f"python model {model!r}: expected 'python:package.module:attr'")
+        raise ModelLoadError("expected 'python:package.module:attr'")
     try:
         obj = importlib.import_module(module_name)
     except ImportError as e:
-        raise ModelLoadError(f"python model {model!r}: cannot import module '{module_name}': {e}") from e
+        raise ModelLoadError(f"cannot import module '{module_name}': {e}") from e
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError as e:
-            raise ModelLoadError(f"python model {model!r}: module '{module_name}' has no attribute '{attr}'") from e
+            raise ModelLoadError(f"module '{module_name}' has no attribute '{attr}'") from e
     return obj
 
 
 def open_algorithm(model: str, config: Mapping[str, str]):
     """Called by the plugin at open: returns (callable, inputs, outputs, metadata) where each tensor is
-    (name, jb dtype code, dims) with dims ints or symbolic names."""
+    (name, jb dtype code, dims) with dims ints or symbolic names. Its errors do not name the model: the
+    plugin prefixes every failure of the open with "python model '<model>': " (once)."""
     if model.startswith("triton://"):
         # The triton backend is a built-in algorithm: the core hands "triton://..." to this plugin.
         from juno_bridge.remote import RemoteModel
@@ -75,24 +76,24 @@ def open_algorithm(model: str, config: Mapping[str, str]):
         obj = _resolve(model)
     spec = getattr(obj, "__juno_bridge_algorithm__", None)
     if not isinstance(spec, AlgorithmSpec):
-        raise ModelLoadError(f"python model {model!r}: {obj!r} is not declared with @juno_bridge.algorithm(...)")
+        raise ModelLoadError(f"{obj!r} is not declared with @juno_bridge.algorithm(...)")
     given = {k: v for k, v in config.items() if k not in _SESSION_OPTIONS}
     unknown = sorted(set(given) - set(spec.options))
     if unknown:
         declared = ", ".join(repr(k) for k in spec.options) or "none"
-        raise InvalidArgumentError(f"python model {model!r}: unknown option(s) {', '.join(map(repr, unknown))}; "
+        raise InvalidArgumentError(f"unknown option(s) {', '.join(map(repr, unknown))}; "
                                    f"the algorithm declares {declared}")
     kwargs = {k: _convert_option(k, v, spec.options[k]) for k, v in given.items()}
     if isinstance(obj, type):
         call = obj(**kwargs)
         if not callable(call):
-            raise ModelLoadError(f"python model {model!r}: instances of {obj.__name__} are not callable "
+            raise ModelLoadError(f"instances of {obj.__name__} are not callable "
                                  f"(define __call__(self, inputs, outputs))")
     elif kwargs:
-        raise InvalidArgumentError(f"python model {model!r}: options are given to a class at construction; "
+        raise InvalidArgumentError(f"options are given to a class at construction; "
                                    f"{obj!r} is a function")
     elif not callable(obj):
-        raise ModelLoadError(f"python model {model!r}: {obj!r} is not callable")
+        raise ModelLoadError(f"{obj!r} is not callable")
     else:
         call = obj
     # An instance may declare its tensors only once constructed (a remote model asks its server).

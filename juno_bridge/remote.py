@@ -15,7 +15,6 @@ from __future__ import annotations
 import queue
 import threading
 import time
-import uuid
 import weakref
 from urllib.parse import urlparse
 
@@ -23,6 +22,7 @@ import numpy as np
 
 from juno_bridge.algorithm_spec import AlgorithmSpec, TensorSpec
 from juno_bridge.errors import BackendUnavailableError, Error, InvalidArgumentError, ModelLoadError, RunError
+from juno_bridge.serve import leftovers
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 _OPTIONS = {"url": str, "timeout_s": float, "retries": int, "fallback": str, "shared_memory": str}
@@ -53,7 +53,7 @@ class _Region:
 
     def __init__(self, owner: "RemoteModel", role: str, size: int):
         self._owner, self.size = weakref.ref(owner), 0  # weak: closing the model must free its regions
-        self.name = f"jb{uuid.uuid4().hex[:16]}_{role}"  # also the /dev/shm key: unique per region
+        self.name = leftovers.shm_name("jb") + role  # the /dev/shm key: unique, with our PID for the sweep
         self.handle = None
         self.grow(size)
 
@@ -164,6 +164,8 @@ class RemoteModel:
             raise InvalidArgumentError(f"triton option shared_memory: expected auto, on or off, got {shared_memory!r}")
         self.timeout_s, self.retries, self.fallback_model = timeout_s, retries, fallback
         self.use_shm = shared_memory == "on" or (shared_memory == "auto" and self.server.rsplit(":", 1)[0] in _LOOPBACK)
+        if self.use_shm:
+            leftovers.sweep(workdirs=False)  # regions of killed clients and servers of this machine
         self._client = grpcclient.InferenceServerClient(self.server)
         self._fallback = None
         self.fallback_runs = 0

@@ -8,6 +8,7 @@ into slices of the output arrays, so nothing is copied between the file and the 
 """
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from juno_bridge import hits_file
-from juno_bridge.errors import InputError, InvalidArgumentError
+from juno_bridge.errors import InputError, InvalidArgumentError, RunError
 from juno_bridge.hits_file import h5py_module
 
 HDF5_SUFFIXES = (".h5", ".hdf5")
@@ -59,20 +60,113 @@ def _hits_inputs(path: Path, names: list[str]) -> dict | None:
     return {names[0]: hits_file.DenseEvents(path)}
 
 
+_TMP_MARK = ".tmp"
+
+
+def _tmp_name(path: Path) -> Path:
+    """The temporary a writer uses beside ``path``: hidden, and carrying the writer's PID (for the sweep)."""
+    return path.with_name(f".{path.name}{_TMP_MARK}{os.getpid()}")
+
+
 def write_outputs(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
-    """Writes atomically: a temporary name in the same directory, then a rename."""
+    """Writes atomically and durably: a temporary name in the same directory, fsync, then a rename (and an
+    fsync of the directory), so ``path`` either does not exist or is complete, even after a crash. A full
+    disk, a read-only or unwritable folder is a RunError naming the file; nothing is left behind."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    if path.suffix in HDF5_SUFFIXES:
-        with h5py_module().File(tmp, "w") as f:
-            for name, array in arrays.items():
-                f.create_dataset(name, data=array)
-    elif path.suffix == ".npz":
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-    else:
+    if path.suffix not in (*HDF5_SUFFIXES, ".npz"):
         raise InvalidArgumentError(f"output file '{path}': expected .npz, .h5 or .hdf5")
-    os.replace(tmp, path)
+    tmp = _tmp_name(path)
+    try:
+        if path.suffix in HDF5_SUFFIXES:
+            with h5py_module().File(tmp, "w") as f:
+                for name, array in arrays.items():
+                    f.create_dataset(name, data=array)
+        with open(tmp, "r+b" if path.suffix in HDF5_SUFFIXES else "wb") as f:
+            if path.suffix == ".npz":
+                np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as err:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise RunError(f"cannot write output file '{path}': {_reason(err)}") from err
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _reason(err: OSError) -> str:
+    """``No space left on device (ENOSPC)``: what the system said, once."""
+    if not err.errno:
+        return str(err)
+    return f"{os.strerror(err.errno)} ({errno.errorcode.get(err.errno, err.errno)})"
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def complete_output(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a whole output file a resumed run may skip: it opens, holds at least one array
+    and all its arrays have the same event count (read from the headers, not the data). A truncated or
+    foreign file is not done."""
+    path = Path(path)
+    try:
+        if path.suffix in HDF5_SUFFIXES:
+            with h5py_module().File(path, "r") as f:
+                counts = {len(f[n]) for n in f.keys()}
+        else:
+            counts = {shape[0] if shape else None for shape in _npz_shapes(path)}
+    except Exception:  # whatever a damaged file raises: numpy, zipfile, h5py
+        return False
+    return len(counts) == 1
+
+
+def _check_writable(directory: str | os.PathLike) -> None:
+    """A read-only or unwritable output folder is one clear error before any work, not one per file."""
+    import tempfile
+
+    try:
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".juno-bridge-probe-"):
+            pass
+    except OSError as err:
+        raise RunError(f"output folder '{directory}' is not writable: {_reason(err)}") from err
+
+
+def _npz_shapes(path: Path) -> list[tuple]:
+    """The shapes of an .npz file's arrays from their headers (the archive's directory is at its end, so a
+    truncated file fails here), without reading the data."""
+    import zipfile
+
+    shapes = []
+    with zipfile.ZipFile(path) as archive:
+        for member in archive.namelist():
+            with archive.open(member) as f:
+                major, _ = np.lib.format.read_magic(f)
+                read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+                shapes.append(read(f)[0])
+    return shapes
+
+
+def sweep_temporaries(directory: str | os.PathLike) -> list[str]:
+    """Removes the temporaries of writers that no longer exist (killed mid-write); returns their names."""
+    from juno_bridge.serve.leftovers import alive
+
+    removed = []
+    for entry in Path(directory).glob(f".*{_TMP_MARK}*"):
+        pid = entry.name.rsplit(_TMP_MARK, 1)[1]
+        if pid.isdigit() and not alive(int(pid)):
+            entry.unlink(missing_ok=True)
+            removed.append(entry.name)
+    return removed
 
 
 def run_file(session, input_path, output_path, batch_size: int = 256, progress: bool = True) -> int:
@@ -174,11 +268,17 @@ def run_files(model: str, inputs: list[str], output_dir: str | os.PathLike, work
     missing = [p for p in inputs if not Path(p).exists()]
     if missing:
         raise InvalidArgumentError(f"input file(s) do not exist: {', '.join(missing)}")
-    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    try:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RunError(f"cannot create output folder '{output_dir}': {_reason(err)}") from err
+    _check_writable(output_dir)
+    sweep_temporaries(output_dir)
     report = RunReport()
     todo = {}
     for inp, out in output_paths(inputs, output_dir).items():
-        (report.skipped.append(str(out)) if out.exists() else todo.__setitem__(inp, out))
+        # Resume trusts only a complete output; a damaged one is done again (and replaced atomically).
+        (report.skipped.append(str(out)) if complete_output(out) else todo.__setitem__(inp, out))
     if not todo:
         return report
     cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,

@@ -23,12 +23,12 @@ import sys
 import sysconfig
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from juno_bridge.errors import BackendUnavailableError, InvalidArgumentError, ModelLoadError
 from juno_bridge.paths import PACKAGE_DIR, cache_dir
+from juno_bridge.serve import leftovers
 
 PYTRITON_VERSION = "0.7.0"
 _TRITON_TYPES = {"float32": "TYPE_FP32", "float64": "TYPE_FP64", "float16": "TYPE_FP16", "int8": "TYPE_INT8",
@@ -151,7 +151,9 @@ class TritonServer:
 
     Start-up is polled (readiness of the server and of every model), bounded by ``start_timeout``; stop
     sends SIGTERM, then SIGKILL to the whole process group (server and its python-backend stubs) after
-    ``exit_timeout``, and removes the server's own leftovers in /dev/shm (a unique region prefix).
+    ``exit_timeout``, and removes the server's own leftovers in /dev/shm (a unique region prefix). The
+    server dies with this process, even by SIGKILL; what a killed process leaves in the temp folder and
+    /dev/shm is swept when the next server starts (juno_bridge.serve.leftovers).
     """
 
     def __init__(self, models: list[str] | list[ServedModel], host: str = "127.0.0.1", port: int = 0,
@@ -168,8 +170,9 @@ class TritonServer:
         self.host, self.port = host, port or free_port()
         self.max_batch, self.queue_delay_us, self.instances = max_batch, queue_delay_us, instances
         self.start_timeout, self.exit_timeout = start_timeout, exit_timeout
-        self.shm_prefix = f"jbserve{uuid.uuid4().hex[:12]}_"
-        self._workdir = Path(tempfile.mkdtemp(prefix="juno-bridge-serve-"))
+        leftovers.sweep()  # what killed servers of this machine left behind
+        self.shm_prefix = leftovers.shm_name("jbserve")  # carries our PID: swept once we are gone
+        self._workdir = Path(tempfile.mkdtemp(prefix=leftovers.workdir_prefix()))
         self.log_path = Path(log) if log else self._workdir / "tritonserver.log"
         self.process: subprocess.Popen | None = None
 
@@ -202,8 +205,9 @@ class TritonServer:
         log = open(self.log_path, "ab")
         # The stubs import from their working directory first: run them in the server's own directory, so
         # a source checkout in the caller's directory never shadows the installed package.
-        self.process = subprocess.Popen(self.command(home), stdout=log, stderr=subprocess.STDOUT,
-                                        env=self.environment(), start_new_session=True, cwd=self._workdir)
+        # Tied to this process: SIGKILLed when it ends, whatever ends it; its stubs follow on their own.
+        self.process = leftovers.spawn_tied(self.command(home), stdout=log, stderr=subprocess.STDOUT,
+                                            env=self.environment(), start_new_session=True, cwd=self._workdir)
         log.close()
         try:
             self._wait_ready()

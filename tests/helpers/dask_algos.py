@@ -26,3 +26,9 @@ def dies_once(inputs, outputs):
         return
     os.close(fd)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+@jb.algorithm(inputs={"x": ("float32", ("B", 8))}, outputs={"y": ("float32", ("B", 4096))})
+def wide(inputs, outputs):
+    """16 KiB of output per event from 32 bytes of input: big output files from small inputs."""
+    outputs["y"].reshape(-1, 512, 8)[...] = inputs["x"][:, None, :]

@@ -14,7 +14,9 @@ from juno_bridge.serve import TritonServer  # noqa: E402
 
 
 def shm_entries() -> set[str]:
-    return {p.name for p in Path("/dev/shm").iterdir()}
+    """/dev/shm's names, less this process's own owner lock (held while it lives, removed at its exit)."""
+    own = f"jbowner{os.getpid()}x"
+    return {p.name for p in Path("/dev/shm").iterdir() if not p.name.startswith(own)}
 
 
 def client_regions() -> set[str]:

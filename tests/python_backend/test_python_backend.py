@@ -74,10 +74,14 @@ def test_class_gets_typed_keyword_options_from_the_session_config():
     ({"threshold": "1"}, ["threshold", "'scale'", "'offset'"]),
 ])
 def test_bad_options_name_the_option(config, words):
+    model = "python:helpers.pyalgos:Affine"
     with pytest.raises(jb.InvalidArgumentError) as e:
-        jb.Session("python:helpers.pyalgos:Affine", config=config)
+        jb.Session(model, config=config)
     for w in words:
         assert w in str(e.value)
+    # The model is named once: the plugin prefixes, the Python side does not repeat it.
+    assert str(e.value).count(f"python model '{model}'") == 1, str(e.value)
+    assert str(e.value).startswith(f"python model '{model}': "), str(e.value)
 
 
 @pytest.mark.parametrize("model, words", [
@@ -91,6 +95,9 @@ def test_unloadable_algorithms_raise_model_load_errors(model, words):
         jb.Session(model)
     for w in words:
         assert w in str(e.value)
+    # The model is named once: the plugin prefixes, the Python side does not repeat it.
+    assert str(e.value).count(f"python model '{model}'") == 1, str(e.value)
+    assert str(e.value).startswith(f"python model '{model}': "), str(e.value)
 
 
 def test_exception_in_the_callable_carries_the_traceback_and_the_session_stays_usable():

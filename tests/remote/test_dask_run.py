@@ -2,7 +2,6 @@
 outputs as the serial path, resumable, a killed worker loses nothing, a bad file is reported."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,16 +13,7 @@ from juno_bridge.demo.models.builtin import builtin_model
 from juno_bridge.run import output_paths, run_file, run_files
 
 pytestmark = pytest.mark.dask
-TESTS = Path(__file__).resolve().parents[1]  # holds helpers/, with helpers.dask_algos
 TINY = str(builtin_model("tiny"))
-
-
-@pytest.fixture
-def worker_path(monkeypatch):
-    """Worker processes import the tests' algorithms (and an in-place build) through PYTHONPATH."""
-    package_parent = str(Path(jb.__file__).resolve().parent.parent)
-    parts = [str(TESTS), package_parent, os.environ.get("PYTHONPATH", "")]
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in parts if p))
 
 
 def event_files(directory: Path, count: int, suffix: str = ".npz") -> list[str]:

@@ -1,0 +1,134 @@
+"""`juno-bridge run` never leaves an output a resumed run would take for done: a run SIGKILLed in the middle
+of a big write leaves no output under the final name and the resumed run completes it (and redoes a
+truncated file); a full disk and a read-only output folder are clear errors with exit code 1 and nothing
+written or marked done. The full disk and the read-only folder are real: small tmpfs mounts (root) or,
+for the read-only case without root, a folder chmod 0555."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import juno_bridge as jb
+from juno_bridge.cli import main
+from juno_bridge.demo.models.builtin import builtin_model
+from juno_bridge.run import complete_output, run_file
+
+WIDE = "python:helpers.dask_algos:wide"  # 16 KiB of output per event
+TINY = str(builtin_model("tiny"))
+
+
+def events(path: Path, n: int, seed: int = 0) -> str:
+    np.savez(path, x=np.random.default_rng(seed).standard_normal((n, 8)).astype(np.float32))
+    return str(path)
+
+
+def expected(model: str, inp: str) -> np.ndarray:
+    with np.load(inp) as f:
+        return jb.Session(model).run({"x": f["x"]})["y"]
+
+
+def mount_tmpfs(where: Path, options: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("a tmpfs mount needs root (the full-disk case has no unprivileged equivalent here)")
+    where.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+
+
+@pytest.fixture
+def mounts():
+    mounted = []
+    yield lambda where, options: (mount_tmpfs(where, options), mounted.append(where))
+    for where in mounted:
+        subprocess.run(["umount", str(where)], check=True)
+
+
+def test_a_run_killed_mid_write_leaves_no_output_and_the_resumed_run_completes_it(tmp_path, worker_path):
+    big = events(tmp_path / "big.npz", 6000)              # a 94 MiB output
+    small = events(tmp_path / "small.npz", 300, seed=1)
+    done = events(tmp_path / "done.npz", 200, seed=2)
+    out = tmp_path / "out"
+    out.mkdir()
+    run = subprocess.Popen([sys.executable, "-m", "juno_bridge.cli", "run", WIDE, "-i", big, "-o",
+                            str(out / "big.npz"), "-q"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    temporaries: list[Path] = []
+    while time.monotonic() < deadline and run.poll() is None:
+        temporaries = [p for p in out.glob(".big.npz.tmp*") if p.stat().st_size > 0]
+        if temporaries:
+            break
+        time.sleep(0.001)
+    assert temporaries, f"never caught the run writing (exit {run.poll()}): {run.stderr.read() if run.poll() else ''}"
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    assert not (out / "big.npz").exists()  # killed mid-write: nothing under the final name
+    assert temporaries[0].exists() and temporaries[0].stat().st_size < 6000 * 4096 * 4
+    # Beside it, a truncated output under the final name (what a non-atomic writer leaves) and a done one.
+    session = jb.Session(WIDE)
+    run_file(session, small, out / "small.npz", progress=False)
+    whole = (out / "small.npz").read_bytes()
+    (out / "small.npz").write_bytes(whole[: len(whole) // 2])
+    assert not complete_output(out / "small.npz")
+    run_file(session, done, out / "done.npz", progress=False)
+    stamp = (out / "done.npz").stat().st_mtime_ns
+    assert main(["run", WIDE, "-i", big, small, done, "-o", str(out), "--workers", "1", "-q"]) == 0
+    for inp in (big, small, done):
+        with np.load(out / Path(inp).name) as f:
+            np.testing.assert_array_equal(f["y"], expected(WIDE, inp))
+    assert (out / "done.npz").stat().st_mtime_ns == stamp  # complete: skipped, not redone
+    assert sorted(p.name for p in out.iterdir()) == ["big.npz", "done.npz", "small.npz"]  # temporary swept
+
+
+def test_a_full_disk_is_a_clear_error_and_nothing_is_written_or_marked_done(tmp_path, mounts, capsys, worker_path):
+    full = tmp_path / "full"
+    mounts(full, "size=64k")
+    inputs = [events(tmp_path / "a.npz", 100), events(tmp_path / "b.npz", 100, seed=1)]  # 1.6 MB outputs each
+    assert main(["run", WIDE, "-i", inputs[0], "-o", str(full / "a.npz"), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot write output file '{full / 'a.npz'}': No space left on device" in err, err
+    assert list(full.iterdir()) == []
+    assert main(["run", WIDE, "-i", *inputs, "-o", str(full), "--workers", "1", "--retries", "0", "-q"]) == 1
+    printed = capsys.readouterr().out
+    assert "0 file(s) done" in printed and "2 failed" in printed, printed
+    assert printed.count("No space left on device") == 2, printed
+    assert list(full.iterdir()) == []
+
+
+def test_a_read_only_output_folder_is_a_clear_error_and_nothing_is_done(tmp_path, capsys):
+    ro = tmp_path / "ro"
+    inp = events(tmp_path / "a.npz", 50)
+    if os.geteuid() == 0:
+        mount_tmpfs(ro, "ro,size=1m")
+    else:
+        ro.mkdir()
+        ro.chmod(0o555)
+    try:
+        assert main(["run", TINY, "-i", inp, "-o", str(ro / "a.npz"), "-q"]) == 1
+        err = capsys.readouterr().err
+        reason = "Read-only file system" if os.geteuid() == 0 else "Permission denied"
+        assert f"cannot write output file '{ro / 'a.npz'}': {reason}" in err, err
+        assert main(["run", TINY, "-i", inp, "-o", str(ro), "--workers", "1", "-q"]) == 1
+        err = capsys.readouterr().err
+        assert f"output folder '{ro}' is not writable: {reason}" in err, err
+        assert list(ro.iterdir()) == []
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["umount", str(ro)], check=True)
+
+
+@pytest.mark.hdf5
+def test_a_full_disk_under_an_hdf5_output_is_the_same_clear_error(tmp_path, mounts, capsys, worker_path):
+    full = tmp_path / "full"
+    mounts(full, "size=64k")
+    assert main(["run", WIDE, "-i", events(tmp_path / "a.npz", 100), "-o", str(full / "a.h5"), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot write output file '{full / 'a.h5'}': No space left on device (ENOSPC)" in err, err
+    assert list(full.iterdir()) == []
