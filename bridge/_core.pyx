@@ -20,7 +20,8 @@ from libjuno_bridge cimport backends as c_backends, backend_plugin_path, Backend
 from libjuno_bridge cimport (JB_MAX_RANK, CSession, CTensorInfo, ModelMetadata, OnnxRuntimeInfo,
                              SessionOptions, Status, Tensor, get_onnxruntime_info, jb_tensor_view,
                              jb_version, open_session, open_session_bytes, run_session,
-                             session_metadata, session_stats, set_option, SessionStats)
+                             session_metadata, session_stats, set_option, SessionStats,
+                             open_backend_count as c_open_backend_count)
 from libjuno_bridge cimport (JB_DTYPE_BOOL, JB_DTYPE_FLOAT16, JB_DTYPE_FLOAT32, JB_DTYPE_FLOAT64, JB_DTYPE_INT8,
                              JB_DTYPE_INT16, JB_DTYPE_INT32, JB_DTYPE_INT64, JB_DTYPE_UINT8, JB_DTYPE_UINT16,
                              JB_DTYPE_UINT32, JB_DTYPE_UINT64)
@@ -293,17 +294,25 @@ cdef class Session:
     ``model`` is a path (``.onnx``: ONNX Runtime; ``.pt2``/``.pt``: libtorch), ``python:module:callable``
     (a Python algorithm), or the bytes of an ONNX model; ``backend=`` overrides the choice. The GIL is
     released while the model runs, and one Session may be used from many threads at once.
+
+    ``providers`` is an order of preference: the first that initialises is used, each one skipped is
+    logged (logger "juno_bridge.providers") and ``Session.providers`` says what was got;
+    ``require_providers=True`` makes a skipped one an error. Sessions of the same model (file or bytes)
+    with the same options share one backend session in the process (``shared=False``: one of its own);
+    closing one leaves the others running.
     """
     # The attributes are declared in bridge/juno_bridge/_core.pxd (juno_bridge._hits reads _session).
 
     def __init__(self, model, *, backend=None, intra_op_threads=0, inter_op_threads=0,
                  optimization="all", providers=("cpu",), onnxruntime=None, log_level="warning",
-                 execution_mode="sequential", global_thread_pool=False, config=None):
+                 execution_mode="sequential", global_thread_pool=False, require_providers=False,
+                 shared=True, config=None):
         cdef SessionOptions options
         cdef Status status
         settings = {"intra_op_threads": intra_op_threads, "inter_op_threads": inter_op_threads,
                     "optimization": optimization, "log_level": log_level,
-                    "execution_mode": execution_mode, "global_thread_pool": int(bool(global_thread_pool))}
+                    "execution_mode": execution_mode, "global_thread_pool": int(bool(global_thread_pool)),
+                    "require_providers": int(bool(require_providers)), "shared": int(bool(shared))}
         if isinstance(providers, str):
             providers = (providers,)
         if not isinstance(providers, (list, tuple)) or not all(isinstance(p, str) for p in providers):
@@ -389,11 +398,18 @@ cdef class Session:
         if session_stats(deref(self._open()), &st, &status):
             raise_status(status)
         return {"tensors_wrapped": st.tensors_wrapped,
-                "input_addresses": [<uintptr_t>st.input_addresses[i] for i in range(st.input_addresses.size())]}
+                "input_addresses": [<uintptr_t>st.input_addresses[i] for i in range(st.input_addresses.size())],
+                "backend_id": st.backend_id, "backend_users": st.backend_users}
 
     @property
     def backend(self):
         return self._open().backend_name().decode()
+
+    @property
+    def providers(self):
+        """The execution providers the session uses, in order ("cuda", "cpu"): the first of the wanted
+        ones that initialised; [] for a backend without providers."""
+        return [p.decode() for p in self._open().providers()]
 
     def close(self):
         """Releases the model now (a run in flight on another thread finishes first)."""
@@ -677,6 +693,11 @@ def backends():
                       "extra": b.extra.decode(), "description": b.description.decode(),
                       "plugin_path": backend_plugin_path(b[0]).decode()})
     return found
+
+
+def open_backend_count():
+    """Backend sessions open in the process now; Sessions sharing one (shared=True) count once."""
+    return c_open_backend_count()
 
 
 def version():

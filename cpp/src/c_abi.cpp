@@ -21,6 +21,7 @@ struct jb_session {
     std::vector<const char*> dim_names;
   };
   std::vector<Info> inputs, outputs;
+  std::string providers;  // comma-separated, for jb_session_providers
 };
 
 struct jb_tensor {
@@ -64,7 +65,8 @@ jb_status null_argument(const char* name) {
 }
 
 jb_session* make_session(jb::Session&& s) {
-  auto* handle = new jb_session{std::move(s), {}, {}};
+  auto* handle = new jb_session{std::move(s), {}, {}, {}};
+  for (const auto& p : handle->session.providers()) handle->providers += (handle->providers.empty() ? "" : ",") + p;
   auto fill = [](const std::vector<jb::TensorInfo>& infos, std::vector<jb_session::Info>& out) {
     for (const auto& info : infos) {
       jb_session::Info c;
@@ -151,6 +153,19 @@ const char* jb_session_backend(const jb_session* session) {
   else jb::guarded([&] { name = session->session.backend_name().c_str(); });
   return name;
 }
+const char* jb_session_providers(const jb_session* session) {
+  if (session == nullptr) return null_argument("session"), "";
+  jb::clear_last_error();
+  return session->providers.c_str();
+}
+uint64_t jb_session_backend_id(const jb_session* session) {
+  uint64_t id = 0;
+  if (session == nullptr) null_argument("session");
+  else jb::guarded([&] { id = session->session.stats().backend_id; });
+  return id;
+}
+int64_t jb_open_backend_count(void) { return jb::open_backend_count(); }
+
 size_t jb_session_num_inputs(const jb_session* session) {
   if (session == nullptr) return null_argument("session"), 0;
   jb::clear_last_error();

@@ -198,11 +198,11 @@ void ensure_interpreter() {
     PyErr_Clear();
     ++first_site;
   }
-  if (status == JB_OK && path && PyList_Size(path) > base_entries && first_site < base_entries) {
+  if (!failure && path && PyList_Size(path) > base_entries && first_site < base_entries) {
     Ref added(PyList_GetSlice(path, base_entries, PyList_Size(path)));
     if (!added || PyList_SetSlice(path, base_entries, PyList_Size(path), nullptr) < 0 ||
         PyList_SetSlice(path, first_site, first_site, added.get()) < 0)
-      status = fail_from_python(JB_ERROR_BACKEND_UNAVAILABLE, "python backend: cannot order sys.path: ");
+      failure = python_error(JB_ERROR_BACKEND_UNAVAILABLE, "python backend: cannot order sys.path: ");
   }
   // Some libraries read sys.argv, which an embedded interpreter lacks.
   if (!failure && PyRun_SimpleString("import sys\nif not getattr(sys, 'argv', None): sys.argv = ['']\n") != 0)
