@@ -27,8 +27,10 @@ from libjuno_bridge cimport (JB_DTYPE_BOOL, JB_DTYPE_FLOAT16, JB_DTYPE_FLOAT32, 
                              JB_DTYPE_UINT32, JB_DTYPE_UINT64)
 from libjuno_bridge cimport jb_get_log_level, jb_set_log_callback, jb_set_log_level
 import atexit
+import concurrent.futures
 import logging
 import os
+import threading
 
 import numpy as np
 
@@ -363,6 +365,7 @@ cdef class Session:
         for i in range(self._n_out):
             self._all_outputs.push_back(i)
         self._plans = []
+        self._pending = set()
 
     cdef CSession* _open(self) except NULL:
         if not self._session:
@@ -412,8 +415,24 @@ cdef class Session:
         return [p.decode() for p in self._open().providers()]
 
     def close(self):
-        """Releases the model now (a run in flight on another thread finishes first)."""
+        """Releases the model now (a run in flight on another thread, and every run_async already
+        made, finishes first)."""
+        if self._pending:
+            concurrent.futures.wait(list(self._pending))  # releases the GIL while it waits
         self._session.reset()
+
+    def run_async(self, inputs, out=None, outputs=None):
+        """``run`` without waiting: returns a ``concurrent.futures.Future`` of run's result (its error,
+        if any); ``await asyncio.wrap_future(f)`` from asyncio. The runs go to a bounded pool of threads
+        shared by every Session ($JUNO_BRIDGE_ASYNC_THREADS, default the number of cores, at least 2),
+        which run them as ``run`` does, the GIL released while the model runs. The future holds
+        ``inputs`` and ``out`` until it is done: leave their arrays untouched until then."""
+        self._open()
+        future = _async_pool().submit(self.run, inputs, out, outputs)
+        pending = self._pending
+        pending.add(future)
+        future.add_done_callback(pending.discard)
+        return future
 
     @property
     def closed(self):
@@ -603,6 +622,19 @@ cdef class Session:
             else:
                 result[names[i]] = (<dict>out)[names[i]]  # the caller's own array, written in place
         return result
+
+
+_async = {"pool": None, "pid": None, "lock": threading.Lock()}
+
+
+def _async_pool():
+    """The process's pool for Session.run_async, made on first use (again in a forked child)."""
+    with _async["lock"]:
+        if _async["pool"] is None or _async["pid"] != os.getpid():
+            threads = int(os.environ.get("JUNO_BRIDGE_ASYNC_THREADS") or 0) or max(2, os.cpu_count() or 2)
+            _async["pool"] = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="juno-bridge-async")
+            _async["pid"] = os.getpid()
+        return _async["pool"]
 
 
 cdef _Plan _remember(Session session, object inputs, object out, object outputs, tuple names,

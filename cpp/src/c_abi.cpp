@@ -2,8 +2,11 @@
 // jb::guarded (last_error.hpp), which turns any exception into a status plus the thread's last error.
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <new>
+#include <string>
+#include <vector>
 
 #include "juno_bridge/juno_bridge.h"
 #include "juno_bridge/session.hpp"
@@ -235,6 +238,50 @@ jb_status jb_session_run_outputs(jb_session* session, const jb_tensor_view* inpu
 }
 
 void jb_tensor_free(jb_tensor* tensor) { delete tensor; }
+
+jb_status jb_session_run_async(jb_session* session, const jb_tensor_view* inputs, size_t num_inputs,
+                               const int32_t* output_index, jb_tensor_view* outputs, jb_tensor** owned,
+                               size_t num_outputs, jb_run_callback done, void* user_data) {
+  if (session == nullptr) return null_argument("session");
+  if (done == nullptr) return null_argument("done");
+  if (inputs == nullptr && num_inputs) return null_argument("inputs");
+  if (num_outputs && output_index == nullptr) return null_argument("output_index");
+  if (num_outputs && outputs == nullptr) return null_argument("outputs");
+  if (num_outputs > session->outputs.size()) {  // as jb_session_run_outputs: before the arrays are read
+    jb::set_last_error(JB_ERROR_INVALID_ARGUMENT, 0,
+                       ("num_outputs is " + std::to_string(num_outputs) + ", more than the model's " +
+                        std::to_string(session->outputs.size()) + " output(s)").c_str());
+    return JB_ERROR_INVALID_ARGUMENT;
+  }
+  for (size_t i = 0; i < num_outputs; ++i)
+    if (outputs[i].data == nullptr && owned == nullptr) return null_argument("owned");
+  if (owned)
+    for (size_t i = 0; i < num_outputs; ++i) owned[i] = nullptr;
+  return jb::guarded([&] {
+    auto tensors = std::make_shared<std::vector<jb::Tensor>>(num_outputs);
+    session->session.run_async(
+        jb::from_c(inputs), num_inputs, output_index, jb::from_c(outputs), tensors->data(), num_outputs,
+        [tensors, outputs, owned, done, user_data](std::exception_ptr error) {
+          jb_status status = JB_OK;
+          std::string message;
+          int backend_code = 0;
+          if (error) {
+            try {
+              std::rethrow_exception(error);
+            } catch (...) {
+              status = jb::status_of_current_exception(JB_ERROR_RUNTIME, message, backend_code);
+            }
+          } else {
+            for (size_t i = 0; i < tensors->size(); ++i)
+              if ((*tensors)[i].holder) {
+                *jb::from_c(&outputs[i]) = (*tensors)[i].view;
+                owned[i] = new jb_tensor{std::move((*tensors)[i])};
+              }
+          }
+          done(user_data, status, message.c_str());
+        });
+  });
+}
 
 jb_status jb_onnxruntime_info(const char* onnxruntime, const char** path, const char** version,
                               uint32_t* api_version, const char** providers) {

@@ -1,13 +1,18 @@
 // Session: backend choice, and the checks every backend shares, done before any backend sees a tensor.
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <sstream>
 #include <string_view>
+#include <thread>
 
 #include "backend.hpp"
 #include "juno_bridge/backends.hpp"
@@ -363,8 +368,8 @@ void Session::run(const TensorView* inputs, size_t num_inputs, const int32_t* ou
   run_open(inputs, num_inputs, output_index, outputs, owned, num_outputs);
 }
 
-void Session::run_open(const TensorView* inputs, size_t num_inputs, const int32_t* output_index,
-                       TensorView* outputs, Tensor* owned, size_t num_outputs) {
+void Session::check_call(const TensorView* inputs, size_t num_inputs, const int32_t* output_index,
+                         const TensorView* outputs, const Tensor* owned, size_t num_outputs) const {
   check_inputs(inputs, num_inputs);
   check_outputs(inputs, num_inputs, output_index, outputs, num_outputs);
   if (owned == nullptr)
@@ -372,7 +377,94 @@ void Session::run_open(const TensorView* inputs, size_t num_inputs, const int32_
       if (outputs[i].data == nullptr)
         throw Error(ErrorCode::InvalidArgument, "output '" + backend_->outputs()[output_index[i]].name +
                                                     "' has no buffer and no Tensor to receive one");
+}
+
+void Session::run_open(const TensorView* inputs, size_t num_inputs, const int32_t* output_index,
+                       TensorView* outputs, Tensor* owned, size_t num_outputs) {
+  check_call(inputs, num_inputs, output_index, outputs, owned, num_outputs);
   backend_->run(inputs, num_inputs, output_index, outputs, owned, num_outputs);
+}
+
+namespace {
+
+// The core's worker pool for run_async: a fixed set of threads, started on first use, serving one queue.
+// Never destroyed (a run may still finish during process exit); a forked child starts a pool of its own.
+class WorkerPool {
+ public:
+  static WorkerPool& get() {
+    static std::mutex mutex;
+    static WorkerPool* pool = nullptr;
+    std::lock_guard<std::mutex> lock(mutex);
+    if (pool == nullptr || pool->pid_ != getpid()) pool = new WorkerPool(threads_wanted());
+    return *pool;
+  }
+
+  void submit(std::function<void()> task) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      queue_.push_back(std::move(task));
+    }
+    ready_.notify_one();
+  }
+
+ private:
+  explicit WorkerPool(unsigned n) : pid_(getpid()) {
+    for (unsigned i = 0; i < n; ++i) std::thread([this] { serve(); }).detach();
+  }
+
+  static unsigned threads_wanted() {
+    if (const char* env = std::getenv("JUNO_BRIDGE_ASYNC_THREADS"); env && std::atoi(env) > 0)
+      return static_cast<unsigned>(std::atoi(env));
+    return std::max(2u, std::thread::hardware_concurrency());
+  }
+
+  void serve() {
+    for (;;) {
+      std::function<void()> task;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        ready_.wait(lock, [this] { return !queue_.empty(); });
+        task = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      task();  // never throws: run_async's task catches everything
+    }
+  }
+
+  const pid_t pid_;
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<std::function<void()>> queue_;
+};
+
+}  // namespace
+
+void Session::run_async(const TensorView* inputs, size_t num_inputs, const int32_t* output_index,
+                        const TensorView* outputs, Tensor* owned, size_t num_outputs, RunCallback done) {
+  if (!done) throw Error(ErrorCode::InvalidArgument, "run_async needs a completion callback");
+  auto call = std::make_shared<InFlight>(*this);  // in flight from now until `done` is called
+  check_call(inputs, num_inputs, output_index, outputs, owned, num_outputs);
+  struct Job {
+    std::vector<TensorView> inputs, outputs;
+    std::vector<int32_t> index;
+  };
+  auto job = std::make_shared<Job>(Job{{inputs, inputs + num_inputs}, {outputs, outputs + num_outputs},
+                                       {output_index, output_index + num_outputs}});
+  Backend* backend = backend_.get();  // alive while the call is in flight
+  WorkerPool::get().submit([call, job, backend, owned, done = std::move(done)]() mutable {
+    std::exception_ptr error;
+    try {
+      backend->run(job->inputs.data(), job->inputs.size(), job->index.data(), job->outputs.data(), owned,
+                   job->outputs.size());
+    } catch (...) {
+      error = std::current_exception();
+    }
+    call.reset();  // out of flight first: `done` may close or destroy the Session
+    try {
+      done(error);
+    } catch (...) {  // a callback's exception has nowhere to go
+    }
+  });
 }
 
 void Session::run(const TensorView* inputs, size_t num_inputs, TensorView* outputs, size_t num_outputs) {

@@ -125,6 +125,18 @@ JB_API jb_status jb_session_run_outputs(jb_session* session, const jb_tensor_vie
                                         jb_tensor** owned, size_t num_outputs);
 JB_API void jb_tensor_free(jb_tensor* tensor);
 
+/* Asynchronous jb_session_run_outputs: checks the call now (a bad one returns its error and `done` is
+ * never called), queues it on the core's worker pool and returns JB_OK; `done` is then called exactly
+ * once, on a pool thread, with the run's status and message (valid during the call). Until `done` is
+ * called the caller keeps alive and untouched: the input and output buffers, the `outputs` and `owned`
+ * arrays (an output the backend allocates is written into outputs[i] and owned[i] on success, as
+ * jb_session_run_outputs does). `inputs` and `output_index` are copied. jb_session_close waits for the
+ * runs in flight; `done` may close the session. */
+typedef void (*jb_run_callback)(void* user_data, jb_status status, const char* message);
+JB_API jb_status jb_session_run_async(jb_session* session, const jb_tensor_view* inputs, size_t num_inputs,
+                                      const int32_t* output_index, jb_tensor_view* outputs, jb_tensor** owned,
+                                      size_t num_outputs, jb_run_callback done, void* user_data);
+
 /* Logging. The backends' own log lines (ONNX Runtime's log) go to one sink, filtered at one
  * process-wide level: the callback when one is set (called from whichever thread logs; `source` is
  * e.g. "onnxruntime"), else stderr, where error lines are left out because each error also comes back

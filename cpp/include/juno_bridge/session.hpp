@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -108,12 +110,26 @@ class Session {
   // Convenience: every output allocated by the backend.
   std::vector<Tensor> run(const std::vector<TensorView>& inputs);
 
+  // Asynchronous run, the general form above: checks the call now (a bad one throws here), queues it on
+  // the core's worker pool (a bounded set of threads shared by every Session and backend;
+  // $JUNO_BRIDGE_ASYNC_THREADS threads, default the number of cores, at least 2) and returns. `done` is
+  // called once, on a pool thread, with nullptr or the run's exception; the Session counts the run in
+  // flight until then (close() and the destructor wait for it), and `done` may close the Session.
+  // The view and index arrays are copied; what they point at is not: the input and output buffers, and
+  // `owned` (an allocated output appears in owned[i].view, outputs[i] is left as given), must stay alive
+  // and untouched until `done` is called.
+  using RunCallback = std::function<void(std::exception_ptr error)>;
+  void run_async(const TensorView* inputs, size_t num_inputs, const int32_t* output_index, const TensorView* outputs,
+                 Tensor* owned, size_t num_outputs, RunCallback done);
+
  private:
   explicit Session(std::shared_ptr<Backend> backend);
   class InFlight;  // marks one call as running, so close() waits for it (session.cpp)
   // run() after the session is known open and counted in flight.
   void run_open(const TensorView* inputs, size_t num_inputs, const int32_t* output_index, TensorView* outputs,
                 Tensor* owned, size_t num_outputs);
+  void check_call(const TensorView* inputs, size_t num_inputs, const int32_t* output_index,
+                  const TensorView* outputs, const Tensor* owned, size_t num_outputs) const;
   void check_inputs(const TensorView* inputs, size_t num_inputs) const;
   void check_outputs(const TensorView* inputs, size_t num_inputs, const int32_t* output_index,
                      const TensorView* outputs, size_t num_outputs) const;
