@@ -103,6 +103,30 @@ jb_status describe(const jb_session* s, size_t index, jb_tensor_info* out, bool 
   });
 }
 
+// What jb_session_run_outputs and jb_session_run_async check before the core sees the call; clears
+// `owned` so that it is defined on every return (a caller may free it whatever happened).
+jb_status check_run_arguments(const jb_session* session, const jb_tensor_view* inputs, size_t num_inputs,
+                              const int32_t* output_index, const jb_tensor_view* outputs, jb_tensor** owned,
+                              size_t num_outputs) {
+  if (session == nullptr) return null_argument("session");
+  if (inputs == nullptr && num_inputs) return null_argument("inputs");
+  if (num_outputs && output_index == nullptr) return null_argument("output_index");
+  if (num_outputs && outputs == nullptr) return null_argument("outputs");
+  // The count is checked before the caller's arrays are read: no output may be asked for twice, so
+  // more than the model has would read past them.
+  if (num_outputs > session->outputs.size()) {
+    jb::set_last_error(JB_ERROR_INVALID_ARGUMENT, 0,
+                       ("num_outputs is " + std::to_string(num_outputs) + ", more than the model's " +
+                        std::to_string(session->outputs.size()) + " output(s)").c_str());
+    return JB_ERROR_INVALID_ARGUMENT;
+  }
+  for (size_t i = 0; i < num_outputs; ++i)
+    if (outputs[i].data == nullptr && owned == nullptr) return null_argument("owned");
+  if (owned)
+    for (size_t i = 0; i < num_outputs; ++i) owned[i] = nullptr;
+  return JB_OK;
+}
+
 }  // namespace
 
 extern "C" {
@@ -212,22 +236,8 @@ jb_status jb_session_run(jb_session* session, const jb_tensor_view* inputs, size
 jb_status jb_session_run_outputs(jb_session* session, const jb_tensor_view* inputs, size_t num_inputs,
                                  const int32_t* output_index, jb_tensor_view* outputs, jb_tensor** owned,
                                  size_t num_outputs) {
-  if (session == nullptr) return null_argument("session");
-  if (inputs == nullptr && num_inputs) return null_argument("inputs");
-  if (num_outputs && output_index == nullptr) return null_argument("output_index");
-  if (num_outputs && outputs == nullptr) return null_argument("outputs");
-  // The count is checked before the caller's arrays are read: no output may be asked for twice, so
-  // more than the model has would read past them.
-  if (num_outputs > session->outputs.size()) {
-    jb::set_last_error(JB_ERROR_INVALID_ARGUMENT, 0,
-                       ("num_outputs is " + std::to_string(num_outputs) + ", more than the model's " +
-                        std::to_string(session->outputs.size()) + " output(s)").c_str());
-    return JB_ERROR_INVALID_ARGUMENT;
-  }
-  for (size_t i = 0; i < num_outputs; ++i)
-    if (outputs[i].data == nullptr && owned == nullptr) return null_argument("owned");
-  if (owned)  // defined on every return, so a caller may free them whatever happened
-    for (size_t i = 0; i < num_outputs; ++i) owned[i] = nullptr;
+  if (jb_status status = check_run_arguments(session, inputs, num_inputs, output_index, outputs, owned, num_outputs))
+    return status;
   return jb::guarded([&] {
     std::vector<jb::Tensor> tensors(num_outputs);
     session->session.run(jb::from_c(inputs), num_inputs, output_index, jb::from_c(outputs), tensors.data(),
@@ -242,21 +252,9 @@ void jb_tensor_free(jb_tensor* tensor) { delete tensor; }
 jb_status jb_session_run_async(jb_session* session, const jb_tensor_view* inputs, size_t num_inputs,
                                const int32_t* output_index, jb_tensor_view* outputs, jb_tensor** owned,
                                size_t num_outputs, jb_run_callback done, void* user_data) {
-  if (session == nullptr) return null_argument("session");
   if (done == nullptr) return null_argument("done");
-  if (inputs == nullptr && num_inputs) return null_argument("inputs");
-  if (num_outputs && output_index == nullptr) return null_argument("output_index");
-  if (num_outputs && outputs == nullptr) return null_argument("outputs");
-  if (num_outputs > session->outputs.size()) {  // as jb_session_run_outputs: before the arrays are read
-    jb::set_last_error(JB_ERROR_INVALID_ARGUMENT, 0,
-                       ("num_outputs is " + std::to_string(num_outputs) + ", more than the model's " +
-                        std::to_string(session->outputs.size()) + " output(s)").c_str());
-    return JB_ERROR_INVALID_ARGUMENT;
-  }
-  for (size_t i = 0; i < num_outputs; ++i)
-    if (outputs[i].data == nullptr && owned == nullptr) return null_argument("owned");
-  if (owned)
-    for (size_t i = 0; i < num_outputs; ++i) owned[i] = nullptr;
+  if (jb_status status = check_run_arguments(session, inputs, num_inputs, output_index, outputs, owned, num_outputs))
+    return status;
   return jb::guarded([&] {
     auto tensors = std::make_shared<std::vector<jb::Tensor>>(num_outputs);
     session->session.run_async(

@@ -3,6 +3,7 @@ options share one, reference-counted, under many threads; shared=False opts out;
 leaves the others running; ten opens of the JUNO-sized model cost about one model's memory and load."""
 from __future__ import annotations
 
+import concurrent.futures
 import ctypes
 import json
 import os
@@ -64,29 +65,22 @@ def test_same_bytes_share_and_a_rewritten_file_is_a_new_model(tmp_path, add_f32)
 def test_many_threads_opening_running_closing_share_one_backend(add_f32):
     anchor = jb.Session(add_f32)  # keeps the backend session alive throughout
     before = open_backend_count()
-    ids, errors = set(), []
+    ids = set()
     barrier = threading.Barrier(8)
 
     def work(seed):
         rng = np.random.default_rng(seed)
-        try:
-            barrier.wait()
-            for _ in range(25):
-                x = rng.standard_normal((4, 3)).astype(np.float32)
-                y = rng.standard_normal((4, 3)).astype(np.float32)
-                with jb.Session(add_f32) as s:
-                    ids.add(backend_id(s))
-                    np.testing.assert_array_equal(s.run({"a": x, "b": y})["c"], x + y)
-                    assert open_backend_count() == before
-        except BaseException as e:  # noqa: BLE001 - reported below
-            errors.append(e)
+        barrier.wait()
+        for _ in range(25):
+            x = rng.standard_normal((4, 3)).astype(np.float32)
+            y = rng.standard_normal((4, 3)).astype(np.float32)
+            with jb.Session(add_f32) as s:
+                ids.add(backend_id(s))
+                np.testing.assert_array_equal(s.run({"a": x, "b": y})["c"], x + y)
+                assert open_backend_count() == before
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(work, range(8)))  # re-raises the first failure of any thread
     assert ids == {backend_id(anchor)}
     assert anchor._stats()["backend_users"] == 1
     anchor.close()
