@@ -69,14 +69,51 @@ def test_close_waits_for_the_runs_already_made(add_f32):
     assert all(f.done() and f.exception() is None for f in futures)
 
 
-def test_c_abi_run_async_hundred_in_flight(add_f32):
+CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p)
+
+
+def load_run_async():
     lib = jb_c.load()
     lib.jb_session_run_async.restype = ctypes.c_int
-    callback_type = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p)
     lib.jb_session_run_async.argtypes = [ctypes.c_void_p, ctypes.POINTER(jb_c.TensorView), ctypes.c_size_t,
                                          ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(jb_c.TensorView),
-                                         ctypes.POINTER(ctypes.c_void_p), ctypes.c_size_t, callback_type,
+                                         ctypes.POINTER(ctypes.c_void_p), ctypes.c_size_t, CALLBACK,
                                          ctypes.c_void_p]
+    return lib
+
+
+def test_c_abi_run_async_allocated_outputs_come_in_outputs_and_owned(add_f32):
+    lib = load_run_async()
+    session = ctypes.c_void_p()
+    assert lib.jb_session_open(str(add_f32).encode(), None, ctypes.byref(session)) == jb_c.OK
+    finished = threading.Event()
+    got = []
+
+    @CALLBACK
+    def done(user_data, status, message):
+        got.append((status, message.decode()))
+        finished.set()
+
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    ins = (jb_c.TensorView * 2)(jb_c.view(x.ctypes.data, jb_c.FLOAT32, x.shape),
+                                jb_c.view(x.ctypes.data, jb_c.FLOAT32, x.shape))
+    outs = (jb_c.TensorView * 1)(jb_c.view(None, jb_c.FLOAT32, ()))
+    owned = (ctypes.c_void_p * 1)()
+    index = (ctypes.c_int32 * 1)(0)
+    try:
+        assert lib.jb_session_run_async(session, ins, 2, index, outs, owned, 1, done, None) == jb_c.OK
+        assert finished.wait(60) and got == [(jb_c.OK, "")]
+        assert owned[0] and outs[0].data and outs[0].rank == 2 and list(outs[0].shape[:2]) == [2, 3]
+        result = np.ctypeslib.as_array(ctypes.cast(outs[0].data, ctypes.POINTER(ctypes.c_float)), (2, 3))
+        np.testing.assert_array_equal(result, 2 * x)
+        lib.jb_tensor_free(owned[0])
+    finally:
+        lib.jb_session_close(session)
+
+
+def test_c_abi_run_async_hundred_in_flight(add_f32):
+    lib = load_run_async()
+    callback_type = CALLBACK
     session = ctypes.c_void_p()
     assert lib.jb_session_open(str(add_f32).encode(), None, ctypes.byref(session)) == jb_c.OK, jb_c.last_error(lib)
     n = 100
