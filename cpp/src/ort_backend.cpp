@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <sstream>
 
 #include "backend.hpp"
@@ -96,38 +97,7 @@ class OrtBackend final : public Backend {
  public:
   OrtBackend(const std::string& path, const void* bytes, size_t size, const SessionOptions& options)
       : rt_(OrtRuntime::get(options.onnxruntime)), api_(rt_.api()) {
-    OrtEnv* env = rt_.env(options.global_thread_pool, options.intra_op_threads, options.inter_op_threads);
-    // `providers` is an order of preference: try the session with the wanted providers from the first
-    // on, dropping the first one each time it cannot be used; CPU alone is the last try. A skipped
-    // provider is logged when the session opens (require_providers makes it an error instead).
-    std::vector<std::pair<std::string, std::string>> skipped;  // provider, why
-    const std::vector<std::string> candidates = provider_candidates(options, skipped);
-    for (size_t first = 0;; ++first) {
-      const std::vector<std::string> use(candidates.begin() + static_cast<std::ptrdiff_t>(first), candidates.end());
-      OrtSessionOptions* so = nullptr;
-      rt_.check(api_.CreateSessionOptions(&so), ErrorCode::BackendUnavailable, "creating session options");
-      std::unique_ptr<OrtSessionOptions, void (*)(OrtSessionOptions*)> so_guard(so, api_.ReleaseSessionOptions);
-      configure(so, options);  // a bad option is an error whatever the providers
-      try {
-        append_providers(so, use);
-        create_session(path, bytes, size, so, env);
-        for (const auto& full : use) providers_.push_back(short_provider_name(full));
-        providers_.push_back("cpu");
-        break;
-      } catch (const Error& e) {
-        if (first == candidates.size()) throw;  // CPU alone failed: the model's own error
-        if (options.require_providers)
-          throw Error(ErrorCode::BackendUnavailable, "execution provider '" + short_provider_name(candidates[first]) +
-                                                         "' could not be used (require_providers is set): " + e.what(),
-                      e.backend_code());
-        skipped.emplace_back(short_provider_name(candidates[first]), e.what());
-      }
-    }
-    for (const auto& [provider, why] : skipped) {
-      std::string line = "execution provider '" + provider + "' skipped: " + why + "; the session uses ";
-      for (size_t i = 0; i < providers_.size(); ++i) line += (i ? ", " : "") + providers_[i];
-      log_message(JB_LOG_WARNING, "providers", line.c_str());
-    }
+    open_session(path, bytes, size, options);
 
     try {
       read_signature();
@@ -280,6 +250,55 @@ class OrtBackend final : public Backend {
     }
   }
 
+  // Opens session_ with the first of the wanted providers that initialises. `providers` is an order of
+  // preference: the session is tried with the wanted providers from the first on, dropping the first
+  // each time it cannot be used; CPU alone is the last try. A skipped provider is logged once the session
+  // is open; under require_providers it is an error instead.
+  void open_session(const std::string& path, const void* bytes, size_t size, const SessionOptions& options) {
+    OrtEnv* env = rt_.env(options.global_thread_pool, options.intra_op_threads, options.inter_op_threads);
+    std::vector<std::pair<std::string, std::string>> skipped;  // provider, why
+    const std::vector<std::string> candidates = provider_candidates(options, skipped);
+    std::optional<Error> required_failure;  // a required provider failed where the model itself may be at fault
+    for (size_t first = 0;; ++first) {
+      const std::vector<std::string> use(candidates.begin() + static_cast<std::ptrdiff_t>(first), candidates.end());
+      OrtSessionOptions* so = nullptr;
+      rt_.check(api_.CreateSessionOptions(&so), ErrorCode::BackendUnavailable, "creating session options");
+      std::unique_ptr<OrtSessionOptions, void (*)(OrtSessionOptions*)> so_guard(so, api_.ReleaseSessionOptions);
+      configure(so, options);  // a bad option is an error whatever the providers
+      try {
+        append_providers(so, use);
+        create_session(path, bytes, size, so, env);
+        for (const auto& full : use) providers_.push_back(short_provider_name(full));
+        providers_.push_back("cpu");
+        break;
+      } catch (const Error& e) {
+        if (first == candidates.size()) throw;  // CPU alone failed: the model's own error
+        const std::string provider = short_provider_name(candidates[first]);
+        if (!options.require_providers) {
+          skipped.emplace_back(provider, e.what());
+          continue;
+        }
+        Error failure(ErrorCode::BackendUnavailable, "execution provider '" + provider +
+                                                         "' could not be used (require_providers is set): " + e.what(),
+                      e.backend_code());
+        if (e.code() != ErrorCode::ModelLoad) throw failure;  // it could not even be enabled
+        // The session failed to open with it: the provider's fault only if the CPU alone opens the model.
+        required_failure = failure;
+        first = candidates.size() - 1;
+      }
+    }
+    if (required_failure) {
+      api_.ReleaseSession(session_);
+      session_ = nullptr;
+      throw *required_failure;
+    }
+    for (const auto& [provider, why] : skipped) {
+      std::string line = "execution provider '" + provider + "' skipped: " + why + "; the session uses ";
+      for (size_t i = 0; i < providers_.size(); ++i) line += (i ? ", " : "") + providers_[i];
+      log_message(JB_LOG_WARNING, "providers", line.c_str());
+    }
+  }
+
   void create_session(const std::string& path, const void* bytes, size_t size, OrtSessionOptions* so, OrtEnv* env) {
     const std::string what = bytes ? "loading a model from " + std::to_string(size) + " bytes in memory"
                                    : "loading model '" + path + "'";
@@ -334,9 +353,15 @@ class OrtBackend final : public Backend {
         rt_.check(api_.SessionOptionsAppendExecutionProvider_CUDA_V2(so, cuda), ErrorCode::BackendUnavailable,
                   "enabling the CUDA execution provider");
       } else {
-        std::string short_name = full.substr(0, full.find("ExecutionProvider"));
-        rt_.check(api_.SessionOptionsAppendExecutionProvider(so, short_name.c_str(), nullptr, nullptr, 0),
-                  ErrorCode::BackendUnavailable, "enabling execution provider '" + name + "'");
+        // The name as the runtime lists it; releases before 1.21 know only the short spelling ("AZURE").
+        OrtStatus* status = api_.SessionOptionsAppendExecutionProvider(so, full.c_str(), nullptr, nullptr, 0);
+        if (status != nullptr) {
+          api_.ReleaseStatus(status);
+          std::string upper = full.substr(0, full.find("ExecutionProvider"));
+          std::transform(upper.begin(), upper.end(), upper.begin(), ::toupper);
+          status = api_.SessionOptionsAppendExecutionProvider(so, upper.c_str(), nullptr, nullptr, 0);
+        }
+        rt_.check(status, ErrorCode::BackendUnavailable, "enabling execution provider '" + name + "'");
       }
     }
   }

@@ -87,3 +87,18 @@ def test_c_abi_reports_the_providers_and_takes_require_providers(gpu_onnxruntime
             lib.jb_session_close(session)
         else:
             assert "require_providers" in jb_c.last_error(lib)[1]
+
+
+def test_a_provider_that_initialises_is_used_and_reported(add_f32):
+    # The CPU wheel's other provider, Azure, initialises anywhere (it takes over no operator here).
+    assert "AzureExecutionProvider" in jb.onnxruntime_info()["providers"]
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    with jb.Session(add_f32, providers=("azure", "cpu"), require_providers=True) as s:
+        assert s.providers == ["azure", "cpu"]
+        np.testing.assert_array_equal(s.run([x, x])["c"], 2 * x)
+
+
+def test_a_broken_model_stays_the_models_error_under_require_providers():
+    # The session fails with the provider, and without it: the model is at fault, not the provider.
+    with pytest.raises(jb.ModelLoadError, match="INVALID_PROTOBUF"):
+        jb.Session(b"not a model", providers=("azure", "cpu"), require_providers=True)
