@@ -135,8 +135,10 @@ std::shared_ptr<ShareEntry> share_entry(const std::string& key) {
   static std::mutex mutex;
   static auto* entries = new std::map<std::string, std::shared_ptr<ShareEntry>>;  // lives for the process
   std::lock_guard<std::mutex> lock(mutex);
-  for (auto it = entries->begin(); it != entries->end();)  // forget the models no Session uses any more
-    it = it->second->backend.expired() && it->second.use_count() == 1 ? entries->erase(it) : std::next(it);
+  // Forget the models no Session uses any more. An entry only this map holds (copies are made under this
+  // lock) is one no thread is opening: only then is its weak_ptr read here.
+  for (auto it = entries->begin(); it != entries->end();)
+    it = it->second.use_count() == 1 && it->second->backend.expired() ? entries->erase(it) : std::next(it);
   auto& entry = (*entries)[key];
   if (!entry) entry = std::make_shared<ShareEntry>();
   return entry;
