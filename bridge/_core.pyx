@@ -20,14 +20,17 @@ from libjuno_bridge cimport backends as c_backends, backend_plugin_path, Backend
 from libjuno_bridge cimport (JB_MAX_RANK, CSession, CTensorInfo, ModelMetadata, OnnxRuntimeInfo,
                              SessionOptions, Status, Tensor, get_onnxruntime_info, jb_tensor_view,
                              jb_version, open_session, open_session_bytes, run_session,
-                             session_metadata, session_stats, set_option, SessionStats)
+                             session_metadata, session_stats, set_option, SessionStats,
+                             open_backend_count as c_open_backend_count)
 from libjuno_bridge cimport (JB_DTYPE_BOOL, JB_DTYPE_FLOAT16, JB_DTYPE_FLOAT32, JB_DTYPE_FLOAT64, JB_DTYPE_INT8,
                              JB_DTYPE_INT16, JB_DTYPE_INT32, JB_DTYPE_INT64, JB_DTYPE_UINT8, JB_DTYPE_UINT16,
                              JB_DTYPE_UINT32, JB_DTYPE_UINT64)
 from libjuno_bridge cimport jb_get_log_level, jb_set_log_callback, jb_set_log_level
 import atexit
+import concurrent.futures
 import logging
 import os
+import threading
 
 import numpy as np
 
@@ -293,17 +296,25 @@ cdef class Session:
     ``model`` is a path (``.onnx``: ONNX Runtime; ``.pt2``/``.pt``: libtorch), ``python:module:callable``
     (a Python algorithm), or the bytes of an ONNX model; ``backend=`` overrides the choice. The GIL is
     released while the model runs, and one Session may be used from many threads at once.
+
+    ``providers`` is an order of preference: the first that initialises is used, each one skipped is
+    logged (logger "juno_bridge.providers") and ``Session.providers`` says what was got;
+    ``require_providers=True`` makes a skipped one an error. Sessions of the same model (file or bytes)
+    with the same options share one backend session in the process (``shared=False``: one of its own);
+    closing one leaves the others running.
     """
     # The attributes are declared in bridge/juno_bridge/_core.pxd (juno_bridge._hits reads _session).
 
     def __init__(self, model, *, backend=None, intra_op_threads=0, inter_op_threads=0,
                  optimization="all", providers=("cpu",), onnxruntime=None, log_level="warning",
-                 execution_mode="sequential", global_thread_pool=False, config=None):
+                 execution_mode="sequential", global_thread_pool=False, require_providers=False,
+                 shared=True, config=None):
         cdef SessionOptions options
         cdef Status status
         settings = {"intra_op_threads": intra_op_threads, "inter_op_threads": inter_op_threads,
                     "optimization": optimization, "log_level": log_level,
-                    "execution_mode": execution_mode, "global_thread_pool": int(bool(global_thread_pool))}
+                    "execution_mode": execution_mode, "global_thread_pool": int(bool(global_thread_pool)),
+                    "require_providers": int(bool(require_providers)), "shared": int(bool(shared))}
         if isinstance(providers, str):
             providers = (providers,)
         if not isinstance(providers, (list, tuple)) or not all(isinstance(p, str) for p in providers):
@@ -354,6 +365,7 @@ cdef class Session:
         for i in range(self._n_out):
             self._all_outputs.push_back(i)
         self._plans = []
+        self._pending = set()
 
     cdef CSession* _open(self) except NULL:
         if not self._session:
@@ -389,15 +401,38 @@ cdef class Session:
         if session_stats(deref(self._open()), &st, &status):
             raise_status(status)
         return {"tensors_wrapped": st.tensors_wrapped,
-                "input_addresses": [<uintptr_t>st.input_addresses[i] for i in range(st.input_addresses.size())]}
+                "input_addresses": [<uintptr_t>st.input_addresses[i] for i in range(st.input_addresses.size())],
+                "backend_id": st.backend_id, "backend_users": st.backend_users}
 
     @property
     def backend(self):
         return self._open().backend_name().decode()
 
+    @property
+    def providers(self):
+        """The execution providers the session uses, in order ("cuda", "cpu"): the first of the wanted
+        ones that initialised; [] for a backend without providers."""
+        return [p.decode() for p in self._open().providers()]
+
     def close(self):
-        """Releases the model now (a run in flight on another thread finishes first)."""
+        """Releases the model now (a run in flight on another thread, and every run_async already
+        made, finishes first)."""
+        if self._pending:
+            concurrent.futures.wait(list(self._pending))  # releases the GIL while it waits
         self._session.reset()
+
+    def run_async(self, inputs, out=None, outputs=None):
+        """``run`` without waiting: returns a ``concurrent.futures.Future`` of run's result (its error,
+        if any); ``await asyncio.wrap_future(f)`` from asyncio. The runs go to a bounded pool of threads
+        shared by every Session ($JUNO_BRIDGE_ASYNC_THREADS, default the number of cores, at least 2),
+        which run them as ``run`` does, the GIL released while the model runs. The future holds
+        ``inputs`` and ``out`` until it is done: leave their arrays untouched until then."""
+        self._open()
+        future = _async_pool().submit(self.run, inputs, out, outputs)
+        pending = self._pending
+        pending.add(future)
+        future.add_done_callback(pending.discard)
+        return future
 
     @property
     def closed(self):
@@ -589,6 +624,19 @@ cdef class Session:
         return result
 
 
+_async = {"pool": None, "pid": None, "lock": threading.Lock()}
+
+
+def _async_pool():
+    """The process's pool for Session.run_async, made on first use (again in a forked child)."""
+    with _async["lock"]:
+        if _async["pool"] is None or _async["pid"] != os.getpid():
+            threads = int(os.environ.get("JUNO_BRIDGE_ASYNC_THREADS") or 0) or max(2, os.cpu_count() or 2)
+            _async["pool"] = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="juno-bridge-async")
+            _async["pid"] = os.getpid()
+        return _async["pool"]
+
+
 cdef _Plan _remember(Session session, object inputs, object out, object outputs, tuple names,
                      const int32_t* out_index, size_t n_out):
     """Records the names this call resolved (every name check has passed) under its signature."""
@@ -677,6 +725,11 @@ def backends():
                       "extra": b.extra.decode(), "description": b.description.decode(),
                       "plugin_path": backend_plugin_path(b[0]).decode()})
     return found
+
+
+def open_backend_count():
+    """Backend sessions open in the process now; Sessions sharing one (shared=True) count once."""
+    return c_open_backend_count()
 
 
 def version():

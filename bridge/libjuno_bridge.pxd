@@ -61,12 +61,17 @@ cdef extern from "juno_bridge/session.hpp" namespace "jb" nogil:
     cdef cppclass SessionStats:
         uint64_t tensors_wrapped
         vector[const void*] input_addresses
+        uint64_t backend_id
+        int64_t backend_users
+
+    int64_t open_backend_count()
 
     cdef cppclass CSession "jb::Session":
         # Only called on an open session, so they cannot throw.
         const vector[CTensorInfo]& inputs()
         const vector[CTensorInfo]& outputs()
         const string& backend_name()
+        vector[string] providers() except +
 
     cdef cppclass OnnxRuntimeInfo:
         string path, version, build_info

@@ -26,7 +26,8 @@ from juno_bridge.errors import InvalidArgumentError, ModelLoadError, RunError
 
 # Session options every backend receives; they are not the algorithm's keyword options.
 _SESSION_OPTIONS = frozenset({"intra_op_threads", "inter_op_threads", "optimization", "log_level",
-                              "execution_mode", "providers", "onnxruntime", "global_thread_pool", "backend"})
+                              "execution_mode", "providers", "onnxruntime", "global_thread_pool", "backend",
+                              "require_providers", "shared"})
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}

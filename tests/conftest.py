@@ -93,19 +93,27 @@ def multi_io_model(model_path) -> Path:
     return model_path("multi_io", onnx_models.multi_io)
 
 
-def install_onnxruntime(version: str) -> Path:
-    """The capi/libonnxruntime.so.1.* of onnxruntime==version, pip-installed once into the cache."""
-    target = ORT_CACHE / f"ort-{version}"
+def install_onnxruntime(version: str, package: str = "onnxruntime") -> Path:
+    """The capi/libonnxruntime.so.1.* of package==version (onnxruntime, onnxruntime-gpu), pip-installed
+    once into the cache, in a folder of its own so that it never replaces the environment's wheel."""
+    target = ORT_CACHE / (f"ort-{version}" if package == "onnxruntime" else f"ort-{package[12:]}-{version}")
     found = sorted(target.glob("onnxruntime/capi/libonnxruntime.so.1.*"))
     if not found:
         # --no-deps: only the shared library is needed, not a second numpy.
         proc = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--disable-pip-version-check",
-                               "--target", str(target), f"onnxruntime=={version}"],
+                               "--target", str(target), f"{package}=={version}"],
                               capture_output=True, text=True)
         found = sorted(target.glob("onnxruntime/capi/libonnxruntime.so.1.*"))
         if proc.returncode != 0 or not found:
-            pytest.fail(f"could not install onnxruntime=={version} into {target}: {proc.stderr[-2000:]}")
+            pytest.fail(f"could not install {package}=={version} into {target}: {proc.stderr[-2000:]}")
     return found[-1]
+
+
+@pytest.fixture(scope="session")
+def gpu_onnxruntime() -> Path:
+    """The onnxruntime-gpu wheel's library: its CUDA provider is listed, and initialises only where CUDA
+    and a GPU are there (elsewhere its CUDA libraries fail to load)."""
+    return install_onnxruntime("1.31.1", "onnxruntime-gpu")
 
 
 @pytest.fixture(scope="session")

@@ -33,5 +33,6 @@ cdef class Session:
     cdef dict _output_index
     cdef vector[int32_t] _all_outputs
     cdef list _plans  # the _Plan of each call signature seen lately, newest first (see Session.run)
+    cdef set _pending  # the run_async futures not done yet (close() waits for them)
 
     cdef CSession* _open(self) except NULL

@@ -12,8 +12,13 @@ namespace jb {
 
 class Backend {
  public:
-  virtual ~Backend() = default;
+  Backend();           // counts itself in open_backend_count() and takes the next id
+  virtual ~Backend();
+  Backend(const Backend&) = delete;
+  Backend& operator=(const Backend&) = delete;
+  uint64_t id() const noexcept { return id_; }
   virtual const std::string& name() const = 0;
+  virtual std::vector<std::string> providers() const { return {}; }
   virtual const std::vector<TensorInfo>& inputs() const = 0;
   virtual const std::vector<TensorInfo>& outputs() const = 0;
   virtual ModelMetadata metadata() const = 0;
@@ -23,6 +28,9 @@ class Backend {
   // Must be safe to call from many threads at once.
   virtual void run(const TensorView* inputs, size_t num_inputs, const int32_t* output_index,
                    TensorView* outputs, Tensor* owned, size_t num_outputs) = 0;
+
+ private:
+  const uint64_t id_;
 };
 
 // Opens `model` (a path, or the bytes when `bytes` is non-null) with the backend named in options or

@@ -2,8 +2,11 @@
 // jb::guarded (last_error.hpp), which turns any exception into a status plus the thread's last error.
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <new>
+#include <string>
+#include <vector>
 
 #include "juno_bridge/juno_bridge.h"
 #include "juno_bridge/session.hpp"
@@ -21,6 +24,7 @@ struct jb_session {
     std::vector<const char*> dim_names;
   };
   std::vector<Info> inputs, outputs;
+  std::string providers;  // comma-separated, for jb_session_providers
 };
 
 struct jb_tensor {
@@ -64,7 +68,8 @@ jb_status null_argument(const char* name) {
 }
 
 jb_session* make_session(jb::Session&& s) {
-  auto* handle = new jb_session{std::move(s), {}, {}};
+  auto* handle = new jb_session{std::move(s), {}, {}, {}};
+  for (const auto& p : handle->session.providers()) handle->providers += (handle->providers.empty() ? "" : ",") + p;
   auto fill = [](const std::vector<jb::TensorInfo>& infos, std::vector<jb_session::Info>& out) {
     for (const auto& info : infos) {
       jb_session::Info c;
@@ -96,6 +101,30 @@ jb_status describe(const jb_session* s, size_t index, jb_tensor_info* out, bool 
     out->dim_names = cinfos[index].dim_names.data();
     out->type_name = info.type_name.c_str();
   });
+}
+
+// What jb_session_run_outputs and jb_session_run_async check before the core sees the call; clears
+// `owned` so that it is defined on every return (a caller may free it whatever happened).
+jb_status check_run_arguments(const jb_session* session, const jb_tensor_view* inputs, size_t num_inputs,
+                              const int32_t* output_index, const jb_tensor_view* outputs, jb_tensor** owned,
+                              size_t num_outputs) {
+  if (session == nullptr) return null_argument("session");
+  if (inputs == nullptr && num_inputs) return null_argument("inputs");
+  if (num_outputs && output_index == nullptr) return null_argument("output_index");
+  if (num_outputs && outputs == nullptr) return null_argument("outputs");
+  // The count is checked before the caller's arrays are read: no output may be asked for twice, so
+  // more than the model has would read past them.
+  if (num_outputs > session->outputs.size()) {
+    jb::set_last_error(JB_ERROR_INVALID_ARGUMENT, 0,
+                       ("num_outputs is " + std::to_string(num_outputs) + ", more than the model's " +
+                        std::to_string(session->outputs.size()) + " output(s)").c_str());
+    return JB_ERROR_INVALID_ARGUMENT;
+  }
+  for (size_t i = 0; i < num_outputs; ++i)
+    if (outputs[i].data == nullptr && owned == nullptr) return null_argument("owned");
+  if (owned)
+    for (size_t i = 0; i < num_outputs; ++i) owned[i] = nullptr;
+  return JB_OK;
 }
 
 }  // namespace
@@ -151,6 +180,19 @@ const char* jb_session_backend(const jb_session* session) {
   else jb::guarded([&] { name = session->session.backend_name().c_str(); });
   return name;
 }
+const char* jb_session_providers(const jb_session* session) {
+  if (session == nullptr) return null_argument("session"), "";
+  jb::clear_last_error();
+  return session->providers.c_str();
+}
+uint64_t jb_session_backend_id(const jb_session* session) {
+  uint64_t id = 0;
+  if (session == nullptr) null_argument("session");
+  else jb::guarded([&] { id = session->session.stats().backend_id; });
+  return id;
+}
+int64_t jb_open_backend_count(void) { return jb::open_backend_count(); }
+
 size_t jb_session_num_inputs(const jb_session* session) {
   if (session == nullptr) return null_argument("session"), 0;
   jb::clear_last_error();
@@ -194,22 +236,8 @@ jb_status jb_session_run(jb_session* session, const jb_tensor_view* inputs, size
 jb_status jb_session_run_outputs(jb_session* session, const jb_tensor_view* inputs, size_t num_inputs,
                                  const int32_t* output_index, jb_tensor_view* outputs, jb_tensor** owned,
                                  size_t num_outputs) {
-  if (session == nullptr) return null_argument("session");
-  if (inputs == nullptr && num_inputs) return null_argument("inputs");
-  if (num_outputs && output_index == nullptr) return null_argument("output_index");
-  if (num_outputs && outputs == nullptr) return null_argument("outputs");
-  // The count is checked before the caller's arrays are read: no output may be asked for twice, so
-  // more than the model has would read past them.
-  if (num_outputs > session->outputs.size()) {
-    jb::set_last_error(JB_ERROR_INVALID_ARGUMENT, 0,
-                       ("num_outputs is " + std::to_string(num_outputs) + ", more than the model's " +
-                        std::to_string(session->outputs.size()) + " output(s)").c_str());
-    return JB_ERROR_INVALID_ARGUMENT;
-  }
-  for (size_t i = 0; i < num_outputs; ++i)
-    if (outputs[i].data == nullptr && owned == nullptr) return null_argument("owned");
-  if (owned)  // defined on every return, so a caller may free them whatever happened
-    for (size_t i = 0; i < num_outputs; ++i) owned[i] = nullptr;
+  if (jb_status status = check_run_arguments(session, inputs, num_inputs, output_index, outputs, owned, num_outputs))
+    return status;
   return jb::guarded([&] {
     std::vector<jb::Tensor> tensors(num_outputs);
     session->session.run(jb::from_c(inputs), num_inputs, output_index, jb::from_c(outputs), tensors.data(),
@@ -220,6 +248,38 @@ jb_status jb_session_run_outputs(jb_session* session, const jb_tensor_view* inpu
 }
 
 void jb_tensor_free(jb_tensor* tensor) { delete tensor; }
+
+jb_status jb_session_run_async(jb_session* session, const jb_tensor_view* inputs, size_t num_inputs,
+                               const int32_t* output_index, jb_tensor_view* outputs, jb_tensor** owned,
+                               size_t num_outputs, jb_run_callback done, void* user_data) {
+  if (done == nullptr) return null_argument("done");
+  if (jb_status status = check_run_arguments(session, inputs, num_inputs, output_index, outputs, owned, num_outputs))
+    return status;
+  return jb::guarded([&] {
+    auto tensors = std::make_shared<std::vector<jb::Tensor>>(num_outputs);
+    session->session.run_async(
+        jb::from_c(inputs), num_inputs, output_index, jb::from_c(outputs), tensors->data(), num_outputs,
+        [tensors, outputs, owned, done, user_data](std::exception_ptr error) {
+          jb_status status = JB_OK;
+          std::string message;
+          int backend_code = 0;
+          if (error) {
+            try {
+              std::rethrow_exception(error);
+            } catch (...) {
+              status = jb::status_of_current_exception(JB_ERROR_RUNTIME, message, backend_code);
+            }
+          } else {
+            for (size_t i = 0; i < tensors->size(); ++i)
+              if ((*tensors)[i].holder) {
+                *jb::from_c(&outputs[i]) = (*tensors)[i].view;
+                owned[i] = new jb_tensor{std::move((*tensors)[i])};
+              }
+          }
+          done(user_data, status, message.c_str());
+        });
+  });
+}
 
 jb_status jb_onnxruntime_info(const char* onnxruntime, const char** path, const char** version,
                               uint32_t* api_version, const char** providers) {

@@ -10,9 +10,12 @@
 #include <atomic>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <sstream>
 
 #include "backend.hpp"
+#include "juno_bridge/juno_bridge.h"
+#include "log.hpp"
 #include "ort_runtime.hpp"
 
 namespace jb {
@@ -94,18 +97,7 @@ class OrtBackend final : public Backend {
  public:
   OrtBackend(const std::string& path, const void* bytes, size_t size, const SessionOptions& options)
       : rt_(OrtRuntime::get(options.onnxruntime)), api_(rt_.api()) {
-    OrtSessionOptions* so = nullptr;
-    rt_.check(api_.CreateSessionOptions(&so), ErrorCode::BackendUnavailable, "creating session options");
-    std::unique_ptr<OrtSessionOptions, void (*)(OrtSessionOptions*)> so_guard(so, api_.ReleaseSessionOptions);
-    configure(so, options);
-
-    OrtEnv* env = rt_.env(options.global_thread_pool, options.intra_op_threads, options.inter_op_threads);
-    const std::string what = bytes ? "loading a model from " + std::to_string(size) + " bytes in memory"
-                                   : "loading model '" + path + "'";
-    if (bytes == nullptr)
-      rt_.check(api_.CreateSession(env, path.c_str(), so, &session_), ErrorCode::ModelLoad, what);
-    else
-      rt_.check(api_.CreateSessionFromArray(env, bytes, size, so, &session_), ErrorCode::ModelLoad, what);
+    open_session(path, bytes, size, options);
 
     try {
       read_signature();
@@ -132,6 +124,7 @@ class OrtBackend final : public Backend {
   }
 
   const std::string& name() const override { return name_; }
+  std::vector<std::string> providers() const override { return providers_; }
   const std::vector<TensorInfo>& inputs() const override { return inputs_; }
   const std::vector<TensorInfo>& outputs() const override { return outputs_; }
 
@@ -255,22 +248,103 @@ class OrtBackend final : public Backend {
       rt_.check(api_.AddSessionConfigEntry(so, key.c_str(), value.c_str()), ErrorCode::InvalidArgument,
                 "setting session config entry '" + key + "'");
     }
-    append_providers(so, o.providers);
   }
 
-  void append_providers(OrtSessionOptions* so, const std::vector<std::string>& wanted) {
+  // Opens session_ with the first of the wanted providers that initialises. `providers` is an order of
+  // preference: the session is tried with the wanted providers from the first on, dropping the first
+  // each time it cannot be used; CPU alone is the last try. A skipped provider is logged once the session
+  // is open; under require_providers it is an error instead.
+  void open_session(const std::string& path, const void* bytes, size_t size, const SessionOptions& options) {
+    OrtEnv* env = rt_.env(options.global_thread_pool, options.intra_op_threads, options.inter_op_threads);
+    std::vector<std::pair<std::string, std::string>> skipped;  // provider, why
+    const std::vector<std::string> candidates = provider_candidates(options, skipped);
+    std::optional<Error> required_failure;  // a required provider failed where the model itself may be at fault
+    for (size_t first = 0;; ++first) {
+      const std::vector<std::string> use(candidates.begin() + static_cast<std::ptrdiff_t>(first), candidates.end());
+      OrtSessionOptions* so = nullptr;
+      rt_.check(api_.CreateSessionOptions(&so), ErrorCode::BackendUnavailable, "creating session options");
+      std::unique_ptr<OrtSessionOptions, void (*)(OrtSessionOptions*)> so_guard(so, api_.ReleaseSessionOptions);
+      configure(so, options);  // a bad option is an error whatever the providers
+      try {
+        append_providers(so, use);
+        create_session(path, bytes, size, so, env);
+        for (const auto& full : use) providers_.push_back(short_provider_name(full));
+        providers_.push_back("cpu");
+        break;
+      } catch (const Error& e) {
+        if (first == candidates.size()) throw;  // CPU alone failed: the model's own error
+        const std::string provider = short_provider_name(candidates[first]);
+        if (!options.require_providers) {
+          skipped.emplace_back(provider, e.what());
+          continue;
+        }
+        Error failure(ErrorCode::BackendUnavailable, "execution provider '" + provider +
+                                                         "' could not be used (require_providers is set): " + e.what(),
+                      e.backend_code());
+        if (e.code() != ErrorCode::ModelLoad) throw failure;  // it could not even be enabled
+        // The session failed to open with it: the provider's fault only if the CPU alone opens the model.
+        required_failure = failure;
+        first = candidates.size() - 1;
+      }
+    }
+    if (required_failure) {
+      api_.ReleaseSession(session_);
+      session_ = nullptr;
+      throw *required_failure;
+    }
+    for (const auto& [provider, why] : skipped) {
+      std::string line = "execution provider '" + provider + "' skipped: " + why + "; the session uses ";
+      for (size_t i = 0; i < providers_.size(); ++i) line += (i ? ", " : "") + providers_[i];
+      log_message(JB_LOG_WARNING, "providers", line.c_str());
+    }
+  }
+
+  void create_session(const std::string& path, const void* bytes, size_t size, OrtSessionOptions* so, OrtEnv* env) {
+    const std::string what = bytes ? "loading a model from " + std::to_string(size) + " bytes in memory"
+                                   : "loading model '" + path + "'";
+    if (bytes == nullptr)
+      rt_.check(api_.CreateSession(env, path.c_str(), so, &session_), ErrorCode::ModelLoad, what);
+    else
+      rt_.check(api_.CreateSessionFromArray(env, bytes, size, so, &session_), ErrorCode::ModelLoad, what);
+  }
+
+  // The wanted providers other than CPU, by ONNX Runtime's full names, in order. One this runtime does
+  // not offer is an error under require_providers, else recorded in `skipped`.
+  std::vector<std::string> provider_candidates(const SessionOptions& options,
+                                               std::vector<std::pair<std::string, std::string>>& skipped) const {
     const std::vector<std::string> available = rt_.providers();
-    for (const auto& name : wanted) {
+    std::vector<std::string> candidates;
+    for (const auto& name : options.providers) {
       std::string lower = name;
       std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
       if (lower == "cpu" || lower == "cpuexecutionprovider") continue;  // always there, always last
-      std::string full = lower == "cuda" ? "CUDAExecutionProvider" : name;
+      std::string full = name;
+      for (const auto& a : available)  // "cuda", "CUDA" and "CUDAExecutionProvider" name the same one
+        if (short_provider_name(a) == lower || short_provider_name(a) == short_provider_name(name)) full = a;
       if (std::find(available.begin(), available.end(), full) == available.end()) {
         std::string list;
         for (const auto& a : available) list += (list.empty() ? "" : ", ") + a;
-        throw Error(ErrorCode::BackendUnavailable, "execution provider '" + name + "' is not available in ONNX Runtime " +
-                                                       rt_.version() + " at '" + rt_.path() + "'; it offers: " + list);
+        const std::string why = "execution provider '" + name + "' is not available in ONNX Runtime " + rt_.version() +
+                                " at '" + rt_.path() + "'; it offers: " + list;
+        if (options.require_providers) throw Error(ErrorCode::BackendUnavailable, why);
+        skipped.emplace_back(lower, why);
+        continue;
       }
+      if (std::find(candidates.begin(), candidates.end(), full) == candidates.end()) candidates.push_back(full);
+    }
+    return candidates;
+  }
+
+  // "CUDAExecutionProvider" -> "cuda": the spelling Session.providers reports.
+  static std::string short_provider_name(const std::string& full) {
+    std::string s = full.substr(0, full.find("ExecutionProvider"));
+    std::transform(s.begin(), s.end(), s.begin(), ::tolower);
+    return s;
+  }
+
+  void append_providers(OrtSessionOptions* so, const std::vector<std::string>& providers) {
+    for (const auto& full : providers) {
+      const std::string name = short_provider_name(full);
       if (full == "CUDAExecutionProvider") {
         OrtCUDAProviderOptionsV2* cuda = nullptr;
         rt_.check(api_.CreateCUDAProviderOptions(&cuda), ErrorCode::BackendUnavailable, "creating CUDA options");
@@ -279,9 +353,15 @@ class OrtBackend final : public Backend {
         rt_.check(api_.SessionOptionsAppendExecutionProvider_CUDA_V2(so, cuda), ErrorCode::BackendUnavailable,
                   "enabling the CUDA execution provider");
       } else {
-        std::string short_name = full.substr(0, full.find("ExecutionProvider"));
-        rt_.check(api_.SessionOptionsAppendExecutionProvider(so, short_name.c_str(), nullptr, nullptr, 0),
-                  ErrorCode::BackendUnavailable, "enabling execution provider '" + name + "'");
+        // The name as the runtime lists it; releases before 1.21 know only the short spelling ("AZURE").
+        OrtStatus* status = api_.SessionOptionsAppendExecutionProvider(so, full.c_str(), nullptr, nullptr, 0);
+        if (status != nullptr) {
+          api_.ReleaseStatus(status);
+          std::string upper = full.substr(0, full.find("ExecutionProvider"));
+          std::transform(upper.begin(), upper.end(), upper.begin(), ::toupper);
+          status = api_.SessionOptionsAppendExecutionProvider(so, upper.c_str(), nullptr, nullptr, 0);
+        }
+        rt_.check(status, ErrorCode::BackendUnavailable, "enabling execution provider '" + name + "'");
       }
     }
   }
@@ -421,6 +501,7 @@ class OrtBackend final : public Backend {
   mutable std::mutex cache_mutex_;
   std::atomic<uint64_t> tensors_wrapped_{0};
   std::vector<BoundValue> cache_inputs_, cache_outputs_;
+  std::vector<std::string> providers_;  // what the session got, in order, "cpu" last
   std::vector<int> passthrough_;  // per output: the input it is (same name), or -1
 };
 

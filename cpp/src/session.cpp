@@ -1,9 +1,18 @@
 // Session: backend choice, and the checks every backend shares, done before any backend sees a tensor.
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <map>
 #include <mutex>
 #include <sstream>
+#include <string_view>
+#include <thread>
 
 #include "backend.hpp"
 #include "juno_bridge/backends.hpp"
@@ -31,7 +40,7 @@ std::string known_names(const std::vector<TensorInfo>& infos) {
 
 const char* const kSessionOptionNames[] = {"backend",  "intra_op_threads", "inter_op_threads", "optimization",
                                            "providers", "onnxruntime",     "log_level",        "execution_mode",
-                                           "global_thread_pool"};
+                                           "global_thread_pool", "require_providers", "shared"};
 
 void SessionOptions::set(const std::string& key, const std::string& value) {
   if (key.rfind(kConfigPrefix, 0) == 0) {
@@ -46,6 +55,8 @@ void SessionOptions::set(const std::string& key, const std::string& value) {
   else if (key == "log_level") log_level = value;
   else if (key == "execution_mode") execution_mode = value;
   else if (key == "global_thread_pool") global_thread_pool = parse_int(key, value) != 0;
+  else if (key == "require_providers") require_providers = parse_int(key, value) != 0;
+  else if (key == "shared") shared = parse_int(key, value) != 0;
   else if (key == "providers") {
     providers.clear();
     std::stringstream ss(value);
@@ -78,6 +89,77 @@ std::unique_ptr<Backend> open_backend(const std::string& model, const void* byte
   if (backend->plugin.empty()) return open_onnxruntime(model, bytes, size, options);
   return open_plugin(backend->plugin, model, bytes, size, options);
 }
+
+namespace {
+
+std::atomic<int64_t> backends_open{0};
+std::atomic<uint64_t> next_backend_id{1};
+
+// What makes two opens the same backend session: the model (a file by its resolved path, size and
+// modification time, so a rewritten file is a new model; bytes by size and hash; any other name, such
+// as python:module:f, as written) and every option but `shared`.
+std::string share_key(const std::string& model, const void* bytes, size_t size, const SessionOptions& o) {
+  std::ostringstream key;
+  if (bytes != nullptr) {
+    key << "bytes:" << size << ':' << std::hash<std::string_view>{}({static_cast<const char*>(bytes), size});
+  } else {
+    std::error_code ec;
+    const auto canonical = std::filesystem::canonical(model, ec);
+    const auto status = std::filesystem::status(canonical, ec);
+    if (!ec && std::filesystem::exists(status)) {
+      const auto mtime = std::filesystem::last_write_time(canonical, ec).time_since_epoch().count();
+      const auto bytes_on_disk = std::filesystem::is_regular_file(status) ? std::filesystem::file_size(canonical, ec) : 0;
+      key << "file:" << canonical.string() << ':' << bytes_on_disk << ':' << mtime;
+    } else {
+      key << "name:" << model;
+    }
+  }
+  // The default ONNX Runtime may come from the environment: part of the key too.
+  const char* env_ort = o.onnxruntime.empty() ? std::getenv("JUNO_BRIDGE_ONNXRUNTIME") : nullptr;
+  key << '\n' << o.backend << '\n' << o.intra_op_threads << ',' << o.inter_op_threads << ',' << o.optimization << ','
+      << o.onnxruntime << ',' << (env_ort ? env_ort : "") << ',' << o.log_level << ',' << o.execution_mode << ','
+      << o.global_thread_pool << ',' << o.require_providers;
+  for (const auto& p : o.providers) key << "\np:" << p;
+  for (const auto& [k, v] : o.config) key << "\nc:" << k << '=' << v;
+  return key.str();
+}
+
+// The process's shared backend sessions. Each key has its own entry and lock, so opening one model
+// does not wait for another model's load, while two opens of the same model load it once.
+struct ShareEntry {
+  std::mutex mutex;
+  std::weak_ptr<Backend> backend;
+};
+
+std::shared_ptr<ShareEntry> share_entry(const std::string& key) {
+  static std::mutex mutex;
+  static auto* entries = new std::map<std::string, std::shared_ptr<ShareEntry>>;  // lives for the process
+  std::lock_guard<std::mutex> lock(mutex);
+  // Forget the models no Session uses any more. An entry only this map holds (copies are made under this
+  // lock) is one no thread is opening: only then is its weak_ptr read here.
+  for (auto it = entries->begin(); it != entries->end();)
+    it = it->second.use_count() == 1 && it->second->backend.expired() ? entries->erase(it) : std::next(it);
+  auto& entry = (*entries)[key];
+  if (!entry) entry = std::make_shared<ShareEntry>();
+  return entry;
+}
+
+std::shared_ptr<Backend> open_shared(const std::string& model, const void* bytes, size_t size,
+                                     const SessionOptions& options) {
+  if (!options.shared) return open_backend(model, bytes, size, options);
+  const std::shared_ptr<ShareEntry> entry = share_entry(share_key(model, bytes, size, options));
+  std::lock_guard<std::mutex> lock(entry->mutex);
+  if (std::shared_ptr<Backend> existing = entry->backend.lock()) return existing;
+  std::shared_ptr<Backend> backend = open_backend(model, bytes, size, options);
+  entry->backend = backend;
+  return backend;
+}
+
+}  // namespace
+
+Backend::Backend() : id_(next_backend_id.fetch_add(1)) { backends_open.fetch_add(1); }
+Backend::~Backend() { backends_open.fetch_sub(1); }
+int64_t open_backend_count() noexcept { return backends_open.load(); }
 
 // close() may come from one thread while others run: it raises `closed`, then waits until no call is in
 // flight before it frees the backend. A call counts itself in, then looks at `closed` (both seq_cst, so
@@ -113,30 +195,38 @@ class Session::InFlight {
   Gate* gate_;
 };
 
-Session::Session(std::unique_ptr<Backend> backend) : gate_(std::make_unique<Gate>()), backend_(std::move(backend)) {
+Session::Session(std::shared_ptr<Backend> backend) : gate_(std::make_unique<Gate>()), backend_(std::move(backend)) {
   all_outputs_.resize(backend_->outputs().size());
   for (size_t i = 0; i < all_outputs_.size(); ++i) all_outputs_[i] = static_cast<int32_t>(i);
 }
 
 Session::Session(const std::string& model, const SessionOptions& options)
-    : Session(open_backend(model, nullptr, 0, options)) {}
+    : Session(open_shared(model, nullptr, 0, options)) {}
 
 Session Session::from_bytes(const void* data, size_t size, const SessionOptions& options) {
   if (data == nullptr) throw Error(ErrorCode::InvalidArgument, "model bytes are NULL");
   if (size == 0) throw Error(ErrorCode::ModelLoad, "model bytes are empty (0 bytes)");
-  return Session(open_backend("", data, size, options));
+  return Session(open_shared("", data, size, options));
 }
 
 Session::Session(Session&&) noexcept = default;
-Session& Session::operator=(Session&&) noexcept = default;
-Session::~Session() = default;
+Session& Session::operator=(Session&& other) noexcept {
+  if (this != &other) {
+    close();  // the session this one was: its runs in flight finish first
+    gate_ = std::move(other.gate_);
+    backend_ = std::move(other.backend_);
+    all_outputs_ = std::move(other.all_outputs_);
+  }
+  return *this;
+}
+Session::~Session() { close(); }
 
 void Session::close() noexcept {
   if (!gate_) return;  // moved from
   std::unique_lock<std::mutex> lock(gate_->mutex);
   gate_->closed.store(true);
   gate_->idle.wait(lock, [this] { return gate_->in_flight.load() == 0; });
-  backend_.reset();
+  backend_.reset();  // a shared backend session lives on while other Sessions use it
 }
 
 bool Session::is_open() const noexcept { return gate_ && !gate_->closed.load(); }
@@ -158,9 +248,17 @@ const std::string& Session::backend_name() const {
   return backend_->name();
 }
 
+std::vector<std::string> Session::providers() const {
+  InFlight call(*this);
+  return backend_->providers();
+}
+
 SessionStats Session::stats() const {
   InFlight call(*this);
-  return backend_->stats();
+  SessionStats s = backend_->stats();
+  s.backend_id = backend_->id();
+  s.backend_users = backend_.use_count();
+  return s;
 }
 
 size_t Session::input_index(std::string_view name) const {
@@ -272,8 +370,8 @@ void Session::run(const TensorView* inputs, size_t num_inputs, const int32_t* ou
   run_open(inputs, num_inputs, output_index, outputs, owned, num_outputs);
 }
 
-void Session::run_open(const TensorView* inputs, size_t num_inputs, const int32_t* output_index,
-                       TensorView* outputs, Tensor* owned, size_t num_outputs) {
+void Session::check_call(const TensorView* inputs, size_t num_inputs, const int32_t* output_index,
+                         const TensorView* outputs, const Tensor* owned, size_t num_outputs) const {
   check_inputs(inputs, num_inputs);
   check_outputs(inputs, num_inputs, output_index, outputs, num_outputs);
   if (owned == nullptr)
@@ -281,7 +379,94 @@ void Session::run_open(const TensorView* inputs, size_t num_inputs, const int32_
       if (outputs[i].data == nullptr)
         throw Error(ErrorCode::InvalidArgument, "output '" + backend_->outputs()[output_index[i]].name +
                                                     "' has no buffer and no Tensor to receive one");
+}
+
+void Session::run_open(const TensorView* inputs, size_t num_inputs, const int32_t* output_index,
+                       TensorView* outputs, Tensor* owned, size_t num_outputs) {
+  check_call(inputs, num_inputs, output_index, outputs, owned, num_outputs);
   backend_->run(inputs, num_inputs, output_index, outputs, owned, num_outputs);
+}
+
+namespace {
+
+// The core's worker pool for run_async: a fixed set of threads, started on first use, serving one queue.
+// Never destroyed (a run may still finish during process exit); a forked child starts a pool of its own.
+class WorkerPool {
+ public:
+  static WorkerPool& get() {
+    static std::mutex mutex;
+    static WorkerPool* pool = nullptr;
+    std::lock_guard<std::mutex> lock(mutex);
+    if (pool == nullptr || pool->pid_ != getpid()) pool = new WorkerPool(threads_wanted());
+    return *pool;
+  }
+
+  void submit(std::function<void()> task) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      queue_.push_back(std::move(task));
+    }
+    ready_.notify_one();
+  }
+
+ private:
+  explicit WorkerPool(unsigned n) : pid_(getpid()) {
+    for (unsigned i = 0; i < n; ++i) std::thread([this] { serve(); }).detach();
+  }
+
+  static unsigned threads_wanted() {
+    if (const char* env = std::getenv("JUNO_BRIDGE_ASYNC_THREADS"); env && std::atoi(env) > 0)
+      return static_cast<unsigned>(std::atoi(env));
+    return std::max(2u, std::thread::hardware_concurrency());
+  }
+
+  void serve() {
+    for (;;) {
+      std::function<void()> task;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        ready_.wait(lock, [this] { return !queue_.empty(); });
+        task = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      task();  // never throws: run_async's task catches everything
+    }
+  }
+
+  const pid_t pid_;
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<std::function<void()>> queue_;
+};
+
+}  // namespace
+
+void Session::run_async(const TensorView* inputs, size_t num_inputs, const int32_t* output_index,
+                        const TensorView* outputs, Tensor* owned, size_t num_outputs, RunCallback done) {
+  if (!done) throw Error(ErrorCode::InvalidArgument, "run_async needs a completion callback");
+  auto call = std::make_shared<InFlight>(*this);  // in flight from now until `done` is called
+  check_call(inputs, num_inputs, output_index, outputs, owned, num_outputs);
+  struct Job {
+    std::vector<TensorView> inputs, outputs;
+    std::vector<int32_t> index;
+  };
+  auto job = std::make_shared<Job>(Job{{inputs, inputs + num_inputs}, {outputs, outputs + num_outputs},
+                                       {output_index, output_index + num_outputs}});
+  Backend* backend = backend_.get();  // alive while the call is in flight
+  WorkerPool::get().submit([call, job, backend, owned, done = std::move(done)]() mutable {
+    std::exception_ptr error;
+    try {
+      backend->run(job->inputs.data(), job->inputs.size(), job->index.data(), job->outputs.data(), owned,
+                   job->outputs.size());
+    } catch (...) {
+      error = std::current_exception();
+    }
+    call.reset();  // out of flight first: `done` may close or destroy the Session
+    try {
+      done(error);
+    } catch (...) {  // a callback's exception has nowhere to go
+    }
+  });
 }
 
 void Session::run(const TensorView* inputs, size_t num_inputs, TensorView* outputs, size_t num_outputs) {

@@ -228,7 +228,8 @@ def test_any_views_to_scatter_hits_get_a_status_and_a_refused_event_writes_nothi
 
 
 KEYS = ["backend", "intra_op_threads", "inter_op_threads", "optimization", "providers", "onnxruntime", "log_level",
-        "execution_mode", "global_thread_pool", "", "session.no_such_entry", "intra_op_thread"]
+        "execution_mode", "global_thread_pool", "require_providers", "shared", "", "session.no_such_entry",
+        "intra_op_thread"]
 VALUES = ["0", "1", "2", " 2", "-1", "all", "disable", "cpu", "cpu,,cpu", "", "verbose", "parallel", "sequential",
           "99999999999999999999", "onnxruntime", "torch", "cuda"]
 # No free digits: a free count could ask for a million threads, which is slow, not wrong.

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers import optional
+from helpers.async_runs import check_in_flight
 from helpers.native_build import CPP_TESTS
 from helpers.triton_servers import client_regions, shm_entries  # noqa: F401  (skips without tritonclient)
 
@@ -194,3 +195,10 @@ def test_a_cpp_program_reaches_the_server_through_the_same_session(server, tmp_p
 
     remote, local = values(s.url("tiny")), values(models["tiny"])
     assert remote and remote == local
+
+
+@pytest.mark.parametrize("name", ["juno", "linear"])
+def test_hundred_run_async_in_flight_equal_run(server, name):
+    remote = jb.Session(server[0].url(name))
+    check_in_flight(remote, [feed_for(remote, 4, seed=k) for k in range(4)])
+    remote.close()

@@ -81,7 +81,9 @@ JB_API const char* jb_dtype_name(int32_t dtype); /* "float32", ...; "undefined" 
 /* Options: string keys and values, the same ones the C++ SessionOptions and Python keywords use:
  * backend, intra_op_threads, inter_op_threads, optimization (disable|basic|extended|all),
  * providers (comma-separated: cpu, cuda, ...), onnxruntime (library path), log_level
- * (verbose|info|warning|error|fatal), execution_mode (sequential|parallel), global_thread_pool (0|1).
+ * (verbose|info|warning|error|fatal), execution_mode (sequential|parallel), global_thread_pool (0|1),
+ * require_providers (0|1: a provider in `providers` that cannot be used is an error, not skipped),
+ * shared (0|1, default 1: sessions of the same model and options share one backend session).
  * A backend-specific entry is "config.<key>" (Python's config= dict): a plugin's own option
  * ("config.num_runners") or an ONNX Runtime session config entry ("config.session.intra_op.allow_spinning");
  * any other key is taken as config.<key> too. The backend that opens the model refuses, by name and
@@ -102,6 +104,13 @@ JB_API jb_status jb_session_input_info(const jb_session* session, size_t index, 
 JB_API jb_status jb_session_output_info(const jb_session* session, size_t index, jb_tensor_info* out);
 JB_API jb_status jb_session_input_index(const jb_session* session, const char* name, size_t* index);
 JB_API jb_status jb_session_output_index(const jb_session* session, const char* name, size_t* index);
+/* The execution providers the session uses, comma-separated in order ("cuda,cpu"; "" for a backend
+ * without providers); valid until close. */
+JB_API const char* jb_session_providers(const jb_session* session);
+/* The backend session behind `session`: sessions sharing one (option shared) have the same id. */
+JB_API uint64_t jb_session_backend_id(const jb_session* session);
+/* Backend sessions open in the process (a shared one counts once). */
+JB_API int64_t jb_open_backend_count(void);
 
 /* Runs with every input in model order and every output in model order, written in place into the
  * caller's buffers. The per-event fast path: nothing is allocated when the buffers repeat. */
@@ -115,6 +124,18 @@ JB_API jb_status jb_session_run_outputs(jb_session* session, const jb_tensor_vie
                                         const int32_t* output_index, jb_tensor_view* outputs,
                                         jb_tensor** owned, size_t num_outputs);
 JB_API void jb_tensor_free(jb_tensor* tensor);
+
+/* Asynchronous jb_session_run_outputs: checks the call now (a bad one returns its error and `done` is
+ * never called), queues it on the core's worker pool and returns JB_OK; `done` is then called exactly
+ * once, on a pool thread, with the run's status and message (valid during the call). Until `done` is
+ * called the caller keeps alive and untouched: the input and output buffers, the `outputs` and `owned`
+ * arrays (an output the backend allocates is written into outputs[i] and owned[i] on success, as
+ * jb_session_run_outputs does). `inputs` and `output_index` are copied. jb_session_close waits for the
+ * runs in flight; `done` may close the session. */
+typedef void (*jb_run_callback)(void* user_data, jb_status status, const char* message);
+JB_API jb_status jb_session_run_async(jb_session* session, const jb_tensor_view* inputs, size_t num_inputs,
+                                      const int32_t* output_index, jb_tensor_view* outputs, jb_tensor** owned,
+                                      size_t num_outputs, jb_run_callback done, void* user_data);
 
 /* Logging. The backends' own log lines (ONNX Runtime's log) go to one sink, filtered at one
  * process-wide level: the callback when one is set (called from whichever thread logs; `source` is

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -26,6 +28,12 @@ struct SessionOptions {
   std::string log_level = "warning";          // verbose | info | warning | error | fatal
   std::string execution_mode = "sequential";  // sequential | parallel (inter-op threads need parallel)
   bool global_thread_pool = false;  // share ONNX Runtime's process-wide thread pools (many sessions)
+  // providers is an order of preference: the first that initialises is used and each one skipped is
+  // logged (source "providers"); with require_providers a provider that cannot be used is an error.
+  bool require_providers = false;
+  // Sessions of the same model (same file, or same bytes) with the same options share one backend
+  // session in the process, reference-counted: it dies with its last Session. false: a session of its own.
+  bool shared = true;
   // Backend-specific entries, checked by the backend that opens the model: a plugin's own options
   // ("num_runners", "signature"), refused by name unless the plugin declares them; or ONNX Runtime
   // session config entries, whose keys are "<area>.<name>" ("session.intra_op.allow_spinning").
@@ -48,7 +56,12 @@ struct ModelMetadata {
 struct SessionStats {
   uint64_t tensors_wrapped = 0;  // runtime tensor objects made over caller memory since open
   std::vector<const void*> input_addresses;  // per input, where the runtime reads it (last bound)
+  uint64_t backend_id = 0;    // the backend session behind this Session (shared ones have the same id)
+  int64_t backend_users = 0;  // the open Sessions that use that backend session
 };
+
+// Backend sessions open in the process now (a shared one counts once).
+int64_t open_backend_count() noexcept;
 
 class Backend;
 
@@ -62,7 +75,7 @@ class Session {
   Session& operator=(Session&&) noexcept;
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
-  ~Session();
+  ~Session();  // close()s: waits for the runs in flight, asynchronous ones included
 
   // Releases the model once the runs in flight on other threads have finished; a call that starts
   // after it throws jb::Error "the session is closed". Safe to call from any thread, more than once.
@@ -74,6 +87,9 @@ class Session {
   const std::vector<TensorInfo>& outputs() const;
   ModelMetadata metadata() const;
   const std::string& backend_name() const;
+  // The execution providers the backend uses, in order of preference ("cuda", "cpu"); empty for a
+  // backend that has no such notion.
+  std::vector<std::string> providers() const;
   SessionStats stats() const;
   size_t input_index(std::string_view name) const;   // throws naming the known inputs
   size_t output_index(std::string_view name) const;
@@ -94,19 +110,33 @@ class Session {
   // Convenience: every output allocated by the backend.
   std::vector<Tensor> run(const std::vector<TensorView>& inputs);
 
+  // Asynchronous run, the general form above: checks the call now (a bad one throws here), queues it on
+  // the core's worker pool (a bounded set of threads shared by every Session and backend;
+  // $JUNO_BRIDGE_ASYNC_THREADS threads, default the number of cores, at least 2) and returns. `done` is
+  // called once, on a pool thread, with nullptr or the run's exception; the Session counts the run in
+  // flight until then (close() and the destructor wait for it), and `done` may close the Session.
+  // The view and index arrays are copied; what they point at is not: the input and output buffers, and
+  // `owned` (an allocated output appears in owned[i].view, outputs[i] is left as given), must stay alive
+  // and untouched until `done` is called.
+  using RunCallback = std::function<void(std::exception_ptr error)>;
+  void run_async(const TensorView* inputs, size_t num_inputs, const int32_t* output_index, const TensorView* outputs,
+                 Tensor* owned, size_t num_outputs, RunCallback done);
+
  private:
-  explicit Session(std::unique_ptr<Backend> backend);
+  explicit Session(std::shared_ptr<Backend> backend);
   class InFlight;  // marks one call as running, so close() waits for it (session.cpp)
   // run() after the session is known open and counted in flight.
   void run_open(const TensorView* inputs, size_t num_inputs, const int32_t* output_index, TensorView* outputs,
                 Tensor* owned, size_t num_outputs);
+  void check_call(const TensorView* inputs, size_t num_inputs, const int32_t* output_index,
+                  const TensorView* outputs, const Tensor* owned, size_t num_outputs) const;
   void check_inputs(const TensorView* inputs, size_t num_inputs) const;
   void check_outputs(const TensorView* inputs, size_t num_inputs, const int32_t* output_index,
                      const TensorView* outputs, size_t num_outputs) const;
 
   struct Gate;  // the closing flag and the count of calls in flight, shared by close() and every call
   std::unique_ptr<Gate> gate_;
-  std::unique_ptr<Backend> backend_;
+  std::shared_ptr<Backend> backend_;  // shared with the other Sessions of the same model and options
   std::vector<int32_t> all_outputs_;  // 0..n-1, so the fast path needs no index array per call
 };
 

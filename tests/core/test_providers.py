@@ -1,0 +1,104 @@
+"""Execution providers as an order of preference, against the real onnxruntime-gpu wheel: its CUDA provider
+is listed but, on a machine without CUDA, cannot initialise. The session then falls back to the CPU, logs
+the provider it skipped and why, and says what it got; require_providers=True makes that an error."""
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import juno_bridge as jb
+from juno_bridge.demo.models.builtin import builtin_input, builtin_model
+from helpers import jb_c
+
+# CUDA initialises only on a machine with an NVIDIA GPU (and its driver); elsewhere it must fall back.
+HAS_GPU = Path("/dev/nvidia0").exists() or bool(os.environ.get("JUNO_BRIDGE_TEST_GPU"))
+
+
+@pytest.fixture(scope="module")
+def juno_model() -> Path:
+    return builtin_model("juno")
+
+
+def test_gpu_wheel_lists_cuda(gpu_onnxruntime):
+    providers = jb.onnxruntime_info(gpu_onnxruntime)["providers"]
+    assert providers.index("CUDAExecutionProvider") < providers.index("CPUExecutionProvider")
+
+
+def test_cuda_then_cpu_uses_the_first_that_initialises(gpu_onnxruntime, juno_model, caplog):
+    x = builtin_input("juno", 16)
+    with jb.Session(juno_model) as cpu:  # the environment's CPU wheel
+        expected = cpu.run([x])
+    with caplog.at_level(logging.WARNING, logger="juno_bridge.providers"):
+        with jb.Session(juno_model, onnxruntime=gpu_onnxruntime, providers=("cuda", "cpu")) as s:
+            got = s.run([x])
+            used = s.providers
+    logged = [r.getMessage() for r in caplog.records if r.name == "juno_bridge.providers"]
+    if HAS_GPU:
+        assert used == ["cuda", "cpu"] and not logged
+        for name in expected:
+            np.testing.assert_allclose(got[name], expected[name], rtol=1e-4, atol=1e-5)
+    else:
+        assert used == ["cpu"]
+        assert len(logged) == 1, logged
+        assert "execution provider 'cuda' skipped" in logged[0] and "CUDA" in logged[0] and "uses cpu" in logged[0]
+        for name in expected:
+            np.testing.assert_array_equal(got[name], expected[name])  # the same CPU kernels
+
+
+@pytest.mark.skipif(HAS_GPU, reason="CUDA initialises here: nothing is skipped")
+def test_require_providers_makes_the_skipped_provider_an_error(gpu_onnxruntime, juno_model):
+    with pytest.raises(jb.BackendUnavailableError, match="(?s)execution provider 'cuda'.*require_providers.*CUDA"):
+        jb.Session(juno_model, onnxruntime=gpu_onnxruntime, providers=("cuda", "cpu"), require_providers=True)
+
+
+def test_providers_are_reported_in_order_and_cpu_is_always_last(gpu_onnxruntime, add_f32):
+    with jb.Session(add_f32) as s:
+        assert s.providers == ["cpu"]
+    with jb.Session(add_f32, onnxruntime=gpu_onnxruntime, providers=["CPUExecutionProvider"]) as s:
+        assert s.providers == ["cpu"]
+
+
+def test_a_backend_without_providers_reports_none():
+    with jb.Session("python:helpers.pyalgos:reco") as s:
+        assert s.providers == []
+
+
+@pytest.mark.skipif(HAS_GPU, reason="CUDA initialises here: nothing is skipped")
+def test_c_abi_reports_the_providers_and_takes_require_providers(gpu_onnxruntime, add_f32):
+    lib = jb_c.load()
+    session = ctypes.c_void_p()
+    for require, expected in (("0", jb_c.OK), ("1", jb_c.BACKEND_UNAVAILABLE)):
+        options = lib.jb_options_new()
+        try:
+            for key, value in (("onnxruntime", str(gpu_onnxruntime)), ("providers", "cuda,cpu"),
+                               ("require_providers", require)):
+                assert lib.jb_options_set(options, key.encode(), value.encode()) == jb_c.OK, jb_c.last_error(lib)
+            status = lib.jb_session_open(str(add_f32).encode(), options, ctypes.byref(session))
+        finally:
+            lib.jb_options_free(options)
+        assert status == expected, jb_c.last_error(lib)
+        if status == jb_c.OK:
+            assert lib.jb_session_providers(session) == b"cpu"
+            lib.jb_session_close(session)
+        else:
+            assert "require_providers" in jb_c.last_error(lib)[1]
+
+
+def test_a_provider_that_initialises_is_used_and_reported(add_f32):
+    # The CPU wheel's other provider, Azure, initialises anywhere (it takes over no operator here).
+    assert "AzureExecutionProvider" in jb.onnxruntime_info()["providers"]
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    with jb.Session(add_f32, providers=("azure", "cpu"), require_providers=True) as s:
+        assert s.providers == ["azure", "cpu"]
+        np.testing.assert_array_equal(s.run([x, x])["c"], 2 * x)
+
+
+def test_a_broken_model_stays_the_models_error_under_require_providers():
+    # The session fails with the provider, and without it: the model is at fault, not the provider.
+    with pytest.raises(jb.ModelLoadError, match="INVALID_PROTOBUF"):
+        jb.Session(b"not a model", providers=("azure", "cpu"), require_providers=True)

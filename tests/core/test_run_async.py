@@ -1,0 +1,165 @@
+"""Session.run_async: a concurrent.futures.Future of run's result, usable from asyncio, 100 in flight with
+results equal to run; out= buffers written in place; errors come back through the future; close() waits
+for the runs already made; the C ABI's jb_session_run_async with its completion callback."""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import ctypes
+import threading
+
+import numpy as np
+import pytest
+
+import juno_bridge as jb
+from juno_bridge.demo.models.builtin import builtin_input, builtin_model
+from helpers import jb_c
+from helpers.async_runs import check_in_flight
+
+
+def test_hundred_in_flight_on_onnx_equal_run():
+    with jb.Session(builtin_model("juno")) as s:
+        check_in_flight(s, [[builtin_input("juno", 8, seed=i)] for i in range(5)])
+
+
+def test_hundred_in_flight_on_a_python_model():
+    rng = np.random.default_rng(1)
+    with jb.Session("python:helpers.pyalgos:reco") as s:
+        check_in_flight(s, [{"pmt": rng.standard_normal((3, 2, 16)).astype(np.float32)} for _ in range(4)])
+
+
+def test_out_buffers_are_written_in_place(add_f32):
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    outs = [np.zeros((2, 3), np.float32) for _ in range(20)]
+    with jb.Session(add_f32) as s:
+        futures = [s.run_async({"a": x, "b": x + i}, out={"c": outs[i]}) for i in range(20)]
+        for i, f in enumerate(futures):
+            assert f.result(timeout=60)["c"] is outs[i]
+            np.testing.assert_array_equal(outs[i], 2 * x + i)
+
+
+def test_usable_from_asyncio(add_f32):
+    x = np.ones((2, 3), np.float32)
+
+    async def main(s):
+        results = await asyncio.gather(*(asyncio.wrap_future(s.run_async([x, x * k])) for k in range(10)))
+        return [r["c"] for r in results]
+
+    with jb.Session(add_f32) as s:
+        for k, c in enumerate(asyncio.run(main(s))):
+            np.testing.assert_array_equal(c, x + x * k)
+
+
+def test_errors_come_back_through_the_future(add_f32):
+    with jb.Session(add_f32) as s:
+        future = s.run_async({"a": np.ones((2, 3), np.float64), "b": np.ones((2, 3), np.float32)})
+        with pytest.raises(jb.InputTypeError, match="expected dtype float32, got float64"):
+            future.result(timeout=60)
+    closed = jb.Session(add_f32)
+    closed.close()
+    with pytest.raises(jb.InvalidArgumentError, match="closed"):
+        closed.run_async([np.ones((2, 3), np.float32)] * 2)
+
+
+def test_close_waits_for_the_runs_already_made(add_f32):
+    x = np.ones((2, 3), np.float32)
+    s = jb.Session(add_f32)
+    futures = [s.run_async([x, x]) for _ in range(50)]
+    s.close()
+    assert all(f.done() and f.exception() is None for f in futures)
+
+
+CALLBACK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p)
+
+
+def load_run_async():
+    lib = jb_c.load()
+    lib.jb_session_run_async.restype = ctypes.c_int
+    lib.jb_session_run_async.argtypes = [ctypes.c_void_p, ctypes.POINTER(jb_c.TensorView), ctypes.c_size_t,
+                                         ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(jb_c.TensorView),
+                                         ctypes.POINTER(ctypes.c_void_p), ctypes.c_size_t, CALLBACK,
+                                         ctypes.c_void_p]
+    return lib
+
+
+def test_c_abi_run_async_allocated_outputs_come_in_outputs_and_owned(add_f32):
+    lib = load_run_async()
+    session = ctypes.c_void_p()
+    assert lib.jb_session_open(str(add_f32).encode(), None, ctypes.byref(session)) == jb_c.OK
+    finished = threading.Event()
+    got = []
+
+    @CALLBACK
+    def done(user_data, status, message):
+        got.append((status, message.decode()))
+        finished.set()
+
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    ins = (jb_c.TensorView * 2)(jb_c.view(x.ctypes.data, jb_c.FLOAT32, x.shape),
+                                jb_c.view(x.ctypes.data, jb_c.FLOAT32, x.shape))
+    outs = (jb_c.TensorView * 1)(jb_c.view(None, jb_c.FLOAT32, ()))
+    owned = (ctypes.c_void_p * 1)()
+    index = (ctypes.c_int32 * 1)(0)
+    try:
+        assert lib.jb_session_run_async(session, ins, 2, index, outs, owned, 1, done, None) == jb_c.OK
+        assert finished.wait(60) and got == [(jb_c.OK, "")]
+        assert owned[0] and outs[0].data and outs[0].rank == 2 and list(outs[0].shape[:2]) == [2, 3]
+        result = np.ctypeslib.as_array(ctypes.cast(outs[0].data, ctypes.POINTER(ctypes.c_float)), (2, 3))
+        np.testing.assert_array_equal(result, 2 * x)
+        lib.jb_tensor_free(owned[0])
+    finally:
+        lib.jb_session_close(session)
+
+
+def test_c_abi_run_async_hundred_in_flight(add_f32):
+    lib = load_run_async()
+    callback_type = CALLBACK
+    session = ctypes.c_void_p()
+    assert lib.jb_session_open(str(add_f32).encode(), None, ctypes.byref(session)) == jb_c.OK, jb_c.last_error(lib)
+    n = 100
+    results, lock, all_done = {}, threading.Lock(), threading.Event()
+
+    @callback_type
+    def done(user_data, status, message):
+        with lock:
+            results[user_data] = (status, message.decode())
+            if len(results) == n:
+                all_done.set()
+
+    a = [np.full((2, 3), i, np.float32) for i in range(n)]
+    b = np.ones((2, 3), np.float32)
+    c = [np.zeros((2, 3), np.float32) for _ in range(n)]
+    keep = []  # every array the calls point at, alive until their callbacks
+    try:
+        for i in range(n):
+            ins = (jb_c.TensorView * 2)(jb_c.view(a[i].ctypes.data, jb_c.FLOAT32, a[i].shape),
+                                        jb_c.view(b.ctypes.data, jb_c.FLOAT32, b.shape))
+            outs = (jb_c.TensorView * 1)(jb_c.view(c[i].ctypes.data, jb_c.FLOAT32, c[i].shape))
+            index = (ctypes.c_int32 * 1)(0)
+            keep.append((ins, outs, index))
+            status = lib.jb_session_run_async(session, ins, 2, index, outs, None, 1, done, i + 1)
+            assert status == jb_c.OK, jb_c.last_error(lib)
+        assert all_done.wait(120)
+    finally:
+        lib.jb_session_close(session)  # waits for the runs in flight
+    assert sorted(results) == list(range(1, n + 1))
+    assert all(r == (jb_c.OK, "") for r in results.values()), results
+    for i in range(n):
+        np.testing.assert_array_equal(c[i], a[i] + 1)
+
+
+def test_c_abi_run_async_refuses_a_bad_call_at_once(add_f32):
+    lib = jb_c.load()
+    session = ctypes.c_void_p()
+    assert lib.jb_session_open(str(add_f32).encode(), None, ctypes.byref(session)) == jb_c.OK
+    try:
+        lib.jb_session_run_async.restype = ctypes.c_int
+        x = np.ones((2, 3), np.float32)
+        ins = (jb_c.TensorView * 1)(jb_c.view(x.ctypes.data, jb_c.FLOAT32, x.shape))
+        outs = (jb_c.TensorView * 1)(jb_c.view(x.ctypes.data, jb_c.FLOAT32, x.shape))
+        index = (ctypes.c_int32 * 1)(0)
+        status = lib.jb_session_run_async(session, ins, ctypes.c_size_t(1), index, outs, None, ctypes.c_size_t(1),
+                                          None, None)
+        assert status == jb_c.INVALID_ARGUMENT and "'done'" in jb_c.last_error(lib)[1]
+    finally:
+        lib.jb_session_close(session)
