@@ -6,20 +6,25 @@ JUNO-sized model (builtin ``juno``: [B, 2, 17612] float32 -> [B, 4]), B = 1 and 
        input copied into its region, infer, output copied out), the best a user could write by hand;
   (r3) juno-bridge Session("triton://...").run(out=), the same server;
   (r4) (r3) with 8 requests in flight (8 threads on one Session), reported per request;
-and `juno-bridge run` events/s over the same event files with 1 and 2 Dask workers (cluster started
+  (r5) (r3) with 8 run_async calls in flight from one thread (B = 64), reported per request;
+the memory of ten opens of the JUNO-sized model sharing one backend session vs shared=False (RSS growth,
+each measured in a fresh process); and `juno-bridge run` events/s over the same event files with 1 and 2 Dask workers (cluster started
 before timing, each worker's Session opened by a warm-up run).
 
     python -m juno_bridge.bench.remote [--quick]
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import asdict
 from pathlib import Path
 
@@ -31,6 +36,7 @@ from juno_bridge.bench.common import (Row, Settings, Target, command_line, forma
 from juno_bridge.demo.models.builtin import builtin_input, builtin_model
 
 IN_FLIGHT = 8
+OPENS = 10
 
 
 def _row(method, batch, caller, timing, note=""):
@@ -92,6 +98,82 @@ def _in_flight(session, batch: int, calls_per_thread: int) -> tuple[float, float
     return per_request, per_request
 
 
+def _async_in_flight(session, batch: int, requests: int) -> tuple[float, float]:
+    """Wall time per request with IN_FLIGHT run_async calls kept in flight by this one thread."""
+    x = builtin_input("juno", batch)
+    outs = [np.empty((batch, 4), np.float32) for _ in range(IN_FLIGHT)]
+    pending: deque = deque()
+    t0 = time.perf_counter()
+    for i in range(requests):
+        if len(pending) == IN_FLIGHT:
+            pending.popleft().result()  # frees out buffer i % IN_FLIGHT for this call
+        pending.append(session.run_async({"pmt": x}, out={"y": outs[i % IN_FLIGHT]}))
+    while pending:
+        pending.popleft().result()
+    per_request = (time.perf_counter() - t0) / requests * 1e6
+    return per_request, per_request
+
+
+def _throughput_rows(remote, batch: int, requests: int, check: np.ndarray, rounds: int) -> list[dict]:
+    """(r4) 8 threads calling run vs (r5) 8 run_async in flight from one thread, in interleaved rounds;
+    the median round of each."""
+    threads, one_thread = [], []
+    for _ in range(rounds):
+        threads.append(_in_flight(remote, batch, max(5, requests // IN_FLIGHT))[0])
+        one_thread.append(_async_in_flight(remote, batch, requests)[0])
+    y = remote.run_async({"pmt": builtin_input("juno", batch)}).result()["y"]
+    if not np.array_equal(y, check):
+        raise AssertionError(f"run_async and local outputs differ at B={batch}")
+    rows = []
+    for method, samples in ((f"(r4) (r3) with {IN_FLIGHT} requests in flight, per request", threads),
+                            (f"(r5) (r3) run_async, {IN_FLIGHT} in flight from 1 thread, per req.", one_thread)):
+        samples.sort()
+        median = samples[len(samples) // 2]
+        rows.append(_row(method, batch, "python", (median, samples[-1]), f"{batch / median * 1e6:,.0f} events/s"))
+    return rows
+
+
+def _open_memory(model: str, shared: bool) -> dict:
+    """Run in a fresh process: RSS growth (MB) and the open times (us) of OPENS Sessions of `model`,
+    after the runtime was loaded by a built-in tiny model."""
+    def rss_mb() -> float:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    warm = jb.Session(str(builtin_model("tiny")), shared=False)
+    warm.run({"x": builtin_input("tiny", 1)})
+    before = rss_mb()
+    sessions, times = [], []
+    for _ in range(OPENS):
+        t0 = time.perf_counter_ns()
+        sessions.append(jb.Session(model, shared=shared, intra_op_threads=1))
+        times.append((time.perf_counter_ns() - t0) / 1e3)
+    grown = rss_mb() - before
+    backends = len({s._stats()["backend_id"] for s in sessions})
+    return {"rss_mb": grown, "open_us": times, "backend_sessions": backends}
+
+
+def memory_rows() -> list[dict]:
+    """Ten opens of the JUNO-sized model, shared and shared=False, each in its own process."""
+    model = str(builtin_model("juno"))
+    rows = []
+    for shared in (True, False):
+        code = (f"import json; from juno_bridge.bench.remote import _open_memory; "
+                f"print(json.dumps(_open_memory({model!r}, {shared})))")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            raise RuntimeError(f"the shared-session memory probe failed: {done.stderr.strip()[-500:]}")
+        probe = json.loads(done.stdout.strip().splitlines()[-1])
+        times = sorted(probe["open_us"])
+        rows.append({"group": "shared-open", "model": "juno", "batch": 0,
+                     "method": f"(m{1 if shared else 2}) {OPENS} opens, {'shared' if shared else 'shared=False'}"
+                               f", time per open", "caller": "python",
+                     "median_us": times[len(times) // 2], "p90_us": times[int(len(times) * 0.9)],
+                     "note": f"RSS +{probe['rss_mb']:.1f} MB, {probe['backend_sessions']} backend session(s), "
+                             f"all opens {sum(times) / 1e3:.0f} ms",
+                     "rss_mb": probe["rss_mb"], "open_ms": sum(times) / 1e3})
+    return rows
+
+
 def remote_rows(quick: bool) -> list[dict]:
     from juno_bridge.serve import TritonServer
 
@@ -120,9 +202,12 @@ def remote_rows(quick: bool) -> list[dict]:
                 hand.close()
             for method, timing in timings.items():
                 rows.append(_row(method, batch, "python", timing))
-            per_request = _in_flight(remote, batch, max(5, n // (4 * IN_FLIGHT)))
-            rows.append(_row(f"(r4) (r3) with {IN_FLIGHT} requests in flight, per request", batch, "python",
-                             per_request, f"{batch / per_request[0] * 1e6:,.0f} events/s"))
+            if batch > 1:
+                rows += _throughput_rows(remote, batch, max(4 * IN_FLIGHT, n // 2), y_local, 3 if quick else 5)
+            else:
+                per_request = _in_flight(remote, batch, max(5, n // (4 * IN_FLIGHT)))
+                rows.append(_row(f"(r4) (r3) with {IN_FLIGHT} requests in flight, per request", batch, "python",
+                                 per_request, f"{batch / per_request[0] * 1e6:,.0f} events/s"))
         remote.close()
     return rows
 
@@ -179,7 +264,7 @@ def dask_rows(quick: bool) -> list[dict]:
 
 def run_bench(quick: bool = False) -> list[dict]:
     """Rows: group, model, batch, method, caller, median_us, p90_us, note."""
-    return remote_rows(quick) + dask_rows(quick)
+    return remote_rows(quick) + memory_rows() + dask_rows(quick)
 
 
 def targets(rows: list[dict]) -> list[tuple[str, float | None, float, bool]]:
@@ -194,6 +279,18 @@ def targets(rows: list[dict]) -> list[tuple[str, float | None, float, bool]]:
         ours, hand = median("remote", batch, "(r3)"), median("remote", batch, "(r2)")
         out.append((f"remote juno B={batch}: (r3)/(r2), juno-bridge vs hand-written tritonclient loop",
                     ours / hand if ours and hand else None, 1.1, False))
+    threads, one_thread = median("remote", 64, "(r4)"), median("remote", 64, "(r5)")
+    out.append((f"remote juno B=64: throughput of {IN_FLIGHT} run_async in flight from 1 thread (r5) / "
+                f"{IN_FLIGHT} threads calling run (r4)", threads / one_thread if threads and one_thread else None,
+                1.0, True))
+    mem = {r["method"][:4]: r for r in rows if r["group"] == "shared-open"}
+    if "(m1)" in mem and "(m2)" in mem:
+        out.append((f"shared sessions: RSS growth of {OPENS} opens shared / shared=False "
+                     f"({mem['(m1)']['rss_mb']:.1f} MB / {mem['(m2)']['rss_mb']:.1f} MB)",
+                     mem["(m1)"]["rss_mb"] / mem["(m2)"]["rss_mb"] if mem["(m2)"]["rss_mb"] > 0 else None,
+                     2 / OPENS, False))
+        out.append((f"shared sessions: time of {OPENS} opens shared / shared=False",
+                     mem["(m1)"]["open_ms"] / mem["(m2)"]["open_ms"], 2 / OPENS, False))
     one = next((r["events_per_s"] for r in rows if r["group"] == "dask-run" and "1 Dask" in r["method"]), None)
     two = next((r["events_per_s"] for r in rows if r["group"] == "dask-run" and "2 Dask" in r["method"]), None)
     out.append(("run: events/s with 2 Dask workers / 1", two / one if one and two else None, 1.8, True))
@@ -203,7 +300,7 @@ def targets(rows: list[dict]) -> list[tuple[str, float | None, float, bool]]:
 def group_rows(settings: Settings) -> list[Row]:
     """The rows of `juno-bridge bench --only remote`: a Triton server on loopback, and Dask workers."""
     return [Row(r["group"], r["model"], r["batch"], r["method"], r["caller"], r["median_us"], r["p90_us"],
-                {k: v for k, v in r.items() if k in ("note", "events_per_s")})
+                {k: v for k, v in r.items() if k in ("note", "events_per_s", "rss_mb", "open_ms")})
             for r in run_bench(settings.is_quick)]
 
 
