@@ -136,9 +136,16 @@ std::shared_ptr<ShareEntry> share_entry(const std::string& key) {
   static auto* entries = new std::map<std::string, std::shared_ptr<ShareEntry>>;  // lives for the process
   std::lock_guard<std::mutex> lock(mutex);
   // Forget the models no Session uses any more. An entry only this map holds (copies are made under this
-  // lock) is one no thread is opening: only then is its weak_ptr read here.
-  for (auto it = entries->begin(); it != entries->end();)
-    it = it->second.use_count() == 1 && it->second->backend.expired() ? entries->erase(it) : std::next(it);
+  // lock) is one no thread is opening: only then is its weak_ptr read, under the entry's own lock, which
+  // orders the read after the last open's write (TSan: use_count() alone is a relaxed load).
+  for (auto it = entries->begin(); it != entries->end();) {
+    bool unused = false;
+    if (it->second.use_count() == 1) {
+      std::lock_guard<std::mutex> entry_lock(it->second->mutex);  // free: no other thread holds the entry
+      unused = it->second->backend.expired();
+    }
+    it = unused ? entries->erase(it) : std::next(it);
+  }
   auto& entry = (*entries)[key];
   if (!entry) entry = std::make_shared<ShareEntry>();
   return entry;
