@@ -22,12 +22,37 @@ namespace jb {
 
 namespace {
 
+// Digits only: strtol would take " 2", "+2" and "2 " as well, and a typo should not pass as a number.
 int parse_int(const std::string& key, const std::string& value) {
-  char* end = nullptr;
-  long v = std::strtol(value.c_str(), &end, 10);
-  if (value.empty() || *end != '\0' || v < 0 || v > 1 << 20)
+  const bool digits = !value.empty() && value.size() <= 7 &&
+                      value.find_first_not_of("0123456789") == std::string::npos;
+  const long v = digits ? std::strtol(value.c_str(), nullptr, 10) : -1;
+  if (v < 0 || v > 1 << 20)
     throw Error(ErrorCode::InvalidArgument, "option '" + key + "' needs a non-negative integer; got '" + value + "'");
   return static_cast<int>(v);
+}
+
+bool parse_flag(const std::string& key, const std::string& value) {
+  if (value != "0" && value != "1")
+    throw Error(ErrorCode::InvalidArgument, "option '" + key + "' is 0 or 1; got '" + value + "'");
+  return value == "1";
+}
+
+// "cuda,cpu" -> {"cuda", "cpu"}: at least one name, none empty, none twice.
+std::vector<std::string> parse_providers(const std::string& value) {
+  std::vector<std::string> names;
+  std::stringstream ss(value);
+  for (std::string item; std::getline(ss, item, ',');) {
+    if (item.empty())
+      throw Error(ErrorCode::InvalidArgument, "option 'providers': an empty name in '" + value + "'");
+    if (std::find(names.begin(), names.end(), item) != names.end())
+      throw Error(ErrorCode::InvalidArgument, "option 'providers': '" + item + "' named twice in '" + value + "'");
+    names.push_back(item);
+  }
+  if (names.empty() || value.back() == ',')
+    throw Error(ErrorCode::InvalidArgument, "option 'providers' needs one or more names (e.g. 'cuda,cpu'); got '" +
+                                                value + "'");
+  return names;
 }
 
 std::string known_names(const std::vector<TensorInfo>& infos) {
@@ -54,15 +79,11 @@ void SessionOptions::set(const std::string& key, const std::string& value) {
   else if (key == "onnxruntime") onnxruntime = value;
   else if (key == "log_level") log_level = value;
   else if (key == "execution_mode") execution_mode = value;
-  else if (key == "global_thread_pool") global_thread_pool = parse_int(key, value) != 0;
-  else if (key == "require_providers") require_providers = parse_int(key, value) != 0;
-  else if (key == "shared") shared = parse_int(key, value) != 0;
-  else if (key == "providers") {
-    providers.clear();
-    std::stringstream ss(value);
-    for (std::string item; std::getline(ss, item, ',');)
-      if (!item.empty()) providers.push_back(item);
-  } else if (key.empty()) {
+  else if (key == "global_thread_pool") global_thread_pool = parse_flag(key, value);
+  else if (key == "require_providers") require_providers = parse_flag(key, value);
+  else if (key == "shared") shared = parse_flag(key, value);
+  else if (key == "providers") providers = parse_providers(value);
+  else if (key.empty()) {
     throw Error(ErrorCode::InvalidArgument, "option key must not be empty");
   } else {
     config[key] = value;  // a backend-specific entry; the backend that opens the model checks its name
