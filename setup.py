@@ -87,12 +87,16 @@ class BuildWithCore(build_ext):
 
 
 class FreshBuildPy(build_py):
-    """Copies the Python package into a clean build/lib: setuptools never deletes what it copied before,
-    so a module moved or removed in the source would otherwise live on in every later wheel."""
+    """Drops from build/lib the modules the source no longer has: setuptools never deletes what it copied
+    before, so a module moved or removed in the source would otherwise live on in every later wheel.
+    (Only .py files: the compiled modules and the C++ stay, so a rebuild stays incremental.)"""
 
     def run(self):
-        if not self.editable_mode:
-            shutil.rmtree(Path(self.build_lib) / "juno_bridge", ignore_errors=True)
+        built = Path(self.build_lib)
+        if not self.editable_mode and (built / "juno_bridge").is_dir():
+            for module in (built / "juno_bridge").rglob("*.py"):
+                if not (ROOT / module.relative_to(built)).exists():
+                    module.unlink()
         super().run()
 
 
