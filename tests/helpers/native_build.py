@@ -23,6 +23,35 @@ def build(cmd: list, cwd: Path | None = None) -> None:
                              f"{result.stdout}\n{result.stderr}")
 
 
+def build_against_package(source: Path, exe: Path, optimization: str = "-O1") -> Path:
+    """A C++ program compiled and linked against the installed package, as a user builds one."""
+    import juno_bridge
+
+    pkg = Path(juno_bridge.__file__).parent
+    build(["g++", "-std=c++17", optimization, "-g0", source, f"-I{pkg / 'include'}", f"-L{pkg / 'lib'}",
+           "-ljuno_bridge", f"-Wl,-rpath,{pkg / 'lib'}", "-o", exe])
+    return exe
+
+
+def write_slots_model(path: Path) -> Path:
+    """The model tests/native/cpp/ort_slots.c checks: its names, values and metadata."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "x"], ["y"]), helper.make_node("Neg", ["n"], ["m"])], "slots_graph",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3]),
+         helper.make_tensor_value_info("n", TensorProto.INT64, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3]),
+         helper.make_tensor_value_info("m", TensorProto.INT64, [2])])
+    model = helper.make_model(graph, producer_name="jb-slot-test", domain="org.juno.test",
+                              doc_string="slot check model", model_version=7, ir_version=8,
+                              opset_imports=[helper.make_opsetid("", 17)])
+    helper.set_model_props(model, {"author": "juno", "purpose": "slots"})
+    onnx.save(model, str(path))
+    return path
+
+
 def clean_env() -> dict:
     """What a C++ framework job would have: no PYTHONPATH, no LD_LIBRARY_PATH. JUNO_BRIDGE_ONNXRUNTIME
     passes through, so the programs load the same ONNX Runtime as the Python side they are compared with."""

@@ -9,7 +9,8 @@ import re
 import pytest
 
 import juno_bridge as jb
-from helpers.native_build import CPP_TESTS, ORT_DECLARATIONS, REPO, build, require_tool, run_program
+from helpers.native_build import (CPP_TESTS, ORT_DECLARATIONS, REPO, build, require_tool, run_program,
+                                  write_slots_model)
 
 SLOT_TABLE = REPO.parent / "shared" / "reference" / "onnxruntime_api_slots.tsv"
 HEADER = ORT_DECLARATIONS / "ort_abi.h"
@@ -44,22 +45,7 @@ def ort_slots(tmp_path_factory):
 @pytest.fixture(scope="module")
 def slots_model(tmp_path_factory):
     """The model tests/native/cpp/ort_slots.c expects (its constants describe the same names and values)."""
-    import onnx  # a dependency of juno-bridge
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph(
-        [helper.make_node("Mul", ["x", "x"], ["y"]), helper.make_node("Neg", ["n"], ["m"])], "slots_graph",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3]),
-         helper.make_tensor_value_info("n", TensorProto.INT64, [2])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3]),
-         helper.make_tensor_value_info("m", TensorProto.INT64, [2])])
-    model = helper.make_model(graph, producer_name="jb-slot-test", domain="org.juno.test",
-                              doc_string="slot check model", model_version=7, ir_version=8,
-                              opset_imports=[helper.make_opsetid("", 17)])
-    helper.set_model_props(model, {"author": "juno", "purpose": "slots"})
-    path = tmp_path_factory.mktemp("slots_model") / "slots.onnx"
-    onnx.save(model, str(path))
-    return path
+    return write_slots_model(tmp_path_factory.mktemp("slots_model") / "slots.onnx")
 
 
 def test_declared_slots_match_the_reference_table():

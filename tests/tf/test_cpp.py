@@ -7,18 +7,14 @@ import numpy as np
 import pytest
 
 from helpers import tf_models as tm
-from helpers.native_build import CPP_TESTS, build, run_program
+from helpers.native_build import CPP_TESTS, build_against_package, run_program
 
 import juno_bridge
 
 
 @pytest.fixture(scope="module")
 def run_tf(tmp_path_factory) -> Path:
-    pkg = Path(juno_bridge.__file__).parent
-    exe = tmp_path_factory.mktemp("run_tf") / "run_tf"
-    build(["g++", "-std=c++17", "-O1", "-g0", CPP_TESTS / "run_tf.cpp", f"-I{pkg / 'include'}", f"-L{pkg / 'lib'}",
-           "-ljuno_bridge", f"-Wl,-rpath,{pkg / 'lib'}", "-o", exe])
-    return exe
+    return build_against_package(CPP_TESTS / "run_tf.cpp", tmp_path_factory.mktemp("run_tf") / "run_tf")
 
 
 def _program_input(batch=3, features=8) -> np.ndarray:

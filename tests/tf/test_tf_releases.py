@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from helpers import tf_models as tm
-from helpers.native_build import CPP_TESTS, build, clean_env
+from helpers.native_build import CPP_TESTS, build_against_package, clean_env
 from helpers.tf_releases import OTHER_RELEASE, python_env, run_python
 
 import juno_bridge as jb
@@ -85,11 +85,7 @@ def test_other_release_by_environment_gives_the_same_outputs_from_python(other_t
 
 @pytest.fixture(scope="module")
 def run_tf(tmp_path_factory) -> Path:
-    pkg = Path(jb.__file__).parent
-    exe = tmp_path_factory.mktemp("run_tf_releases") / "run_tf"
-    build(["g++", "-std=c++17", "-O1", "-g0", CPP_TESTS / "run_tf.cpp", f"-I{pkg / 'include'}", f"-L{pkg / 'lib'}",
-           "-ljuno_bridge", f"-Wl,-rpath,{pkg / 'lib'}", "-o", exe])
-    return exe
+    return build_against_package(CPP_TESTS / "run_tf.cpp", tmp_path_factory.mktemp("run_tf_releases") / "run_tf")
 
 
 @pytest.mark.parametrize("release", ["installed", "other"])
@@ -121,10 +117,8 @@ int main(int argc, char** argv) {
 
 
 def test_cpp_option_tensorflow_names_the_release(tmp_path, other_tensorflow):
-    pkg = Path(jb.__file__).parent
     (tmp_path / "option.cpp").write_text(OPTION_PROGRAM)
-    build(["g++", "-std=c++17", "-O0", "-g0", tmp_path / "option.cpp", f"-I{pkg / 'include'}", f"-L{pkg / 'lib'}",
-           "-ljuno_bridge", f"-Wl,-rpath,{pkg / 'lib'}", "-o", tmp_path / "option"])
+    build_against_package(tmp_path / "option.cpp", tmp_path / "option", optimization="-O0")
     done = subprocess.run([str(tmp_path / "option"), str(tm.tiny()), str(other_tensorflow)], env=clean_env(),
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

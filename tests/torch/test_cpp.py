@@ -1,24 +1,16 @@
 """A C++ program built against the installed package opens a .pt2 and a .pt and runs them, no Python."""
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 
 from helpers import torch_models as tm
-from helpers.native_build import CPP_TESTS
+from helpers.native_build import CPP_TESTS, build_against_package
 from helpers.torch_models import torch
-
-import juno_bridge
 
 
 def test_cpp_program_runs_pt2_and_pt_without_python(tmp_path):
-    pkg = Path(juno_bridge.__file__).parent
-    exe = tmp_path / "run_torch"
-    subprocess.run(["g++", "-std=c++17", "-O1", "-g0", str(CPP_TESTS / "run_torch.cpp"),
-                    f"-I{pkg / 'include'}", f"-L{pkg / 'lib'}", "-ljuno_bridge", f"-Wl,-rpath,{pkg / 'lib'}",
-                    "-o", str(exe)], check=True)
+    exe = build_against_package(CPP_TESTS / "run_torch.cpp", tmp_path / "run_torch")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     models = [tm.tiny(".pt2"), tm.tiny(".pt")]
     out = subprocess.run([str(exe), *map(str, models)], capture_output=True, text=True, env=env, check=True)

@@ -28,21 +28,10 @@ def available() -> list[str]:
 def onnx_models(out: Path) -> None:
     import onnx
     from onnx import TensorProto, helper
-    from helpers.native_build import write_mlp_model
+    from helpers.native_build import write_mlp_model, write_slots_model
 
-    write_mlp_model(out / "mlp.onnx", features=8)  # the FEATURES of tests/test_cpp_programs.py
-    # The names, values and metadata ort_slots.c checks (as tests/test_ort_slots.py writes it).
-    graph = helper.make_graph(
-        [helper.make_node("Mul", ["x", "x"], ["y"]), helper.make_node("Neg", ["n"], ["m"])], "slots_graph",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3]),
-         helper.make_tensor_value_info("n", TensorProto.INT64, [2])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3]),
-         helper.make_tensor_value_info("m", TensorProto.INT64, [2])])
-    model = helper.make_model(graph, producer_name="jb-slot-test", domain="org.juno.test",
-                              doc_string="slot check model", model_version=7, ir_version=8,
-                              opset_imports=[helper.make_opsetid("", 17)])
-    helper.set_model_props(model, {"author": "juno", "purpose": "slots"})
-    onnx.save(model, str(out / "slots.onnx"))
+    write_mlp_model(out / "mlp.onnx", features=8)  # the FEATURES of tests/native/test_programs.py
+    write_slots_model(out / "slots.onnx")
     # relu: one float32 input [B, 32], one output (onnx_without_python.cpp).
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", 32])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["B", 32])
