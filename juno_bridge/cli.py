@@ -167,6 +167,15 @@ def cmd_toymc(args) -> int:
     return EXIT_OK
 
 
+def cmd_train(args) -> int:
+    from juno_bridge.demo.train import CHUNK, train
+
+    if args.events < CHUNK or args.epochs < 1:
+        raise UsageError(f"--events must be >= {CHUNK} and --epochs >= 1, got {args.events} and {args.epochs}")
+    train(args.events, args.epochs, args.seed, args.out, progress=not args.quiet)
+    return EXIT_OK
+
+
 def cmd_serve(args) -> int:
     from juno_bridge.serve import TritonServer, serve_forever
 
@@ -259,6 +268,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the HDF5 file (layout: offsets, pmt_id, npe, time, vertex, energy; see juno_bridge.hits_file)")
     p.add_argument("--seed", type=int, default=1, help="generator seed (1)")
     p.set_defaults(run=cmd_toymc)
+
+    from juno_bridge.demo.train import TRAINING
+
+    p = sub.add_parser("train", help="train the default model on toy events (what ships in the package)")
+    p.add_argument("--events", "-n", type=int, default=TRAINING["events"], metavar="N",
+                   help=f"training events ({TRAINING['events']})")
+    p.add_argument("--epochs", "-e", type=int, default=TRAINING["epochs"], metavar="E",
+                   help=f"epochs of each stage ({TRAINING['epochs']})")
+    p.add_argument("--seed", type=int, default=TRAINING["seed"], help=f"training seed ({TRAINING['seed']})")
+    p.add_argument("--out", "-o", default="juno-bridge-train", metavar="DIR",
+                   help="where the weights, the report, the loss plot and the ONNX file go (./juno-bridge-train)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.set_defaults(run=cmd_train)
 
     p = sub.add_parser("run", help="run a model over event files (.npz or HDF5), in batches; many files on Dask")
     p.add_argument("model", help=f"the model: {model_forms()}")

@@ -1,10 +1,10 @@
-"""The default vertex/energy model: its forms agree, and its resolution on toy events is as stated."""
+"""The baseline vertex/energy model (charge centroid + polynomial): its forms agree, and its resolution on toy events is as stated."""
 import numpy as np
 import pytest
 
 import juno_bridge as jb
 from juno_bridge.demo.detector import N_LPMT
-from juno_bridge.demo.models import default
+from juno_bridge.demo.models import baseline
 from juno_bridge.demo.toymc import generate
 
 
@@ -22,19 +22,19 @@ def dense(events, empty_time=-1.0):
 
 @pytest.fixture(scope="module")
 def session():
-    return jb.Session(default.onnx_model(), intra_op_threads=1)
+    return jb.Session(baseline.onnx_model(), intra_op_threads=1)
 
 
 def test_onnx_signature(session):
     assert [(i.name, i.shape, i.dim_names[0]) for i in session.inputs()] == [("pmt", (-1, 2, N_LPMT), "B")]
     assert [(o.name, o.shape) for o in session.outputs()] == [("vertex", (-1, 3)), ("energy", (-1,))]
-    assert session.metadata()["custom"]["juno_bridge.revision"] == default.coefficients()["revision"]
+    assert session.metadata()["custom"]["juno_bridge.revision"] == baseline.coefficients()["revision"]
 
 
 def test_onnx_and_numpy_forms_agree(session):
     pmt = dense(generate(64, seed=21))
     r = session.run({"pmt": pmt})
-    vertex, energy = default.reconstruct(pmt)
+    vertex, energy = baseline.reconstruct(pmt)
     np.testing.assert_allclose(r["vertex"], vertex, atol=1e-3)   # metres
     np.testing.assert_allclose(r["energy"], energy, rtol=1e-5, atol=1e-5)
 
@@ -52,9 +52,9 @@ def test_resolution_on_fixed_seed_sample(session, energy_mev, vertex_cm, energy_
 
 
 def test_training_is_reproducible_and_recovers_the_shipped_fit():
-    small = default.train(n_events=1500, seed=5)
-    assert small == default.train(n_events=1500, seed=5)
-    shipped = default.coefficients()
+    small = baseline.train(n_events=1500, seed=5)
+    assert small == baseline.train(n_events=1500, seed=5)
+    shipped = baseline.coefficients()
     # A small independent sample lands near the shipped fit where events are (rho in [0, 1]).
     rho = np.linspace(0, 1, 11)
     for key in ("vertex_coefficients", "energy_coefficients"):
