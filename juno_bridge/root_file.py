@@ -68,12 +68,16 @@ def _open(path: Path):
     except InvalidArgumentError:
         raise
     except Exception as err:  # whatever uproot raises on a file that is not ROOT or is damaged
-        raise InputError(f"'{path}' is not a readable ROOT file: {err}") from err
+        raise InputError(f"'{path}' is not a readable ROOT file: {_one_line(err)}") from err
     size = path.stat().st_size
     if size < end:
         f.close()
         raise InputError(f"'{path}' is truncated: its header says {end} bytes, the file has {size}")
     return f
+
+
+def _one_line(err: Exception) -> str:
+    return " ".join(str(err).split())  # uproot's messages span lines; ours are one
 
 
 def _trees(f) -> dict[str, str]:
@@ -191,7 +195,7 @@ class TreeEvents:
             except StopIteration:
                 return
             except Exception as err:
-                raise InputError(f"cannot read {self._where()}: {err}") from err
+                raise InputError(f"cannot read {self._where()}: {_one_line(err)}") from err
 
     def batches(self, batch_size: int) -> Iterator[tuple[int, np.ndarray | None, dict[str, np.ndarray]]]:
         ids = [EVENT_ID] if self.event_ids else []
