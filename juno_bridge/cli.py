@@ -147,22 +147,29 @@ def cmd_run(args) -> int:
     many = len(args.input) > 1 or os.path.isdir(args.output) or args.workers or args.scheduler
     if not many:
         session = jb.Session(args.model, backend=args.backend, intra_op_threads=args.threads)
-        n = run_file(session, args.input[0], args.output, batch_size=args.batch_size, progress=not args.quiet)
+        n = run_file(session, args.input[0], args.output, batch_size=args.batch_size, progress=not args.quiet,
+                     tree=args.tree)
         print(f"{n} events -> {args.output}")
         return EXIT_OK
     report = run_files(args.model, args.input, args.output, workers=args.workers or 2, scheduler=args.scheduler,
                        batch_size=args.batch_size, backend=args.backend, threads=args.threads,
-                       retries=args.retries, progress=not args.quiet)
+                       retries=args.retries, progress=not args.quiet, tree=args.tree)
     print(report.summary())
     return EXIT_OK if not report.failed else EXIT_ERROR
 
 
 def cmd_toymc(args) -> int:
-    from juno_bridge.demo.toymc import generate
+    from pathlib import Path
+
+    from juno_bridge import root_file
+    from juno_bridge.demo.toymc import generate, generate_chunks
 
     if args.events < 1:
         raise UsageError(f"--events must be >= 1, got {args.events}")
-    generate(args.events, seed=args.seed).save(args.out)
+    if Path(args.out).suffix == root_file.SUFFIX:  # streamed: one chunk of events in memory at a time
+        root_file.write_hits(args.out, generate_chunks(args.events, seed=args.seed))
+    else:
+        generate(args.events, seed=args.seed).save(args.out)
     print(f"{args.events} toy events -> {args.out}")
     return EXIT_OK
 
@@ -262,10 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log", metavar="FILE", help="the server's log file (default: a temporary one)")
     p.set_defaults(run=cmd_serve)
 
-    p = sub.add_parser("toymc", help="write toy events as sparse PMT hits (HDF5) for `run` and SNiPER's HitsReaderAlg")
+    p = sub.add_parser("toymc", help="write toy events as sparse PMT hits (HDF5 or ROOT) for `run` and SNiPER's "
+                                     "HitsReaderAlg (HDF5)")
     p.add_argument("--events", "-n", type=int, default=1000, metavar="N", help="events to generate (1000)")
     p.add_argument("--out", "-o", required=True, metavar="FILE",
-                   help="the HDF5 file (layout: offsets, pmt_id, npe, time, vertex, energy; see juno_bridge.hits_file)")
+                   help="the HDF5 file (layout: offsets, pmt_id, npe, time, vertex, energy; see juno_bridge.hits_file) "
+                        "or .root file (TTree 'events': event_id, pmt_id[], npe[], time[], vertex, energy; see "
+                        "juno_bridge.root_file)")
     p.add_argument("--seed", type=int, default=1, help="generator seed (1)")
     p.set_defaults(run=cmd_toymc)
 
@@ -282,12 +292,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     p.set_defaults(run=cmd_train)
 
-    p = sub.add_parser("run", help="run a model over event files (.npz or HDF5), in batches; many files on Dask")
+    p = sub.add_parser("run", help="run a model over event files (.npz, HDF5 or ROOT), in batches; many files on Dask")
     p.add_argument("model", help=f"the model: {model_forms()}")
     p.add_argument("--input", "-i", nargs="+", required=True, metavar="FILE",
-                   help="event file with one array per model input, events along the first axis")
+                   help="event file with one array per model input, events along the first axis, or sparse hits "
+                        "(.npz, .h5, .root)")
     p.add_argument("--output", "-o", required=True, metavar="FILE|DIR",
-                   help="one input: the output file (.npz, .h5); several: a directory (same file names)")
+                   help="one input: the output file (.npz, .h5, .root); several: a directory (same file names)")
+    p.add_argument("--tree", metavar="NAME",
+                   help="the TTree of ROOT inputs (default: 'events', else the file's only TTree)")
     p.add_argument("--workers", type=int, metavar="N", help="Dask worker processes of the local cluster (2)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, instead of a local cluster")
     p.add_argument("--retries", type=int, default=2, metavar="N", help="retries of a failing file (2)")

@@ -16,6 +16,8 @@ Layout, version 1: one file of N events holding H hits in all, stored by event (
 Attributes of the root group: ``format = "juno-bridge-hits"``, ``version = 1``, ``n_pmt = 17612``.
 A model reads an event as the dense ``[2, 17612]`` float32 the core's scatter makes: channel 0 the nPE
 summed per PMT, channel 1 the first-hit time (0 for dark PMTs).
+
+The same hits as a ROOT TTree (jagged ``pmt_id``, ``npe``, ``time`` per event): ``juno_bridge.root_file``.
 """
 from __future__ import annotations
 
@@ -88,15 +90,27 @@ class DenseEvents:
         return self.shape[0]
 
     def __getitem__(self, index: slice) -> np.ndarray:
-        import juno_bridge as jb
-
         if not isinstance(index, slice):
             raise TypeError("hits-file events are taken by slices: events[a:b]")
         start, stop, step = index.indices(len(self))
         if step != 1:
             raise TypeError("hits-file events are taken by contiguous slices")
         out = np.empty((max(stop - start, 0), 2, N_PMT), np.float32)
-        for k, i in enumerate(range(start, stop)):
-            s = slice(self.offsets[i], self.offsets[i + 1])
-            jb.scatter_hits(self.pmt_id[s], self.npe[s], self.time[s], out=out[k])
-        return out
+        return scatter_events(self.offsets[start:max(stop, start) + 1], self.pmt_id, self.npe, self.time, out,
+                              first=start)
+
+
+def scatter_events(offsets: np.ndarray, pmt_id: np.ndarray, npe: np.ndarray, time: np.ndarray,
+                   out: np.ndarray, first: int = 0) -> np.ndarray:
+    """Events stored by event (event k's hits are rows offsets[k] .. offsets[k+1]-1 of the hit arrays)
+    scattered into the dense events ``out[k]`` by the core's scatter; returns ``out``. A PMT id out of range
+    is an InputError naming the event, numbered from ``first``."""
+    import juno_bridge as jb
+
+    for k in range(len(offsets) - 1):
+        s = slice(offsets[k], offsets[k + 1])
+        try:
+            jb.scatter_hits(pmt_id[s], npe[s], time[s], out=out[k])
+        except InputError as err:
+            raise type(err)(f"event {first + k}: {err}") from err
+    return out

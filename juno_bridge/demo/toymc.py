@@ -11,6 +11,7 @@ the PMT's transit-time spread.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 
@@ -107,6 +108,14 @@ def generate(n_events: int, seed: int = 0, energy_mev: tuple[float, float] = (0.
     """Generates ``n_events`` events, reproducible by ``seed``. ``vertex`` [N, 3] and ``energy`` [N]
     may be given to place events; otherwise vertices are uniform in the LS sphere and energies
     uniform in ``energy_mev``."""
+    return Events.concatenate(list(generate_chunks(n_events, seed, energy_mev, detector, vertex, energy)))
+
+
+def generate_chunks(n_events: int, seed: int = 0, energy_mev: tuple[float, float] = (0.0, 10.0),
+                    detector: Detector | None = None, vertex: np.ndarray | None = None,
+                    energy: np.ndarray | None = None) -> Iterator[Events]:
+    """The events ``generate`` makes from the same arguments, CHUNK_EVENTS at a time (at least one chunk),
+    so a writer holds one chunk's hits, not all of them."""
     det = detector or toy_detector()
     rng = np.random.default_rng(seed)
     if vertex is None:
@@ -127,8 +136,7 @@ def generate(n_events: int, seed: int = 0, energy_mev: tuple[float, float] = (0.
     # Normalisation: the summed weight of an event at the centre.
     centre_weight = len(pos) * np.exp(-radius / ATTENUATION_LENGTH_M) / radius**2
 
-    ids, times, counts = [], [], np.zeros(n_events, np.int64)
-    for start in range(0, n_events, CHUNK_EVENTS):
+    for start in range(0, n_events, CHUNK_EVENTS) or range(1):
         v = vertex[start:start + CHUNK_EVENTS].astype(np.float32)
         n = len(v)
         # PMTs sit on a sphere (pos = R * normal), so distance and incidence need only v . normal.
@@ -140,17 +148,12 @@ def generate(n_events: int, seed: int = 0, energy_mev: tuple[float, float] = (0.
         n_pe = _poisson(rng, expected)                                      # independent per PMT
         event, pmt = np.nonzero(n_pe)
         per_pmt = n_pe[event, pmt]
-        counts[start:start + n] = np.bincount(event, weights=per_pmt, minlength=n).astype(np.int64)
+        offsets = np.zeros(n + 1, np.int64)
+        np.cumsum(np.bincount(event, weights=per_pmt, minlength=n).astype(np.int64), out=offsets[1:])
         # One hit per photoelectron, as simulated events list them.
         pmt = np.repeat(pmt, per_pmt)
         flight = np.repeat(dist[event, np.nonzero(n_pe)[1]], per_pmt) / LIGHT_SPEED_M_PER_NS
         t = (flight + rng.exponential(SCINTILLATION_TAU_NS, len(pmt)).astype(np.float32)
              + tts[pmt] * rng.standard_normal(len(pmt), dtype=np.float32))
-        ids.append(pmt.astype(np.int32))
-        times.append(t.astype(np.float32))
-
-    offsets = np.zeros(n_events + 1, np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    pmt_id = np.concatenate(ids) if ids else np.zeros(0, np.int32)
-    return Events(vertex.astype(np.float32), energy.astype(np.float32), offsets, pmt_id,
-                  np.ones(len(pmt_id), np.float32), np.concatenate(times) if times else np.zeros(0, np.float32))
+        yield Events(v, energy[start:start + n].astype(np.float32), offsets, pmt.astype(np.int32),
+                     np.ones(len(pmt), np.float32), t.astype(np.float32))

@@ -51,6 +51,7 @@ OPTIONAL: dict[str, tuple[str, Callable[[], str | None]]] = {
     "triton": ("the Triton client (tritonclient[grpc])", _module("tritonclient.grpc", "triton")),
     "dask": ("dask.distributed", _module("dask.distributed", "dask")),
     "hdf5": ("h5py", _module("h5py", "hdf5")),
+    "root": ("uproot (ROOT files)", _module("uproot", "root")),
     "npm": ("npm (fetches an old ONNX Runtime C library)", _tool("npm")),
     "cc": ("a C compiler ($CC, else gcc)", _tool(os.environ.get("CC", "gcc"))),
     "cxx": ("a C++ compiler ($CXX, else g++)", _tool(os.environ.get("CXX", "g++"))),

@@ -132,3 +132,53 @@ def test_a_full_disk_under_an_hdf5_output_is_the_same_clear_error(tmp_path, moun
     err = capsys.readouterr().err
     assert f"cannot write output file '{full / 'a.h5'}': No space left on device (ENOSPC)" in err, err
     assert list(full.iterdir()) == []
+
+
+def root_events(path: Path, n: int, seed: int = 0) -> str:
+    import uproot
+
+    with uproot.recreate(path) as f:
+        f.mktree("events", {"x": np.dtype((np.float32, (8,)))}).extend(
+            {"x": np.random.default_rng(seed).standard_normal((n, 8)).astype(np.float32)})
+    return str(path)
+
+
+@pytest.mark.root
+def test_a_full_disk_or_a_read_only_folder_under_a_root_output_is_the_same_clear_error(tmp_path, mounts, capsys,
+                                                                                       worker_path):
+    full, ro = tmp_path / "full", tmp_path / "ro"
+    mounts(full, "size=64k")
+    mounts(ro, "ro,size=1m")
+    inp = events(tmp_path / "a.npz", 1000, seed=3)  # 16 MB of output, ~0.4 MB compressed in ROOT
+    assert main(["run", WIDE, "-i", inp, "-o", str(full / "a.root"), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot write output file '{full / 'a.root'}': No space left on device (ENOSPC)" in err, err
+    assert main(["run", TINY, "-i", inp, "-o", str(ro / "a.root"), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot write output file '{ro / 'a.root'}': Read-only file system (EROFS)" in err, err
+    assert list(full.iterdir()) == [] and list(ro.iterdir()) == []
+
+
+@pytest.mark.root
+@pytest.mark.dask
+def test_a_resumed_run_skips_whole_root_outputs_and_redoes_a_truncated_one(tmp_path):
+    inputs = [root_events(tmp_path / f"{name}.root", 40 + 10 * i, seed=i) for i, name in enumerate(("done", "cut", "new"))]
+    out = tmp_path / "out"
+    out.mkdir()
+    session = jb.Session(TINY)
+    run_file(session, inputs[0], out / "done.root", progress=False)
+    run_file(session, inputs[1], out / "cut.root", progress=False)
+    whole = (out / "cut.root").read_bytes()
+    (out / "cut.root").write_bytes(whole[:-100])
+    assert complete_output(out / "done.root") and not complete_output(out / "cut.root")
+    stamp = (out / "done.root").stat().st_mtime_ns
+    assert main(["run", TINY, "-i", *inputs, "-o", str(out), "--workers", "1", "-q"]) == 0
+    assert (out / "done.root").stat().st_mtime_ns == stamp  # whole: skipped
+    import uproot
+
+    for inp in inputs:
+        with uproot.open(inp) as f:
+            x = f["events"]["x"].array(library="np")
+        with uproot.open(out / Path(inp).name) as f:
+            np.testing.assert_array_equal(f["outputs"]["y"].array(library="np"), session.run({"x": x})["y"])
+    assert sorted(p.name for p in out.iterdir()) == ["cut.root", "done.root", "new.root"]

@@ -1,0 +1,298 @@
+"""Event files in ROOT: TTrees read and written through uproot, streamed. ``juno-bridge run`` reads events
+from them and writes its outputs as one; ``juno-bridge toymc --out events.root`` writes toy events.
+
+The input tree: the one named by ``--tree``; without it, ``events`` when the file has a tree of that name,
+else the file's only TTree. Two layouts, told apart by the tree's branches (one entry per event):
+
+dense: one branch per model input, named after the input, holding a fixed-size array of the input's
+  type per event: ``pmt`` float32[2][17612] for a model taking ``pmt`` [B, 2, 17612].
+
+sparse hits, for a model of one input (the ROOT twin of ``juno_bridge.hits_file``):
+
+=============  ====================  ========================================================
+``pmt_id``     int32[nhits]          large-PMT id of each hit, 0..17611 (int64 also read)
+``npe``        float32[nhits]        photoelectrons of the hit
+``time``       float32[nhits]        hit time, ns after the event
+``nhits``      int32                 the counter the three share (uproot's; any name is read)
+``event_id``   int64                 optional (below)
+``vertex``     float32[3]            truth, optional (``toymc`` writes it): x, y, z in m
+``energy``     float32               truth, optional: MeV
+=============  ====================  ========================================================
+
+  Each batch of events is scattered, by the core's scatter as for HDF5 hits files, into the dense
+  ``[2, 17612]`` float32 events the model takes: channel 0 the nPE summed per PMT, channel 1 the first-hit
+  time (0 for dark PMTs).
+
+Either layout may carry ``event_id`` (an integer per event). The output tree ``outputs`` holds
+``event_id`` int64 (the input's, else the event's entry number in the input tree) and one branch per model
+output with its per-event shape (e.g. ``vertex`` float32[3], ``energy`` float32).
+
+Streaming: the input is read one batch of entries at a time (uproot's ``iterate`` with ``step_size`` the
+batch size) and the output tree is extended batch by batch, so neither file has to fit in memory.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from juno_bridge.errors import InputError, InvalidArgumentError
+
+SUFFIX = ".root"
+DEFAULT_TREE = "events"
+OUTPUT_TREE = "outputs"
+EVENT_ID = "event_id"
+HITS = ("pmt_id", "npe", "time")
+HIT_COUNTER = "nhits"
+# What a sparse-hits branch must hold per event: a variable-length list of one of these element types.
+_HIT_TYPES = {"pmt_id": (np.int32, np.int64), "npe": (np.float32,), "time": (np.float32,)}
+
+
+def uproot_module():
+    """uproot, or an error that says how to get it."""
+    try:
+        import uproot
+    except ImportError as err:  # an optional extra
+        raise InvalidArgumentError("ROOT files need uproot: pip install 'juno-bridge[root]'") from err
+    return uproot
+
+
+def _open(path: Path):
+    """The file open for reading; a damaged or truncated one is an InputError (uproot reads a truncated file's
+    first baskets happily: its header's fEND, the length the writer gave it, tells)."""
+    try:
+        f = uproot_module().open(path)
+        end = f.file.fEND
+    except InvalidArgumentError:
+        raise
+    except Exception as err:  # whatever uproot raises on a file that is not ROOT or is damaged
+        raise InputError(f"'{path}' is not a readable ROOT file: {_one_line(err)}") from err
+    size = path.stat().st_size
+    if size < end:
+        f.close()
+        raise InputError(f"'{path}' is truncated: its header says {end} bytes, the file has {size}")
+    return f
+
+
+def _one_line(err: Exception) -> str:
+    return " ".join(str(err).split())  # uproot's messages span lines; ours are one
+
+
+def _trees(f) -> dict[str, str]:
+    """name -> class name of the file's top-level objects (newest cycle only)."""
+    return {name.rsplit(";", 1)[0]: cls for name, cls in f.classnames(recursive=False).items()}
+
+
+def _pick_tree(f, path: Path, tree: str | None):
+    objects = _trees(f)
+    trees = [name for name, cls in objects.items() if cls == "TTree"]
+    held = ", ".join(f"{n} ({c})" for n, c in objects.items()) or "nothing"
+    if tree is None:
+        if DEFAULT_TREE in trees or len(trees) == 1:
+            tree = DEFAULT_TREE if DEFAULT_TREE in trees else trees[0]
+        elif not trees:
+            hint = ("; uproot 5.7 on writes an RNTuple for file[name] = ..., a TTree only with mktree"
+                    if "ROOT::RNTuple" in objects.values() else "")
+            raise InputError(f"'{path}' holds no TTree; it holds {held}{hint}")
+        else:
+            raise InputError(f"'{path}' holds several TTrees and none named '{DEFAULT_TREE}': name one with "
+                             f"--tree ({', '.join(trees)})")
+    elif tree not in trees:
+        raise InputError(f"'{path}' has no TTree '{tree}'; it holds {held}")
+    return f[tree]
+
+
+def _per_event(branch) -> str:
+    """What a branch holds per event, in numpy's words: ``float32[2][17612]``, ``float64[]`` (a
+    variable-length list); ROOT's type name for anything else."""
+    uproot = uproot_module()
+    interpretation, suffix = branch.interpretation, ""
+    if isinstance(interpretation, uproot.AsJagged):
+        interpretation, suffix = interpretation.content, "[]"
+    if not isinstance(interpretation, uproot.AsDtype):
+        return branch.typename
+    dtype = interpretation.to_dtype
+    return f"{dtype.base.name}{''.join(f'[{d}]' for d in dtype.shape)}{suffix}"
+
+
+class TreeEvents:
+    """The events of a TTree as batches of model inputs, read ``batch_size`` entries at a time:
+    ``for start, event_ids, inputs in events.batches(256)``. ``inputs`` maps each model input to a
+    C-contiguous ``[n, ...]`` array; ``event_ids`` is the tree's ``event_id`` or None."""
+
+    def __init__(self, path: str | os.PathLike, names: list[str], tree: str | None = None):
+        self.path = Path(path)
+        self._file = _open(self.path)
+        try:
+            self.tree = _pick_tree(self._file, self.path, tree)
+            self.names = list(names)
+            self.layout = self._layout()
+            self.event_ids = self._event_id_branch()
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _where(self) -> str:
+        return f"tree '{self.tree.name}' of '{self.path}'"
+
+    def _layout(self) -> str:
+        branches = self.tree.keys(recursive=False)
+        uproot = uproot_module()
+        if all(n in branches for n in self.names):
+            for n in self.names:
+                interpretation = self.tree[n].interpretation
+                if not isinstance(interpretation, uproot.AsDtype):
+                    raise InputError(f"branch '{n}' of {self._where()} holds {_per_event(self.tree[n])} per event; "
+                                     "a model input needs a fixed-size array per event")
+            return "dense"
+        if all(h in branches for h in HITS):
+            if len(self.names) != 1:
+                raise InputError(f"{self._where()} holds sparse hits, which feed a model of one input; this model "
+                                 f"takes {', '.join(self.names)}")
+            for h in HITS:
+                interpretation = self.tree[h].interpretation
+                if not (isinstance(interpretation, uproot.AsJagged) and
+                        isinstance(interpretation.content, uproot.AsDtype) and
+                        interpretation.content.to_dtype.type in _HIT_TYPES[h]):
+                    expected = " or ".join(f"{np.dtype(t).name}[]" for t in _HIT_TYPES[h])
+                    raise InputError(f"branch '{h}' of {self._where()} holds {_per_event(self.tree[h])} per event; "
+                                     f"sparse hits need {expected} (a variable-length list per event)")
+            return "hits"
+        raise InputError(f"{self._where()} matches neither layout: dense needs a branch per model input "
+                         f"({', '.join(self.names)}), sparse hits need {', '.join(HITS)}; it has branches "
+                         f"{', '.join(branches) or 'none'}")
+
+    def _event_id_branch(self) -> bool:
+        if EVENT_ID not in self.tree.keys(recursive=False):
+            return False
+        interpretation = self.tree[EVENT_ID].interpretation
+        if not (isinstance(interpretation, uproot_module().AsDtype) and interpretation.to_dtype.kind in "iu"
+                and interpretation.to_dtype.shape == ()):
+            raise InputError(f"branch '{EVENT_ID}' of {self._where()} holds {_per_event(self.tree[EVENT_ID])} per "
+                             "event; expected one integer")
+        return True
+
+    def __len__(self) -> int:
+        return self.tree.num_entries
+
+    def __enter__(self) -> "TreeEvents":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def _chunks(self, branches: list[str], step: int, library: str) -> Iterator[dict]:
+        """uproot's iterate, its errors (a damaged basket) turned into an InputError naming the file."""
+        chunks = self.tree.iterate(branches, step_size=step, library=library)
+        while True:
+            try:
+                yield next(chunks)
+            except StopIteration:
+                return
+            except Exception as err:
+                raise InputError(f"cannot read {self._where()}: {_one_line(err)}") from err
+
+    def batches(self, batch_size: int) -> Iterator[tuple[int, np.ndarray | None, dict[str, np.ndarray]]]:
+        ids = [EVENT_ID] if self.event_ids else []
+        start = 0
+        if self.layout == "dense":
+            for chunk in self._chunks([*self.names, *ids], batch_size, "np"):
+                n = len(chunk[self.names[0]])
+                yield start, chunk.get(EVENT_ID), {name: np.ascontiguousarray(chunk[name]) for name in self.names}
+                start += n
+            return
+        from juno_bridge import hits_file
+
+        dense = None
+        for chunk in self._chunks([*HITS, *ids], batch_size, "ak"):
+            offsets, hits = self._csr(chunk, start)
+            n = len(offsets) - 1
+            if dense is None:  # one buffer, reused batch after batch
+                dense = np.empty((n, 2, hits_file.N_PMT), np.float32)
+            try:
+                batch = hits_file.scatter_events(offsets, *hits, out=dense[:n], first=start)
+            except InputError as err:
+                raise type(err)(f"{self._where()}, {err}") from err
+            event_ids = np.asarray(chunk[EVENT_ID]) if self.event_ids else None
+            yield start, event_ids, {self.names[0]: batch}
+            start += n
+
+    def _csr(self, chunk, start: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        """A chunk's hits as offsets and flat pmt_id, npe, time (views of what uproot read)."""
+        import awkward as ak
+
+        counts = [np.asarray(ak.num(chunk[h], axis=1)) for h in HITS]
+        for h, c in zip(HITS[1:], counts[1:]):
+            if not np.array_equal(c, counts[0]):
+                entry = start + int(np.flatnonzero(c != counts[0])[0])
+                raise InputError(f"{self._where()}, entry {entry}: pmt_id, npe and time must hold as many hits "
+                                 f"each; pmt_id holds {counts[0][entry - start]}, {h} {c[entry - start]}")
+        offsets = np.zeros(len(counts[0]) + 1, np.int64)
+        np.cumsum(counts[0], out=offsets[1:])
+        return offsets, [np.ascontiguousarray(ak.to_numpy(ak.flatten(chunk[h], axis=1))) for h in HITS]
+
+
+class OutputTree:
+    """Model outputs as the TTree ``outputs`` of a new file, extended batch by batch: ``event_id`` and one
+    branch per output, typed from the first batch."""
+
+    def __init__(self, path: str | os.PathLike):
+        self._file = uproot_module().recreate(path)
+        self._tree = None
+
+    def extend(self, event_ids: np.ndarray, outputs: dict[str, np.ndarray]) -> None:
+        if EVENT_ID in outputs:
+            raise InputError(f"the model has an output named '{EVENT_ID}', which the output tree keeps for the "
+                             "events' ids")
+        if self._tree is None:
+            types = {EVENT_ID: np.dtype(np.int64), **{n: np.dtype((a.dtype, a.shape[1:])) for n, a in outputs.items()}}
+            self._tree = self._file.mktree(OUTPUT_TREE, types)
+        self._tree.extend({EVENT_ID: np.asarray(event_ids, np.int64), **outputs})
+
+    def __enter__(self) -> "OutputTree":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._file.close()
+
+
+def complete(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a whole output file: as long as its header says, with an ``outputs`` tree whose
+    branches all hold the tree's number of entries (read from the metadata, not the baskets)."""
+    path = Path(path)
+    try:
+        with _open(path) as f:
+            tree = f[OUTPUT_TREE]
+            branches = tree.branches
+            return bool(branches) and all(b.num_entries == tree.num_entries for b in branches)
+    except Exception:  # whatever a damaged file raises
+        return False
+
+
+def write_hits(path: str | os.PathLike, chunks: Iterable) -> int:
+    """Writes events in the sparse-hits layout, chunk by chunk (atomically: a temporary, then a rename);
+    returns the number of events. Each chunk has CSR hits ``offsets``, ``pmt_id``, ``npe``, ``time`` and
+    truth ``vertex`` [n, 3], ``energy`` [n] (``juno_bridge.demo.toymc.Events``); ids count from 0."""
+    import awkward as ak
+
+    from juno_bridge.atomic_file import replacing
+
+    uproot = uproot_module()
+    n_events = 0
+    with replacing(path) as tmp, uproot.recreate(tmp) as f:
+        tree = f.mktree(DEFAULT_TREE, {EVENT_ID: np.int64, **{h: f"var * {np.dtype(_HIT_TYPES[h][0]).name}" for h in HITS},
+                                       "vertex": np.dtype((np.float32, (3,))), "energy": np.float32},
+                        counter_name=lambda counted: HIT_COUNTER)
+        for chunk in chunks:
+            counts = np.diff(chunk.offsets)
+            tree.extend({EVENT_ID: np.arange(n_events, n_events + len(counts), dtype=np.int64),
+                         **{h: ak.unflatten(np.asarray(getattr(chunk, h), _HIT_TYPES[h][0]), counts) for h in HITS},
+                         "vertex": np.asarray(chunk.vertex, np.float32).reshape(-1, 3),
+                         "energy": np.asarray(chunk.energy, np.float32)})
+            n_events += len(counts)
+    return n_events
