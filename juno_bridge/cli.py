@@ -134,7 +134,9 @@ def cmd_demo(args) -> int:
 
     if args.events < 1:
         raise UsageError(f"--events must be >= 1, got {args.events}")
-    run_demo(args.events, args.out, seed=args.seed, progress=not args.quiet)
+    if args.resolution_events < 1:
+        raise UsageError(f"--resolution-events must be >= 1, got {args.resolution_events}")
+    run_demo(args.events, args.out, seed=args.seed, progress=not args.quiet, resolution_events=args.resolution_events)
     return EXIT_OK
 
 
@@ -227,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", default="juno-bridge-demo", metavar="DIR",
                    help="where the plot and the summary go (./juno-bridge-demo)")
     p.add_argument("--seed", type=int, default=1, help="toy generator seed (1)")
+    p.add_argument("--resolution-events", type=int, default=2000, metavar="N",
+                   help="test events per energy (1 and 5 MeV) for the resolution table (2000; the tests use 10000)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     p.set_defaults(run=cmd_demo)
 

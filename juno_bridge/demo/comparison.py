@@ -1,12 +1,15 @@
 """`juno-bridge demo`: the three methods compared on toy JUNO events, from Python and from C++.
 
-Generates events (sparse LPMT hits), runs them through every method that is built (ONNX Runtime,
-libtorch, Python algorithm), each from a Python event loop and from a compiled C++ "offline framework"
-host, all with the same per-event batching (jb.BatchAssembler), and reports speed, agreement with
-the reference output, the model's resolution, a plot, and which method to use when.
+Generates events (sparse LPMT hits), runs the default model (a network trained on toy events,
+juno_bridge.demo.models.default) through every method that is built (ONNX Runtime, libtorch
+AOTInductor and TorchScript, TensorFlow, Python algorithm), each from a Python event loop and from a
+compiled C++ "offline framework" host, all with the same per-event batching (jb.BatchAssembler), and
+reports speed, agreement with the torch module, the cost of the network against the centroid baseline,
+the resolution on dedicated test events (juno_bridge.demo.resolution), plots, and which method to use.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import struct
@@ -19,10 +22,14 @@ import numpy as np
 
 import juno_bridge as jb
 from juno_bridge.demo.detector import N_LPMT
-from juno_bridge.demo.models import default, default_algorithm
+from juno_bridge.demo import resolution
+from juno_bridge.demo.models import baseline, default, default_algorithm
 from juno_bridge.demo.toymc import Events, generate
 
 BATCH = 64
+
+
+BASELINE = "baseline: centroid (ONNX Runtime)"
 
 
 @dataclass
@@ -31,6 +38,7 @@ class Method:
     model: str           # what Session opens
     native: object       # callable(dense [B, 2, N]) -> [B, 4] without the bridge, for the overhead column
     note: str = ""
+    reference: bool = True   # runs the default model, so its outputs are compared with the torch module
 
 
 @dataclass
@@ -39,7 +47,7 @@ class Result:
     caller: str
     events_per_s: float
     overhead_us: float | None
-    max_deviation: float
+    max_deviation: float | None   # None for the baseline (another model)
     outputs: np.ndarray = field(repr=False)
 
 
@@ -108,14 +116,18 @@ def native_time(native, events: Events) -> float:
     return time.perf_counter() - t0
 
 
-def available_methods(cache: Path, say) -> list[Method]:
-    onnx_path = str(default.onnx_model())
+def _ort_native(path: str):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
-    ort_session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
-    methods = [Method("ONNX Runtime", onnx_path, lambda x: ort_session.run(None, {"pmt": x}))]
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    return lambda x: session.run(None, {"pmt": x})
+
+
+def available_methods(cache: Path, say) -> list[Method]:
+    onnx_path = str(default.onnx_model())
+    methods = [Method("ONNX Runtime", onnx_path, _ort_native(onnx_path))]
     try:
         pt2, pt, _ = default.torch_models(cache)
         import torch
@@ -131,21 +143,34 @@ def available_methods(cache: Path, say) -> list[Method]:
         methods.append(Method("libtorch TorchScript (.pt)", str(pt), native(torch.jit.load(str(pt)))))
     except jb.BackendUnavailableError as err:
         say(f"  libtorch: not available ({err})")
-    methods.append(Method("Python algorithm (numpy)", default_algorithm.MODEL, default.reconstruct))
+    try:
+        methods.append(_tensorflow_method(cache))
+    except jb.BackendUnavailableError as err:
+        say(f"  TensorFlow: not available ({err})")
+    if importlib.util.find_spec("torch"):
+        methods.append(Method("Python algorithm (torch)", default_algorithm.MODEL, default.reconstruct))
+    else:
+        say("  Python algorithm: not available (it calls the torch module; torch is not installed)")
+    centroid = str(baseline.onnx_model())
+    methods.append(Method(BASELINE, centroid, _ort_native(centroid), reference=False))
     return methods
 
 
-def resolution(rows: np.ndarray, events: Events) -> dict[str, tuple[float, float, int]]:
-    """Vertex (cm, per coordinate) and energy (%) resolution in 1 MeV-wide bins at 1 and 5 MeV."""
-    res = {}
-    for centre in (1.0, 5.0):
-        sel = np.abs(events.energy - centre) < 0.5
-        if sel.sum() < 10:
-            continue
-        dv = rows[sel, :3] - events.vertex[sel]
-        de = (rows[sel, 3] - events.energy[sel]) / events.energy[sel]
-        res[f"{centre:g} MeV"] = (100 * float(dv.std(axis=0).mean()), 100 * float(de.std()), int(sel.sum()))
-    return res
+def _tensorflow_method(cache: Path) -> Method:
+    """The same network in Keras, as a SavedModel through the TensorFlow plugin."""
+    from juno_bridge import paths
+
+    if "tf" not in paths.plugins():
+        raise jb.BackendUnavailableError("the TensorFlow plugin was not built")
+    try:
+        import tensorflow as tf
+
+        from juno_bridge.demo.models import keras_port
+    except ImportError as err:
+        raise jb.BackendUnavailableError(f"TensorFlow is not installed ({err})") from err
+    saved = keras_port.saved_model(cache)
+    serving = tf.saved_model.load(str(saved)).signatures["serving_default"]
+    return Method("TensorFlow SavedModel (Keras)", str(saved), lambda x: serving(pmt=tf.constant(x)))
 
 
 def plot(path: Path, rows: np.ndarray, events: Events, results: list[Result]) -> None:
@@ -187,7 +212,11 @@ def recommendation(results: list[Result]) -> list[str]:
         best = max(torch_rows, key=lambda r: r.events_per_s)
         lines.append(f"libtorch: when a model does not export to ONNX; {best.method} ran at "
                      f"{best.events_per_s:,.0f} events/s from C++ (the .pt2 is tied to the CPU it was compiled on).")
-    py = by.get(("Python algorithm (numpy)", "c++"))
+    tf_row = by.get(("TensorFlow SavedModel (Keras)", "c++"))
+    if tf_row:
+        lines.append(f"TensorFlow: for a Keras model that is not exported to ONNX; {tf_row.events_per_s:,.0f} events/s "
+                     "from C++ through TensorFlow's C API (any release from 2.16 on, found at run time).")
+    py = by.get(("Python algorithm (torch)", "c++"))
     if py:
         overhead = f", {py.overhead_us:+.0f} us/event against calling it directly" if py.overhead_us is not None else ""
         lines.append(f"Python algorithm: for prototypes and libraries with no C++ API; {py.events_per_s:,.0f} "
@@ -195,8 +224,36 @@ def recommendation(results: list[Result]) -> list[str]:
     return lines
 
 
+def reference_outputs(events: Events) -> np.ndarray:
+    """[N, 4] outputs of the default model in torch (its ONNX file through onnxruntime without torch)."""
+    try:
+        import torch  # noqa: F401
+        call = default.reconstruct
+    except ImportError:
+        call = _ort_native(str(default.onnx_model()))
+    rows = np.empty((len(events), 4), np.float32)
+    for start, stop, dense in dense_batches(events):
+        v, e = call(dense)
+        rows[start:stop, :3], rows[start:stop, 3] = v, e
+    return rows
+
+
+def network_cost(results: list[Result]) -> str | None:
+    """The network's cost per event against the centroid's, both through ONNX Runtime from C++ (else Python)."""
+    by = {(r.method, r.caller): r for r in results}
+    for caller in ("c++", "python"):
+        net, centroid = by.get(("ONNX Runtime", caller)), by.get((BASELINE, caller))
+        if net and centroid:
+            extra = 1e6 / net.events_per_s - 1e6 / centroid.events_per_s
+            return (f"the network costs {1e6 / net.events_per_s:.0f} us/event against the centroid's "
+                    f"{1e6 / centroid.events_per_s:.0f} us/event ({extra:+.0f} us, "
+                    f"{centroid.events_per_s / net.events_per_s:.1f}x; ONNX Runtime from {caller}, 1 thread, "
+                    f"batch {BATCH})")
+    return None
+
+
 def run_demo(n_events: int = 2000, out_dir: str | os.PathLike = "juno-bridge-demo", seed: int = 1,
-             progress: bool = True, say=print) -> dict:
+             progress: bool = True, say=print, resolution_events: int = 2000) -> dict:
     from tqdm import tqdm
 
     from juno_bridge import paths
@@ -217,10 +274,7 @@ def run_demo(n_events: int = 2000, out_dir: str | os.PathLike = "juno-bridge-dem
 
     say("methods (models generated into the cache on first use: " + str(cache_dir()) + "):")
     methods = available_methods(cache_dir(), say)
-    reference = np.empty((n_events, 4), np.float32)
-    for start, stop, dense in dense_batches(events):
-        v, e = default.reconstruct(dense)
-        reference[start:stop, :3], reference[start:stop, 3] = v, e
+    reference = reference_outputs(events)
 
     host = Path(paths.bin_dir()) / "jb-framework-host"
     results: list[Result] = []
@@ -231,33 +285,40 @@ def run_demo(n_events: int = 2000, out_dir: str | os.PathLike = "juno-bridge-dem
             runs.append(("c++", lambda: cpp_loop(host, m.model, events_file, out / "results.f32", n_events)))
         for caller, run in runs:
             seconds, rows = run()
+            deviation = float(np.abs(rows - reference).max()) if m.reference else None
             results.append(Result(m.name, caller, n_events / seconds, 1e6 * (seconds - native) / n_events,
-                                  float(np.abs(rows - reference).max()), rows))
+                                  deviation, rows))
     if not host.exists():
         say(f"  C++ host: not built ({host} missing)")
 
     onnx_rows = next(r.outputs for r in results if r.method == "ONNX Runtime")
-    res = resolution(onnx_rows, events)
     png = out / "juno-bridge-demo.png"
     plot(png, onnx_rows, events, results)
+    res = resolution.residuals(resolution_events, progress=progress)
+    res_png = resolution.plot(out / "juno-bridge-resolution.png", res)
+    res_summary = resolution.summarize(res)
 
     say("")
-    say(f"{'method':<30}{'caller':<8}{'events/s':>10}{'vs native us/ev':>17}{'max |dev|':>12}")
+    say(f"{'method':<34}{'caller':<8}{'events/s':>10}{'vs native us/ev':>17}{'max |dev|':>12}")
     for r in results:
-        say(f"{r.method:<30}{r.caller:<8}{r.events_per_s:>10,.0f}{r.overhead_us:>+17.1f}{r.max_deviation:>12.2e}")
+        dev = "-" if r.max_deviation is None else f"{r.max_deviation:.2e}"
+        say(f"{r.method:<34}{r.caller:<8}{r.events_per_s:>10,.0f}{r.overhead_us:>+17.1f}{dev:>12}")
     say("(vs native: the bridge's overhead per event against turning the hits into the same dense batches and "
         "calling the same model file through its own library from Python -- onnxruntime, torch's AOTInductor "
-        "loader, torch.jit, the plain function; negative means the bridge is faster)")
+        "loader, torch.jit, TensorFlow's SavedModel signature, the plain function; negative means the bridge is "
+        "faster. max |dev|: against the torch module, metres and MeV)")
+    cost = network_cost(results)
+    if cost:
+        say(cost[0].upper() + cost[1:] + ".")
     say("")
-    for label, (vertex_cm, energy_pct, count) in res.items():
-        say(f"resolution at {label} ({count} events): vertex {vertex_cm:.1f} cm per coordinate, "
-            f"energy {energy_pct:.2f} %")
-    say(f"plot: {png.resolve()}")
+    for line in resolution.lines(res_summary):
+        say(line)
+    say(f"plots: {png.resolve()}, {res_png.resolve()}")
     say("")
     say("Which method to use:")
     for line in recommendation(results):
         say(f"  - {line}")
-    summary = {"events": n_events, "png": str(png), "resolution": res,
+    summary = {"events": n_events, "png": str(png), "resolution": res_summary, "network_cost": cost,
                "results": [{k: v for k, v in r.__dict__.items() if k != "outputs"} for r in results]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

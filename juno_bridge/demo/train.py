@@ -58,7 +58,7 @@ def _chunk_sample(task: tuple) -> Sample:
     """Worker: generate one chunk of events and reduce it to a Sample (torch on one thread)."""
     import torch
 
-    from juno_bridge.demo.models import network
+    from juno_bridge.demo.models import graph, network
     from juno_bridge.demo.toymc import LIGHT_SPEED_M_PER_NS, generate
 
     n, seed, energy_mev, energy = task
@@ -68,7 +68,7 @@ def _chunk_sample(task: tuple) -> Sample:
     pmt = torch.from_numpy(events.dense())
     npe, hit_time = pmt[:, 0, :], pmt[:, 1, :]
     with torch.no_grad():
-        v0 = network.start_vertex(network.TorchOps, npe, net)
+        v0 = graph.start_vertex(network.TorchOps, npe, net)
         event, pmt_id = torch.nonzero(npe > 0, as_tuple=True)
         q = npe[event, pmt_id]
         diff = v0[event] - net.positions[pmt_id]           # as the graph computes it: explicit differences
@@ -77,8 +77,8 @@ def _chunk_sample(task: tuple) -> Sample:
         g = diff / (LIGHT_SPEED_M_PER_NS * d)[:, None]
         gg = torch.stack([g[:, 0] * g[:, 0], g[:, 1] * g[:, 1], g[:, 2] * g[:, 2], g[:, 0] * g[:, 1],
                           g[:, 0] * g[:, 2], g[:, 1] * g[:, 2]], dim=1)
-        entry = torch.clamp(torch.round(q), 1, network.N_PE).long() - 1 + net.type_base[pmt_id]
-        groups = network.N_TYPES * network.N_PE
+        entry = torch.clamp(torch.round(q), 1, graph.N_PE).long() - 1 + net.type_base[pmt_id]
+        groups = graph.N_TYPES * graph.N_PE
         rows = torch.cat([torch.ones_like(u)[:, None], u[:, None], g, g * u[:, None], gg], dim=1).double()
         stats = torch.zeros((n * groups, len(STATISTICS)), dtype=torch.float64)
         stats.index_add_(0, event * groups + entry, rows)
@@ -142,7 +142,7 @@ def fit_from_statistics(stats, v0, time_offset, log_weight):
     """The graph's time-of-flight step computed from a Sample's sums: v1 [n, 3] (torch, differentiable)."""
     import torch
 
-    from juno_bridge.demo.models import network
+    from juno_bridge.demo.models import graph, network
 
     w = torch.exp(log_weight.reshape(-1).double())[None, :]
     off = time_offset.reshape(-1).double()[None, :]
@@ -151,7 +151,7 @@ def fit_from_statistics(stats, v0, time_offset, log_weight):
             "g": torch.stack([(w * s[c]).sum(dim=1) for c in ("gx", "gy", "gz")], dim=1),
             "gr": torch.stack([(w * (s["gu" + c] - off * s["g" + c])).sum(dim=1) for c in "xyz"], dim=1),
             "gg": [(w * s[c]).sum(dim=1) for c in ("gxx", "gyy", "gzz", "gxy", "gxz", "gyz")]}
-    return network.gauss_newton_step(network.TorchOps, v0.double(), sums).float()
+    return graph.gauss_newton_step(network.TorchOps, v0.double(), sums).float()
 
 
 def _batches(n: int, size: int, generator):
@@ -166,11 +166,12 @@ def train_response(train: Sample, val: Sample, epochs: int, seed: int, progress:
     import torch
     from tqdm import tqdm
 
-    from juno_bridge.demo.models import network
+    from juno_bridge.demo.models import graph
 
     generator = torch.Generator().manual_seed(seed)
-    offset0, log_weight0 = network.naive_time_response()
-    offset, log_weight = torch.nn.Parameter(torch.from_numpy(offset0)), torch.nn.Parameter(torch.from_numpy(log_weight0))
+    offset0, log_weight0 = graph.naive_time_response()
+    offset = torch.nn.Parameter(torch.from_numpy(offset0))
+    log_weight = torch.nn.Parameter(torch.from_numpy(log_weight0))
     optimizer = torch.optim.Adam([offset, log_weight], lr=0.05)
     data = {k: torch.from_numpy(getattr(s, f)) for s, k0 in ((train, "t"), (val, "v")) for f, k in
             (("stats", k0 + "s"), ("v0", k0 + "0"), ("vertex", k0 + "x"))}
@@ -199,7 +200,7 @@ def fit_outputs(sample: Sample, net) -> tuple:
     """v1, E1 and the head's features for every event of ``sample`` with ``net``'s tables (torch)."""
     import torch
 
-    from juno_bridge.demo.models import network
+    from juno_bridge.demo.models import graph, network
 
     with torch.no_grad():
         v0 = torch.from_numpy(sample.v0)
@@ -207,7 +208,7 @@ def fit_outputs(sample: Sample, net) -> tuple:
         light = torch.cat([net.expected_light(v1[i:i + 4096]) for i in range(0, len(sample), 4096)])
         charge, hits = torch.from_numpy(sample.charge), torch.from_numpy(sample.hits)
         energy1 = charge / (net.light_norm * light)
-        features = network.head_features(network.TorchOps, v0, v1, energy1, charge, hits)
+        features = graph.head_features(network.TorchOps, v0, v1, energy1, charge, hits)
     return v1, energy1, features
 
 
@@ -225,7 +226,7 @@ def train_head(net, train: Sample, val: Sample, epochs: int, seed: int, progress
     import torch
     from tqdm import tqdm
 
-    from juno_bridge.demo.models import network
+    from juno_bridge.demo.models import graph, network
 
     torch.manual_seed(seed)
     for layer in net.head:   # a fresh, seeded start whatever the module was before
@@ -244,7 +245,7 @@ def train_head(net, train: Sample, val: Sample, epochs: int, seed: int, progress
 
     def loss_of(v1, e1, features, tx, te):
         out = net.head((features - net.feature_mean) / net.feature_std)
-        return _head_loss(*network.apply_head(network.TorchOps, v1, e1, out), tx, te)
+        return _head_loss(*graph.apply_head(network.TorchOps, v1, e1, out), tx, te)
 
     history = {"train": [], "validation": []}
     for _ in tqdm(range(epochs), desc="head", unit="epoch", disable=not progress):
@@ -267,12 +268,12 @@ def train_alone(train: Sample, epochs: int, seed: int):
     import torch
 
     from juno_bridge.demo.detector import LS_RADIUS_M
-    from juno_bridge.demo.models import network
+    from juno_bridge.demo.models import graph
 
     torch.manual_seed(seed)
-    mlp = torch.nn.Sequential(torch.nn.Linear(GENERIC_FEATURES, network.HIDDEN), torch.nn.SiLU(),
-                              torch.nn.Linear(network.HIDDEN, network.HIDDEN), torch.nn.SiLU(),
-                              torch.nn.Linear(network.HIDDEN, 4))
+    mlp = torch.nn.Sequential(torch.nn.Linear(GENERIC_FEATURES, graph.HIDDEN), torch.nn.SiLU(),
+                              torch.nn.Linear(graph.HIDDEN, graph.HIDDEN), torch.nn.SiLU(),
+                              torch.nn.Linear(graph.HIDDEN, 4))
     x = torch.from_numpy(train.generic)
     mean, std = x.mean(dim=0), x.std(dim=0).clamp(min=1e-6)
     tx, te = torch.from_numpy(train.vertex), torch.from_numpy(train.energy)
@@ -297,14 +298,15 @@ def resolution_of(vertex, energy, sample: Sample) -> dict:
     """Vertex (cm, mean over x, y, z of the std) and energy (%, std of the relative error)."""
     dv = np.asarray(vertex) - sample.vertex
     de = (np.asarray(energy) - sample.energy) / sample.energy
-    return {"vertex_cm": round(100 * float(dv.std(axis=0).mean()), 2), "energy_percent": round(100 * float(de.std()), 3)}
+    return {"vertex_cm": round(100 * float(dv.std(axis=0).mean()), 2),
+            "energy_percent": round(100 * float(de.std()), 3)}
 
 
 def ablation(net, train: Sample, epochs: int, seed: int, bins: dict[float, Sample]) -> dict:
     """Fixed layers alone, network alone, both, at each energy of ``bins`` (validation events)."""
     import torch
 
-    from juno_bridge.demo.models import network
+    from juno_bridge.demo.models import graph, network
 
     naive = network.VertexEnergyNet().eval()
     alone = train_alone(train, epochs, seed)
@@ -317,7 +319,7 @@ def ablation(net, train: Sample, epochs: int, seed: int, bins: dict[float, Sampl
         rows["network alone"] = resolution_of(*alone(sample), sample)
         v1, e1, features = fit_outputs(sample, net)
         with torch.no_grad():
-            v, e = network.apply_head(network.TorchOps, v1, e1, net.head((features - net.feature_mean) / net.feature_std))
+            v, e = graph.apply_head(network.TorchOps, v1, e1, net.head((features - net.feature_mean) / net.feature_std))
         rows["both (the default model)"] = resolution_of(v.numpy(), e.numpy(), sample)
         out[f"{energy:g} MeV"] = rows
     return out

@@ -1,4 +1,5 @@
 """The main job end to end: `juno-bridge demo --events 200`, every method that is built."""
+import importlib.util
 import json
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from juno_bridge import paths
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     done = subprocess.run([sys.executable, "-m", "juno_bridge.cli", "demo", "--events", "200", "--out", str(out),
-                           "--quiet"], capture_output=True, text=True, timeout=1200)
+                           "--resolution-events", "500", "--quiet"], capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stderr
     return out, done.stdout
 
@@ -22,14 +23,23 @@ def test_demo_runs_every_built_method_from_python_and_cpp(demo):
     out, stdout = demo
     summary = json.loads((out / "summary.json").read_text())
     seen = {(r["method"], r["caller"]) for r in summary["results"]}
-    expected = {"ONNX Runtime", "Python algorithm (numpy)"}
+    expected = {"ONNX Runtime", "baseline: centroid (ONNX Runtime)"}
+    if importlib.util.find_spec("torch"):
+        expected |= {"Python algorithm (torch)"}
     if "torch" in paths.plugins():
         expected |= {"libtorch AOTInductor (.pt2)", "libtorch TorchScript (.pt)"}
+    if "tf" in paths.plugins():
+        expected |= {"TensorFlow SavedModel (Keras)"}
     assert seen == {(m, c) for m in expected for c in ("python", "c++")}
     for r in summary["results"]:
         assert r["events_per_s"] > 0
-        assert r["max_deviation"] < 1e-3, r  # every method agrees with the numpy reference
-    assert "Which method to use" in stdout and "resolution at" in stdout
+        if r["method"].startswith("baseline"):
+            assert r["max_deviation"] is None   # another model: not compared
+        else:
+            assert r["max_deviation"] < 1e-3, r  # every method runs the same network as the torch module
+    assert "Which method to use" in stdout and "network / baseline" in stdout
+    assert "The network costs" in stdout and summary["network_cost"]
+    assert {row["events"] for row in summary["resolution"].values()} == {500}
 
 
 def test_demo_writes_a_valid_png(demo):

@@ -16,11 +16,11 @@ import numpy as np
 from keras import ops
 
 from juno_bridge.demo.detector import N_LPMT
-from juno_bridge.demo.models import network
+from juno_bridge.demo.models import graph
 
 
 class KerasOps:
-    """What the graph needs of an array library (network.TorchOps), in keras.ops."""
+    """What the graph needs of an array library (graph.NumpyOps, network.TorchOps), in keras.ops."""
     matmul, sqrt, exp, log = ops.matmul, ops.sqrt, ops.exp, ops.log
 
     @staticmethod
@@ -45,7 +45,7 @@ class KerasOps:
 
     @staticmethod
     def table_index(npe, type_base):
-        return ops.cast(ops.clip(ops.round(npe), 1.0, float(network.N_PE)), "int32") - 1 + type_base
+        return ops.cast(ops.clip(ops.round(npe), 1.0, float(graph.N_PE)), "int32") - 1 + type_base
 
     @staticmethod
     def take(table, index):
@@ -53,22 +53,22 @@ class KerasOps:
 
 
 class TimeOfFlightFit(keras.layers.Layer):
-    """Stages 1-4 of the default model (network.fixed_graph) with the learned time-response tables as
+    """Stages 1-4 of the default model (graph.fixed_graph) with the learned time-response tables as
     this layer's weights. Returns v0, v1, E1, the total charge and the fired PMTs."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        geo = network.geometry()
+        geo = graph.geometry()
         geo["type_base"] = geo["type_base"].astype(np.int32)
         for name in ("positions", "positions_t", "type_base"):
             geo[name] = ops.convert_to_tensor(geo[name])
         self.geometry = SimpleNamespace(**geo)
-        shape = (network.N_TYPES * network.N_PE,)
+        shape = (graph.N_TYPES * graph.N_PE,)
         self.time_offset = self.add_weight(shape=shape, initializer="zeros", name="time_offset")
         self.log_weight = self.add_weight(shape=shape, initializer="zeros", name="log_weight")
 
     def call(self, pmt):
-        return network.fixed_graph(KerasOps, pmt, self.geometry, self.time_offset, self.log_weight)
+        return graph.fixed_graph(KerasOps, pmt, self.geometry, self.time_offset, self.log_weight)
 
 
 def keras_model(arrays: dict[str, np.ndarray] | None = None) -> keras.Model:
@@ -80,14 +80,14 @@ def keras_model(arrays: dict[str, np.ndarray] | None = None) -> keras.Model:
     pmt = keras.Input((2, N_LPMT), name="pmt", dtype="float32")
     fit = TimeOfFlightFit(name="time_of_flight_fit")
     v0, v1, energy1, charge, hits = fit(pmt)
-    features = network.head_features(KerasOps, v0, v1, energy1, charge, hits)
+    features = graph.head_features(KerasOps, v0, v1, energy1, charge, hits)
     out = (features - arrays["feature_mean"]) / arrays["feature_std"]
-    dense = [keras.layers.Dense(network.HIDDEN, activation="silu", name="head0"),
-             keras.layers.Dense(network.HIDDEN, activation="silu", name="head1"),
+    dense = [keras.layers.Dense(graph.HIDDEN, activation="silu", name="head0"),
+             keras.layers.Dense(graph.HIDDEN, activation="silu", name="head1"),
              keras.layers.Dense(2, name="head2")]
     for layer in dense:
         out = layer(out)
-    vertex, energy = network.apply_head(KerasOps, v1, energy1, out)
+    vertex, energy = graph.apply_head(KerasOps, v1, energy1, out)
     model = keras.Model(pmt, {"vertex": vertex, "energy": energy}, name="juno_bridge_default")
     fit.set_weights([arrays["time_offset"].reshape(-1), arrays["log_weight"].reshape(-1)])
     for i, layer in enumerate(dense):

@@ -30,44 +30,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from juno_bridge.demo.detector import LS_RADIUS_M, N_LPMT, toy_detector
-from juno_bridge.demo.models import baseline
-from juno_bridge.demo.toymc import (ATTENUATION_LENGTH_M, LIGHT_SPEED_M_PER_NS, LIGHT_YIELD_PE_PER_MEV,
-                                    SCINTILLATION_TAU_NS)
-
-N_PE = 64            # nPE bins of the time-response tables: 1, 2, ..., 64 and more
-N_TYPES = 2          # PMT types: MCP (0), dynode (1), as toy_detector().lpmt_type
-HEAD_FEATURES = ("radius_fit", "energy_fit", "log_charge", "hits_per_pe", "radius_start", "step_m",
-                 "cos_start_fit")
-HIDDEN = 64
-VERTEX_SHIFT_M = 0.1   # the head's outputs are scaled so that ~1 means a 10 cm shift ...
-ENERGY_SCALE = 0.01    # ... and a 1 % energy correction
-
-
-def naive_time_response() -> tuple[np.ndarray, np.ndarray]:
-    """The tables before training: the scintillation decay alone (the earliest of n photoelectrons comes
-    tau/n after the flash on average) and the same weight for every fired PMT, as if the PMTs had no
-    transit-time spread. ``fixed layers alone`` in the ablation uses these."""
-    n = np.arange(1, N_PE + 1, dtype=np.float32)
-    offset = np.tile(SCINTILLATION_TAU_NS / n, (N_TYPES, 1)).astype(np.float32)
-    return offset, np.zeros((N_TYPES, N_PE), np.float32)
-
-
-def geometry() -> dict:
-    """The fixed constants of the graph, from the toy detector and the shipped baseline."""
-    det = toy_detector()
-    pos = det.lpmt_pos.astype(np.float32)
-    radius = float(np.linalg.norm(det.lpmt_pos[0]))
-    centre_weight = N_LPMT * np.exp(-radius / ATTENUATION_LENGTH_M) / radius**2
-    k = baseline.coefficients()
-    return {"positions": pos, "positions_t": np.ascontiguousarray(pos.T),
-            "type_base": det.lpmt_type.astype(np.int64) * N_PE,
-            "pmt_radius": float(np.float32(radius)),
-            # normalises the expected light so that an event at the centre expects LIGHT_YIELD per MeV
-            "light_norm": float(np.float32(LIGHT_YIELD_PE_PER_MEV / centre_weight)),
-            # the start: the baseline's centroid polynomial (its shipped coefficients, as float32)
-            "start": [float(np.float32(a)) for a in k["vertex_coefficients"]],
-            "inv_r2": float(np.float32(1.0 / k["ls_radius_m"] ** 2))}
+from juno_bridge.demo.models.graph import (
+    HEAD_FEATURES,
+    HIDDEN,
+    N_PE,
+    apply_head,
+    distances,
+    expected_light,
+    fixed_graph,
+    geometry,
+    head_features,
+    naive_time_response,
+)
+from juno_bridge.demo.toymc import SCINTILLATION_TAU_NS
 
 
 class VertexEnergyNet(nn.Module):
@@ -125,9 +100,6 @@ class VertexEnergyNet(nn.Module):
         return apply_head(TorchOps, v1, energy1, self.head((features - self.feature_mean) / self.feature_std))
 
 
-# -- the graph, written once against the array API of either framework (TorchOps here, keras_port's
-# KerasOps for TensorFlow), so that every form runs the same arithmetic in the same order. ``g`` holds
-# the constants of geometry() as the framework's tensors. -------------------------------------------------
 class TorchOps:
     """What the graph needs of an array library, in torch."""
     matmul, sqrt = staticmethod(torch.matmul), staticmethod(torch.sqrt)
@@ -164,99 +136,14 @@ class TorchOps:
         return table.reshape(-1)[index]
 
 
-def start_vertex(o, npe, g):
-    """Stage 1: the baseline's vertex, the charge centroid stretched by its polynomial in rho."""
-    q = o.sum(npe, 1, keepdims=True)
-    centroid = o.matmul(npe, g.positions) / o.maximum(q, 1e-6)
-    rho = o.sum(centroid * centroid, 1, keepdims=True) * g.inv_r2
-    acc = rho * 0.0 + g.start[-1]
-    for a in reversed(g.start[:-1]):
-        acc = acc * rho + a
-    return centroid * acc
-
-
-def distances(o, v, g):
-    """|r_i - v| for every PMT (PMTs on a sphere: |r|^2 = R^2), and v . r_i: [B, N] each."""
-    along = o.matmul(v, g.positions_t)
-    d2 = g.pmt_radius**2 + o.sum(v * v, 1, keepdims=True) - 2.0 * along
-    return o.sqrt(o.maximum(d2, 1e-4)), along
-
-
-def expected_light(o, v, g):
-    """Stage 4: sum over PMTs of acceptance (cos of incidence / d^2) x attenuation at vertex v: [B]."""
-    d, along = distances(o, v, g)
-    cos_incidence = (g.pmt_radius - along / g.pmt_radius) / d
-    return o.sum(o.maximum(cos_incidence, 0.0) / (d * d) * o.exp(-d / ATTENUATION_LENGTH_M), 1)
-
-
-def solve_sym3(o, a: list, b: list):
-    """x = A^-1 b for a batch of symmetric 3x3 A given as (xx, yy, zz, xy, xz, yz), by the adjugate."""
-    xx, yy, zz, xy, xz, yz = a
-    c00, c01, c02 = yy * zz - yz * yz, xz * yz - xy * zz, xy * yz - xz * yy
-    c11, c12, c22 = xx * zz - xz * xz, xy * xz - xx * yz, xx * yy - xy * xy
-    det = xx * c00 + xy * c01 + xz * c02
-    return o.stack([(c00 * b[0] + c01 * b[1] + c02 * b[2]) / det, (c01 * b[0] + c11 * b[1] + c12 * b[2]) / det,
-                    (c02 * b[0] + c12 * b[1] + c22 * b[2]) / det], 1)
-
-
-def gauss_newton_step(o, v0, sums: dict):
-    """Stage 3's step from ``v0`` given the fit's plain weighted sums over PMTs (training keeps these per
-    table entry, in float64): w, w res, w g, w g res and w g g^T (6 unique), g_i = d(|r_i - v|/c)/dv.
-    Eliminating t0 centres them: A = S_gg - S_g S_g^T / S_w, b = S_gr - S_g S_r / S_w. Returns v1."""
-    wsum, sr, sg, sgr, sgg = sums["w"], sums["r"], sums["g"], sums["gr"], sums["gg"]
-    pairs = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
-    a = [sgg[n] - sg[:, i] * sg[:, j] / wsum for n, (i, j) in enumerate(pairs)]
-    b = [sgr[:, k] - sg[:, k] * sr / wsum for k in range(3)]
-    return v0 + solve_sym3(o, a, b)
-
-
-def fixed_graph(o, pmt, g, time_offset, log_weight):
-    """Stages 1-4 on a dense batch: v0, v1, E1, the total charge and the fired PMTs."""
-    npe, time = pmt[:, 0, :], pmt[:, 1, :]
-    hit = o.fired(npe)
-    v0 = start_vertex(o, npe, g)
-    index = o.table_index(npe, g.type_base)
-    w = hit * o.take(o.exp(log_weight), index)
-    # v0 - r_i per PMT, component by component: [B, N] each. Explicit differences, not |r|^2 - 2 v.r +
-    # |v|^2 expanded into matmuls: the near PMTs weigh most and that expansion cancels ~2 digits there.
-    diff = [v0[:, k:k + 1] - g.positions_t[k:k + 1, :] for k in range(3)]
-    d = o.sqrt(diff[0] * diff[0] + diff[1] * diff[1] + diff[2] * diff[2] + 1e-8)
-    scale = 1.0 / (LIGHT_SPEED_M_PER_NS * d)
-    res = time - o.take(time_offset, index) - d / LIGHT_SPEED_M_PER_NS
-    # Every weighted sum of the fit at once: the Gram matrix of (1, g_x, g_y, g_z, res) under the
-    # weights, one batched matmul [B, 5, N] x [B, N, 5]; g_i = d(|r_i - v|/c)/dv at v0.
-    rows = o.stack([hit, diff[0] * scale, diff[1] * scale, diff[2] * scale, res], 1)
-    m = o.matmul(rows * w[:, None, :], o.transpose(rows))
-    sums = {"w": m[:, 0, 0], "r": m[:, 0, 4], "g": m[:, 0, 1:4], "gr": m[:, 1:4, 4],
-            "gg": [m[:, 1, 1], m[:, 2, 2], m[:, 3, 3], m[:, 1, 2], m[:, 1, 3], m[:, 2, 3]]}
-    v1 = gauss_newton_step(o, v0, sums)
-    charge = o.sum(npe, 1)
-    return v0, v1, charge / (g.light_norm * expected_light(o, v1, g)), charge, o.sum(hit, 1)
-
-
-def head_features(o, v0, v1, energy1, charge, hits):
-    """The head's inputs, rotation invariants of the event: [B, len(HEAD_FEATURES)]."""
-    r1 = o.sqrt(o.sum(v1 * v1, 1) + 1e-6)
-    r0 = o.sqrt(o.sum(v0 * v0, 1) + 1e-6)
-    step = v1 - v0
-    return o.stack([r1 / LS_RADIUS_M, energy1 / 10.0, o.log(o.maximum(charge, 1.0) / LIGHT_YIELD_PE_PER_MEV),
-                    hits / o.maximum(charge, 1.0), r0 / LS_RADIUS_M, o.sqrt(o.sum(step * step, 1) + 1e-6),
-                    o.sum(v0 * v1, 1) / (r0 * r1)], 1)
-
-
-def apply_head(o, v1, energy1, out):
-    """Stage 5's outputs applied: a radial shift of v1 and a relative energy correction."""
-    r1 = o.sqrt(o.sum(v1 * v1, 1, keepdims=True) + 1e-6)
-    return v1 + (VERTEX_SHIFT_M * out[:, 0:1]) * v1 / r1, energy1 * (1.0 + ENERGY_SCALE * out[:, 1])
-
-
 def first_hit_response(sigma_ns: float, tau_ns: float = SCINTILLATION_TAU_NS, n_max: int = N_PE):
     """Mean and variance of the earliest of n hit times, each Exp(tau) (scintillation) + N(0, sigma^2)
     (transit-time spread), for n = 1..n_max: the ideal the learned tables are compared with (README plot)."""
     x = torch.linspace(-8 * sigma_ns, 12 * tau_ns + 8 * sigma_ns, 20001, dtype=torch.float64)
     dx = float(x[1] - x[0])
-    cdf = torch.special.ndtr(x / sigma_ns) - torch.exp(
-        -x / tau_ns + sigma_ns**2 / (2 * tau_ns**2) + torch.log(torch.special.ndtr(x / sigma_ns - sigma_ns / tau_ns).clamp(min=1e-300)))
+    # the exponentially modified Gaussian's CDF
+    tail = torch.log(torch.special.ndtr(x / sigma_ns - sigma_ns / tau_ns).clamp(min=1e-300))
+    cdf = torch.special.ndtr(x / sigma_ns) - torch.exp(-x / tau_ns + sigma_ns**2 / (2 * tau_ns**2) + tail)
     survival = (1 - cdf).clamp(0, 1)[None, :] ** torch.arange(1, n_max + 1, dtype=torch.float64)[:, None]
     positive = x >= 0
     mean = (survival * positive).sum(1) * dx - ((1 - survival) * ~positive).sum(1) * dx
