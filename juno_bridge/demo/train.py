@@ -344,10 +344,11 @@ def plot_history(path: Path, histories: dict[str, dict]) -> None:
 
 def train(events: int = TRAINING["events"], epochs: int = TRAINING["epochs"], seed: int = TRAINING["seed"],
           out: str | os.PathLike = "juno-bridge-train", validation_events: int = VALIDATION["events"],
-          processes: int | None = None, progress: bool = True, export: bool = True, say=print) -> dict:
+          ablation_events: int = 2000, processes: int | None = None, progress: bool = True, export: bool = True,
+          say=print) -> dict:
     """Trains the default model; writes ``default_weights.npz``, ``default_model.json`` (provenance,
-    loss history, ablation), ``training.png`` and, with ``export``, ``default.onnx`` into ``out``.
-    Returns the report (the JSON)."""
+    loss history, ablation on ``ablation_events`` validation events at 1 and 5 MeV), ``training.png``
+    and, with ``export``, ``default.onnx`` into ``out``. Returns the report (the JSON)."""
     import torch
 
     from juno_bridge.demo.models import default, network
@@ -362,7 +363,7 @@ def train(events: int = TRAINING["events"], epochs: int = TRAINING["epochs"], se
     train_sample = generate_sample(events, seed, processes=processes, progress=progress, desc="training events")
     val = generate_sample(validation_events, VALIDATION["seed"], processes=processes, progress=progress,
                           desc="validation events")
-    bins = {e: generate_sample(2000, VALIDATION["seed"] + int(10 * e), energy=e, processes=processes,
+    bins = {e: generate_sample(ablation_events, VALIDATION["seed"] + int(10 * e), energy=e, processes=processes,
                                progress=progress, desc=f"validation at {e:g} MeV") for e in (1.0, 5.0)}
     generation_s = time.perf_counter() - t0
 

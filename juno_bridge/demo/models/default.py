@@ -55,12 +55,16 @@ def torch_module(arrays: dict[str, np.ndarray] | None = None):
 def reconstruct(pmt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The model from Python: ``pmt`` [B, 2, 17612] float32 -> vertex [B, 3], energy [B] (float32).
     The torch module, built once; torch's tensors share the numpy buffers both ways (no copy)."""
+    import warnings
+
     import torch
 
     global _MODULE
     if "_MODULE" not in globals():
         _MODULE = torch_module()
-    with torch.inference_mode():
+    with torch.inference_mode(), warnings.catch_warnings():
+        # the bridge lends inputs read-only; the module only reads them
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
         vertex, energy = _MODULE(torch.from_numpy(pmt))
     return vertex.numpy(), energy.numpy()
 
