@@ -57,6 +57,26 @@ inline int run_session(Session& session, const jb_tensor_view* inputs, size_t nu
   JB_GUARD(session.run(from_c(inputs), num_inputs, output_index, from_c(outputs), owned, num_outputs))
 }
 
+// Session::run_async with a C completion (Cython makes no std::function): `done` gets the run's status,
+// filled as every entry point here fills it, on the thread that completes the run.
+using AsyncDone = void (*)(void* user_data, Status* status);
+inline int run_session_async(Session& session, const jb_tensor_view* inputs, size_t num_inputs,
+                             const int32_t* output_index, const jb_tensor_view* outputs, Tensor* owned,
+                             size_t num_outputs, AsyncDone done, void* user_data, Status* status) noexcept {
+  JB_GUARD(session.run_async(from_c(inputs), num_inputs, output_index, from_c(outputs), owned, num_outputs,
+                             [done, user_data](std::exception_ptr error) {
+                               Status result;
+                               if (error) {
+                                 try {
+                                   std::rethrow_exception(error);
+                                 } catch (...) {
+                                   fail_with_current(&result);
+                                 }
+                               }
+                               done(user_data, &result);
+                             }))
+}
+
 inline int get_onnxruntime_info(const std::string& library, OnnxRuntimeInfo* out, Status* status) noexcept {
   JB_GUARD(*out = onnxruntime_info(library))
 }

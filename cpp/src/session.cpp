@@ -469,11 +469,37 @@ class WorkerPool {
 
 }  // namespace
 
+void submit_to_worker_pool(std::function<void()> task) { WorkerPool::get().submit(std::move(task)); }
+
+void Backend::run_async(const TensorView*, size_t, const int32_t*, const TensorView*, Tensor*, size_t, Done) {
+  throw Error(ErrorCode::Unsupported, "backend '" + name() + "' has no asynchronous call of its own");
+}
+
+const char* Session::async_mode() const {
+  InFlight call(*this);
+  return backend_->async_native() ? "native" : "pool";
+}
+
 void Session::run_async(const TensorView* inputs, size_t num_inputs, const int32_t* output_index,
                         const TensorView* outputs, Tensor* owned, size_t num_outputs, RunCallback done) {
   if (!done) throw Error(ErrorCode::InvalidArgument, "run_async needs a completion callback");
   auto call = std::make_shared<InFlight>(*this);  // in flight from now until `done` is called
   check_call(inputs, num_inputs, output_index, outputs, owned, num_outputs);
+  if (backend_->async_native()) {
+    try {
+      backend_->run_async(inputs, num_inputs, output_index, outputs, owned, num_outputs,
+                          [call, done](std::exception_ptr error) mutable {
+                            call.reset();  // out of flight first: `done` may close or destroy the Session
+                            try {
+                              done(error);
+                            } catch (...) {  // a callback's exception has nowhere to go
+                            }
+                          });
+      return;
+    } catch (...) {
+      // Not started (the backend refused it): the pool below runs it, and reports any error of the run.
+    }
+  }
   struct Job {
     std::vector<TensorView> inputs, outputs;
     std::vector<int32_t> index;
