@@ -486,19 +486,21 @@ void Session::run_async(const TensorView* inputs, size_t num_inputs, const int32
   auto call = std::make_shared<InFlight>(*this);  // in flight from now until `done` is called
   check_call(inputs, num_inputs, output_index, outputs, owned, num_outputs);
   if (backend_->async_native()) {
+    Backend::Done finish = [call, done](std::exception_ptr error) mutable {
+      call.reset();  // out of flight first: `done` may close or destroy the Session
+      try {
+        done(error);
+      } catch (...) {  // a callback's exception has nowhere to go
+      }
+    };
     try {
-      backend_->run_async(inputs, num_inputs, output_index, outputs, owned, num_outputs,
-                          [call, done](std::exception_ptr error) mutable {
-                            call.reset();  // out of flight first: `done` may close or destroy the Session
-                            try {
-                              done(error);
-                            } catch (...) {  // a callback's exception has nowhere to go
-                            }
-                          });
-      return;
+      backend_->run_async(inputs, num_inputs, output_index, outputs, owned, num_outputs, finish);
     } catch (...) {
-      // Not started (the backend refused it): the pool below runs it, and reports any error of the run.
+      // Not started: that is the run's error, reported as any other, from a pool thread (never from
+      // inside run_async, where the caller may hold what `done` takes).
+      WorkerPool::get().submit([finish, error = std::current_exception()]() mutable { finish(error); });
     }
+    return;
   }
   struct Job {
     std::vector<TensorView> inputs, outputs;
