@@ -248,11 +248,17 @@ class OrtBackend final : public Backend {
       run->out_names.push_back(output_names_[output_index[i]]);
       if (outputs[i].data) run->out_values[i] = make_value(outputs[i]);
     }
-    rt_.check(api_.RunAsync(session_, run_options_, input_names_.data(), run->in_values.data(), num_inputs,
-                            run->out_names.data(), num_outputs, run->out_values.data(), &complete_run_async,
-                            run.get()),
-              ErrorCode::Runtime, "starting the model asynchronously");
-    run.release();  // the runtime calls complete_run_async with it
+    // Once RunAsync has it, the run may complete and release this backend before RunAsync returns: after
+    // the call, only locals.
+    const OrtRuntime& rt = rt_;
+    OrtStatus* refused = api_.RunAsync(session_, run_options_, input_names_.data(), run->in_values.data(), num_inputs,
+                                       run->out_names.data(), num_outputs, run->out_values.data(), &complete_run_async,
+                                       run.get());
+    if (refused == nullptr) {
+      run.release();  // the runtime calls complete_run_async with it
+      return;
+    }
+    rt.check(refused, ErrorCode::Runtime, "starting the model asynchronously");
   }
 
  private:

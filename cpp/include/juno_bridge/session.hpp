@@ -142,7 +142,7 @@ class Session {
                      const TensorView* outputs, size_t num_outputs) const;
 
   struct Gate;  // the closing flag and the count of calls in flight, shared by close() and every call
-  std::unique_ptr<Gate> gate_;
+  std::shared_ptr<Gate> gate_;  // shared: a run_async completion that destroys the Session outlives it
   std::shared_ptr<Backend> backend_;  // shared with the other Sessions of the same model and options
   std::vector<int32_t> all_outputs_;  // 0..n-1, so the fast path needs no index array per call
 };
