@@ -461,6 +461,8 @@ cdef class Session:
         pending = self._pending
         pending.add(future)
         future.add_done_callback(pending.discard)
+        _in_flight.add(future)
+        future.add_done_callback(_in_flight.discard)
         cdef Status status
         cdef int rc
         Py_INCREF(call)  # the core's until it calls _complete_run_async
@@ -705,6 +707,18 @@ cdef class _Call:
             else:
                 result[names[i]] = (<dict>self.out)[names[i]]  # the caller's own array, written in place
         return result
+
+
+# Every run_async future not done yet, of every Session: the interpreter waits for them before it
+# finalises, since their completions (on runtime and worker threads) still need it.
+_in_flight = set()
+
+
+def _wait_for_runs_in_flight():
+    concurrent.futures.wait(list(_in_flight))  # releases the GIL while it waits
+
+
+atexit.register(_wait_for_runs_in_flight)
 
 
 cdef void _complete_run_async(void* user_data, Status* status) noexcept with gil:

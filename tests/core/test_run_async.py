@@ -9,6 +9,8 @@ import asyncio
 import concurrent.futures
 import ctypes
 import logging
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -131,6 +133,23 @@ def test_errors_come_back_through_the_future(add_f32):
     closed.close()
     with pytest.raises(jb.InvalidArgumentError, match="closed"):
         closed.run_async([np.ones((2, 3), np.float32)] * 2)
+
+
+def test_the_interpreter_waits_for_runs_in_flight_at_exit():
+    """Completions of runs still in flight at exit need the interpreter: it waits for them, then exits 0."""
+    code = (
+        "import atexit\n"
+        "futures = []\n"
+        "atexit.register(lambda: print('done', sum(f.done() for f in futures), flush=True))  # runs last\n"
+        "import juno_bridge as jb\n"
+        "from juno_bridge.demo.models.builtin import builtin_input, builtin_model\n"
+        "s = jb.Session(builtin_model('juno'), intra_op_threads=2)\n"
+        "assert s.async_mode == 'native'\n"
+        "futures += [s.run_async([builtin_input('juno', 16)]) for _ in range(40)]\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["done", "40"]
 
 
 def test_close_waits_for_the_runs_already_made(add_f32):
