@@ -134,7 +134,8 @@ class OrtBackend final : public Backend {
       return;
     }
     // Releasing the session joins its intra-op threads, this one among them: another thread does it.
-    submit_to_worker_pool([api = &api_, session = session_] { api->ReleaseSession(session); });
+    // The function itself, not the runtime object: the task may run while the process exits.
+    submit_to_worker_pool([release = api_.ReleaseSession, session = session_] { release(session); });
   }
 
   const std::string& name() const override { return name_; }
@@ -251,9 +252,17 @@ class OrtBackend final : public Backend {
     // Once RunAsync has it, the run may complete and release this backend before RunAsync returns: after
     // the call, only locals.
     const OrtRuntime& rt = rt_;
-    OrtStatus* refused = api_.RunAsync(session_, run_options_, input_names_.data(), run->in_values.data(), num_inputs,
-                                       run->out_names.data(), num_outputs, run->out_values.data(), &complete_run_async,
-                                       run.get());
+    auto* run_async_fn = api_.RunAsync;
+    OrtSession* session = session_;
+    const OrtRunOptions* options = run_options_;
+    const char* const* in_names = input_names_.data();
+    OrtValue** in_values = run->in_values.data();
+    const char* const* out_names = run->out_names.data();
+    OrtValue** out_values = run->out_values.data();
+    AsyncRun* handed = run.get();
+    handed->handed.store(true, std::memory_order_release);
+    OrtStatus* refused = run_async_fn(session, options, in_names, in_values, num_inputs, out_names, num_outputs,
+                                      out_values, &complete_run_async, handed);
     if (refused == nullptr) {
       run.release();  // the runtime calls complete_run_async with it
       return;
@@ -549,12 +558,16 @@ class OrtBackend final : public Backend {
     std::vector<const char*> out_names;
     std::vector<OrtValue*> in_values;
     std::vector<OrtValue*> out_values;
+    // Released before RunAsync, acquired first by the completion: the hand-over the runtime's own queue
+    // makes, stated where a thread sanitizer sees it (the runtime is not instrumented).
+    std::atomic<bool> handed{false};
   };
 
   // The end of a RunAsync, on a runtime thread: nothing may escape, no Python may run without the GIL
   // (`done` takes it if it needs it). The backend's own work comes first: `done` may release it.
   static void complete_run_async(void* user_data, OrtValue** values, size_t, OrtStatus* status) noexcept {
     std::unique_ptr<AsyncRun> run(static_cast<AsyncRun*>(user_data));
+    (void)run->handed.load(std::memory_order_acquire);
     g_in_run_async_completion = true;
     std::exception_ptr error;
     try {
@@ -597,12 +610,13 @@ class OrtBackend final : public Backend {
       std::mutex mutex;
       std::condition_variable done_cv;
       bool done = false;
-      const JbOrtApi* api;
+      std::atomic<const JbOrtApi*> api;  // the hand-over to the runtime's thread (see AsyncRun::handed)
     } probe;
-    probe.api = &api_;
+    probe.api.store(&api_, std::memory_order_release);
     auto on_done = [](void* user_data, OrtValue**, size_t, OrtStatus* status) {
       auto* p = static_cast<Probe*>(user_data);
-      if (status) p->api->ReleaseStatus(status);
+      const JbOrtApi* api = p->api.load(std::memory_order_acquire);
+      if (status) api->ReleaseStatus(status);
       std::lock_guard<std::mutex> lock(p->mutex);
       p->done = true;
       p->done_cv.notify_one();
