@@ -20,6 +20,7 @@ from libjuno_bridge cimport backends as c_backends, backend_plugin_path, Backend
 from libjuno_bridge cimport (JB_MAX_RANK, CSession, CTensorInfo, ModelMetadata, OnnxRuntimeInfo,
                              SessionOptions, Status, Tensor, get_onnxruntime_info, jb_tensor_view,
                              jb_version, open_session, open_session_bytes, run_session, run_session_async,
+                             free_ended_thread_states,
                              session_metadata, session_stats, set_option, SessionStats,
                              open_backend_count as c_open_backend_count)
 from libjuno_bridge cimport (JB_DTYPE_BOOL, JB_DTYPE_FLOAT16, JB_DTYPE_FLOAT32, JB_DTYPE_FLOAT64, JB_DTYPE_INT8,
@@ -466,9 +467,10 @@ cdef class Session:
         cdef Status status
         cdef int rc
         Py_INCREF(call)  # the core's until it calls _complete_run_async
-        with nogil:
-            rc = run_session_async(deref(session), call.in_views, call.n_in, call.out_index, call.out_views,
-                                   call.owned_ptr, call.n_out, _complete_run_async, <void*>call, &status)
+        # With the GIL: starting a run never waits for another thread, and handing the GIL over here on
+        # every call would let the completions take it in between (measured: 26 -> 18 us per call).
+        rc = run_session_async(deref(session), call.in_views, call.n_in, call.out_index, call.out_views,
+                               call.owned_ptr, call.n_out, _complete_run_async, <void*>call, &status)
         if rc:
             Py_DECREF(call)
             try:
@@ -725,6 +727,7 @@ cdef void _complete_run_async(void* user_data, Status* status) noexcept with gil
     """The core's completion of a run_async (a runtime or worker-pool thread): settles the future."""
     cdef _Call call = <_Call>user_data
     Py_DECREF(call)  # the reference run_async gave the core; `call` holds its own
+    free_ended_thread_states()
     future = call.future
     try:
         if status.code:
