@@ -7,7 +7,7 @@ What juno_bridge._hits shares of it is declared in bridge/juno_bridge/_core.pxd.
 cimport cython
 from cpython.buffer cimport PyObject_CheckBuffer
 from cpython.dict cimport PyDict_Copy, PyDict_Next
-from cpython.ref cimport PyObject
+from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
 from cython.operator cimport dereference as deref
 from libc.stdint cimport int32_t, int64_t, uintptr_t
 from libcpp.memory cimport shared_ptr
@@ -19,7 +19,8 @@ cimport numpy as cnp
 from libjuno_bridge cimport backends as c_backends, backend_plugin_path, BackendInfo
 from libjuno_bridge cimport (JB_MAX_RANK, CSession, CTensorInfo, ModelMetadata, OnnxRuntimeInfo,
                              SessionOptions, Status, Tensor, get_onnxruntime_info, jb_tensor_view,
-                             jb_version, open_session, open_session_bytes, run_session,
+                             jb_version, open_session, open_session_bytes, run_session, run_session_async,
+                             free_ended_thread_states,
                              session_metadata, session_stats, set_option, SessionStats,
                              open_backend_count as c_open_backend_count)
 from libjuno_bridge cimport (JB_DTYPE_BOOL, JB_DTYPE_FLOAT16, JB_DTYPE_FLOAT32, JB_DTYPE_FLOAT64, JB_DTYPE_INT8,
@@ -81,7 +82,7 @@ def get_log_level():
     return ("verbose", "info", "warning", "error", "fatal")[jb_get_log_level()]
 
 cdef enum:
-    STACK_TENSORS = 16  # tensors per call kept on the C stack; more use the heap
+    CALL_TENSORS = 4    # tensors per call kept inside the _Call object; more use the heap
     MAX_PLANS = 8       # call signatures remembered per Session (a program uses a handful)
 
 # jb dtype code (the C ABI's jb_dtype) -> numpy dtype: the Python side's one dtype table
@@ -230,10 +231,10 @@ cdef str _names(names):
     return ", ".join(repr(n) for n in names) or "none"
 
 
-cdef jb_tensor_view* _views(jb_tensor_view* stack, vector[jb_tensor_view]& heap, size_t n):
-    """Room for n views: `stack` (STACK_TENSORS long) when they fit, else `heap` grown to n."""
-    if n <= STACK_TENSORS:
-        return stack
+cdef jb_tensor_view* _views(jb_tensor_view* inline_room, vector[jb_tensor_view]& heap, size_t n):
+    """Room for n views: `inline_room` (CALL_TENSORS long) when they fit, else `heap` grown to n."""
+    if n <= CALL_TENSORS:
+        return inline_room
     heap.resize(n)
     return heap.data()
 
@@ -419,19 +420,63 @@ cdef class Session:
         made, finishes first)."""
         if self._pending:
             concurrent.futures.wait(list(self._pending))  # releases the GIL while it waits
-        self._session.reset()
+        self._release()
+
+    cdef void _release(self) noexcept:
+        # Without the GIL: a backend released here may wait for its own threads, and one of them may be
+        # finishing a run_async completion that needs the GIL.
+        cdef shared_ptr[CSession] session
+        session.swap(self._session)
+        with nogil:
+            session.reset()
+
+    def __dealloc__(self):
+        self._release()
+
+    @property
+    def async_mode(self):
+        """How run_async runs for this session: "native", the backend's own asynchronous call (ONNX
+        Runtime's RunAsync on the session's intra-op threads, when it has 2 or more), or "pool", the
+        core's bounded worker pool ($JUNO_BRIDGE_ASYNC_THREADS threads, default the number of cores)."""
+        return self._open().async_mode().decode()
 
     def run_async(self, inputs, out=None, outputs=None):
         """``run`` without waiting: returns a ``concurrent.futures.Future`` of run's result (its error,
-        if any); ``await asyncio.wrap_future(f)`` from asyncio. The runs go to a bounded pool of threads
-        shared by every Session ($JUNO_BRIDGE_ASYNC_THREADS, default the number of cores, at least 2),
-        which run them as ``run`` does, the GIL released while the model runs. The future holds
-        ``inputs`` and ``out`` until it is done: leave their arrays untouched until then."""
-        self._open()
-        future = _async_pool().submit(self.run, inputs, out, outputs)
+        if any, bad input included); ``await asyncio.wrap_future(f)`` from asyncio. The run goes through
+        the core's run_async (see ``async_mode``), the GIL free while the model runs; the future is
+        settled on the thread that completes it. The future holds ``inputs`` and ``out`` until it is
+        done: leave their arrays untouched until then."""
+        cdef shared_ptr[CSession] session = self._session
+        if not session:
+            raise InvalidArgumentError("the session is closed")
+        future = concurrent.futures.Future()
+        future.set_running_or_notify_cancel()
+        cdef _Call call
+        try:
+            call = <_Call>self._call(inputs, out, outputs)
+        except Exception as error:
+            future.set_exception(error)
+            return future
+        call.session = self
+        call.future = future
         pending = self._pending
         pending.add(future)
         future.add_done_callback(pending.discard)
+        _in_flight.add(future)
+        future.add_done_callback(_in_flight.discard)
+        cdef Status status
+        cdef int rc
+        Py_INCREF(call)  # the core's until it calls _complete_run_async
+        # With the GIL: starting a run never waits for another thread, and handing the GIL over here on
+        # every call would let the completions take it in between (measured: 26 -> 18 us per call).
+        rc = run_session_async(deref(session), call.in_views, call.n_in, call.out_index, call.out_views,
+                               call.owned_ptr, call.n_out, _complete_run_async, <void*>call, &status)
+        if rc:
+            Py_DECREF(call)
+            try:
+                raise_status(status)
+            except Exception as error:
+                future.set_exception(error)
         return future
 
     @property
@@ -494,6 +539,19 @@ cdef class Session:
         cdef shared_ptr[CSession] session = self._session  # keeps the model alive while the GIL is free
         if not session:
             raise InvalidArgumentError("the session is closed")
+        cdef _Call call = <_Call>self._call(inputs, out, outputs)
+        cdef Status status
+        cdef int rc
+        with nogil:
+            rc = run_session(deref(session), call.in_views, call.n_in, call.out_index, call.out_views,
+                             call.owned_ptr, call.n_out, &status)
+        if rc:
+            raise_status(status)
+        return call.result()
+
+    cdef object _call(self, object inputs, object out, object outputs):
+        """The views of one call's arrays, every name and Python-side property checked."""
+        cdef _Call call = _Call.__new__(_Call)
         if type(inputs) is not dict and not isinstance(inputs, (list, tuple)):
             if not hasattr(inputs, "keys"):
                 raise InputTypeError(f"inputs must be a dict name -> array or a sequence of arrays, "
@@ -501,6 +559,8 @@ cdef class Session:
             inputs = dict(inputs)
         if out is not None and type(out) is not dict:
             out = dict(out)
+        call.inputs = inputs
+        call.out = out
         # The names of this call signature, resolved by an earlier call; None the first time.
         cdef _Plan plan = None
         for known in self._plans:
@@ -510,10 +570,10 @@ cdef class Session:
 
         # Inputs, in model order.
         cdef size_t n_in = self._n_in
-        cdef jb_tensor_view in_stack[STACK_TENSORS]
-        cdef vector[jb_tensor_view] in_heap
-        cdef jb_tensor_view* in_views = _views(in_stack, in_heap, n_in)
-        cdef list keep = None  # temporary arrays over buffer-protocol objects, alive until the run returns
+        cdef jb_tensor_view* in_views = _views(call.in_stack, call.in_heap, n_in)
+        call.in_views = in_views
+        call.n_in = n_in
+        cdef list keep = None  # temporary arrays over buffer-protocol objects, alive until the run is over
         cdef Py_ssize_t i, j = 0, k, pos
         cdef PyObject* key
         cdef PyObject* value
@@ -562,9 +622,7 @@ cdef class Session:
             out_index = chosen.data()
             n_out = chosen.size()
 
-        cdef jb_tensor_view out_stack[STACK_TENSORS]
-        cdef vector[jb_tensor_view] out_heap
-        cdef jb_tensor_view* out_views = _views(out_stack, out_heap, n_out)
+        cdef jb_tensor_view* out_views = _views(call.out_stack, call.out_heap, n_out)
         cdef bint allocating = False
         cdef Py_ssize_t n_placed = 0
         if plan is not None:
@@ -599,42 +657,89 @@ cdef class Session:
                                      f"it produces {_names(names)}")
             plan = _remember(self, inputs, out, outputs, names, out_index, n_out)
 
-        cdef vector[Tensor] owned
-        cdef Tensor* owned_ptr = NULL
+        call.plan = plan
+        call.keep = keep
+        call.out_views = out_views
+        call.out_index = plan.out_index.data()
+        call.n_out = n_out
+        call.allocating = allocating
         if allocating:
-            owned.resize(n_out)
-            owned_ptr = owned.data()
-        cdef Status status
-        cdef int rc
-        with nogil:
-            rc = run_session(deref(session), in_views, n_in, out_index, out_views, owned_ptr, n_out, &status)
-        if rc:
-            raise_status(status)
+            call.owned.resize(n_out)
+            call.owned_ptr = call.owned.data()
+        return call
 
-        if not allocating and plan.out_is_result:
-            return PyDict_Copy(out)  # the caller's own arrays, written in place, already in output order
-        cdef list sources = _sources(plan, inputs, n_in) if allocating else None
+@cython.freelist(8)
+cdef class _Call:
+    """One call of Session.run or run_async as the core takes it (made by Session._call): views of the
+    caller's arrays (inputs in model order, outputs as requested), the outputs' index, the Tensors that
+    receive the outputs the runtime allocates, and every object the views point into, held until the
+    call is over."""
+    cdef jb_tensor_view in_stack[CALL_TENSORS]
+    cdef jb_tensor_view out_stack[CALL_TENSORS]
+    cdef vector[jb_tensor_view] in_heap
+    cdef vector[jb_tensor_view] out_heap
+    cdef jb_tensor_view* in_views
+    cdef jb_tensor_view* out_views
+    cdef const int32_t* out_index  # into plan.out_index
+    cdef size_t n_in
+    cdef size_t n_out
+    cdef bint allocating
+    cdef vector[Tensor] owned
+    cdef Tensor* owned_ptr
+    cdef _Plan plan
+    cdef list keep
+    cdef object inputs
+    cdef object out
+    cdef Session session  # run_async's: the Session stays alive until the completion
+    cdef object future    # run_async's
+
+    cdef object result(self):
+        """The dict of outputs once the core has run the call."""
+        cdef _Plan plan = self.plan
+        if not self.allocating and plan.out_is_result:
+            return PyDict_Copy(self.out)  # the caller's own arrays, written in place, already in output order
+        cdef list sources = _sources(plan, self.inputs, self.n_in) if self.allocating else None
+        cdef tuple names = plan.names
+        cdef Py_ssize_t i
         result = {}
-        for i in range(<Py_ssize_t>n_out):
-            if allocating and owned[i].holder.get() != NULL:
-                result[names[i]] = adopt(owned[i], aliased_input(<jb_tensor_view*>&owned[i].view, in_views, n_in,
-                                                                 sources))
+        for i in range(<Py_ssize_t>self.n_out):
+            if self.allocating and self.owned[i].holder.get() != NULL:
+                result[names[i]] = adopt(self.owned[i], aliased_input(<jb_tensor_view*>&self.owned[i].view,
+                                                                      self.in_views, self.n_in, sources))
             else:
-                result[names[i]] = (<dict>out)[names[i]]  # the caller's own array, written in place
+                result[names[i]] = (<dict>self.out)[names[i]]  # the caller's own array, written in place
         return result
 
 
-_async = {"pool": None, "pid": None, "lock": threading.Lock()}
+# Every run_async future not done yet, of every Session: the interpreter waits for them before it
+# finalises, since their completions (on runtime and worker threads) still need it.
+_in_flight = set()
 
 
-def _async_pool():
-    """The process's pool for Session.run_async, made on first use (again in a forked child)."""
-    with _async["lock"]:
-        if _async["pool"] is None or _async["pid"] != os.getpid():
-            threads = int(os.environ.get("JUNO_BRIDGE_ASYNC_THREADS") or 0) or max(2, os.cpu_count() or 2)
-            _async["pool"] = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="juno-bridge-async")
-            _async["pid"] = os.getpid()
-        return _async["pool"]
+def _wait_for_runs_in_flight():
+    concurrent.futures.wait(list(_in_flight))  # releases the GIL while it waits
+
+
+atexit.register(_wait_for_runs_in_flight)
+
+
+cdef void _complete_run_async(void* user_data, Status* status) noexcept with gil:
+    """The core's completion of a run_async (a runtime or worker-pool thread): settles the future."""
+    cdef _Call call = <_Call>user_data
+    Py_DECREF(call)  # the reference run_async gave the core; `call` holds its own
+    free_ended_thread_states()
+    future = call.future
+    try:
+        if status.code:
+            try:
+                raise_status(deref(status))
+            except BaseException as error:
+                future.set_exception(error)
+        else:
+            future.set_result(call.result())
+    except BaseException as error:  # nothing may escape into the runtime's thread
+        if not future.done():
+            future.set_exception(error)
 
 
 cdef _Plan _remember(Session session, object inputs, object out, object outputs, tuple names,

@@ -72,6 +72,7 @@ cdef extern from "juno_bridge/session.hpp" namespace "jb" nogil:
         const vector[CTensorInfo]& outputs()
         const string& backend_name()
         vector[string] providers() except +
+        const char* async_mode() except +
 
     cdef cppclass OnnxRuntimeInfo:
         string path, version, build_info
@@ -94,6 +95,11 @@ cdef extern from "glue.hpp" namespace "jb" nogil:
     int run_session(CSession& session, const jb_tensor_view* inputs, size_t num_inputs,
                     const int32_t* output_index, jb_tensor_view* outputs, Tensor* owned,
                     size_t num_outputs, Status* status)
+    ctypedef void (*AsyncDone)(void* user_data, Status* status) noexcept
+    int run_session_async(CSession& session, const jb_tensor_view* inputs, size_t num_inputs,
+                          const int32_t* output_index, const jb_tensor_view* outputs, Tensor* owned,
+                          size_t num_outputs, AsyncDone done, void* user_data, Status* status)
+    void free_ended_thread_states() noexcept
     int session_stats(const CSession& session, SessionStats* out, Status* status)
     int get_onnxruntime_info(const string& library, OnnxRuntimeInfo* out, Status* status)
 

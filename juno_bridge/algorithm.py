@@ -11,6 +11,15 @@ callable takes and gives; this module holds what the ``python`` backend plugin
 
 A class is instantiated once per session, with keyword options from the session's config entries
 (strings, converted by the types the decorator declares in ``options=``), and then called per run.
+
+An instance may also have ``run_async(inputs, outputs, done)``: an asynchronous run of its own, which
+``Session.run_async`` then uses instead of a worker thread (``Session.async_mode`` is "native"). It
+starts the work and returns; once the outputs are written it calls ``done()`` exactly once, from any
+thread (``done(exc)`` with the exception when the run failed). The views are lent until then: drop every
+reference to them before calling ``done`` (the dicts are emptied then; a view still referenced is
+revoked and fails the run, as after a plain call). Raising from ``run_async`` itself means the run did
+not start, and ``done`` must not be called. ``juno_bridge.remote.RemoteModel`` is one (the Triton
+client's ``async_infer``).
 """
 from __future__ import annotations
 
@@ -65,8 +74,9 @@ def _resolve(model: str):
 
 
 def open_algorithm(model: str, config: Mapping[str, str]):
-    """Called by the plugin at open: returns (callable, inputs, outputs, metadata) where each tensor is
-    (name, jb dtype code, dims) with dims ints or symbolic names. Its errors do not name the model: the
+    """Called by the plugin at open: returns (callable, inputs, outputs, metadata, run_async) where each
+    tensor is (name, jb dtype code, dims) with dims ints or symbolic names and run_async is the
+    instance's asynchronous entry or None (see the module's doc). Its errors do not name the model: the
     plugin prefixes every failure of the open with "python model '<model>': " (once)."""
     if model.startswith("triton://"):
         # The triton backend is a built-in algorithm: the core hands "triton://..." to this plugin.
@@ -104,7 +114,10 @@ def open_algorithm(model: str, config: Mapping[str, str]):
                 "domain": getattr(obj, "__module__", "") or "", "description": doc[0] if doc else ""}
     metadata.update(getattr(call, "juno_bridge_metadata", None) or {})  # e.g. a remote model's server and name
     tensors = lambda specs: [(s.name, CODES[s.dtype], s.dims) for s in specs]  # noqa: E731
-    return call, tensors(spec.inputs), tensors(spec.outputs), metadata
+    run_async = getattr(call, "run_async", None)
+    if run_async is not None and not callable(run_async):
+        raise ModelLoadError(f"{obj!r}: run_async is not callable (define run_async(self, inputs, outputs, done))")
+    return call, tensors(spec.inputs), tensors(spec.outputs), metadata, run_async
 
 
 def store_returned(returned, outputs: dict) -> None:

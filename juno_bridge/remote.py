@@ -147,6 +147,112 @@ def _release_all(regions: list, client) -> None:
     client.close()
 
 
+class _Request:
+    """One inference request: what goes to the server and how the answer reaches the outputs. With
+    shared memory it holds a slot (regions and plan) until ``finish`` gives it back or ``abandon``
+    drops it (a request that failed may still be written by the server later: its regions are never
+    reused)."""
+
+    def __init__(self, model: "RemoteModel", inputs: dict, outputs: dict):
+        self.model, self.slot, self.plan = model, None, None
+        grpc = model._grpc
+        if not model.use_shm:
+            self.requested = [grpc.InferRequestedOutput(name) for name in outputs]
+            self.infer_inputs = [grpc.InferInput(name, list(a.shape), model._utils.np_to_triton_dtype(a.dtype))
+                                 for name, a in inputs.items()]
+            for i, array in zip(self.infer_inputs, inputs.values()):
+                i.set_data_from_numpy(array)
+            return
+        self.slot = model._take_slot(sum(a.nbytes for a in inputs.values()), sum(a.nbytes for a in outputs.values()))
+        try:
+            self.plan = self.slot.plan(grpc, model._utils, inputs, outputs)
+            for view, array in zip(self.plan.in_views, inputs.values()):
+                np.copyto(view, array)  # the one copy shared memory needs
+        except BaseException:
+            self.abandon()
+            raise
+        self.infer_inputs, self.requested = self.plan.infer_inputs, self.plan.requested
+
+    def finish(self, result, outputs: dict) -> None:
+        """Writes the answer into ``outputs``; gives the slot back once it is done with it."""
+        model = self.model
+        if self.plan is None:
+            for name, target in outputs.items():
+                model._store(name, result.as_numpy(name), target)
+            return
+        for (name, target), view in zip(outputs.items(), self.plan.out_views):
+            shape = tuple(result.get_output(name).shape)
+            if shape != target.shape:
+                raise RunError(f"{model._where()}: output '{name}' came back with shape {shape}, "
+                               f"expected {target.shape}")
+            np.copyto(target, view)
+        model._slots.put(self.slot)
+        self.slot = None
+
+    def abandon(self) -> None:
+        if self.slot is None:
+            return
+        with self.model._lock:
+            for region in self.slot.regions:
+                region.release(wait=False)
+                self.model._regions.remove(region)
+        self.slot = None
+
+
+class _Pending:
+    """A run_async request: sent by ``start``, completed on the client's thread by ``complete``."""
+
+    def __init__(self, model: "RemoteModel", inputs: dict, outputs: dict, done):
+        self.model, self.inputs, self.outputs, self.done, self.request = model, inputs, outputs, done, None
+
+    def start(self) -> None:
+        model = self.model
+        try:
+            self.request = _Request(model, self.inputs, self.outputs)
+        except Error as failure:  # its shared memory could not be registered, retries included
+            self.fail(failure, retried=True)
+            return
+        try:
+            model._client.async_infer(model.model, self.request.infer_inputs, self.complete,
+                                      outputs=self.request.requested, client_timeout=model.timeout_s)
+        except model._utils.InferenceServerException as err:  # refused at once: as a failed answer
+            self.complete(None, err)
+        except BaseException:
+            self.request.abandon()
+            raise
+
+    def complete(self, result, error) -> None:
+        if error is not None:
+            self.request.abandon()
+            self.fail(self.model._error(error, 0), retried=False)
+            return
+        try:
+            self.request.finish(result, self.outputs)
+        except Exception as failure:  # noqa: BLE001 - every failure goes to done, none into the client's thread
+            self.request.abandon()
+            self.done(failure)
+            return
+        self.done()
+
+    def fail(self, failure: Error, retried: bool) -> None:
+        """What ``__call__`` would do next (retries on UNAVAILABLE, then the fallback model) is done by
+        ``__call__`` itself on a thread of its own; otherwise the run ends with ``failure``."""
+        model = self.model
+        retry = not retried and isinstance(failure, BackendUnavailableError) and model.retries > 0
+        if retry or (model.fallback_model and not isinstance(failure, ModelLoadError)):
+            threading.Thread(target=self.again, name="juno-bridge-triton-retry", daemon=True).start()
+            return
+        self.done(failure)
+
+    def again(self) -> None:
+        try:
+            self.model(self.inputs, self.outputs)
+        except Exception as failure:  # noqa: BLE001
+            self.done(failure)
+            return
+        self.done()
+
+
 class RemoteModel:
     """A model on a Triton server as a python-backend algorithm: called with numpy views of the caller's
     inputs and outputs, it sends the inputs, waits (bounded) and writes the answer into the outputs."""
@@ -286,43 +392,22 @@ class RemoteModel:
             self._open_fallback(err).run(inputs, out=outputs)
 
     def _remote(self, inputs: dict, outputs: dict) -> None:
-        if not self.use_shm:
-            grpc = self._grpc
-            requested = [grpc.InferRequestedOutput(name) for name in outputs]
-            infer_inputs = [grpc.InferInput(name, list(a.shape), self._utils.np_to_triton_dtype(a.dtype))
-                            for name, a in inputs.items()]
-            for i, array in zip(infer_inputs, inputs.values()):
-                i.set_data_from_numpy(array)
-            result = self._call(lambda t: self._client.infer(self.model, infer_inputs, outputs=requested,
-                                                             client_timeout=t))
-            for name, target in outputs.items():
-                self._store(name, result.as_numpy(name), target)
-            return
-        in_bytes = sum(a.nbytes for a in inputs.values())
-        out_bytes = sum(a.nbytes for a in outputs.values())
-        slot = self._take_slot(in_bytes, out_bytes)
-        answered = False
+        request = _Request(self, inputs, outputs)
         try:
-            plan = slot.plan(self._grpc, self._utils, inputs, outputs)
-            for view, array in zip(plan.in_views, inputs.values()):
-                np.copyto(view, array)  # the one copy shared memory needs
-            result = self._call(lambda t: self._client.infer(self.model, plan.infer_inputs, outputs=plan.requested,
-                                                             client_timeout=t))
-            for (name, target), view in zip(outputs.items(), plan.out_views):
-                shape = tuple(result.get_output(name).shape)
-                if shape != target.shape:
-                    raise RunError(f"{self._where()}: output '{name}' came back with shape {shape}, "
-                                   f"expected {target.shape}")
-                np.copyto(target, view)
-            answered = True
-        finally:
-            if answered:
-                self._slots.put(slot)
-            else:  # a request that timed out may still be written by the server later: never reuse its regions
-                with self._lock:
-                    for region in slot.regions:
-                        region.release(wait=False)
-                        self._regions.remove(region)
+            result = self._call(lambda t: self._client.infer(self.model, request.infer_inputs,
+                                                             outputs=request.requested, client_timeout=t))
+            request.finish(result, outputs)
+        except BaseException:
+            request.abandon()
+            raise
+
+    def run_async(self, inputs: dict, outputs: dict, done) -> None:
+        """The algorithm protocol's asynchronous run (juno_bridge.algorithm): the request goes out with
+        the client's ``async_infer`` (the inputs copied into shared memory or the request first, on this
+        thread) and the answer is written into ``outputs`` on the client's thread, which then calls
+        ``done``. A request that fails where ``__call__`` would try again (UNAVAILABLE with retries left,
+        or a fallback model) is handed to ``__call__`` on a thread of its own."""
+        _Pending(self, inputs, outputs, done).start()
 
     def _store(self, name: str, value: np.ndarray, target: np.ndarray) -> None:
         if value is None or value.dtype != target.dtype or value.shape != target.shape:

@@ -36,3 +36,5 @@ cdef class Session:
     cdef set _pending  # the run_async futures not done yet (close() waits for them)
 
     cdef CSession* _open(self) except NULL
+    cdef object _call(self, object inputs, object out, object outputs)  # a _Call (_core.pyx)
+    cdef void _release(self) noexcept

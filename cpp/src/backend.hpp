@@ -2,6 +2,8 @@
 // (dtype, rank, fixed dims, NULL, overlap) before calling run, so a backend only does its own work.
 #pragma once
 
+#include <exception>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,6 +31,17 @@ class Backend {
   virtual void run(const TensorView* inputs, size_t num_inputs, const int32_t* output_index,
                    TensorView* outputs, Tensor* owned, size_t num_outputs) = 0;
 
+  // The backend's own asynchronous call, where it has one for this session (decided at open): then
+  // Session::run_async uses run_async below instead of the core's worker pool.
+  virtual bool async_native() const { return false; }
+  // Starts the run (arguments as for run, already checked; the arrays are copied, what they point at
+  // stays alive until `done`) and returns. `done` is called exactly once, on a thread of the backend's,
+  // with nullptr or the run's exception, after the backend's last use of itself in this run (`done` may
+  // release the backend). When it throws, the run has not started and `done` is never called.
+  using Done = std::function<void(std::exception_ptr error)>;
+  virtual void run_async(const TensorView* inputs, size_t num_inputs, const int32_t* output_index,
+                         const TensorView* outputs, Tensor* owned, size_t num_outputs, Done done);
+
  private:
   const uint64_t id_;
 };
@@ -44,6 +57,10 @@ std::string session_option_names();
 // Refuses a backend-specific option (SessionOptions::config) that `backend` does not take, naming it,
 // the shared options and `own`, the backend's own ones.
 [[noreturn]] void reject_option(const std::string& key, const std::string& backend, const std::string& own);
+
+// Queues `task` on the core's worker pool (the one behind Session::run_async); it must not throw. A
+// backend's completion thread uses it for work that must not run there (releasing its own thread pool).
+void submit_to_worker_pool(std::function<void()> task);
 
 std::unique_ptr<Backend> open_onnxruntime(const std::string& path, const void* bytes, size_t size,
                                           const SessionOptions& options);

@@ -172,7 +172,7 @@ void jb_session_close(jb_session* session) {
   delete session;
 }
 
-// These three answer a value, not a status: a NULL session answers "" or 0 and records
+// These answer a value, not a status: a NULL session answers "" or 0 and records
 // JB_ERROR_INVALID_ARGUMENT for jb_last_error_code(), as every other entry point does.
 const char* jb_session_backend(const jb_session* session) {
   const char* name = "";
@@ -184,6 +184,12 @@ const char* jb_session_providers(const jb_session* session) {
   if (session == nullptr) return null_argument("session"), "";
   jb::clear_last_error();
   return session->providers.c_str();
+}
+const char* jb_session_async_mode(const jb_session* session) {
+  const char* mode = "";
+  if (session == nullptr) null_argument("session");
+  else jb::guarded([&] { mode = session->session.async_mode(); });
+  return mode;
 }
 uint64_t jb_session_backend_id(const jb_session* session) {
   uint64_t id = 0;

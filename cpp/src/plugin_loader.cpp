@@ -160,6 +160,7 @@ class PluginBackend final : public Backend {
     try {
       for (size_t i = 0, n = api_->num_inputs(handle_); i < n; ++i) inputs_.push_back(info(true, i));
       for (size_t i = 0, n = api_->num_outputs(handle_); i < n; ++i) outputs_.push_back(info(false, i));
+      async_native_ = api_->async_native && api_->run_async && api_->async_native(handle_) == 1;
     } catch (...) {
       api_->close(handle_);
       throw;
@@ -217,7 +218,69 @@ class PluginBackend final : public Backend {
     if (status != JB_OK) throw_plugin_error(status, name_);
   }
 
+  bool async_native() const override { return async_native_; }
+
+  void run_async(const TensorView* inputs, size_t num_inputs, const int32_t* output_index, const TensorView* outputs,
+                 Tensor* owned, size_t num_outputs, Done done) override {
+    auto run = std::make_unique<AsyncRun>();
+    run->inputs.assign(inputs, inputs + num_inputs);
+    run->outputs.assign(outputs, outputs + num_outputs);
+    run->index.assign(output_index, output_index + num_outputs);
+    run->handles.assign(num_outputs, jb_plugin_owned{});
+    run->owned = owned;
+    run->done = std::move(done);
+    run->backend = name_;
+    clear_last_error();
+    jb_status status = api_->run_async(handle_, as_c(run->inputs.data()), num_inputs, run->index.data(),
+                                       as_c(run->outputs.data()), run->handles.data(), num_outputs, &complete_run_async,
+                                       run.get());
+    if (status != JB_OK) {
+      run->adopt_outputs(false);  // nothing the plugin allocated before refusing may leak
+      throw_plugin_error(status, name_);
+    }
+    run.release();  // the plugin calls complete_run_async with it
+  }
+
  private:
+  // One plugin run_async in flight: the arrays the plugin uses until it calls `done`.
+  struct AsyncRun {
+    std::vector<TensorView> inputs, outputs;
+    std::vector<int32_t> index;
+    std::vector<jb_plugin_owned> handles;
+    Tensor* owned = nullptr;
+    Done done;
+    std::string backend;
+
+    // As run does: every allocated output gets an owner; the caller's Tensor when the run succeeded.
+    void adopt_outputs(bool succeeded) {
+      for (size_t i = 0; i < handles.size(); ++i) {
+        if (handles[i].release == nullptr) continue;
+        std::shared_ptr<void> holder(handles[i].holder, handles[i].release);
+        if (succeeded && owned) {
+          owned[i].view = outputs[i];
+          owned[i].holder = std::move(holder);
+        }
+      }
+    }
+  };
+
+  static void complete_run_async(void* user_data, jb_status status, int backend_code, const char* message) {
+    std::unique_ptr<AsyncRun> run(static_cast<AsyncRun*>(user_data));
+    std::exception_ptr error;
+    try {
+      run->adopt_outputs(status == JB_OK);
+      if (status != JB_OK)
+        throw Error(static_cast<ErrorCode>(status),
+                    message && *message ? message : run->backend + " backend failed without a message", backend_code);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    Done done = std::move(run->done);
+    run.reset();
+    done(error);
+  }
+
+
   // What the plugin declared (plugin.h): the shared options it names, and the backend-specific entries
   // it names (all of them for "*"); any other backend-specific entry is refused by name.
   std::vector<std::pair<std::string, std::string>> declared_options(const SessionOptions& options) const {
@@ -263,6 +326,7 @@ class PluginBackend final : public Backend {
   std::string name_;
   void* handle_ = nullptr;
   std::vector<TensorInfo> inputs_, outputs_;
+  bool async_native_ = false;  // the plugin's run_async serves this model (plugin.h)
 };
 
 }  // namespace

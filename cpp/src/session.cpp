@@ -201,7 +201,10 @@ struct Session::Gate {
 
 class Session::InFlight {
  public:
-  explicit InFlight(const Session& s) : gate_(s.gate_.get()) {
+  // `keep_gate`: for a run whose completion may destroy the Session (run_async), the gate lives until
+  // this call has left it.
+  explicit InFlight(const Session& s, bool keep_gate = false)
+      : gate_(s.gate_.get()), kept_(keep_gate ? s.gate_ : nullptr) {
     if (gate_ == nullptr) throw Error(ErrorCode::InvalidArgument, "the session is closed");
     gate_->in_flight.fetch_add(1);
     if (gate_->closed.load()) {
@@ -221,9 +224,10 @@ class Session::InFlight {
     }
   }
   Gate* gate_;
+  std::shared_ptr<Gate> kept_;
 };
 
-Session::Session(std::shared_ptr<Backend> backend) : gate_(std::make_unique<Gate>()), backend_(std::move(backend)) {
+Session::Session(std::shared_ptr<Backend> backend) : gate_(std::make_shared<Gate>()), backend_(std::move(backend)) {
   all_outputs_.resize(backend_->outputs().size());
   for (size_t i = 0; i < all_outputs_.size(); ++i) all_outputs_[i] = static_cast<int32_t>(i);
 }
@@ -469,11 +473,55 @@ class WorkerPool {
 
 }  // namespace
 
+void submit_to_worker_pool(std::function<void()> task) { WorkerPool::get().submit(std::move(task)); }
+
+void Backend::run_async(const TensorView*, size_t, const int32_t*, const TensorView*, Tensor*, size_t, Done) {
+  throw Error(ErrorCode::Unsupported, "backend '" + name() + "' has no asynchronous call of its own");
+}
+
+const char* Session::async_mode() const {
+  InFlight call(*this);
+  return backend_->async_native() ? "native" : "pool";
+}
+
+namespace {
+
+// The end of one run_async: out of flight first (`done` may close or destroy the Session), then `done`,
+// whose exceptions have nowhere to go. The in-flight mark lives only here, so the caller of run_async
+// holds none of it once the backend has the run.
+template <class InFlight>
+struct Completion {
+  std::unique_ptr<InFlight> call;
+  Session::RunCallback done;
+
+  void operator()(std::exception_ptr error) {
+    call.reset();
+    try {
+      done(error);
+    } catch (...) {
+    }
+  }
+};
+
+}  // namespace
+
 void Session::run_async(const TensorView* inputs, size_t num_inputs, const int32_t* output_index,
                         const TensorView* outputs, Tensor* owned, size_t num_outputs, RunCallback done) {
   if (!done) throw Error(ErrorCode::InvalidArgument, "run_async needs a completion callback");
-  auto call = std::make_shared<InFlight>(*this);  // in flight from now until `done` is called
+  auto completion = std::make_shared<Completion<InFlight>>(
+      Completion<InFlight>{std::make_unique<InFlight>(*this, true), std::move(done)});  // in flight until done
   check_call(inputs, num_inputs, output_index, outputs, owned, num_outputs);
+  if (backend_->async_native()) {
+    try {
+      backend_->run_async(inputs, num_inputs, output_index, outputs, owned, num_outputs,
+                          [completion](std::exception_ptr error) { (*completion)(error); });
+    } catch (...) {
+      // Not started: that is the run's error, reported as any other, from a pool thread (never from
+      // inside run_async, where the caller may hold what `done` takes).
+      WorkerPool::get().submit([completion, error = std::current_exception()] { (*completion)(error); });
+    }
+    return;
+  }
   struct Job {
     std::vector<TensorView> inputs, outputs;
     std::vector<int32_t> index;
@@ -481,7 +529,7 @@ void Session::run_async(const TensorView* inputs, size_t num_inputs, const int32
   auto job = std::make_shared<Job>(Job{{inputs, inputs + num_inputs}, {outputs, outputs + num_outputs},
                                        {output_index, output_index + num_outputs}});
   Backend* backend = backend_.get();  // alive while the call is in flight
-  WorkerPool::get().submit([call, job, backend, owned, done = std::move(done)]() mutable {
+  WorkerPool::get().submit([completion, job, backend, owned] {
     std::exception_ptr error;
     try {
       backend->run(job->inputs.data(), job->inputs.size(), job->index.data(), job->outputs.data(), owned,
@@ -489,11 +537,7 @@ void Session::run_async(const TensorView* inputs, size_t num_inputs, const int32
     } catch (...) {
       error = std::current_exception();
     }
-    call.reset();  // out of flight first: `done` may close or destroy the Session
-    try {
-      done(error);
-    } catch (...) {  // a callback's exception has nowhere to go
-    }
+    (*completion)(error);
   });
 }
 

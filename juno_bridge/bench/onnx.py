@@ -4,6 +4,9 @@
     (c) juno-bridge Session.run(out=)              (c') Session.run, runtime-allocated outputs
     (c'') Session.bind(...).run()                  (d) juno-bridge C++ loop (jb-bench-loop)
     (e) a raw C loop over the ONNX Runtime C API (jb-ort-raw-loop): the floor every ratio is taken against
+JUNO-sized model, B = 64, 8 run_async calls in flight from one thread, per request:
+    (f) through ONNX Runtime's RunAsync (a session of 2 intra-op threads: async_mode "native")
+    (f') through the core's worker pool (sessions of 1 intra-op thread: async_mode "pool")
 """
 from __future__ import annotations
 
@@ -13,7 +16,8 @@ import numpy as np
 
 import juno_bridge as jb
 from juno_bridge import paths
-from juno_bridge.bench.common import Measure, Row, Settings, Target, find_row, run_loop_binary, side_by_side, time_calls
+from juno_bridge.bench.common import (Measure, Row, Settings, Target, async_in_flight, find_row, run_loop_binary,
+                                      side_by_side, time_calls)
 from juno_bridge.demo.models.builtin import builtin_input, builtin_model
 
 
@@ -69,6 +73,29 @@ def group_rows(settings: Settings) -> list[Row]:
             if not np.array_equal(session.run(feed)["y"], expected):
                 raise AssertionError(f"juno-bridge and onnxruntime disagree on {model} B={batch}")
         session.close()
+    if "juno" in settings.models and 64 in settings.batches:
+        rows += async_rows(settings.iterations_for("juno", 64), settings.warmup)
+    return rows
+
+
+def async_rows(requests: int, warmup: int) -> list[Row]:
+    """(f) run_async through RunAsync vs (f') through the worker pool, both on every core of the machine."""
+    path = str(builtin_model("juno"))
+    native = jb.Session(path, intra_op_threads=2, shared=False)
+    pool = jb.Session(path, intra_op_threads=1, shared=False)
+    if (native.async_mode, pool.async_mode) != ("native", "pool"):
+        raise AssertionError(f"async modes {native.async_mode!r}, {pool.async_mode!r}; expected native, pool")
+    expected = pool.run([builtin_input("juno", 64)])["y"]
+    if not np.array_equal(native.run_async([builtin_input("juno", 64)]).result()["y"], expected):
+        raise AssertionError("run_async through RunAsync and run disagree on juno B=64")
+    contestants: dict[str, Measure] = {
+        "(f) run_async, 8 in flight from 1 thread: RunAsync": lambda k, w: async_in_flight(native, 64, max(16, k)),
+        "(f') run_async, 8 in flight from 1 thread: worker pool": lambda k, w: async_in_flight(pool, 64, max(16, k)),
+    }
+    rows = [Row("onnx", "juno", 64, method, "python", *timing)
+            for method, timing in side_by_side(contestants, requests, min(warmup, 16)).items()]
+    native.close()
+    pool.close()
     return rows
 
 
@@ -91,4 +118,8 @@ def group_targets(rows: list[Row]) -> list[Target]:
         r = find_row(rows, "juno", 64, label)
         if r is not None:
             targets.append((f"juno B=64: {label}/(e) vs raw C", ratio(r, e), 1.03, False))
+    f, f_pool = find_row(rows, "juno", 64, "(f)"), find_row(rows, "juno", 64, "(f')")
+    if f and f_pool:
+        targets.append(("juno B=64: throughput of run_async through RunAsync (f) / the worker pool (f')",
+                        ratio(f_pool, f), 1.0, True))
     return targets

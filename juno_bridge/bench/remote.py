@@ -24,15 +24,14 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import deque
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 import juno_bridge as jb
-from juno_bridge.bench.common import (Row, Settings, Target, command_line, format_target, machine_description,
-                                      side_by_side, time_calls)
+from juno_bridge.bench.common import (Row, Settings, Target, async_in_flight, command_line, format_target,
+                                      machine_description, side_by_side, time_calls)
 from juno_bridge.demo.models.builtin import builtin_input, builtin_model
 
 IN_FLIGHT = 8
@@ -98,29 +97,13 @@ def _in_flight(session, batch: int, calls_per_thread: int) -> tuple[float, float
     return per_request, per_request
 
 
-def _async_in_flight(session, batch: int, requests: int) -> tuple[float, float]:
-    """Wall time per request with IN_FLIGHT run_async calls kept in flight by this one thread."""
-    x = builtin_input("juno", batch)
-    outs = [np.empty((batch, 4), np.float32) for _ in range(IN_FLIGHT)]
-    pending: deque = deque()
-    t0 = time.perf_counter()
-    for i in range(requests):
-        if len(pending) == IN_FLIGHT:
-            pending.popleft().result()  # frees out buffer i % IN_FLIGHT for this call
-        pending.append(session.run_async({"pmt": x}, out={"y": outs[i % IN_FLIGHT]}))
-    while pending:
-        pending.popleft().result()
-    per_request = (time.perf_counter() - t0) / requests * 1e6
-    return per_request, per_request
-
-
 def _throughput_rows(remote, batch: int, requests: int, check: np.ndarray, rounds: int) -> list[dict]:
     """(r4) 8 threads calling run vs (r5) 8 run_async in flight from one thread, in interleaved rounds;
     the median round of each."""
     threads, one_thread = [], []
     for _ in range(rounds):
         threads.append(_in_flight(remote, batch, max(5, requests // IN_FLIGHT))[0])
-        one_thread.append(_async_in_flight(remote, batch, requests)[0])
+        one_thread.append(async_in_flight(remote, batch, requests, IN_FLIGHT)[0])
     y = remote.run_async({"pmt": builtin_input("juno", batch)}).result()["y"]
     if not np.array_equal(y, check):
         raise AssertionError(f"run_async and local outputs differ at B={batch}")

@@ -1,5 +1,7 @@
 """Python algorithms the tests open through `python:helpers.pyalgos:<name>`, and C++ hosts through
 `python:pyalgos:<name>` with this directory on their PYTHONPATH."""
+import threading
+
 import numpy as np
 
 import juno_bridge as jb
@@ -117,3 +119,38 @@ def per_event(inputs, outputs):
 
 
 not_declared = lambda inputs, outputs: None  # noqa: E731
+
+
+deferred_kept = []
+
+
+@jb.algorithm(inputs={"x": ("float32", ("B",))}, outputs={"y": ("float32", ("B",))}, options={"behaviour": str})
+class Deferred:
+    """y = 2 x, with an asynchronous run of its own (the algorithm protocol's run_async): each run ends on
+    a thread it starts. `behaviour` picks a way to fail: "raise" (before starting), "keep" (keeps the
+    input view in deferred_kept), "drop" (never calls done); a negative x fails through done(exc)."""
+
+    def __init__(self, behaviour=""):
+        self.behaviour = behaviour
+
+    def __call__(self, inputs, outputs):
+        outputs["y"][:] = 2 * inputs["x"]
+
+    def run_async(self, inputs, outputs, done):
+        if self.behaviour == "raise":
+            raise ValueError("cannot start")
+        threading.Thread(target=self._finish, args=(inputs, outputs, done)).start()
+
+    def _finish(self, inputs, outputs, done):
+        if self.behaviour == "drop":
+            return
+        x = inputs["x"]
+        if (x < 0).any():
+            del x  # the views are lent until done: no reference may outlive it
+            done(ValueError("negative input"))
+            return
+        np.multiply(x, 2, out=outputs["y"])
+        if self.behaviour == "keep":
+            deferred_kept.append(x)
+        del x
+        done()

@@ -95,7 +95,7 @@ for kind in "${KINDS[@]}"; do
   ctest_rc=$?
   set -e
   grep -E "tests passed|tests failed|^\s+[0-9]+ - " "$dir/ctest.txt" | sed "s/^/$kind: ctest: /"
-  grep -hE "^(PASS|FAIL) (shared|close|churn|once) \(" "$dir/Testing/Temporary/LastTest.log" | sed "s/^/$kind: stress: /" || true
+  grep -hE "^(PASS|FAIL) (shared|close|churn|async|once) \(" "$dir/Testing/Temporary/LastTest.log" | sed "s/^/$kind: stress: /" || true
   if [ $ctest_rc != 0 ]; then
     echo "$kind: ctest failed ($dir/ctest.txt)"; grep -B2 -A30 "Failed\|\*\*\*" "$dir/ctest.txt" | head -80; status=1
   fi

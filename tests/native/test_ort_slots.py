@@ -38,7 +38,7 @@ def ort_slots(tmp_path_factory):
     require_tool("cc")
     exe = tmp_path_factory.mktemp("ort_slots") / "ort_slots"
     build(["cc", "-std=c11", "-O2", "-g0", "-Wall", "-Wextra", f"-I{ORT_DECLARATIONS}",
-           CPP_TESTS / "ort_slots.c", "-o", exe, "-ldl"])
+           CPP_TESTS / "ort_slots.c", "-o", exe, "-ldl", "-pthread"])
     return exe
 
 

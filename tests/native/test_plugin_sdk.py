@@ -36,10 +36,13 @@ def test_one_translator_maps_every_exception_and_one_dtype_table_sizes_unknown_a
 
 @pytest.fixture(scope="module")
 def echo_plugins(tmp_path_factory):
-    """libjuno_bridge_optecho.so (ABI 3, declares intra_op_threads and colour) and
-    libjuno_bridge_optecho2.so (laid out as ABI 2, declares nothing) in one directory."""
+    """libjuno_bridge_optecho.so (ABI 3, declares intra_op_threads and colour),
+    libjuno_bridge_optecho2.so (laid out as ABI 2, declares nothing), libjuno_bridge_optechoasync.so (with
+    an asynchronous run) and libjuno_bridge_optechoold.so (the same, its table's size that of a table
+    before the asynchronous entries) in one directory."""
     out = tmp_path_factory.mktemp("plugins")
-    for name, flags in [("optecho", []), ("optecho2", ["-DECHO_ABI2"])]:
+    for name, flags in [("optecho", []), ("optecho2", ["-DECHO_ABI2"]), ("optechoasync", ["-DECHO_ASYNC"]),
+                        ("optechoold", ["-DECHO_ASYNC", "-DECHO_BEFORE_ASYNC"])]:
         compile_cxx(SOURCES / "option_echo_plugin.cpp", out / f"libjuno_bridge_{name}.so", "-shared", "-fPIC",
                     "-fvisibility=hidden", f"-DECHO_NAME={name}", *flags)
     return out
@@ -77,3 +80,29 @@ def test_a_table_laid_out_as_abi_2_still_loads_and_gets_every_option_as_before(e
     assert got["anything_at_all"] == "1"
     assert set(got) == {"intra_op_threads", "inter_op_threads", "optimization", "log_level", "execution_mode",
                         "anything_at_all"}
+
+
+def test_a_plugins_own_asynchronous_run_serves_run_async(echo_plugins, monkeypatch):
+    monkeypatch.setenv("JUNO_BRIDGE_PLUGIN_PATH", str(echo_plugins))
+    with jb.Session("anything", backend="optechoasync") as s:
+        assert s.async_mode == "native"
+        xs = [np.arange(k, k + 5, dtype=np.float32) for k in range(100)]
+        ys = [np.empty(5, np.float32) for _ in range(100)]
+        futures = [s.run_async({"x": xs[i]}, out={"y": ys[i]}) for i in range(100)]
+        for i, f in enumerate(futures):
+            assert f.result(timeout=60)["y"] is ys[i]
+            np.testing.assert_array_equal(ys[i], 2 * xs[i])
+        with pytest.raises(jb.InputError, match="echo: negative x"):
+            s.run_async({"x": -np.ones(2, np.float32)}, out={"y": np.empty(2, np.float32)}).result(timeout=60)
+        with pytest.raises(jb.InvalidArgumentError, match="echo: give y a buffer"):  # refused before it started
+            s.run_async({"x": np.ones(2, np.float32)}).result(timeout=60)
+
+
+@pytest.mark.parametrize("name", ["optecho", "optecho2", "optechoold"])
+def test_a_table_without_the_asynchronous_entries_runs_async_on_the_worker_pool(echo_plugins, monkeypatch, name):
+    monkeypatch.setenv("JUNO_BRIDGE_PLUGIN_PATH", str(echo_plugins))
+    with jb.Session("anything", backend=name) as s:
+        assert s.async_mode == "pool"
+        y = np.empty(3, np.float32)
+        assert s.run_async({"x": np.ones(3, np.float32)}, out={"y": y}).result(timeout=60)["y"] is y
+        np.testing.assert_array_equal(y, [2, 2, 2])

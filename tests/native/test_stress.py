@@ -1,6 +1,7 @@
 """The threaded stress program (tests/native/cpp/stress.cpp) in the normal build: many threads on shared
 sessions bitwise equal to serial runs, close() while runs are in flight, open/close churn through the C++
-API and the C ABI; and the leak check of one open/run/close under LeakSanitizer."""
+API and the C ABI, run_async through RunAsync with the Session destroyed by its last completion; and the
+leak check of one open/run/close under LeakSanitizer."""
 from __future__ import annotations
 
 import os
@@ -30,7 +31,7 @@ def stress(tmp_path_factory):
     return exe
 
 
-@pytest.mark.parametrize("scenario", ["shared", "close", "churn"])
+@pytest.mark.parametrize("scenario", ["shared", "close", "churn", "async"])
 def test_stress_scenario_passes(stress, model, scenario):
     result = run_program([stress, model, scenario], timeout=300)
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr[-4000:]}"

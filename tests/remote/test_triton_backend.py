@@ -197,8 +197,25 @@ def test_a_cpp_program_reaches_the_server_through_the_same_session(server, tmp_p
     assert remote and remote == local
 
 
+@pytest.mark.parametrize("shared_memory", ["on", "off"])
 @pytest.mark.parametrize("name", ["juno", "linear"])
-def test_hundred_run_async_in_flight_equal_run(server, name):
-    remote = jb.Session(server[0].url(name))
+def test_hundred_run_async_in_flight_equal_run(server, name, shared_memory):
+    """Through the Triton client's async_infer (async_mode "native"), with and without shared memory."""
+    remote = jb.Session(server[0].url(name), config={"shared_memory": shared_memory})
+    assert remote.async_mode == "native"
     check_in_flight(remote, [feed_for(remote, 4, seed=k) for k in range(4)])
+    remote.close()
+
+
+def test_a_request_the_server_refuses_fails_its_run_async_future_and_the_session_runs_on(server):
+    s, models = server
+    remote = jb.Session(s.url("tiny"))
+    too_big = builtin_input("tiny", s.max_batch + 1)  # the core passes it (B is symbolic); the server does not
+    futures = [remote.run_async({"x": too_big}) for _ in range(10)]
+    for f in futures:
+        with pytest.raises(jb.RunError, match=f"triton server {s.address} model 'tiny'.*batch"):
+            f.result(timeout=60)
+    x = builtin_input("tiny", 3)
+    np.testing.assert_array_equal(remote.run_async({"x": x}).result(timeout=60)["y"],
+                                  jb.Session(models["tiny"]).run({"x": x})["y"])
     remote.close()

@@ -111,6 +111,29 @@ def test_server_never_started_is_a_clear_error_or_the_fallback(no_leftovers):
     assert client_regions() == regions_before
 
 
+def test_run_async_on_a_stopped_server_retries_then_fails_or_the_fallback_answers(no_leftovers):
+    """A failed async_infer takes the synchronous path: its retries on UNAVAILABLE, then the fallback."""
+    server = tiny_server()
+    try:
+        remote = jb.Session(server.url(), config={"timeout_s": "2", "retries": "1"})
+        guarded = jb.Session(server.url(), config={"timeout_s": "2", "retries": "0", "fallback": TINY})
+        assert remote.async_mode == guarded.async_mode == "native"
+        x = builtin_input("tiny", 3)
+        np.testing.assert_array_equal(remote.run_async({"x": x}).result(timeout=30)["y"], expected(x))
+    finally:
+        server.stop()
+    t0 = time.monotonic()
+    with pytest.raises(jb.BackendUnavailableError, match=f"triton server {server.address} model 'tiny'.*unavailable "
+                                                         f"after 2 attempt"):
+        remote.run_async({"x": x}).result(timeout=30)
+    assert time.monotonic() - t0 < 10
+    futures = [guarded.run_async({"x": x}) for _ in range(5)]
+    for f in futures:
+        np.testing.assert_array_equal(f.result(timeout=30)["y"], expected(x))
+    remote.close()
+    guarded.close()
+
+
 def test_a_killed_model_instance_is_reported_as_dead(no_leftovers):
     server = tiny_server()
     try:

@@ -18,3 +18,13 @@ def test_bench_measures_every_onnx_method_and_writes_json(tmp_path):
     measured = [t for t in report["targets"] if t["text"].startswith("tiny B=1")]
     assert measured and all(t["ratio"] is not None for t in measured)
     assert "machine:" in done.stdout and "targets" in done.stdout
+
+
+def test_bench_async_rows_compare_runasync_with_the_worker_pool():
+    from juno_bridge.bench.onnx import async_rows, group_targets
+
+    rows = async_rows(32, 1)  # checks the two sessions' async modes and that RunAsync agrees with run
+    assert [r.method.split(" ")[0] for r in rows] == ["(f)", "(f')"]
+    assert all(0 < r.median_us for r in rows)
+    target = [t for t in group_targets(rows) if "RunAsync" in t[0]]
+    assert len(target) == 1 and target[0][1] > 0

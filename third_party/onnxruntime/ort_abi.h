@@ -81,6 +81,12 @@ typedef const OrtApiBase* (*OrtGetApiBaseFn)(void);
 typedef void (*OrtLoggingFunction)(void* param, OrtLoggingLevel severity, const char* category, const char* logid,
                                    const char* code_location, const char* message);
 
+/* RunAsync's completion (API 16): called once, on a thread of the session's intra-op pool, with the
+ * `outputs` array given to RunAsync (an entry that was NULL now holds a value the runtime made, which the
+ * receiver releases), the number of outputs (0 when the run failed) and the run's status (NULL on
+ * success; a failed one belongs to the callback, which releases it). */
+typedef void (*OrtRunAsyncCallback)(void* user_data, OrtValue** outputs, size_t num_outputs, OrtStatus* status);
+
 /* The functions we call: X(slot, added_in_api_version, return type, name, parameter list).
  * OrtStatus* NULL means success; a non-NULL status must be released with ReleaseStatus. */
 #define JB_ORT_API_SLOTS(X) \
@@ -152,10 +158,11 @@ typedef void (*OrtLoggingFunction)(void* param, OrtLoggingLevel severity, const 
   X(208, 11, void, ReleaseCUDAProviderOptions, (OrtCUDAProviderOptionsV2* object)) \
   X(216, 12, OrtStatus*, SessionOptionsAppendExecutionProvider, (OrtSessionOptions* options, const char* provider_name, const char* const* provider_options_keys, const char* const* provider_options_values, size_t num_keys)) \
   X(226, 14, OrtStatus*, UpdateEnvWithCustomLogLevel, (OrtEnv* ort_env, OrtLoggingLevel log_severity_level)) \
-  X(254, 15, const char*, GetBuildInfoString, (void))
+  X(254, 15, const char*, GetBuildInfoString, (void)) \
+  X(260, 16, OrtStatus*, RunAsync, (OrtSession* session, const OrtRunOptions* run_options, const char* const* input_names, const OrtValue* const* inputs, size_t input_len, const char* const* output_names, size_t output_names_len, OrtValue** outputs, OrtRunAsyncCallback callback, void* user_data))
 
 /* The API version these declarations were written against (the highest we ask GetApi for), and the
- * lowest we accept. Every slot above exists from API 15 on; 16 is ONNX Runtime 1.16 (2023). */
+ * lowest we accept. Every slot above exists from API 16 on; 16 is ONNX Runtime 1.16 (2023). */
 #define JB_ORT_API_VERSION_DECLARED 31
 #define JB_ORT_API_VERSION_MINIMUM 16
 

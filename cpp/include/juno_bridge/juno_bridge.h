@@ -107,6 +107,9 @@ JB_API jb_status jb_session_output_index(const jb_session* session, const char* 
 /* The execution providers the session uses, comma-separated in order ("cuda,cpu"; "" for a backend
  * without providers); valid until close. */
 JB_API const char* jb_session_providers(const jb_session* session);
+/* How jb_session_run_async runs for this session (static text): "native", the backend's own
+ * asynchronous call (ONNX Runtime's RunAsync), or "pool", the core's worker pool. */
+JB_API const char* jb_session_async_mode(const jb_session* session);
 /* The backend session behind `session`: sessions sharing one (option shared) have the same id. */
 JB_API uint64_t jb_session_backend_id(const jb_session* session);
 /* Backend sessions open in the process (a shared one counts once). */
@@ -126,8 +129,9 @@ JB_API jb_status jb_session_run_outputs(jb_session* session, const jb_tensor_vie
 JB_API void jb_tensor_free(jb_tensor* tensor);
 
 /* Asynchronous jb_session_run_outputs: checks the call now (a bad one returns its error and `done` is
- * never called), queues it on the core's worker pool and returns JB_OK; `done` is then called exactly
- * once, on a pool thread, with the run's status and message (valid during the call). Until `done` is
+ * never called), starts it (through the backend's own asynchronous call or the core's worker pool: see
+ * jb_session_async_mode) and returns JB_OK; `done` is then called exactly once, on a thread of the
+ * backend's or of the pool, with the run's status and message (valid during the call). Until `done` is
  * called the caller keeps alive and untouched: the input and output buffers, the `outputs` and `owned`
  * arrays (an output the backend allocates is written into outputs[i] and owned[i] on success, as
  * jb_session_run_outputs does). `inputs` and `output_index` are copied. jb_session_close waits for the

@@ -25,7 +25,8 @@ extern "C" {
  *    its offset), jb_plugin_api.options and jb_plugin_host.library_dir at the end.
  * From 3 on, a table grows only at its end and the reader tells by struct_size which fields the writer
  * has (a field past struct_size is absent: NULL). abi_version changes only when a field changes meaning.
- * The core reads tables of ABI 2 (as if struct_size ended before `options`) and 3. */
+ * The core reads tables of ABI 2 (as if struct_size ended before `options`) and 3 (with or without the
+ * asynchronous entries at the end). */
 #define JB_PLUGIN_ABI_VERSION 3
 
 /* What the core offers a plugin. */
@@ -80,6 +81,22 @@ typedef struct jb_plugin_api {
    * backend-specific entry: the plugin then checks their names itself (the python plugin hands them
    * to the algorithm, which declares its own). */
   const char* const* options;
+
+  /* Optional, both or neither (NULL, or past struct_size in an older plugin: the core's worker pool
+   * serves run_async): the plugin's own asynchronous run.
+   * async_native: 1 when this model has one, 0 when not (then the core's pool serves it); asked once
+   * at open.
+   * run_async: `run` without waiting. Starts the run and returns JB_OK, after which `done` is called
+   * exactly once, on any thread, with the run's status, the backend's code and message (valid during
+   * the call; NULL on success). Until then the plugin may use the memory of the inputs and outputs, and
+   * the arrays `inputs`, `output_index`, `outputs` and `owned` stay valid (an output the plugin
+   * allocates is written into outputs[i] and owned[i], as run does). An error returned (after
+   * host->set_error) means the run did not start and `done` is never called. */
+  int (*async_native)(void* handle);
+  jb_status (*run_async)(void* handle, const jb_tensor_view* inputs, size_t num_inputs, const int32_t* output_index,
+                         jb_tensor_view* outputs, jb_plugin_owned* owned, size_t num_outputs,
+                         void (*done)(void* user_data, jb_status status, int backend_code, const char* message),
+                         void* user_data);
 } jb_plugin_api;
 
 /* Every plugin exports this symbol; it returns NULL (after host->set_error) when it cannot start. */

@@ -18,7 +18,10 @@
 //   (ModelBase below has these four ready);
 //   void run(const jb_tensor_view* inputs, const int32_t* output_index, jb_tensor_view* outputs,
 //            jb_plugin_owned* owned, size_t num_outputs): the number of inputs is checked before;
-//   optionally static void close(Model*) when `delete` is not the way to release it.
+//   optionally static void close(Model*) when `delete` is not the way to release it;
+//   optionally, for a plugin with an asynchronous run of its own (plugin.h): bool async_native() const and
+//   void run_async(inputs, output_index, outputs, owned, num_outputs, done, user_data) (run's arguments
+//   and plugin.h's `done`), which throws when the run does not start.
 // Any exception they throw reaches the host as a status: a jb::Error keeps its code and message.
 #pragma once
 
@@ -152,6 +155,13 @@ struct HasClose : std::false_type {};
 template <class Model>
 struct HasClose<Model, std::void_t<decltype(Model::close(static_cast<Model*>(nullptr)))>> : std::true_type {};
 
+template <class Model, class = void>
+struct HasRunAsync : std::false_type {};
+template <class Model>
+struct HasRunAsync<Model, std::void_t<decltype(&Model::run_async)>> : std::true_type {};
+
+using RunAsyncDone = void (*)(void* user_data, jb_status status, int backend_code, const char* message);
+
 // Every entry of jb_plugin_api, made from the Model's methods (see the top of this file).
 template <class Model>
 struct Table {
@@ -196,21 +206,43 @@ struct Table {
   }
 
   // The start every run shares: the count of inputs (the core checked each one against inputs()).
+  static Model& counted(void* handle, size_t num_inputs) {
+    Model& m = model(handle);
+    if (num_inputs != m.inputs().size())
+      throw Error(JB_ERROR_INPUT, "the model takes " + std::to_string(m.inputs().size()) + " input(s), got " +
+                                      std::to_string(num_inputs));
+    return m;
+  }
+
   static jb_status run(void* handle, const jb_tensor_view* inputs, size_t num_inputs, const int32_t* output_index,
                        jb_tensor_view* outputs, jb_plugin_owned* owned, size_t num_outputs) {
+    return guarded(JB_ERROR_RUNTIME,
+                   [&] { counted(handle, num_inputs).run(inputs, output_index, outputs, owned, num_outputs); });
+  }
+
+  static int async_native(void* handle) {
+    if constexpr (HasRunAsync<Model>::value) return model(handle).async_native() ? 1 : 0;
+    else return 0;
+  }
+
+  static jb_status run_async(void* handle, const jb_tensor_view* inputs, size_t num_inputs, const int32_t* output_index,
+                             jb_tensor_view* outputs, jb_plugin_owned* owned, size_t num_outputs, RunAsyncDone done,
+                             void* user_data) {
     return guarded(JB_ERROR_RUNTIME, [&] {
-      Model& m = model(handle);
-      if (num_inputs != m.inputs().size())
-        throw Error(JB_ERROR_INPUT, "the model takes " + std::to_string(m.inputs().size()) + " input(s), got " +
-                                        std::to_string(num_inputs));
-      m.run(inputs, output_index, outputs, owned, num_outputs);
+      if constexpr (HasRunAsync<Model>::value) {
+        counted(handle, num_inputs).run_async(inputs, output_index, outputs, owned, num_outputs, done, user_data);
+      } else {
+        throw Error(JB_ERROR_UNSUPPORTED, "this plugin has no asynchronous run");
+      }
     });
   }
 
   // `options`: the NULL-terminated names the plugin takes (plugin.h), in static storage.
   static constexpr jb_plugin_api api(const char* name, const char* const* options) {
+    const bool has_async = HasRunAsync<Model>::value;
     return {JB_PLUGIN_ABI_VERSION, sizeof(jb_plugin_api), name, &open, &close, &num_inputs, &num_outputs,
-            &input_info, &output_info, &metadata, &run, &stats, options};
+            &input_info, &output_info, &metadata, &run, &stats, options,
+            has_async ? &async_native : nullptr, has_async ? &run_async : nullptr};
   }
 };
 

@@ -110,15 +110,22 @@ class Session {
   // Convenience: every output allocated by the backend.
   std::vector<Tensor> run(const std::vector<TensorView>& inputs);
 
-  // Asynchronous run, the general form above: checks the call now (a bad one throws here), queues it on
-  // the core's worker pool (a bounded set of threads shared by every Session and backend;
-  // $JUNO_BRIDGE_ASYNC_THREADS threads, default the number of cores, at least 2) and returns. `done` is
-  // called once, on a pool thread, with nullptr or the run's exception; the Session counts the run in
+  // Asynchronous run, the general form above: checks the call now (a bad one throws here), starts it and
+  // returns. It runs through the backend's own asynchronous call where the session has one (async_mode()
+  // "native": ONNX Runtime's RunAsync, on the session's intra-op threads), else on the core's worker pool
+  // (a bounded set of threads shared by every Session and backend; $JUNO_BRIDGE_ASYNC_THREADS threads,
+  // default the number of cores, at least 2). `done` is called once, on a thread of the backend's or of
+  // the pool, with nullptr or the run's exception; it must not block long (it may hold a runtime thread)
+  // and its exceptions are dropped. The Session counts the run in
   // flight until then (close() and the destructor wait for it), and `done` may close the Session.
   // The view and index arrays are copied; what they point at is not: the input and output buffers, and
   // `owned` (an allocated output appears in owned[i].view, outputs[i] is left as given), must stay alive
   // and untouched until `done` is called.
   using RunCallback = std::function<void(std::exception_ptr error)>;
+  // How run_async runs for this session, decided at open: "native" (the backend's own asynchronous
+  // call) or "pool" (the core's worker pool: backends without one, ONNX Runtime sessions whose intra-op
+  // pool has fewer than 2 threads, which its RunAsync refuses).
+  const char* async_mode() const;
   void run_async(const TensorView* inputs, size_t num_inputs, const int32_t* output_index, const TensorView* outputs,
                  Tensor* owned, size_t num_outputs, RunCallback done);
 
@@ -135,7 +142,7 @@ class Session {
                      const TensorView* outputs, size_t num_outputs) const;
 
   struct Gate;  // the closing flag and the count of calls in flight, shared by close() and every call
-  std::unique_ptr<Gate> gate_;
+  std::shared_ptr<Gate> gate_;  // shared: a run_async completion that destroys the Session outlives it
   std::shared_ptr<Backend> backend_;  // shared with the other Sessions of the same model and options
   std::vector<int32_t> all_outputs_;  // 0..n-1, so the fast path needs no index array per call
 };

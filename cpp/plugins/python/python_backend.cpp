@@ -152,6 +152,27 @@ struct Algorithm : plugin::ModelBase<Declared> {
   static void close(Algorithm* a);
   void run(const jb_tensor_view* inputs, const int32_t* output_index, jb_tensor_view* outputs, jb_plugin_owned* owned,
            size_t num_outputs);
+  // The algorithm's optional run_async(inputs, outputs, done) (juno_bridge.algorithm documents it).
+  bool async_native() const { return static_cast<bool>(call_async); }
+  void run_async(const jb_tensor_view* inputs, const int32_t* output_index, jb_tensor_view* outputs,
+                 jb_plugin_owned* owned, size_t num_outputs, plugin::RunAsyncDone done, void* user_data);
+
+  Ref call_async;  // None from open_algorithm: empty
+
+ private:
+  struct Loan;
+  // Before the GIL: the outputs' shapes bound from the inputs and their memory (the caller's, allocated
+  // for the caller, or scratch).
+  void place_outputs(const jb_tensor_view* inputs, const int32_t* output_index, jb_tensor_view* outputs,
+                     jb_plugin_owned* owned, size_t num_outputs, Loan& loan) const;
+  // GIL held: the numpy views and their dicts; an error when they cannot be made.
+  std::optional<Error> lend(const jb_tensor_view* inputs, Loan& loan);
+  // GIL held: releases the dicts (emptied first when `empty_dicts`: an asynchronous run ends while its
+  // dicts may still be referenced, by the caller of done()), takes the views back, revoking any the
+  // algorithm kept; the run's error.
+  std::optional<Error> settle(Loan& loan, std::optional<Error> failure, bool empty_dicts = false);
+  static PyObject* async_done(PyObject* self, PyObject* args);
+  static void drop_async_run(PyObject* capsule);
 };
 
 std::string parent(const std::string& dir) {
@@ -290,11 +311,17 @@ Algorithm* Algorithm::open(const std::string& model, const void* bytes, size_t, 
   Ref opened(PyObject_CallFunction(open.get(), "sO", model.c_str(), config.get()));
   if (!opened) throw python_error(JB_ERROR_MODEL_LOAD, context);
   PyObject *call = nullptr, *ins = nullptr, *outs = nullptr, *md = nullptr;
-  if (!PyArg_ParseTuple(opened.get(), "OOOO", &call, &ins, &outs, &md) || !read_declared(*a, ins, a->inputs_) ||
+  PyObject* run_async = nullptr;
+  if (!PyArg_ParseTuple(opened.get(), "OOOO|O", &call, &ins, &outs, &md, &run_async) ||
+      !read_declared(*a, ins, a->inputs_) ||
       !read_declared(*a, outs, a->outputs_))
     throw python_error(JB_ERROR_MODEL_LOAD, context);
   Py_INCREF(call);
   a->call = Ref(call);
+  if (PyTuple_GET_SIZE(opened.get()) > 4 && PyTuple_GET_ITEM(opened.get(), 4) != Py_None) {
+    Py_INCREF(PyTuple_GET_ITEM(opened.get(), 4));
+    a->call_async = Ref(PyTuple_GET_ITEM(opened.get(), 4));
+  }
   PyObject *k = nullptr, *v = nullptr;
   for (Py_ssize_t pos = 0; PyDict_Next(md, &pos, &k, &v);) a->add_metadata(str_of(k), str_of(v));
   a->seal();
@@ -333,7 +360,7 @@ void* alloc_output(size_t nbytes) {
 }
 
 // Lends `data` to Python as a numpy array whose base is `lease` (a reference is added).
-PyObject* lend(void* data, const Declared& d, const int64_t* shape, bool writable, PyObject* lease) {
+PyObject* lend_array(void* data, const Declared& d, const int64_t* shape, bool writable, PyObject* lease) {
   npy_intp dims[JB_MAX_RANK];
   for (size_t i = 0; i < d.shape.size(); ++i) dims[i] = static_cast<npy_intp>(shape[i]);
   int flags = NPY_ARRAY_C_CONTIGUOUS | (writable ? NPY_ARRAY_WRITEABLE : 0);
@@ -348,9 +375,20 @@ PyObject* lend(void* data, const Declared& d, const int64_t* shape, bool writabl
   return arr;
 }
 
-void Algorithm::run(const jb_tensor_view* inputs, const int32_t* output_index, jb_tensor_view* outputs,
-                    jb_plugin_owned* owned, size_t num_outputs) {
-  Algorithm* a = this;
+// One run's loan of the caller's memory to Python: where each model output goes, the arrays made over the
+// memory and their leases (inputs first), and the dicts handed to the algorithm.
+struct Algorithm::Loan {
+  std::vector<void*> out_data;
+  std::vector<std::vector<int64_t>> out_shape;
+  std::vector<std::unique_ptr<void, void (*)(void*)>> scratch;
+  std::vector<PyObject*> lent, leases;
+  PyObject* in_dict = nullptr;
+  PyObject* out_dict = nullptr;
+};
+
+void Algorithm::place_outputs(const jb_tensor_view* inputs, const int32_t* output_index, jb_tensor_view* outputs,
+                              jb_plugin_owned* owned, size_t num_outputs, Loan& loan) const {
+  const Algorithm* a = this;
   const size_t num_inputs = inputs_.size();
   const std::string context = "python model '" + a->model + "': ";
 
@@ -374,7 +412,8 @@ void Algorithm::run(const jb_tensor_view* inputs, const int32_t* output_index, j
     }
   }
   const size_t n_model_out = a->outputs_.size();
-  std::vector<std::vector<int64_t>> out_shape(n_model_out);
+  auto& out_shape = loan.out_shape;
+  out_shape.assign(n_model_out, {});
   for (size_t k = 0; k < n_model_out; ++k) {
     const Declared& d = a->outputs_[k];
     for (size_t i = 0; i < d.shape.size(); ++i) out_shape[k].push_back(d.symbol[i] < 0 ? d.shape[i] : bound[d.symbol[i]]);
@@ -387,7 +426,8 @@ void Algorithm::run(const jb_tensor_view* inputs, const int32_t* output_index, j
 
   // Where each model output goes: the caller's buffer, one we allocate for the caller, or scratch for an
   // output the caller did not ask for (the callable still gets every declared output).
-  std::vector<void*> out_data(n_model_out, nullptr);
+  auto& out_data = loan.out_data;
+  out_data.assign(n_model_out, nullptr);
   for (size_t i = 0; i < num_outputs; ++i) {
     const size_t k = static_cast<size_t>(output_index[i]);
     const Declared& d = a->outputs_[k];
@@ -409,94 +449,212 @@ void Algorithm::run(const jb_tensor_view* inputs, const int32_t* output_index, j
     for (size_t r = 0; r < d.shape.size(); ++r) outputs[i].shape[r] = out_shape[k][r];
     out_data[k] = p;
   }
-  std::vector<std::unique_ptr<void, void (*)(void*)>> scratch;
   for (size_t k = 0; k < n_model_out; ++k) {
     if (out_data[k] != nullptr) continue;
-    scratch.emplace_back(alloc_output(nbytes(k)), &free_aligned);
-    if (!scratch.back()) throw Error(JB_ERROR_RUNTIME, context + "out of memory for output '" + a->outputs_[k].name + "'");
-    out_data[k] = scratch.back().get();
+    loan.scratch.emplace_back(alloc_output(nbytes(k)), &free_aligned);
+    if (!loan.scratch.back()) throw Error(JB_ERROR_RUNTIME, context + "out of memory for output '" + a->outputs_[k].name + "'");
+    out_data[k] = loan.scratch.back().get();
   }
+}
 
-  Gil gil;
-  std::optional<Error> failure;
-  std::vector<PyObject*> lent, leases;  // every array we made and its lease, inputs first
-  lent.reserve(num_inputs + n_model_out);
-  leases.reserve(num_inputs + n_model_out);
+std::optional<Error> Algorithm::lend(const jb_tensor_view* inputs, Loan& loan) {
+  const size_t num_inputs = inputs_.size(), n_model_out = outputs_.size();
+  loan.lent.reserve(num_inputs + n_model_out);
+  loan.leases.reserve(num_inputs + n_model_out);
   auto take_lease = [&]() -> PyObject* {
     PyObject* lease = nullptr;
-    if (!a->free_leases.empty()) {
-      lease = a->free_leases.back();
-      a->free_leases.pop_back();
+    if (!free_leases.empty()) {
+      lease = free_leases.back();
+      free_leases.pop_back();
     } else {
       lease = new_lease();
     }
-    if (lease) leases.push_back(lease);
+    if (lease) loan.leases.push_back(lease);
     return lease;
   };
-  PyObject* in_dict = PyDict_New();
-  PyObject* out_dict = PyDict_New();
-  bool built = in_dict && out_dict;
+  loan.in_dict = PyDict_New();
+  loan.out_dict = PyDict_New();
+  bool built = loan.in_dict && loan.out_dict;
   for (size_t i = 0; built && i < num_inputs; ++i) {
     PyObject* lease = take_lease();
-    PyObject* arr = lease ? lend(inputs[i].data, a->inputs_[i], inputs[i].shape, false, lease) : nullptr;
-    built = arr && (lent.push_back(arr), PyDict_SetItem(in_dict, a->inputs_[i].key.get(), arr) == 0);
+    PyObject* arr = lease ? lend_array(inputs[i].data, inputs_[i], inputs[i].shape, false, lease) : nullptr;
+    built = arr && (loan.lent.push_back(arr), PyDict_SetItem(loan.in_dict, inputs_[i].key.get(), arr) == 0);
   }
   for (size_t k = 0; built && k < n_model_out; ++k) {
     PyObject* lease = take_lease();
-    PyObject* arr = lease ? lend(out_data[k], a->outputs_[k], out_shape[k].data(), true, lease) : nullptr;
-    built = arr && (lent.push_back(arr), PyDict_SetItem(out_dict, a->outputs_[k].key.get(), arr) == 0);
+    PyObject* arr = lease ? lend_array(loan.out_data[k], outputs_[k], loan.out_shape[k].data(), true, lease) : nullptr;
+    built = arr && (loan.lent.push_back(arr), PyDict_SetItem(loan.out_dict, outputs_[k].key.get(), arr) == 0);
   }
-  if (!built) {
-    failure = python_error(JB_ERROR_RUNTIME, context + "cannot make the numpy views: ");
-  } else {
-    a->count_wrapped(lent.size());
-    for (size_t i = 0; i < num_inputs; ++i) a->read_input_at(i, inputs[i].data);
-    PyObject* result = PyObject_CallFunctionObjArgs(a->call.get(), in_dict, out_dict, nullptr);
+  if (!built) return python_error(JB_ERROR_RUNTIME, "python model '" + model + "': cannot make the numpy views: ");
+  count_wrapped(loan.lent.size());
+  for (size_t i = 0; i < num_inputs; ++i) read_input_at(i, inputs[i].data);
+  return std::nullopt;
+}
+
+std::optional<Error> Algorithm::settle(Loan& loan, std::optional<Error> failure, bool empty_dicts) {
+  for (PyObject* dict : {loan.in_dict, loan.out_dict})
+    if (empty_dicts && dict) PyDict_Clear(dict);
+  Py_CLEAR(loan.in_dict);
+  Py_CLEAR(loan.out_dict);
+  // Lifetime: the caller may free these buffers as soon as the run is over. A lent array the algorithm
+  // kept is revoked in place (numpy offers no way to detach an array from its memory, so its state is
+  // replaced); a view derived from it cannot be reached to revoke. Both fail this run, naming the
+  // tensor, and a fresh lease serves the next run.
+  const size_t num_inputs = inputs_.size();
+  std::string kept;
+  for (size_t j = 0; j < loan.lent.size(); ++j) {
+    const bool is_input = j < num_inputs;
+    Declared& d = is_input ? inputs_[j] : outputs_[j - num_inputs];
+    const std::string what = std::string(is_input ? "input '" : "output '") + d.name + "'";
+    if (Py_REFCNT(loan.lent[j]) > 1) {
+      Ref r(PyObject_CallFunction(revoke.get(), "Os", loan.lent[j], what.c_str()));
+      if (!r) PyErr_Clear();
+      kept += (kept.empty() ? "" : ", ") + what + " (revoked: it raises ReleasedViewError on use)";
+    }
+    Py_DECREF(loan.lent[j]);
+  }
+  for (size_t j = 0; j < loan.leases.size(); ++j) {
+    if (Py_REFCNT(loan.leases[j]) <= 1) {
+      free_leases.push_back(loan.leases[j]);
+      continue;
+    }
+    Py_DECREF(loan.leases[j]);  // the kept view holds it from now on
+    const bool is_input = j < num_inputs;
+    const Declared& d = is_input ? inputs_[j] : outputs_[j - num_inputs];
+    kept += (kept.empty() ? "" : ", ") + std::string("a view derived from ") + (is_input ? "input '" : "output '") +
+            d.name + "' (cannot be revoked: it must not be used again)";
+  }
+  loan.lent.clear();
+  loan.leases.clear();
+  if (!kept.empty() && !failure)
+    failure = Error(JB_ERROR_RUNTIME, "python model '" + model + "': the algorithm kept " + kept +
+                                          " after the call; views lend the caller's memory for one run only: "
+                                          "keep a .copy() instead");
+  return failure;
+}
+
+void Algorithm::run(const jb_tensor_view* inputs, const int32_t* output_index, jb_tensor_view* outputs,
+                    jb_plugin_owned* owned, size_t num_outputs) {
+  Loan loan;
+  place_outputs(inputs, output_index, outputs, owned, num_outputs, loan);
+  Gil gil;
+  std::optional<Error> failure = lend(inputs, loan);
+  if (!failure) {
+    const std::string context = "python model '" + model + "': ";
+    PyObject* result = PyObject_CallFunctionObjArgs(call.get(), loan.in_dict, loan.out_dict, nullptr);
     if (result == nullptr) {
       failure = python_error(JB_ERROR_RUNTIME, context + "the algorithm raised an exception:\n");
     } else if (result != Py_None) {
-      Ref stored(PyObject_CallFunctionObjArgs(a->store_returned.get(), result, out_dict, nullptr));
+      Ref stored(PyObject_CallFunctionObjArgs(store_returned.get(), result, loan.out_dict, nullptr));
       if (!stored) failure = python_error(JB_ERROR_RUNTIME, context);
     }
     Py_XDECREF(result);
   }
   // The exception and its traceback (which holds the frames' locals) are gone by now, so any reference
   // left to a lent array is one the algorithm kept.
-  Py_XDECREF(in_dict);
-  Py_XDECREF(out_dict);
-
-  // Lifetime: the caller may free these buffers as soon as run returns. A lent array the algorithm kept
-  // is revoked in place (numpy offers no way to detach an array from its memory, so its state is
-  // replaced); a view derived from it cannot be reached to revoke. Both fail this run, naming the
-  // tensor, and a fresh lease serves the next run.
-  std::string kept;
-  for (size_t j = 0; j < lent.size(); ++j) {
-    const bool is_input = j < num_inputs;
-    Declared& d = is_input ? a->inputs_[j] : a->outputs_[j - num_inputs];
-    const std::string what = std::string(is_input ? "input '" : "output '") + d.name + "'";
-    if (Py_REFCNT(lent[j]) > 1) {
-      Ref r(PyObject_CallFunction(a->revoke.get(), "Os", lent[j], what.c_str()));
-      if (!r) PyErr_Clear();
-      kept += (kept.empty() ? "" : ", ") + what + " (revoked: it raises ReleasedViewError on use)";
-    }
-    Py_DECREF(lent[j]);
-  }
-  for (size_t j = 0; j < leases.size(); ++j) {
-    if (Py_REFCNT(leases[j]) <= 1) {
-      a->free_leases.push_back(leases[j]);
-      continue;
-    }
-    Py_DECREF(leases[j]);  // the kept view holds it from now on
-    const bool is_input = j < num_inputs;
-    const Declared& d = is_input ? a->inputs_[j] : a->outputs_[j - num_inputs];
-    kept += (kept.empty() ? "" : ", ") + std::string("a view derived from ") + (is_input ? "input '" : "output '") +
-            d.name + "' (cannot be revoked: it must not be used again)";
-  }
-  if (!kept.empty() && !failure)
-    failure = Error(JB_ERROR_RUNTIME, context + "the algorithm kept " + kept +
-                                        " after the call; views lend the caller's memory for one run only: "
-                                        "keep a .copy() instead");
+  failure = settle(loan, std::move(failure));
   if (failure) throw *failure;
+}
+
+// One run_async lent to the algorithm: its loan and the core's completion, held by the `done` callable's
+// capsule. `algorithm` is cleared once done has been called (or the run did not start).
+struct AsyncRun {
+  Algorithm* algorithm;
+  std::unique_ptr<void, void (*)(void*)> loan;  // an Algorithm::Loan
+  plugin::RunAsyncDone done;
+  void* user_data;
+};
+constexpr const char* kAsyncRunCapsule = "juno_bridge.python_plugin.run_async";
+
+// done(error=None): the algorithm's run is over; its views must no longer be referenced.
+PyObject* Algorithm::async_done(PyObject* capsule, PyObject* args) {
+  PyObject* error = Py_None;
+  if (!PyArg_ParseTuple(args, "|O:done", &error)) return nullptr;
+  auto* run = static_cast<AsyncRun*>(PyCapsule_GetPointer(capsule, kAsyncRunCapsule));
+  if (run == nullptr) return nullptr;
+  if (run->algorithm == nullptr) {
+    PyErr_SetString(PyExc_RuntimeError, "done() was already called for this run");
+    return nullptr;
+  }
+  Algorithm* a = std::exchange(run->algorithm, nullptr);
+  auto& loan = *static_cast<Loan*>(run->loan.get());
+  const std::string context = "python model '" + a->model + "': ";
+  std::optional<Error> failure;
+  if (error != Py_None) {
+    if (PyExceptionInstance_Check(error)) {
+      PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(error)), error);
+      failure = python_error(JB_ERROR_RUNTIME, context + "the algorithm's run_async failed:\n");
+      // Its traceback holds frames whose locals may be the lent views: it is told, not kept.
+      PyException_SetTraceback(error, Py_None);
+      PyException_SetContext(error, nullptr);
+      PyException_SetCause(error, nullptr);
+    } else {
+      failure = Error(JB_ERROR_RUNTIME, context + "run_async's done() takes None or an exception, got " +
+                                            Py_TYPE(error)->tp_name);
+    }
+  }
+  failure = a->settle(loan, std::move(failure), true);
+  run->loan.reset();  // the scratch outputs too
+  if (failure) run->done(run->user_data, static_cast<jb_status>(failure->code()), failure->backend_code(), failure->what());
+  else run->done(run->user_data, JB_OK, 0, nullptr);
+  Py_RETURN_NONE;
+}
+
+// The capsule's destructor: a `done` dropped without being called still completes the run, as an error.
+void Algorithm::drop_async_run(PyObject* capsule) {
+  std::unique_ptr<AsyncRun> run(static_cast<AsyncRun*>(PyCapsule_GetPointer(capsule, kAsyncRunCapsule)));
+  if (!run || run->algorithm == nullptr) return;
+  PyObject *type = nullptr, *value = nullptr, *tb = nullptr;
+  PyErr_Fetch(&type, &value, &tb);  // a destructor may run while an exception is pending
+  Algorithm* a = std::exchange(run->algorithm, nullptr);
+  std::optional<Error> failure = a->settle(*static_cast<Loan*>(run->loan.get()),
+                                           Error(JB_ERROR_RUNTIME, "python model '" + a->model +
+                                                                       "': the algorithm's run_async dropped its done "
+                                                                       "callback without calling it"),
+                                           true);
+  run->loan.reset();
+  run->done(run->user_data, static_cast<jb_status>(failure->code()), failure->backend_code(), failure->what());
+  PyErr_Restore(type, value, tb);
+}
+
+void Algorithm::run_async(const jb_tensor_view* inputs, const int32_t* output_index, jb_tensor_view* outputs,
+                          jb_plugin_owned* owned, size_t num_outputs, plugin::RunAsyncDone done, void* user_data) {
+  auto loan = std::make_unique<Loan>();
+  place_outputs(inputs, output_index, outputs, owned, num_outputs, *loan);
+  Gil gil;
+  if (std::optional<Error> failure = lend(inputs, *loan)) throw *settle(*loan, failure);
+  static PyMethodDef method = {"done", reinterpret_cast<PyCFunction>(&Algorithm::async_done), METH_VARARGS,
+                               "done(error=None): the run is over (error: the exception that ended it)."};
+  auto* run = new AsyncRun{this, {loan.release(), [](void* p) { delete static_cast<Loan*>(p); }}, done, user_data};
+  Ref capsule(PyCapsule_New(run, kAsyncRunCapsule, &Algorithm::drop_async_run));
+  if (!capsule) {
+    std::optional<Error> failure = python_error(JB_ERROR_RUNTIME, "python model '" + model + "': ");
+    Loan& l = *static_cast<Loan*>(run->loan.get());
+    failure = settle(l, failure);
+    delete run;
+    throw *failure;
+  }
+  Ref done_callable(PyCFunction_New(&method, capsule.get()));
+  // Our own references for the call: done() may release the loan's before run_async returns.
+  Loan& lent = *static_cast<Loan*>(run->loan.get());
+  Py_INCREF(lent.in_dict);
+  Py_INCREF(lent.out_dict);
+  Ref in_dict(lent.in_dict), out_dict(lent.out_dict);
+  Ref started(done_callable ? PyObject_CallFunctionObjArgs(call_async.get(), in_dict.get(), out_dict.get(),
+                                                           done_callable.get(), nullptr)
+                            : nullptr);
+  if (started) return;  // running, or already done
+  if (run->algorithm == nullptr) {  // done() was called, then it raised: the run has reported already
+    PyErr_Clear();
+    return;
+  }
+  // It raised before starting: the run did not start, and done (if kept) must find nothing to complete.
+  std::optional<Error> failure = python_error(JB_ERROR_RUNTIME, "python model '" + model +
+                                                                    "': the algorithm's run_async raised an exception:\n");
+  run->algorithm = nullptr;
+  failure = settle(lent, failure, true);
+  run->loan.reset();
+  throw *failure;
 }
 
 

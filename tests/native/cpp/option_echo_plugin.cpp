@@ -4,7 +4,13 @@
 //   -DECHO_NAME=optecho                  ABI 3: declares intra_op_threads and colour
 //   -DECHO_NAME=optecho2 -DECHO_ABI2     a table laid out as ABI 2 (no struct_size, no options), which
 //                                        the core still reads and passes every option, as ABI 2 did.
+//   -DECHO_ASYNC                         with a run_async of its own: y written on a thread it starts
+//   -DECHO_ASYNC -DECHO_BEFORE_ASYNC     the same, its struct_size that of a table before the
+//                                        asynchronous entries: the core must not see them.
+// A negative x[0] is an input error, from run and from run_async alike.
+#include <cstddef>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "juno_bridge/plugin_sdk.hpp"
@@ -39,12 +45,33 @@ class Echo {
   void stats(uint64_t* wrapped, const void**, size_t) const { *wrapped = 0; }
   void run(const jb_tensor_view* in, const int32_t*, jb_tensor_view* out, jb_plugin_owned*, size_t num_outputs) {
     if (num_outputs != 1 || out[0].data == nullptr) throw Error(JB_ERROR_INVALID_ARGUMENT, "echo: give y a buffer");
+    twice(in, out);
+  }
+#ifdef ECHO_ASYNC
+  bool async_native() const { return true; }
+  void run_async(const jb_tensor_view* in, const int32_t*, jb_tensor_view* out, jb_plugin_owned*, size_t num_outputs,
+                 plugin::RunAsyncDone done, void* user_data) {
+    if (num_outputs != 1 || out[0].data == nullptr) throw Error(JB_ERROR_INVALID_ARGUMENT, "echo: give y a buffer");
+    std::thread([in, out, done, user_data] {
+      try {
+        twice(in, out);
+      } catch (const Error& e) {
+        done(user_data, static_cast<jb_status>(e.code()), e.backend_code(), e.what());
+        return;
+      }
+      done(user_data, JB_OK, 0, nullptr);
+    }).detach();
+  }
+#endif
+
+ private:
+  static void twice(const jb_tensor_view* in, jb_tensor_view* out) {
     const auto* x = static_cast<const float*>(in[0].data);
     auto* y = static_cast<float*>(out[0].data);
+    if (in[0].shape[0] > 0 && x[0] < 0) throw Error(JB_ERROR_INPUT, "echo: negative x");
     for (int64_t i = 0; i < in[0].shape[0]; ++i) y[i] = 2 * x[i];
   }
 
- private:
   std::vector<Info> inputs_{{"x"}}, outputs_{{"y"}};
   std::string received_;
   std::vector<const char*> keys_, values_;
@@ -58,6 +85,9 @@ jb_plugin_api make_api() {
   api.abi_version = 2;
   api.struct_size = 0;  // padding in ABI 2
   api.options = nullptr;
+#endif
+#ifdef ECHO_BEFORE_ASYNC
+  api.struct_size = offsetof(jb_plugin_api, async_native);
 #endif
   return api;
 }

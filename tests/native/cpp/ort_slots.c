@@ -11,6 +11,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,6 +151,106 @@ static void run_model(OrtSession* session, const OrtMemoryInfo* cpu, const OrtRu
 }
 
 static int contains(const char* haystack, const char* needle) { return haystack && strstr(haystack, needle) != NULL; }
+
+/* What one RunAsync's callback saw, handed to the waiting thread. */
+struct AsyncResult {
+  pthread_mutex_t mutex;
+  pthread_cond_t cond;
+  int done;
+  OrtValue** outputs;
+  size_t num_outputs;
+  OrtErrorCode code;
+  char message[512];
+};
+
+static void on_run_async(void* user_data, OrtValue** outputs, size_t num_outputs, OrtStatus* status) {
+  struct AsyncResult* r = user_data;
+  pthread_mutex_lock(&r->mutex);
+  r->outputs = outputs;
+  r->num_outputs = num_outputs;
+  r->code = take_status(status, r->message, sizeof r->message); /* the callback owns the status */
+  r->done = 1;
+  pthread_cond_signal(&r->cond);
+  pthread_mutex_unlock(&r->mutex);
+}
+
+/* Starts RunAsync on x [2,3] and n (of n_len elements; the model takes 2) into a pre-made y and a
+ * runtime-allocated m, waits for the callback when it started; returns RunAsync's own status. */
+static float async_x[6] = {0.5f, -1.5f, 2.0f, 3.25f, -4.0f, 0.125f};
+
+static OrtStatus* run_async_and_wait(OrtSession* session, const OrtMemoryInfo* cpu, int64_t n_len, float* y,
+                                     OrtValue** outputs, struct AsyncResult* r) {
+  float* x = async_x;
+  static int64_t n[3] = {3, -4, 5};
+  int64_t x_shape[2] = {2, 3};
+  OrtValue *x_value = NULL, *n_value = NULL;
+  const char* input_names[2] = {"x", "n"};
+  static const char* output_names[2] = {"y", "m"};
+  api.CreateTensorWithDataAsOrtValue(cpu, x, sizeof async_x, x_shape, 2, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, &x_value);
+  api.CreateTensorWithDataAsOrtValue(cpu, n, (size_t)n_len * sizeof n[0], &n_len, 1, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64,
+                                     &n_value);
+  api.CreateTensorWithDataAsOrtValue(cpu, y, 6 * sizeof(float), x_shape, 2, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT,
+                                     &outputs[0]);
+  outputs[1] = NULL;
+  const OrtValue* inputs[2] = {x_value, n_value};
+  pthread_mutex_init(&r->mutex, NULL);
+  pthread_cond_init(&r->cond, NULL);
+  r->done = 0;
+  /* The arrays and values stay alive until the callback: this function waits for it. */
+  OrtStatus* status = api.RunAsync(session, NULL, input_names, inputs, 2, output_names, 2, outputs, on_run_async, r);
+  if (status == NULL) {
+    pthread_mutex_lock(&r->mutex);
+    while (!r->done) pthread_cond_wait(&r->cond, &r->mutex);
+    pthread_mutex_unlock(&r->mutex);
+  }
+  pthread_cond_destroy(&r->cond);
+  pthread_mutex_destroy(&r->mutex);
+  api.ReleaseValue(x_value);
+  api.ReleaseValue(n_value);
+  return status;
+}
+
+/* RunAsync: refused on a session of one intra-op thread; on two, it runs on the session's pool, writes the
+ * pre-made output, allocates the other and hands the caller's own output array to the callback; a failed
+ * run comes as the callback's status, with no outputs. */
+static void check_run_async(OrtEnv* env, const char* model, const OrtMemoryInfo* cpu, OrtSession* one_thread) {
+  float y[6] = {0};
+  OrtValue* outputs[2] = {NULL, NULL};
+  struct AsyncResult r;
+  OrtSessionOptions* options = NULL;
+  OrtSession* two = NULL;
+  int i, values_ok = 1;
+
+  expect_error(IDX_RunAsync, run_async_and_wait(one_thread, cpu, 2, y, outputs, &r), -1,
+               "RunAsync on a session of 1 intra-op thread");
+  api.ReleaseValue(outputs[0]);
+  api.CreateSessionOptions(&options);
+  expect_ok(IDX_SetIntraOpNumThreads, api.SetIntraOpNumThreads(options, 2), "SetIntraOpNumThreads(2)");
+  expect_ok(IDX_CreateSession, api.CreateSession(env, model, options, &two), "CreateSession(2 intra-op threads)");
+  api.ReleaseSessionOptions(options);
+  if (!two) return;
+  if (expect_ok(IDX_RunAsync, run_async_and_wait(two, cpu, 2, y, outputs, &r), "RunAsync, 2 intra-op threads")) {
+    check(IDX_RunAsync, r.code == ORT_OK && r.outputs == outputs && r.num_outputs == 2,
+          "the callback got status %d, the caller's output array (%d) and 2 outputs (%zu)", (int)r.code,
+          r.outputs == outputs, r.num_outputs);
+    for (i = 0; i < 6; ++i) values_ok &= y[i] == async_x[i] * async_x[i];
+    check(IDX_RunAsync, values_ok, "RunAsync wrote y = x*x into the caller's buffer: %g %g %g %g %g %g", y[0], y[1],
+          y[2], y[3], y[4], y[5]);
+    int64_t* m = NULL;
+    if (check(IDX_RunAsync, outputs[1] != NULL, "RunAsync allocated m into the caller's array")) {
+      api.GetTensorMutableData(outputs[1], (void**)&m);
+      check(IDX_RunAsync, m && m[0] == -3 && m[1] == 4, "m = -n = [%lld, %lld]", m ? (long long)m[0] : 0LL,
+            m ? (long long)m[1] : 0LL);
+      api.ReleaseValue(outputs[1]);
+    }
+  }
+  api.ReleaseValue(outputs[0]);
+  if (expect_ok(IDX_RunAsync, run_async_and_wait(two, cpu, 3, y, outputs, &r), "RunAsync with n of shape [3] starts"))
+    check(IDX_RunAsync, r.code != ORT_OK && r.num_outputs == 0 && outputs[1] == NULL && r.message[0],
+          "its failure comes to the callback: code %d, %zu outputs, '%.120s'", (int)r.code, r.num_outputs, r.message);
+  api.ReleaseValue(outputs[0]);
+  api.ReleaseSession(two);
+}
 
 /* Global thread pools: an env made with them runs a session that has no threads of its own. Must come
  * before any other env: ONNX Runtime keeps one env per process and fixes its pools at creation. */
@@ -573,6 +674,7 @@ int main(int argc, char** argv) {
       }
       api.ReleaseRunOptions(run_options);
       check(IDX_ReleaseRunOptions, 1, "released the run options (returned)");
+      check_run_async(env, model, cpu, session);
     }
     if (from_bytes) {
       run_model(from_bytes, cpu, NULL, "bytes");

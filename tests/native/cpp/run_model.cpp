@@ -6,7 +6,8 @@
 // MODEL takes x float32 [batch, F] and gives float32 outputs whose dynamic dims are the batch (the
 // model tests/test_cpp_programs.py writes). Opens it the way a framework algorithm would in
 // initialize(), runs it into caller buffers as execute() would, and shows jb::Error for bad inputs;
-// then the providers it got, a second Session sharing the backend session, and 100 run_async in flight.
+// then the providers it got, a second Session sharing the backend session, and 100 run_async in flight
+// (on the worker pool, and through ONNX Runtime's RunAsync).
 // Prints the same "values ..." and PASS/FAIL lines as run_model.c, then "N passed, M failed".
 #include <atomic>
 #include <cstdio>
@@ -130,33 +131,45 @@ int main(int argc, char** argv) {
     }
     check(session.stats().backend_users == 1, "closing the other Session leaves this one's backend");
 
-    // 100 runs in flight, each into its own buffers (alive until its callback), equal to run().
-    const int in_flight = 100;
-    std::vector<std::vector<std::vector<float>>> async_buffers(in_flight);
-    std::vector<std::vector<jb::TensorView>> async_views(in_flight);
-    std::vector<int32_t> all_outputs;
-    for (size_t k = 0; k < outputs.size(); ++k) all_outputs.push_back(static_cast<int32_t>(k));
-    std::atomic<int> remaining{in_flight}, errors{0};
-    std::promise<void> all_done;
-    for (int r = 0; r < in_flight; ++r) {
-      for (const auto& view : outputs) {
-        async_buffers[r].emplace_back(static_cast<size_t>(view.num_elements()) + 1);  // +1: never NULL
-        jb::TensorView v = view;
-        v.data = async_buffers[r].back().data();
-        async_views[r].push_back(v);
+    // 100 runs in flight, each into its own buffers (alive until its callback), equal to run(): on this
+    // session (ONNX Runtime with one intra-op thread: the worker pool; triton://: the Triton client's
+    // async_infer) and, for ONNX Runtime, on one with two intra-op threads (its RunAsync).
+    auto in_flight_equal_run = [&](jb::Session& s, const std::string& mode) {
+      check(s.async_mode() == mode, "Session::async_mode() is " + mode);
+      const int in_flight = 100;
+      std::vector<std::vector<std::vector<float>>> async_buffers(in_flight);
+      std::vector<std::vector<jb::TensorView>> async_views(in_flight);
+      std::vector<int32_t> all_outputs;
+      for (size_t k = 0; k < outputs.size(); ++k) all_outputs.push_back(static_cast<int32_t>(k));
+      std::atomic<int> remaining{in_flight}, errors{0};
+      std::promise<void> all_done;
+      for (int r = 0; r < in_flight; ++r) {
+        for (const auto& view : outputs) {
+          async_buffers[r].emplace_back(static_cast<size_t>(view.num_elements()) + 1);  // +1: never NULL
+          jb::TensorView v = view;
+          v.data = async_buffers[r].back().data();
+          async_views[r].push_back(v);
+        }
+        s.run_async(inputs.data(), inputs.size(), all_outputs.data(), async_views[r].data(), nullptr, outputs.size(),
+                    [&](std::exception_ptr error) {
+                      if (error) errors++;
+                      if (--remaining == 0) all_done.set_value();
+                    });
       }
-      session.run_async(inputs.data(), inputs.size(), all_outputs.data(), async_views[r].data(), nullptr,
-                        outputs.size(), [&](std::exception_ptr error) {
-                          if (error) errors++;
-                          if (--remaining == 0) all_done.set_value();
-                        });
+      all_done.get_future().wait();
+      bool same = errors == 0;
+      for (int r = 0; r < in_flight; ++r)
+        for (size_t k = 0; k < outputs.size(); ++k)
+          same = same && std::memcmp(async_views[r][k].data, outputs[k].data, outputs[k].nbytes()) == 0;
+      check(same, "100 Session::run_async calls in flight (" + mode + ") give bitwise what run gives");
+    };
+    in_flight_equal_run(session, onnxruntime ? "pool" : "native");
+    if (onnxruntime) {
+      jb::SessionOptions two = options;
+      two.intra_op_threads = 2;
+      jb::Session native(model, two);
+      in_flight_equal_run(native, "native");
     }
-    all_done.get_future().wait();
-    bool same = errors == 0;
-    for (int r = 0; r < in_flight; ++r)
-      for (size_t k = 0; k < outputs.size(); ++k)
-        same = same && std::memcmp(async_views[r][k].data, outputs[k].data, outputs[k].nbytes()) == 0;
-    check(same, "100 Session::run_async calls in flight give bitwise what run gives");
 
     session.close();
     expect_error([&] { session.run(inputs, outputs); }, jb::ErrorCode::InvalidArgument, "", "run after close");

@@ -1,14 +1,17 @@
 // Threaded stress of the C++ Session and the C ABI: many threads on shared sessions (results bitwise
-// equal to serial runs), close() while runs are in flight, open/close churn. Any crash, wrong number
-// or unexpected error fails it; a sanitizer build (tests/native/sanitize.sh) runs the same program.
+// equal to serial runs), close() while runs are in flight, open/close churn, run_async through ONNX
+// Runtime's RunAsync with the Session destroyed by its last completion. Any crash, wrong number or
+// unexpected error fails it; a sanitizer build (tests/native/sanitize.sh) runs the same program.
 //
-//   stress MODEL [shared|close|churn|once ...]   (default: shared close churn)
+//   stress MODEL [shared|close|churn|async|once ...]   (default: shared close churn async)
 // MODEL: x float32 [batch, 8] -> y float32 [batch, 4], s float32 [batch] (tests' write_mlp_model).
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <future>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <string>
@@ -175,6 +178,57 @@ void churn(const std::string& model) {
   for (auto& th : threads) th.join();
 }
 
+// run_async through RunAsync (two intra-op threads), many in flight from several threads, each into its
+// own buffers: every result bitwise equal to the serial one. The last completion of a round destroys the
+// Session on the runtime's thread, while the threads that started runs may still be returning.
+void async_runs(const std::string& model) {
+  const int per_thread = 16 * kScale;
+  for (int round = 0; round < 8; ++round) {
+    jb::SessionOptions o;
+    o.intra_op_threads = 2;
+    o.shared = false;
+    auto* session = new jb::Session(model, o);
+    if (std::string(session->async_mode()) != "native") fail("async: the session's async_mode is not native");
+    const auto events = make_events(*session, 8);
+    struct Call {
+      const Event* event = nullptr;
+      std::vector<float> y, s;
+      std::vector<jb::TensorView> in, out;
+    };
+    std::vector<Call> calls(static_cast<size_t>(kThreads * per_thread));
+    std::atomic<int> remaining{static_cast<int>(calls.size())};
+    std::promise<void> all_done;
+    const int32_t both[2] = {0, 1};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t)
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < per_thread; ++i) {
+          Call& c = calls[static_cast<size_t>(t * per_thread + i)];
+          c.event = &events[static_cast<size_t>(t + i) % events.size()];
+          const int64_t b = c.event->batch;
+          c.y.resize(static_cast<size_t>(b * kOutputs));
+          c.s.resize(static_cast<size_t>(b));
+          c.in = {jb::TensorView::of(c.event->x.data(), {b, kFeatures})};
+          c.out = {jb::TensorView::of(c.y.data(), {b, kOutputs}), jb::TensorView::of(c.s.data(), {b})};
+          try {
+            session->run_async(c.in.data(), 1, both, c.out.data(), nullptr, 2, [&](std::exception_ptr error) {
+              if (error) fail("async: a run failed");
+              else if (!same(c.y, c.event->y) || !same(c.s, c.event->s)) fail("async: a run gave other numbers");
+              if (--remaining == 0) {
+                delete session;  // on the runtime's thread
+                all_done.set_value();
+              }
+            });
+          } catch (const std::exception& ex) {
+            fail(std::string("async: ") + ex.what());
+          }
+        }
+      });
+    for (auto& th : threads) th.join();
+    all_done.get_future().wait();
+  }
+}
+
 // One open, run, close: what a leak check at exit looks at.
 void once(const std::string& model) {
   jb::Session s(model);
@@ -186,18 +240,19 @@ void once(const std::string& model) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s MODEL [shared|close|churn|once ...]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s MODEL [shared|close|churn|async|once ...]\n", argv[0]);
     return 2;
   }
   const std::string model = argv[1];
   std::vector<std::string> scenarios(argv + 2, argv + argc);
-  if (scenarios.empty()) scenarios = {"shared", "close", "churn"};
+  if (scenarios.empty()) scenarios = {"shared", "close", "churn", "async"};
   for (const auto& name : scenarios) {
     const auto start = std::chrono::steady_clock::now();
     const int before = failures.load();
     if (name == "shared") shared(model);
     else if (name == "close") close_during_runs(model);
     else if (name == "churn") churn(model);
+    else if (name == "async") async_runs(model);
     else if (name == "once") once(model);
     else {
       std::fprintf(stderr, "unknown scenario '%s'\n", name.c_str());
