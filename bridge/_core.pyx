@@ -302,20 +302,24 @@ cdef class Session:
     logged (logger "juno_bridge.providers") and ``Session.providers`` says what was got;
     ``require_providers=True`` makes a skipped one an error. Sessions of the same model (file or bytes)
     with the same options share one backend session in the process (``shared=False``: one of its own);
-    closing one leaves the others running.
+    closing one leaves the others running. ``async_runs`` chooses how ``run_async`` runs: "native"
+    through the backend's own asynchronous call (ONNX Runtime's RunAsync, with 2+ intra-op threads;
+    Triton's async_infer), "pool" on the core's worker pool, "auto" (default) native except for ONNX
+    Runtime on the CPU, whose RunAsync is slower there than the pool; ``async_mode`` says what was got.
     """
     # The attributes are declared in bridge/juno_bridge/_core.pxd (juno_bridge._hits reads _session).
 
     def __init__(self, model, *, backend=None, intra_op_threads=0, inter_op_threads=0,
                  optimization="all", providers=("cpu",), onnxruntime=None, log_level="warning",
                  execution_mode="sequential", global_thread_pool=False, require_providers=False,
-                 shared=True, config=None):
+                 shared=True, async_runs="auto", config=None):
         cdef SessionOptions options
         cdef Status status
         settings = {"intra_op_threads": intra_op_threads, "inter_op_threads": inter_op_threads,
                     "optimization": optimization, "log_level": log_level,
                     "execution_mode": execution_mode, "global_thread_pool": int(bool(global_thread_pool)),
-                    "require_providers": int(bool(require_providers)), "shared": int(bool(shared))}
+                    "require_providers": int(bool(require_providers)), "shared": int(bool(shared)),
+                    "async_runs": async_runs}
         if isinstance(providers, str):
             providers = (providers,)
         if not isinstance(providers, (list, tuple)) or not all(isinstance(p, str) for p in providers):

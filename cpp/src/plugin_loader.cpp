@@ -160,7 +160,8 @@ class PluginBackend final : public Backend {
     try {
       for (size_t i = 0, n = api_->num_inputs(handle_); i < n; ++i) inputs_.push_back(info(true, i));
       for (size_t i = 0, n = api_->num_outputs(handle_); i < n; ++i) outputs_.push_back(info(false, i));
-      async_native_ = api_->async_native && api_->run_async && api_->async_native(handle_) == 1;
+      async_native_ = options.async_runs != "pool" && api_->async_native && api_->run_async &&
+                      api_->async_native(handle_) == 1;
     } catch (...) {
       api_->close(handle_);
       throw;

@@ -65,7 +65,7 @@ std::string known_names(const std::vector<TensorInfo>& infos) {
 
 const char* const kSessionOptionNames[] = {"backend",  "intra_op_threads", "inter_op_threads", "optimization",
                                            "providers", "onnxruntime",     "log_level",        "execution_mode",
-                                           "global_thread_pool", "require_providers", "shared"};
+                                           "global_thread_pool", "require_providers", "shared", "async_runs"};
 
 void SessionOptions::set(const std::string& key, const std::string& value) {
   if (key.rfind(kConfigPrefix, 0) == 0) {
@@ -82,6 +82,11 @@ void SessionOptions::set(const std::string& key, const std::string& value) {
   else if (key == "global_thread_pool") global_thread_pool = parse_flag(key, value);
   else if (key == "require_providers") require_providers = parse_flag(key, value);
   else if (key == "shared") shared = parse_flag(key, value);
+  else if (key == "async_runs") {
+    if (value != "auto" && value != "native" && value != "pool")
+      throw Error(ErrorCode::InvalidArgument, "option 'async_runs' must be auto, native or pool, got '" + value + "'");
+    async_runs = value;
+  }
   else if (key == "providers") providers = parse_providers(value);
   else if (key.empty()) {
     throw Error(ErrorCode::InvalidArgument, "option key must not be empty");
@@ -139,7 +144,7 @@ std::string share_key(const std::string& model, const void* bytes, size_t size, 
   const char* env_ort = o.onnxruntime.empty() ? std::getenv("JUNO_BRIDGE_ONNXRUNTIME") : nullptr;
   key << '\n' << o.backend << '\n' << o.intra_op_threads << ',' << o.inter_op_threads << ',' << o.optimization << ','
       << o.onnxruntime << ',' << (env_ort ? env_ort : "") << ',' << o.log_level << ',' << o.execution_mode << ','
-      << o.global_thread_pool << ',' << o.require_providers;
+      << o.global_thread_pool << ',' << o.require_providers << ',' << o.async_runs;
   for (const auto& p : o.providers) key << "\np:" << p;
   for (const auto& [k, v] : o.config) key << "\nc:" << k << '=' << v;
   return key.str();

@@ -81,7 +81,7 @@ def group_rows(settings: Settings) -> list[Row]:
 def async_rows(requests: int, warmup: int) -> list[Row]:
     """(f) run_async through RunAsync vs (f') through the worker pool, both on every core of the machine."""
     path = str(builtin_model("juno"))
-    native = jb.Session(path, intra_op_threads=2, shared=False)
+    native = jb.Session(path, intra_op_threads=2, async_runs="native", shared=False)
     pool = jb.Session(path, intra_op_threads=1, shared=False)
     if (native.async_mode, pool.async_mode) != ("native", "pool"):
         raise AssertionError(f"async modes {native.async_mode!r}, {pool.async_mode!r}; expected native, pool")

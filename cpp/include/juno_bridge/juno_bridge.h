@@ -83,7 +83,8 @@ JB_API const char* jb_dtype_name(int32_t dtype); /* "float32", ...; "undefined" 
  * providers (comma-separated: cpu, cuda, ...), onnxruntime (library path), log_level
  * (verbose|info|warning|error|fatal), execution_mode (sequential|parallel), global_thread_pool (0|1),
  * require_providers (0|1: a provider in `providers` that cannot be used is an error, not skipped),
- * shared (0|1, default 1: sessions of the same model and options share one backend session).
+ * shared (0|1, default 1: sessions of the same model and options share one backend session),
+ * async_runs (auto|native|pool, default auto: how jb_session_run_async runs, see jb_session_async_mode).
  * A backend-specific entry is "config.<key>" (Python's config= dict): a plugin's own option
  * ("config.num_runners") or an ONNX Runtime session config entry ("config.session.intra_op.allow_spinning");
  * any other key is taken as config.<key> too. The backend that opens the model refuses, by name and
@@ -108,7 +109,9 @@ JB_API jb_status jb_session_output_index(const jb_session* session, const char* 
  * without providers); valid until close. */
 JB_API const char* jb_session_providers(const jb_session* session);
 /* How jb_session_run_async runs for this session (static text): "native", the backend's own
- * asynchronous call (ONNX Runtime's RunAsync), or "pool", the core's worker pool. */
+ * asynchronous call (ONNX Runtime's RunAsync, a plugin's run_async such as Triton's async_infer), or
+ * "pool", the core's worker pool. Option async_runs: "auto" (native except for ONNX Runtime on the CPU,
+ * whose RunAsync was slower than the pool there), "native" (where the backend allows it), "pool". */
 JB_API const char* jb_session_async_mode(const jb_session* session);
 /* The backend session behind `session`: sessions sharing one (option shared) have the same id. */
 JB_API uint64_t jb_session_backend_id(const jb_session* session);

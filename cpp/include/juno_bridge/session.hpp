@@ -34,6 +34,11 @@ struct SessionOptions {
   // Sessions of the same model (same file, or same bytes) with the same options share one backend
   // session in the process, reference-counted: it dies with its last Session. false: a session of its own.
   bool shared = true;
+  // How run_async runs: "native" through the backend's own asynchronous call where it has one (ONNX
+  // Runtime's RunAsync, which needs 2+ intra-op threads; a plugin's run_async, e.g. Triton's
+  // async_infer), "pool" on the core's worker pool, "auto" native except for ONNX Runtime on the CPU,
+  // whose RunAsync was measured 1.5x slower than the pool (README "Asynchronous runs").
+  std::string async_runs = "auto";
   // Backend-specific entries, checked by the backend that opens the model: a plugin's own options
   // ("num_runners", "signature"), refused by name unless the plugin declares them; or ONNX Runtime
   // session config entries, whose keys are "<area>.<name>" ("session.intra_op.allow_spinning").

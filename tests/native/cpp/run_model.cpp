@@ -167,6 +167,7 @@ int main(int argc, char** argv) {
     if (onnxruntime) {
       jb::SessionOptions two = options;
       two.intra_op_threads = 2;
+      two.async_runs = "native";
       jb::Session native(model, two);
       in_flight_equal_run(native, "native");
     }

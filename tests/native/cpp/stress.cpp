@@ -187,6 +187,7 @@ void async_runs(const std::string& model) {
     jb::SessionOptions o;
     o.intra_op_threads = 2;
     o.shared = false;
+    o.async_runs = "native";
     auto* session = new jb::Session(model, o);
     if (std::string(session->async_mode()) != "native") fail("async: the session's async_mode is not native");
     const auto events = make_events(*session, 8);
