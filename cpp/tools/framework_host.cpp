@@ -8,8 +8,8 @@
 //
 // EVENTS_FILE (written by juno_bridge.demo): "JBHITS01", uint64 events, uint64 hits, int64 offsets
 // [events + 1], int32 pmt ids [hits], float32 nPE [hits], float32 first-hit times [hits].
-// RESULTS_FILE: for each event, every output's row (float32), outputs in model order.
-// Prints one JSON line: events, seconds in the event loop, events per second.
+// RESULTS_FILE: for each event, every output's row (float32), outputs in the session's order.
+// Prints one JSON line: events, seconds in the event loop, events per second, the output names in order.
 #include <juno_bridge/batch_assembler.hpp>
 #include <juno_bridge/session.hpp>
 
@@ -69,6 +69,7 @@ class ReconstructionAlg {
     jb::SessionOptions options;
     options.intra_op_threads = threads;  // the framework owns the cores
     session_.emplace(model, options);
+    for (const auto& o : session_->outputs()) output_names_.push_back(o.name);
     assembler_.emplace(*session_, batch_size);
     return true;
   }
@@ -89,6 +90,8 @@ class ReconstructionAlg {
   }
 
   const std::vector<float>& results() const { return results_; }
+  // The order of each event's rows in results(): the session's outputs (backends order them differently).
+  const std::vector<std::string>& output_names() const { return output_names_; }
 
  private:
   void collect(const std::vector<jb::BatchAssembler::EventResult>& done) {
@@ -102,6 +105,7 @@ class ReconstructionAlg {
   std::optional<jb::Session> session_;
   std::optional<jb::BatchAssembler> assembler_;
   std::vector<float> results_;
+  std::vector<std::string> output_names_;
 };
 
 }  // namespace
@@ -131,8 +135,10 @@ int main(int argc, char** argv) {
     out.write(reinterpret_cast<const char*>(alg.results().data()),
               static_cast<std::streamsize>(alg.results().size() * sizeof(float)));
     if (!out) throw std::runtime_error(std::string("cannot write results to '") + argv[3] + "'");
-    std::printf("{\"events\": %zu, \"seconds\": %.6f, \"events_per_s\": %.1f}\n", events.size(), seconds,
-                events.size() / seconds);
+    std::string names;
+    for (const auto& n : alg.output_names()) names += (names.empty() ? "\"" : ", \"") + n + "\"";
+    std::printf("{\"events\": %zu, \"seconds\": %.6f, \"events_per_s\": %.1f, \"outputs\": [%s]}\n", events.size(),
+                seconds, events.size() / seconds, names.c_str());
     return 0;
   } catch (const jb::Error& e) {
     std::cerr << "jb-framework-host: " << e.what() << "\n";
