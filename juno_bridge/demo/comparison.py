@@ -194,8 +194,8 @@ def plot(path: Path, rows: np.ndarray, events: Events, results: list[Result]) ->
     ax.set(xlabel="true energy [MeV]", ylabel="reconstructed energy [MeV]", title="Energy (ONNX Runtime)")
     ax = axes[1]
     for k, axis in enumerate("xyz"):
-        ax.hist(100 * (rows[:, k] - events.vertex[:, k]), bins=80, range=(-150, 150), histtype="step", label=axis)
-    ax.set(xlabel="reconstructed - true vertex [cm]", ylabel="events", title="Vertex residuals")
+        ax.hist(100 * (rows[:, k] - events.vertex[:, k]), bins=120, range=(-30, 30), histtype="step", label=axis)
+    ax.set(xlabel="reconstructed - true vertex [cm]", ylabel="events", title="Vertex residuals (0-10 MeV)")
     ax.legend()
     ax = axes[2]
     labels = [f"{r.method}\n({r.caller})" for r in results]
