@@ -2,17 +2,8 @@
 
     jb.Session("python:juno_bridge.demo.models.baseline_algorithm:reconstruct")
 """
-from juno_bridge.algorithm import algorithm
-from juno_bridge.demo.detector import N_LPMT
 from juno_bridge.demo.models import baseline
+from juno_bridge.demo.models.forms import vertex_energy_algorithm
 
-
-@algorithm(inputs={"pmt": ("float32", ("B", 2, N_LPMT))},
-           outputs={"vertex": ("float32", ("B", 3)), "energy": ("float32", ("B",))})
-def reconstruct(inputs, outputs):
-    vertex, energy = baseline.reconstruct(inputs["pmt"])
-    outputs["vertex"][...] = vertex
-    outputs["energy"][...] = energy
-
-
+reconstruct = vertex_energy_algorithm(baseline.reconstruct)
 MODEL = f"python:{__name__}:reconstruct"

@@ -5,17 +5,8 @@ a copy, and the outputs are written into the bridge's output buffers.
     jb.Session("python:juno_bridge.demo.models.default_algorithm:reconstruct")
     jb.Session("python:juno_bridge.models.default_algorithm:reconstruct")   # the name it had before, kept
 """
-from juno_bridge.algorithm import algorithm
-from juno_bridge.demo.detector import N_LPMT
 from juno_bridge.demo.models import default
+from juno_bridge.demo.models.forms import vertex_energy_algorithm
 
-
-@algorithm(inputs={"pmt": ("float32", ("B", 2, N_LPMT))},
-           outputs={"vertex": ("float32", ("B", 3)), "energy": ("float32", ("B",))})
-def reconstruct(inputs, outputs):
-    vertex, energy = default.reconstruct(inputs["pmt"])
-    outputs["vertex"][...] = vertex
-    outputs["energy"][...] = energy
-
-
+reconstruct = vertex_energy_algorithm(default.reconstruct)
 MODEL = f"python:{__name__}:reconstruct"

@@ -34,3 +34,18 @@ def torch_forms(make_module, stem: str, cache) -> tuple[Path, Path, object]:
             for extra in tmp.parent.glob(tmp.name + "*"):  # the model and any sidecar it writes
                 os.replace(extra, path.parent / extra.name.replace(tmp.name, path.name))
     return pt2, pt, module
+
+
+def vertex_energy_algorithm(reconstruct):
+    """``reconstruct(pmt) -> (vertex, energy)`` as a Python algorithm of the demo models' signature
+    (``python:module:callable`` names the result)."""
+    from juno_bridge.algorithm import algorithm
+
+    @algorithm(inputs={"pmt": ("float32", ("B", 2, N_LPMT))},
+               outputs={"vertex": ("float32", ("B", 3)), "energy": ("float32", ("B",))})
+    def run(inputs, outputs):
+        vertex, energy = reconstruct(inputs["pmt"])
+        outputs["vertex"][...] = vertex
+        outputs["energy"][...] = energy
+
+    return run
