@@ -58,6 +58,7 @@ def _chunk_sample(task: tuple) -> Sample:
     """Worker: generate one chunk of events and reduce it to a Sample (torch on one thread)."""
     import torch
 
+    from juno_bridge.demo.detector import toy_detector
     from juno_bridge.demo.models import graph, network
     from juno_bridge.demo.toymc import LIGHT_SPEED_M_PER_NS, generate
 
@@ -77,7 +78,8 @@ def _chunk_sample(task: tuple) -> Sample:
         g = diff / (LIGHT_SPEED_M_PER_NS * d)[:, None]
         gg = torch.stack([g[:, 0] * g[:, 0], g[:, 1] * g[:, 1], g[:, 2] * g[:, 2], g[:, 0] * g[:, 1],
                           g[:, 0] * g[:, 2], g[:, 1] * g[:, 2]], dim=1)
-        entry = torch.clamp(torch.round(q), 1, graph.N_PE).long() - 1 + net.type_base[pmt_id]
+        pmt_type = torch.from_numpy(toy_detector().lpmt_type.astype(np.int64))[pmt_id]
+        entry = pmt_type * graph.N_PE + torch.clamp(torch.round(q), 1, graph.N_PE).long() - 1   # dark PMTs: none
         groups = graph.N_TYPES * graph.N_PE
         rows = torch.cat([torch.ones_like(u)[:, None], u[:, None], g, g * u[:, None], gg], dim=1).double()
         stats = torch.zeros((n * groups, len(STATISTICS)), dtype=torch.float64)

@@ -77,15 +77,16 @@ def export_onnx(module, path: str | os.PathLike) -> Path:
     import onnx
     import torch
 
-    from juno_bridge.demo.detector import N_LPMT
+    from juno_bridge.demo.toymc import generate
 
     path = Path(path)
+    example = torch.from_numpy(generate(2, seed=1).dense())   # real events: the trace takes every branch
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     with warnings.catch_warnings(), torch.no_grad():
         # the TorchScript-based exporter: the dynamo one needs onnxscript, one more large dependency
         warnings.filterwarnings("ignore", category=DeprecationWarning,
                                 message=".*legacy TorchScript-based ONNX export.*")
-        torch.onnx.export(module.eval(), (torch.zeros((2, 2, N_LPMT)),), str(tmp), dynamo=False, opset_version=OPSET,
+        torch.onnx.export(module.eval(), (example,), str(tmp), dynamo=False, opset_version=OPSET,
                           input_names=["pmt"], output_names=["vertex", "energy"],
                           dynamic_axes={"pmt": {0: "B"}, "vertex": {0: "B"}, "energy": {0: "B"}})
     model = onnx.load(str(tmp))

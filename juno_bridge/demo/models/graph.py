@@ -5,6 +5,9 @@ appears, holds the constants of ``geometry()`` as the framework's tensors.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+from types import SimpleNamespace
+
 import numpy as np
 
 from juno_bridge.demo.detector import LS_RADIUS_M, N_LPMT, toy_detector
@@ -21,6 +24,8 @@ N_TYPES = 2          # PMT types: MCP (0), dynode (1), as toy_detector().lpmt_ty
 HEAD_FEATURES = ("radius_fit", "energy_fit", "log_charge", "hits_per_pe", "radius_start", "step_m",
                  "cos_start_fit")
 HIDDEN = 64
+LIGHT_TABLE_BINS = 512      # the expected light tabulated in radius, 0 .. LIGHT_TABLE_MAX_M
+LIGHT_TABLE_MAX_M = 19.0
 VERTEX_SHIFT_M = 0.1   # the head's outputs are scaled so that ~1 means a 10 cm shift ...
 ENERGY_SCALE = 0.01    # ... and a 1 % energy correction
 
@@ -42,7 +47,9 @@ def geometry() -> dict:
     centre_weight = N_LPMT * np.exp(-radius / ATTENUATION_LENGTH_M) / radius**2
     k = baseline.coefficients()
     return {"positions": pos, "positions_t": np.ascontiguousarray(pos.T),
-            "type_base": det.lpmt_type.astype(np.int64) * N_PE,
+            # the row of a PMT's time-response tables: type * (N_PE + 1) + nPE bin (bin 0: dark, weight 0)
+            "type_base": det.lpmt_type.astype(np.int64) * (N_PE + 1),
+            "light_table": light_table(), "light_step": LIGHT_TABLE_MAX_M / LIGHT_TABLE_BINS,
             "pmt_radius": float(np.float32(radius)),
             # normalises the expected light so that an event at the centre expects LIGHT_YIELD per MeV
             "light_norm": float(np.float32(LIGHT_YIELD_PE_PER_MEV / centre_weight)),
@@ -51,9 +58,24 @@ def geometry() -> dict:
             "inv_r2": float(np.float32(1.0 / k["ls_radius_m"] ** 2))}
 
 
+@lru_cache(maxsize=1)
+def light_table() -> np.ndarray:
+    """The light expected from a vertex at radius r_k = k * LIGHT_TABLE_MAX_M / LIGHT_TABLE_BINS, k = 0 ..
+    LIGHT_TABLE_BINS, summed exactly over the PMTs (float64). The detector is a sphere: the sum depends on
+    the direction by at most 1.2e-5 of itself (toy lattice, r = 17.7 m), and linear interpolation
+    between these radii is good to ~1e-5, so the graph looks it up instead of summing 17,612 terms."""
+    det = toy_detector()
+    g = SimpleNamespace(positions_t=det.lpmt_pos.T, pmt_radius=float(np.linalg.norm(det.lpmt_pos[0])))
+    radii = np.arange(LIGHT_TABLE_BINS + 1) * (LIGHT_TABLE_MAX_M / LIGHT_TABLE_BINS)
+    direction = np.array([1.0, 2.0, 3.0]) / np.sqrt(14.0)
+    table = expected_light(NumpyOps, radii[:, None] * direction[None, :], g).astype(np.float32)
+    table.setflags(write=False)
+    return table
+
+
 class NumpyOps:
-    """What the graph needs of an array library, in numpy (used for the energy floor)."""
-    matmul, sqrt, exp, log = np.matmul, np.sqrt, np.exp, np.log
+    """What the graph needs of an array library, in numpy (the energy floor, the light table)."""
+    matmul, sqrt, exp, log, floor = np.matmul, np.sqrt, np.exp, np.log, np.floor
 
     @staticmethod
     def sum(x, axis, keepdims=False):
@@ -64,8 +86,20 @@ class NumpyOps:
         return np.maximum(x, np.float32(floor))
 
     @staticmethod
+    def minimum(x, ceiling: float):
+        return np.minimum(x, np.float32(ceiling))
+
+    @staticmethod
     def stack(xs, axis):
         return np.stack(xs, axis=axis)
+
+    @staticmethod
+    def to_index(x):
+        return x.astype(np.int64)
+
+    @staticmethod
+    def take(table, index):
+        return np.asarray(table).reshape(-1)[index]
 
 
 def start_vertex(o, npe, g):
@@ -87,10 +121,32 @@ def distances(o, v, g):
 
 
 def expected_light(o, v, g):
-    """Stage 4: sum over PMTs of acceptance (cos of incidence / d^2) x attenuation at vertex v: [B]."""
+    """The light expected at vertex v: sum over PMTs of acceptance (cos of incidence / d^2) x
+    attenuation: [B]. Tabulated in radius for the graph (light_table, radial_light)."""
     d, along = distances(o, v, g)
     cos_incidence = (g.pmt_radius - along / g.pmt_radius) / d
     return o.sum(o.maximum(cos_incidence, 0.0) / (d * d) * o.exp(-d / ATTENUATION_LENGTH_M), 1)
+
+
+def radial_light(o, v, g):
+    """Stage 4: the expected light at vertex v, interpolated in |v| from light_table(): [B]."""
+    r = o.sqrt(o.sum(v * v, 1))
+    x = o.minimum(r, LIGHT_TABLE_MAX_M - 1e-3) * (1.0 / g.light_step)
+    below = o.floor(x)
+    index = o.to_index(below)
+    low = o.take(g.light_table, index)
+    return low + (o.take(g.light_table, index + 1) - low) * (x - below)
+
+
+def response_tables(o, time_offset, log_weight):
+    """The learned tables as the graph reads them: [2, N_TYPES * (N_PE + 1)], row 0 the time offsets,
+    row 1 the square roots of the weights (the fit's sums are a Gram matrix of rows scaled by them); per
+    type, entry 0 for a dark PMT (weight 0, so it drops out of every sum), then nPE 1 .. N_PE. One
+    table, so one lookup gives a PMT both (the lookup is the graph's costliest op)."""
+    dark = time_offset[:, :1] * 0.0
+    offsets = o.reshape(o.concat([dark, time_offset], 1), (1, -1))
+    root_weights = o.reshape(o.concat([dark, o.exp(0.5 * log_weight)], 1), (1, -1))
+    return o.concat([offsets, root_weights], 0)
 
 
 def solve_sym3(o, a: list, b: list):
@@ -108,8 +164,13 @@ def gauss_newton_step(o, v0, sums: dict):
     table entry, in float64): w, w res, w g, w g res and w g g^T (6 unique), g_i = d(|r_i - v|/c)/dv.
     Eliminating t0 centres them: A = S_gg - S_g S_g^T / S_w, b = S_gr - S_g S_r / S_w. Returns v1."""
     wsum, sr, sg, sgr, sgg = sums["w"], sums["r"], sums["g"], sums["gr"], sums["gg"]
+    wsum = o.maximum(wsum, 1e-12)   # no fired PMT: every sum is 0, and so is the step
     pairs = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
     a = [sgg[n] - sg[:, i] * sg[:, j] / wsum for n, (i, j) in enumerate(pairs)]
+    # A whisper of damping (1e-6 of the trace, ~1e-3 of one photoelectron's term) keeps A invertible
+    # for events of a handful of hits; it moves a normal event's step by ~1e-6 of itself.
+    damping = (a[0] + a[1] + a[2]) * 1e-6 + 1e-6
+    a = [a[0] + damping, a[1] + damping, a[2] + damping, *a[3:]]
     b = [sgr[:, k] - sg[:, k] * sr / wsum for k in range(3)]
     return v0 + solve_sym3(o, a, b)
 
@@ -117,25 +178,25 @@ def gauss_newton_step(o, v0, sums: dict):
 def fixed_graph(o, pmt, g, time_offset, log_weight):
     """Stages 1-4 on a dense batch: v0, v1, E1, the total charge and the fired PMTs."""
     npe, time = pmt[:, 0, :], pmt[:, 1, :]
-    hit = o.fired(npe)
     v0 = start_vertex(o, npe, g)
-    index = o.table_index(npe, g.type_base)
-    w = hit * o.take(o.exp(log_weight), index)
+    response = o.take_columns(response_tables(o, time_offset, log_weight), o.table_index(npe, g.type_base))
+    offset, sw = response[0], response[1]            # [B, N] each; sw = sqrt(weight), 0 for a dark PMT
     # v0 - r_i per PMT, component by component: [B, N] each. Explicit differences, not |r|^2 - 2 v.r +
     # |v|^2 expanded into matmuls: the near PMTs weigh most and that expansion cancels ~2 digits there.
     diff = [v0[:, k:k + 1] - g.positions_t[k:k + 1, :] for k in range(3)]
     d = o.sqrt(diff[0] * diff[0] + diff[1] * diff[1] + diff[2] * diff[2] + 1e-8)
-    scale = 1.0 / (LIGHT_SPEED_M_PER_NS * d)
-    res = time - o.take(time_offset, index) - d / LIGHT_SPEED_M_PER_NS
-    # Every weighted sum of the fit at once: the Gram matrix of (1, g_x, g_y, g_z, res) under the
-    # weights, one batched matmul [B, 5, N] x [B, N, 5]; g_i = d(|r_i - v|/c)/dv at v0.
-    rows = o.stack([hit, diff[0] * scale, diff[1] * scale, diff[2] * scale, res], 1)
-    m = o.matmul(rows * w[:, None, :], o.transpose(rows))
+    res = time - offset - d * (1.0 / LIGHT_SPEED_M_PER_NS)
+    scaled = (sw / d) * (1.0 / LIGHT_SPEED_M_PER_NS)
+    # Every weighted sum of the fit at once: the Gram matrix of sqrt(w) (1, g_x, g_y, g_z, res), one
+    # batched matmul [B, 5, N] x [B, N, 5]; g_i = d(|r_i - v|/c)/dv = (v - r_i) / (c d_i) at v0.
+    rows = o.stack([sw, diff[0] * scaled, diff[1] * scaled, diff[2] * scaled, res * sw], 1)
+    m = o.matmul(rows, o.transpose(rows))
     sums = {"w": m[:, 0, 0], "r": m[:, 0, 4], "g": m[:, 0, 1:4], "gr": m[:, 1:4, 4],
             "gg": [m[:, 1, 1], m[:, 2, 2], m[:, 3, 3], m[:, 1, 2], m[:, 1, 3], m[:, 2, 3]]}
     v1 = gauss_newton_step(o, v0, sums)
     charge = o.sum(npe, 1)
-    return v0, v1, charge / (g.light_norm * expected_light(o, v1, g)), charge, o.sum(hit, 1)
+    hits = o.sum(o.fired(npe), 1)
+    return v0, v1, charge / (g.light_norm * radial_light(o, v1, g)), charge, hits
 
 
 def head_features(o, v0, v1, energy1, charge, hits):

@@ -21,7 +21,7 @@ from juno_bridge.demo.models import graph
 
 class KerasOps:
     """What the graph needs of an array library (graph.NumpyOps, network.TorchOps), in keras.ops."""
-    matmul, sqrt, exp, log = ops.matmul, ops.sqrt, ops.exp, ops.log
+    matmul, sqrt, exp, log, floor = ops.matmul, ops.sqrt, ops.exp, ops.log, ops.floor
 
     @staticmethod
     def sum(x, axis, keepdims=False):
@@ -32,8 +32,24 @@ class KerasOps:
         return ops.maximum(x, floor)
 
     @staticmethod
+    def minimum(x, ceiling: float):
+        return ops.minimum(x, ceiling)
+
+    @staticmethod
     def stack(xs, axis):
         return ops.stack(xs, axis=axis)
+
+    @staticmethod
+    def concat(xs, axis):
+        return ops.concatenate(xs, axis=axis)
+
+    @staticmethod
+    def reshape(x, shape):
+        return ops.reshape(x, shape)
+
+    @staticmethod
+    def to_index(x):
+        return ops.cast(x, "int32")
 
     @staticmethod
     def fired(npe):
@@ -45,11 +61,15 @@ class KerasOps:
 
     @staticmethod
     def table_index(npe, type_base):
-        return ops.cast(ops.clip(ops.round(npe), 1.0, float(graph.N_PE)), "int32") - 1 + type_base
+        return ops.cast(ops.clip(ops.round(npe), 0.0, float(graph.N_PE)), "int32") + type_base
 
     @staticmethod
     def take(table, index):
         return ops.take(ops.reshape(table, (-1,)), index)
+
+    @staticmethod
+    def take_columns(table, index):
+        return ops.take(table, index, axis=1)
 
 
 class TimeOfFlightFit(keras.layers.Layer):
@@ -60,10 +80,10 @@ class TimeOfFlightFit(keras.layers.Layer):
         super().__init__(**kwargs)
         geo = graph.geometry()
         geo["type_base"] = geo["type_base"].astype(np.int32)
-        for name in ("positions", "positions_t", "type_base"):
+        for name in ("positions", "positions_t", "type_base", "light_table"):
             geo[name] = ops.convert_to_tensor(geo[name])
         self.geometry = SimpleNamespace(**geo)
-        shape = (graph.N_TYPES * graph.N_PE,)
+        shape = (graph.N_TYPES, graph.N_PE)
         self.time_offset = self.add_weight(shape=shape, initializer="zeros", name="time_offset")
         self.log_weight = self.add_weight(shape=shape, initializer="zeros", name="log_weight")
 
@@ -89,7 +109,7 @@ def keras_model(arrays: dict[str, np.ndarray] | None = None) -> keras.Model:
         out = layer(out)
     vertex, energy = graph.apply_head(KerasOps, v1, energy1, out)
     model = keras.Model(pmt, {"vertex": vertex, "energy": energy}, name="juno_bridge_default")
-    fit.set_weights([arrays["time_offset"].reshape(-1), arrays["log_weight"].reshape(-1)])
+    fit.set_weights([arrays["time_offset"], arrays["log_weight"]])
     for i, layer in enumerate(dense):
         layer.set_weights([arrays[f"head{i}.weight"].T, arrays[f"head{i}.bias"]])
     return model

@@ -13,7 +13,7 @@ Input ``pmt`` [B, 2, 17612] (channel 0 nPE, channel 1 first-hit time in ns, 0 fo
    ``t_i - offset_i = t0 + |r_i - v| / c_LS`` over the fired PMTs; the 3x3 normal equations are solved
    in closed form inside the graph -> ``v1``.
 4. **expected light** (fixed): the toy detector's acceptance and attenuation summed over every PMT at
-   ``v1``; ``E1 = Q / (light yield x expected light)``.
+   ``v1`` (tabulated in radius: the detector is a sphere); ``E1 = Q / (light yield x expected light)``.
 5. **head** (learned): an MLP on rotation invariants of the event (radius, energy, charge, hit
    multiplicity, step length) returns a radial shift and an energy scale:
    ``vertex = v1 + dr v1/|v1|``, ``energy = E1 (1 + de)``. A sphere of PMTs has no preferred direction,
@@ -35,12 +35,11 @@ from juno_bridge.demo.models.graph import (
     HIDDEN,
     N_PE,
     apply_head,
-    distances,
-    expected_light,
     fixed_graph,
     geometry,
     head_features,
     naive_time_response,
+    radial_light,
 )
 from juno_bridge.demo.toymc import SCINTILLATION_TAU_NS
 
@@ -51,9 +50,9 @@ class VertexEnergyNet(nn.Module):
     def __init__(self, weights: dict[str, np.ndarray] | None = None, use_head: bool = True):
         super().__init__()
         geo = geometry()
-        for name in ("positions", "positions_t", "type_base"):
+        for name in ("positions", "positions_t", "type_base", "light_table"):
             self.register_buffer(name, torch.from_numpy(geo[name]))
-        self.pmt_radius, self.light_norm = geo["pmt_radius"], geo["light_norm"]
+        self.pmt_radius, self.light_norm, self.light_step = geo["pmt_radius"], geo["light_norm"], geo["light_step"]
         self.start, self.inv_r2 = geo["start"], geo["inv_r2"]
         offset, log_weight = naive_time_response()
         self.time_offset = nn.Parameter(torch.from_numpy(offset))
@@ -87,10 +86,9 @@ class VertexEnergyNet(nn.Module):
         return fixed_graph(TorchOps, pmt, self, self.time_offset, self.log_weight)
 
     def expected_light(self, v):
-        return expected_light(TorchOps, v, self)
+        """Stage 4 as the graph computes it (interpolated in radius)."""
+        return radial_light(TorchOps, v, self)
 
-    def distances(self, v):
-        return distances(TorchOps, v, self)
 
     def forward(self, pmt):
         v0, v1, energy1, charge, hits = self.fit(pmt)
@@ -102,7 +100,7 @@ class VertexEnergyNet(nn.Module):
 
 class TorchOps:
     """What the graph needs of an array library, in torch."""
-    matmul, sqrt = staticmethod(torch.matmul), staticmethod(torch.sqrt)
+    matmul, sqrt, floor = staticmethod(torch.matmul), staticmethod(torch.sqrt), staticmethod(torch.floor)
     exp, log = staticmethod(torch.exp), staticmethod(torch.log)
 
     @staticmethod
@@ -114,8 +112,24 @@ class TorchOps:
         return torch.clamp(x, min=floor)
 
     @staticmethod
+    def minimum(x, ceiling: float):
+        return torch.clamp(x, max=ceiling)
+
+    @staticmethod
     def stack(xs, axis):
         return torch.stack(xs, dim=axis)
+
+    @staticmethod
+    def concat(xs, axis):
+        return torch.cat(xs, dim=axis)
+
+    @staticmethod
+    def reshape(x, shape):
+        return x.reshape(shape)
+
+    @staticmethod
+    def to_index(x):
+        return x.long()
 
     @staticmethod
     def fired(npe):
@@ -128,12 +142,17 @@ class TorchOps:
 
     @staticmethod
     def table_index(npe, type_base):
-        """The row of the time-response tables of every PMT: type * N_PE + min(max(round(nPE), 1), N_PE) - 1."""
-        return torch.clamp(torch.round(npe), 1.0, float(N_PE)).long() - 1 + type_base
+        """The entry of every PMT in graph.response_tables: type * (N_PE + 1) + min(round(nPE), N_PE)."""
+        return torch.clamp(torch.round(npe), 0.0, float(N_PE)).long() + type_base
 
     @staticmethod
     def take(table, index):
         return table.reshape(-1)[index]
+
+    @staticmethod
+    def take_columns(table, index):
+        """[R, T] table, index of any shape -> [R, *index.shape]"""
+        return table[:, index]
 
 
 def first_hit_response(sigma_ns: float, tau_ns: float = SCINTILLATION_TAU_NS, n_max: int = N_PE):
