@@ -17,6 +17,7 @@ with the reason. The models come from the cache (juno_bridge.paths.cache_dir), e
 """
 from __future__ import annotations
 
+import importlib.util
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -75,26 +76,38 @@ def forms(cache: Path, say=print) -> list[Form]:
         found.append(Form(NETWORK, ".pt2", str(pt2), "torch aoti_load_package",
                           _torch_call(torch._inductor.aoti_load_package(str(pt2)))))
         found.append(Form(NETWORK, ".pt", str(pt), "torch.jit.load", _torch_call(torch.jit.load(str(pt)))))
-        # The python: form calls the same torch module; in the C++ loop's embedded interpreter too, where one
-        # thread is asked of torch through OMP_NUM_THREADS.
+    except jb.BackendUnavailableError as err:
+        say(f"  model: no .pt2 or .pt rows: {err}")
+    if "python" not in paths.plugins() or importlib.util.find_spec("torch") is None:
+        say("  model: no python: rows: it needs the Python plugin and torch (the algorithm calls the torch module)")
+    else:
+        # The same torch module; in the C++ loop's embedded interpreter too, where one thread is asked of torch
+        # through OMP_NUM_THREADS.
         found.append(Form(NETWORK, "python:", default_algorithm.MODEL, "torch module (default.reconstruct)",
                           default.reconstruct, env={"OMP_NUM_THREADS": "1"}))
-    except jb.BackendUnavailableError as err:
-        say(f"  model: no .pt2, .pt or python: rows: {err}")
+    found += _savedmodel(cache, say)
+    centroid = str(baseline.onnx_model())
+    found.append(Form(CENTROID, ".onnx", centroid, "onnxruntime InferenceSession.run", _ort(centroid)))
+    return found
+
+
+def _savedmodel(cache: Path, say) -> list[Form]:
+    """The SavedModel form (the same network in Keras), or none, said why."""
     if "tf" not in paths.plugins():
         say("  model: no SavedModel rows: the TensorFlow plugin was not built")
-    else:
+        return []
+    try:
         from juno_bridge.bench.tf import _single_threaded_tf
         from juno_bridge.demo.models import keras_port
 
         tf = _single_threaded_tf()
-        saved = keras_port.saved_model(cache)
-        serving = tf.saved_model.load(str(saved)).signatures["serving_default"]
-        found.append(Form(NETWORK, "SavedModel", str(saved), "tf.saved_model.load signature",
-                          lambda x: {k: v.numpy() for k, v in serving(pmt=tf.constant(x)).items()}))
-    centroid = str(baseline.onnx_model())
-    found.append(Form(CENTROID, ".onnx", centroid, "onnxruntime InferenceSession.run", _ort(centroid)))
-    return found
+    except ImportError as err:
+        say(f"  model: no SavedModel rows: TensorFlow is not importable ({err})")
+        return []
+    saved = keras_port.saved_model(cache)
+    serving = tf.saved_model.load(str(saved)).signatures["serving_default"]
+    return [Form(NETWORK, "SavedModel", str(saved), "tf.saved_model.load signature",
+                 lambda x: {k: v.numpy() for k, v in serving(pmt=tf.constant(x)).items()})]
 
 
 def _events(batch: int) -> np.ndarray:
