@@ -251,7 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="fewer iterations (a quick look, noisier)")
     p.add_argument("--iterations", type=int, metavar="N", help="timed calls per row")
     p.add_argument("--batch", type=int, nargs="+", metavar="B", help="batch sizes (default 1 64)")
-    p.add_argument("--model", nargs="+", choices=["tiny", "juno"], help="built-in models (default both)")
+    p.add_argument("--model", nargs="+", choices=["tiny", "juno"],
+                   help="built-in models (default both; the model group runs the trained default model)")
     from juno_bridge import bench
 
     p.add_argument("--only", nargs="+", choices=list(bench.GROUPS), metavar="GROUP",

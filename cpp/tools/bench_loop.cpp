@@ -1,20 +1,23 @@
 // jb-bench-loop: the per-event hot path of juno-bridge timed from a compiled C++ loop, for
 // `juno-bridge bench` (path (d) beside the raw C loop over the ONNX Runtime C API, jb-ort-raw-loop).
 //
-//   jb-bench-loop MODEL BATCH ITERATIONS WARMUP [--check] [--onnxruntime LIBRARY]
+//   jb-bench-loop MODEL BATCH ITERATIONS WARMUP [--check] [--onnxruntime LIBRARY] [--input FILE]
 //
 // Opens MODEL with one intra-op thread, makes C-contiguous input and output buffers once (dynamic
 // input dims become BATCH; output shapes come from one probe run), runs WARMUP untimed and ITERATIONS
 // timed calls of Session::run into those buffers (nothing is allocated per call), and prints one JSON
 // line: {"runner", "batch", "iterations", "warmup", "median_us", "p90_us", "mean_us", "min_us"}.
-// --check adds "outputs": the first values of each output, to compare runners. Errors: message on
-// stderr, exit status 1.
+// --check adds "outputs": the first values of each output, to compare runners. --input FILE: the raw
+// bytes of the first input (real events instead of the deterministic fill; its size must match).
+// Errors: message on stderr, exit status 1.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -113,21 +116,34 @@ std::unique_ptr<void, AlignedFree> allocate(size_t nbytes) {
   return std::unique_ptr<void, AlignedFree>(p);
 }
 
+// The bytes of `path` into `view`, which they must fill exactly.
+void read_input(const std::string& path, const jb::TensorView& view) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) fail("cannot open --input '" + path + "'");
+  const std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  if (bytes.size() != view.nbytes())
+    fail("--input '" + path + "' holds " + std::to_string(bytes.size()) +
+         " bytes; the first input at this batch takes " + std::to_string(view.nbytes()));
+  std::memcpy(view.data, bytes.data(), bytes.size());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> positional;
   bool check = false;
+  std::string input_file;
   jb::SessionOptions options;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--check") check = true;
     else if (arg == "--onnxruntime" && i + 1 < argc) options.onnxruntime = argv[++i];
+    else if (arg == "--input" && i + 1 < argc) input_file = argv[++i];
     else if (arg.rfind("--", 0) == 0) fail("unknown option '" + arg + "'");
     else positional.push_back(arg);
   }
   if (positional.size() != 4)
-    fail("usage: jb-bench-loop MODEL BATCH ITERATIONS WARMUP [--check] [--onnxruntime LIBRARY]");
+    fail("usage: jb-bench-loop MODEL BATCH ITERATIONS WARMUP [--check] [--onnxruntime LIBRARY] [--input FILE]");
   const std::string model = positional[0];
   const int64_t batch = parse_count(positional[1].c_str(), "BATCH", 1);
   const int64_t iterations = parse_count(positional[2].c_str(), "ITERATIONS", 1);
@@ -146,7 +162,8 @@ int main(int argc, char** argv) {
       jb::TensorView view(nullptr, info.dtype, dims.data(), dims.size());
       memory.push_back(allocate(view.nbytes()));
       view.data = memory.back().get();
-      fill(view);
+      if (inputs.empty() && !input_file.empty()) read_input(input_file, view);
+      else fill(view);
       inputs.push_back(view);
     }
     // One probe run with runtime-allocated outputs tells the output shapes for this batch.

@@ -7,7 +7,9 @@ are shown as met or missed, never asserted (shared machines are noisy).
 One group per backend of the registry (``juno_bridge.backends()``), each in its own module with
 ``group_rows(settings)`` and ``group_targets(rows)``: onnx, torch, tf, python, remote (Triton, and
 Dask workers); what they share is in ``juno_bridge.bench.common``. The sniper group measures juno-bridge
-inside a SNiPER job (the default ONNX model; it needs SNIPER_PREFIX and says so without it).
+inside a SNiPER job (the default ONNX model; it needs SNIPER_PREFIX and says so without it); the model
+group the trained default model in each of its forms, against its library's own Python API and against
+the centroid baseline.
 """
 from __future__ import annotations
 
@@ -24,8 +26,12 @@ from juno_bridge.bench.common import Row, Settings, Target, find_row, format_tar
 _GROUP_OF_BACKEND = {"onnxruntime": "onnx", "torch": "torch", "tf": "tf", "python": "python", "triton": "remote"}
 
 
-# Groups that measure juno-bridge inside a framework, on the default backend: name -> what they measure.
-_FRAMEWORK_GROUPS = {"sniper": "JunoBridgeAlg and the tensor store in SNiPER jobs (needs SNIPER_PREFIX)"}
+# Groups that are not one backend's: name -> what they measure. sniper measures juno-bridge inside a
+# framework, on the default backend; model the trained default model in every form (not the built-in
+# models --model chooses).
+_FRAMEWORK_GROUPS = {"sniper": "JunoBridgeAlg and the tensor store in SNiPER jobs (needs SNIPER_PREFIX)",
+                     "model": "the trained default model in every built form, and the centroid: events/s from "
+                              "Python and C++, the bridge against each library's own Python API"}
 
 
 def groups() -> dict[str, BackendInfo]:

@@ -18,7 +18,8 @@ from typing import Callable
 
 import numpy as np
 
-Target = tuple[str, "float | None", float, bool]  # (description, measured ratio, target, higher_is_better)
+# (description, measured ratio, target or None for a figure shown without one, higher_is_better)
+Target = tuple[str, "float | None", "float | None", bool]
 
 
 @dataclass
@@ -123,10 +124,11 @@ def machine_description() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}"
 
 
-def run_loop_binary(argv: list[str]) -> tuple[float, float] | None:
-    """Runs one of the compiled benchmark loops, which print one JSON line; None (said why) when it fails."""
+def run_loop_binary(argv: list[str], env: dict | None = None) -> tuple[float, float] | None:
+    """Runs one of the compiled benchmark loops, which print one JSON line; None (said why) when it fails.
+    `env`: variables set on top of framework_env()."""
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=framework_env())
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=600, env={**framework_env(), **(env or {})})
     except (OSError, subprocess.TimeoutExpired) as err:
         print(f"  ! {Path(argv[0]).name}: {err}")
         return None
@@ -150,13 +152,16 @@ def find_row(rows: list[Row], model: str, batch: int, prefix: str, group: str | 
     return None
 
 
-def format_target(text: str, value: float | None, target: float, higher: bool) -> str:
-    """One target line: the measured ratio against the target, met or MISSED (never asserted)."""
+def format_target(text: str, value: float | None, target: float | None, higher: bool) -> str:
+    """One target line: the measured ratio against the target, met or MISSED (never asserted); a figure
+    without a target is shown as it is."""
     if value is None:
         return f"  {text}: not measured"
+    unit = " us" if " in us" in text else "x"
+    if target is None:
+        return f"  {text}: {value:.2f}{unit}"
     met = value >= target if higher else value <= target
     sign = ">=" if higher else "<="
-    unit = " us" if " in us" in text else "x"
     return f"  {text}: {value:.2f}{unit} (target {sign} {target}{unit}) {'met' if met else 'MISSED'}"
 
 

@@ -117,6 +117,21 @@ def test_errors_are_clear_and_exit_1(mlp_model, ort_library, tmp_path):
     assert result.returncode == 1 and "usage" in result.stderr
 
 
+def test_bench_loop_runs_on_the_input_file_it_is_given(mlp_model, tmp_path):
+    """--input: the first input's raw bytes (real events in `bench --only model`), which must fit it exactly."""
+    batch = 3
+    x = np.random.default_rng(5).standard_normal((batch, 8)).astype(np.float32)
+    x.tofile(tmp_path / "x.f32")
+    ours = parse(bench_loop(mlp_model, batch, 5, 1, "--check", "--input", tmp_path / "x.f32"), "jb-bench-loop", 5)
+    expected = jb.Session(str(mlp_model), intra_op_threads=1).run({"x": x})
+    assert ours["outputs"] == {name: first_values(v) for name, v in expected.items()}
+    result = bench_loop(mlp_model, batch + 1, 5, 1, "--input", tmp_path / "x.f32")
+    assert result.returncode == 1 and not result.stdout
+    assert f"holds {x.nbytes} bytes; the first input at this batch takes {(batch + 1) * 8 * 4}" in result.stderr
+    result = bench_loop(mlp_model, batch, 5, 1, "--input", tmp_path / "missing.f32")
+    assert result.returncode == 1 and "cannot open --input" in result.stderr and "missing.f32" in result.stderr
+
+
 def test_raw_loop_needs_only_libdl_and_bench_loop_finds_the_core_beside_it():
     def dynamic(name):
         return subprocess.run(["readelf", "-d", str(paths.program(name))], capture_output=True, text=True,
