@@ -109,6 +109,23 @@ def test_saved_model_through_the_tensorflow_plugin(tmp_path, pmt, torch_outputs)
     assert_same(session.run({"pmt": pmt}), torch_outputs, vertex_m=1e-5, energy_rel=1e-5)
 
 
+def test_events_of_no_hits_or_a_handful_give_finite_outputs(onnx_session):
+    """No fired PMT: the fit has nothing to move, the vertex is the start (0 for no charge at all); a
+    few hits: the damped solve and the step's trust region keep the vertex finite and near the detector.
+    Never NaN, never an error."""
+    pmt = jb.empty((3, 2, N_LPMT), "float32")
+    pmt[...] = 0
+    pmt[1, 0, [5, 9000]] = 1.0, 2.0                       # two hits
+    pmt[1, 1, [5, 9000]] = 80.0, 95.0
+    pmt[2, 0, [17, 4000, 12000]] = 1.0                    # three hits
+    pmt[2, 1, [17, 4000, 12000]] = 100.0, 70.0, 90.0
+    out = onnx_session.run({"pmt": pmt})
+    assert np.all(np.isfinite(out["vertex"])) and np.all(np.isfinite(out["energy"]))
+    assert np.all(np.linalg.norm(out["vertex"], axis=1) < 25.0)   # near the detector (PMTs at 19.4 m)
+    np.testing.assert_array_equal(out["vertex"][0], 0)
+    assert out["energy"][0] == 0
+
+
 @settings(max_examples=15, deadline=None)
 @given(st.integers(min_value=1, max_value=70), st.integers(min_value=0, max_value=57))
 def test_each_event_is_reconstructed_alone_whatever_the_batch(onnx_session, pmt, batch, start):

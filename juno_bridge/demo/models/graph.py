@@ -26,6 +26,7 @@ HEAD_FEATURES = ("radius_fit", "energy_fit", "log_charge", "hits_per_pe", "radiu
 HIDDEN = 64
 LIGHT_TABLE_BINS = 512      # the expected light tabulated in radius, 0 .. LIGHT_TABLE_MAX_M
 LIGHT_TABLE_MAX_M = 19.0
+MAX_STEP_M = 3.0            # the time-of-flight step's trust region
 VERTEX_SHIFT_M = 0.1   # the head's outputs are scaled so that ~1 means a 10 cm shift ...
 ENERGY_SCALE = 0.01    # ... and a 1 % energy correction
 
@@ -172,7 +173,11 @@ def gauss_newton_step(o, v0, sums: dict):
     damping = (a[0] + a[1] + a[2]) * 1e-6 + 1e-6
     a = [a[0] + damping, a[1] + damping, a[2] + damping, *a[3:]]
     b = [sgr[:, k] - sg[:, k] * sr / wsum for k in range(3)]
-    return v0 + solve_sym3(o, a, b)
+    step = solve_sym3(o, a, b)
+    # a trust region: a step longer than MAX_STEP_M (a fit of a few hits, nothing a real event needs:
+    # the start is within a metre) is shortened to it, so the vertex stays near the detector
+    length = o.sqrt(o.sum(step * step, 1, keepdims=True) + 1e-12)
+    return v0 + step * o.minimum(MAX_STEP_M / length, 1.0)
 
 
 def fixed_graph(o, pmt, g, time_offset, log_weight):

@@ -51,7 +51,7 @@ class VertexEnergyNet(nn.Module):
         super().__init__()
         geo = geometry()
         for name in ("positions", "positions_t", "type_base", "light_table"):
-            self.register_buffer(name, torch.from_numpy(geo[name]))
+            self.register_buffer(name, torch.tensor(geo[name]))   # a copy: the module owns its buffers
         self.pmt_radius, self.light_norm, self.light_step = geo["pmt_radius"], geo["light_norm"], geo["light_step"]
         self.start, self.inv_r2 = geo["start"], geo["inv_r2"]
         offset, log_weight = naive_time_response()
