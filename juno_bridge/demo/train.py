@@ -152,7 +152,8 @@ def fit_from_statistics(stats, v0, time_offset, log_weight):
     sums = {"w": (w * s["n"]).sum(dim=1), "r": (w * (s["u"] - off * s["n"])).sum(dim=1),
             "g": torch.stack([(w * s[c]).sum(dim=1) for c in ("gx", "gy", "gz")], dim=1),
             "gr": torch.stack([(w * (s["gu" + c] - off * s["g" + c])).sum(dim=1) for c in "xyz"], dim=1),
-            "gg": [(w * s[c]).sum(dim=1) for c in ("gxx", "gyy", "gzz", "gxy", "gxz", "gyz")]}
+            "gg": [(w * s[c]).sum(dim=1) for c in ("gxx", "gyy", "gzz", "gxy", "gxz", "gyz")],
+            "hits": s["n"].sum(dim=1)}
     return graph.gauss_newton_step(network.TorchOps, v0.double(), sums).float()
 
 

@@ -27,6 +27,7 @@ HIDDEN = 64
 LIGHT_TABLE_BINS = 512      # the expected light tabulated in radius, 0 .. LIGHT_TABLE_MAX_M
 LIGHT_TABLE_MAX_M = 19.0
 MAX_STEP_M = 3.0            # the time-of-flight step's trust region
+FULL_FIT_HITS = 10.0        # fired PMTs from which the step is taken whole
 VERTEX_SHIFT_M = 0.1   # the head's outputs are scaled so that ~1 means a 10 cm shift ...
 ENERGY_SCALE = 0.01    # ... and a 1 % energy correction
 
@@ -162,7 +163,8 @@ def solve_sym3(o, a: list, b: list):
 
 def gauss_newton_step(o, v0, sums: dict):
     """Stage 3's step from ``v0`` given the fit's plain weighted sums over PMTs (training keeps these per
-    table entry, in float64): w, w res, w g, w g res and w g g^T (6 unique), g_i = d(|r_i - v|/c)/dv.
+    table entry, in float64): w, w res, w g, w g res and w g g^T (6 unique), g_i = d(|r_i - v|/c)/dv,
+    and the number of fired PMTs.
     Eliminating t0 centres them: A = S_gg - S_g S_g^T / S_w, b = S_gr - S_g S_r / S_w. Returns v1."""
     wsum, sr, sg, sgr, sgg = sums["w"], sums["r"], sums["g"], sums["gr"], sums["gg"]
     wsum = o.maximum(wsum, 1e-12)   # no fired PMT: every sum is 0, and so is the step
@@ -177,7 +179,10 @@ def gauss_newton_step(o, v0, sums: dict):
     # a trust region: a step longer than MAX_STEP_M (a fit of a few hits, nothing a real event needs:
     # the start is within a metre) is shortened to it, so the vertex stays near the detector
     length = o.sqrt(o.sum(step * step, 1, keepdims=True) + 1e-12)
-    return v0 + step * o.minimum(MAX_STEP_M / length, 1.0)
+    # t0 and three coordinates need 4 fired PMTs: below, the start stands; the step is trusted fully
+    # from FULL_FIT_HITS on (every event above ~0.05 MeV), in between in proportion
+    trust = o.minimum(o.maximum((sums["hits"] - 4.0) * (1.0 / (FULL_FIT_HITS - 4.0)), 0.0), 1.0)
+    return v0 + step * o.minimum(MAX_STEP_M / length, 1.0) * trust[:, None]
 
 
 def fixed_graph(o, pmt, g, time_offset, log_weight):
@@ -197,11 +202,11 @@ def fixed_graph(o, pmt, g, time_offset, log_weight):
     rows = o.stack([sw, diff[0] * scaled, diff[1] * scaled, diff[2] * scaled, res * sw], 1)
     m = o.matmul(rows, o.transpose(rows))
     sums = {"w": m[:, 0, 0], "r": m[:, 0, 4], "g": m[:, 0, 1:4], "gr": m[:, 1:4, 4],
-            "gg": [m[:, 1, 1], m[:, 2, 2], m[:, 3, 3], m[:, 1, 2], m[:, 1, 3], m[:, 2, 3]]}
+            "gg": [m[:, 1, 1], m[:, 2, 2], m[:, 3, 3], m[:, 1, 2], m[:, 1, 3], m[:, 2, 3]],
+            "hits": o.sum(o.fired(npe), 1)}
     v1 = gauss_newton_step(o, v0, sums)
     charge = o.sum(npe, 1)
-    hits = o.sum(o.fired(npe), 1)
-    return v0, v1, charge / (g.light_norm * radial_light(o, v1, g)), charge, hits
+    return v0, v1, charge / (g.light_norm * radial_light(o, v1, g)), charge, sums["hits"]
 
 
 def head_features(o, v0, v1, energy1, charge, hits):
