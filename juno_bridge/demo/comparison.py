@@ -108,8 +108,10 @@ def cpp_loop(host: Path, model: str, events_file: Path, results_file: Path, n: i
 
 
 def _host_env() -> dict:
-    # As a framework would run it: no preloads; PYTHONPATH kept so python: models import as here.
+    # As a batch job runs it: no preloads, one OpenMP thread (the torch module of the python: form would
+    # otherwise spin threads on every core beside the job's own); PYTHONPATH kept so python: models import.
     env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "LD_PRELOAD")}
+    env.setdefault("OMP_NUM_THREADS", "1")
     return env
 
 
@@ -137,6 +139,8 @@ def available_methods(cache: Path, say) -> list[Method]:
     try:
         pt2, pt, _ = default.torch_models(cache)
         import torch
+
+        torch.set_num_threads(1)   # every method on one thread, torch's own calls and the python: form too
 
         def native(model):
             def call(x):
@@ -176,6 +180,11 @@ def _tensorflow_method(cache: Path) -> Method:
         from juno_bridge.demo.models import keras_port
     except ImportError as err:
         raise jb.BackendUnavailableError(f"TensorFlow is not installed ({err})") from err
+    try:   # one thread, as every other method (possible only before TensorFlow's first op)
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass
     saved = keras_port.saved_model(cache)
     serving = tf.saved_model.load(str(saved)).signatures["serving_default"]
     return Method("TensorFlow SavedModel (Keras)", str(saved), lambda x: serving(pmt=tf.constant(x)))
