@@ -21,31 +21,8 @@ from juno_bridge.demo.models import graph
 
 class KerasOps:
     """What the graph needs of an array library (graph.NumpyOps, network.TorchOps), in keras.ops."""
-    matmul, sqrt, exp, log, floor = ops.matmul, ops.sqrt, ops.exp, ops.log, ops.floor
-
-    @staticmethod
-    def sum(x, axis, keepdims=False):
-        return ops.sum(x, axis=axis, keepdims=keepdims)
-
-    @staticmethod
-    def maximum(x, floor: float):
-        return ops.maximum(x, floor)
-
-    @staticmethod
-    def minimum(x, ceiling: float):
-        return ops.minimum(x, ceiling)
-
-    @staticmethod
-    def stack(xs, axis):
-        return ops.stack(xs, axis=axis)
-
-    @staticmethod
-    def concat(xs, axis):
-        return ops.concatenate(xs, axis=axis)
-
-    @staticmethod
-    def reshape(x, shape):
-        return ops.reshape(x, shape)
+    matmul, sqrt, exp, log, floor, sum = ops.matmul, ops.sqrt, ops.exp, ops.log, ops.floor, ops.sum
+    maximum, minimum, stack, concat, reshape = ops.maximum, ops.minimum, ops.stack, ops.concatenate, ops.reshape
 
     @staticmethod
     def to_index(x):

@@ -99,33 +99,11 @@ class VertexEnergyNet(nn.Module):
 
 
 class TorchOps:
-    """What the graph needs of an array library, in torch."""
+    """What the graph needs of an array library, in torch (graph.py's functions take it as ``o``)."""
     matmul, sqrt, floor = staticmethod(torch.matmul), staticmethod(torch.sqrt), staticmethod(torch.floor)
-    exp, log = staticmethod(torch.exp), staticmethod(torch.log)
-
-    @staticmethod
-    def sum(x, axis, keepdims=False):
-        return x.sum(dim=axis, keepdim=keepdims)
-
-    @staticmethod
-    def maximum(x, floor: float):
-        return torch.clamp(x, min=floor)
-
-    @staticmethod
-    def minimum(x, ceiling: float):
-        return torch.clamp(x, max=ceiling)
-
-    @staticmethod
-    def stack(xs, axis):
-        return torch.stack(xs, dim=axis)
-
-    @staticmethod
-    def concat(xs, axis):
-        return torch.cat(xs, dim=axis)
-
-    @staticmethod
-    def reshape(x, shape):
-        return x.reshape(shape)
+    exp, log, sum = staticmethod(torch.exp), staticmethod(torch.log), staticmethod(torch.sum)
+    maximum, minimum = staticmethod(torch.clamp_min), staticmethod(torch.clamp_max)   # against a number
+    stack, concat, reshape = staticmethod(torch.stack), staticmethod(torch.cat), staticmethod(torch.reshape)
 
     @staticmethod
     def to_index(x):
