@@ -14,6 +14,7 @@ its statistical uncertainty, sigma / sqrt(2 n).
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -58,6 +59,7 @@ def _chunk(task: tuple) -> dict[str, np.ndarray]:
     return out
 
 
+@functools.lru_cache(maxsize=1)
 def _numpy_geometry():
     from types import SimpleNamespace
 

@@ -315,12 +315,11 @@ def ablation(net, train: Sample, epochs: int, seed: int, bins: dict[float, Sampl
     alone = train_alone(train, epochs, seed)
     out = {}
     for energy, sample in bins.items():
-        rows = {}
-        for name, model in (("fixed layers alone", naive), ("learned time response, no head", net)):
-            v1, e1, _ = fit_outputs(sample, model)
-            rows[name] = resolution_of(v1.numpy(), e1.numpy(), sample)
-        rows["network alone"] = resolution_of(*alone(sample), sample)
+        v1, e1, _ = fit_outputs(sample, naive)
+        rows = {"fixed layers alone": resolution_of(v1.numpy(), e1.numpy(), sample)}
         v1, e1, features = fit_outputs(sample, net)
+        rows["learned time response, no head"] = resolution_of(v1.numpy(), e1.numpy(), sample)
+        rows["network alone"] = resolution_of(*alone(sample), sample)
         with torch.no_grad():
             v, e = graph.apply_head(network.TorchOps, v1, e1, net.head((features - net.feature_mean) / net.feature_std))
         rows["both (the default model)"] = resolution_of(v.numpy(), e.numpy(), sample)

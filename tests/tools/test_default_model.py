@@ -72,6 +72,22 @@ def test_the_learned_part_carries_weight():
 
 
 @pytest.mark.torch
+def test_learned_dynode_response_is_the_timing_model():
+    """The README's claim: for dynode PMTs the learned tables follow the earliest of n hit times of the
+    toy (scintillation decay + 1.3 ns transit-time spread): offsets within 0.4 ns, spreads within 10 %,
+    relative to one photoelectron, for n = 1..10 (the nPE of nearly every fired PMT)."""
+    from juno_bridge.demo.detector import DYNODE, TTS_SIGMA_NS
+    from juno_bridge.demo.models import network
+
+    mean, var = network.first_hit_response(TTS_SIGMA_NS["dynode"])
+    w = default.weights()
+    offset, log_weight = w["time_offset"][DYNODE][:10], w["log_weight"][DYNODE][:10]
+    mean, var = mean[:10], var[:10]
+    np.testing.assert_allclose(offset - offset[0], mean - mean[0], atol=0.4)
+    np.testing.assert_allclose(np.exp(-(log_weight - log_weight[0]) / 2), np.sqrt(var / var[0]), rtol=0.10)
+
+
+@pytest.mark.torch
 def test_onnx_file_is_the_torch_module(onnx_session, pmt, torch_outputs):
     assert_same(onnx_session.run({"pmt": pmt}), torch_outputs)
 

@@ -1,6 +1,6 @@
 """The default model's graph, written once against a small array API that torch (network.TorchOps),
-keras.ops (keras_port.KerasOps) and numpy (NumpyOps) each provide, so that every form of the model runs
-the same arithmetic in the same order. What the stages are and why: ``network``. ``g``, wherever it
+keras.ops (keras_port.KerasOps) and, for expected_light, numpy (NumpyOps) each provide, so that every
+form of the model runs the same arithmetic in the same order. What the stages are and why: ``network``. ``g``, wherever it
 appears, holds the constants of ``geometry()`` as the framework's tensors.
 """
 from __future__ import annotations
@@ -76,8 +76,8 @@ def light_table() -> np.ndarray:
 
 
 class NumpyOps:
-    """What the graph needs of an array library, in numpy (the energy floor, the light table)."""
-    matmul, sqrt, exp, log, floor = np.matmul, np.sqrt, np.exp, np.log, np.floor
+    """What expected_light needs of an array library, in numpy (the energy floor, the light table)."""
+    matmul, sqrt, exp = np.matmul, np.sqrt, np.exp
 
     @staticmethod
     def sum(x, axis, keepdims=False):
@@ -86,22 +86,6 @@ class NumpyOps:
     @staticmethod
     def maximum(x, floor: float):
         return np.maximum(x, np.float32(floor))
-
-    @staticmethod
-    def minimum(x, ceiling: float):
-        return np.minimum(x, np.float32(ceiling))
-
-    @staticmethod
-    def stack(xs, axis):
-        return np.stack(xs, axis=axis)
-
-    @staticmethod
-    def to_index(x):
-        return x.astype(np.int64)
-
-    @staticmethod
-    def take(table, index):
-        return np.asarray(table).reshape(-1)[index]
 
 
 def start_vertex(o, npe, g):

@@ -135,7 +135,7 @@ class TorchOps:
 
 def first_hit_response(sigma_ns: float, tau_ns: float = SCINTILLATION_TAU_NS, n_max: int = N_PE):
     """Mean and variance of the earliest of n hit times, each Exp(tau) (scintillation) + N(0, sigma^2)
-    (transit-time spread), for n = 1..n_max: the ideal the learned tables are compared with (README plot)."""
+    (transit-time spread), for n = 1..n_max: the ideal the learned tables are compared with (tests)."""
     x = torch.linspace(-8 * sigma_ns, 12 * tau_ns + 8 * sigma_ns, 20001, dtype=torch.float64)
     dx = float(x[1] - x[0])
     # the exponentially modified Gaussian's CDF
