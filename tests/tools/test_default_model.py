@@ -163,7 +163,7 @@ def test_training_is_reproducible_from_its_seed(tmp_path):
     small = dict(events=1000, epochs=3, seed=5, validation_events=500, ablation_events=500, processes=2,
                  progress=False, export=False, say=lambda *_: None)
     first, second = train(out=tmp_path / "a", **small), train(out=tmp_path / "b", **small)
-    a, b = default.weights(tmp_path / "a" / "default_weights.npz"), default.weights(tmp_path / "b" / "default_weights.npz")
+    a, b = (default.weights(tmp_path / run / "default_weights.npz") for run in ("a", "b"))
     assert a.keys() == b.keys()
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)

@@ -1,7 +1,7 @@
 """The default model's graph, written once against a small array API that torch (network.TorchOps),
 keras.ops (keras_port.KerasOps) and, for expected_light, numpy (NumpyOps) each provide, so that every
-form of the model runs the same arithmetic in the same order. What the stages are and why: ``network``. ``g``, wherever it
-appears, holds the constants of ``geometry()`` as the framework's tensors.
+form of the model runs the same arithmetic in the same order. What the stages are and why: ``network``.
+``g``, wherever it appears, holds the constants of ``geometry()`` as the framework's tensors.
 """
 from __future__ import annotations
 
