@@ -6,13 +6,17 @@ Layout inside the installed package, which C++ builds use through `juno-bridge c
     juno_bridge/cmake/juno_bridgeConfig.cmake       juno_bridge/bin/ (tools)   juno_bridge/examples/
     juno_bridge/_core.*.so (rpath $ORIGIN/lib)
 
-CMake configures into build/cmake-<python>/ with this Python (JB_PYTHON_EXECUTABLE), so the plugins
+CMake configures into build/cmake-<python>[-<flags>]/ with this Python (JB_PYTHON_EXECUTABLE), so the plugins
 follow what it has installed: the torch plugin when torch is there (JUNO_BRIDGE_REQUIRE_TORCH=1: it must
 be, JB_WITH_TORCH=ON). The TensorFlow plugin is always built: it binds TensorFlow's C API at run time.
-CMake's own dependency tracking makes rebuilds incremental.
+CMake's own dependency tracking makes rebuilds incremental. CMake reads CFLAGS, CXXFLAGS and LDFLAGS only
+when it first configures a folder, so each set of them (and of $JUNO_BRIDGE_CMAKE_ARGS, extra configure
+arguments) has a build folder of its own: `LDFLAGS="-static-libstdc++ -static-libgcc" pip install .`
+builds what it says, and the default build stays cached beside it.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import shutil
@@ -45,6 +49,16 @@ def tool(name: str) -> str | None:
     return str(beside) if beside.exists() else shutil.which(name)
 
 
+# What changes the compiled code besides the sources: a build folder and an extension build per value.
+FLAG_VARIABLES = ("CFLAGS", "CXXFLAGS", "LDFLAGS", "JUNO_BRIDGE_CMAKE_ARGS")
+
+
+def build_flavour() -> str:
+    """'' for the default build, else a short tag of the flags in the environment."""
+    flags = "\n".join(f"{name}={os.environ[name]}" for name in FLAG_VARIABLES if os.environ.get(name))
+    return hashlib.sha256(flags.encode()).hexdigest()[:10] if flags else ""
+
+
 def plugin_mode(variable: str) -> str:
     return "ON" if os.environ.get(variable) == "1" else "AUTO"
 
@@ -55,11 +69,13 @@ def build_cpp(package_dir: Path) -> None:
     cmake = tool("cmake")
     if cmake is None:
         raise SystemExit("juno-bridge's C++ is built with CMake >= 3.18: pip install cmake ninja (or install them)")
-    build_dir = ROOT / "build" / f"cmake-{sys.implementation.cache_tag}"
+    flavour = build_flavour()
+    build_dir = ROOT / "build" / f"cmake-{sys.implementation.cache_tag}{'-' + flavour if flavour else ''}"
     configure = [cmake, "-S", ROOT, "-B", build_dir, f"-DJB_PYTHON_EXECUTABLE={sys.executable}",
                  "-UJB_ONNXRUNTIME_LIBRARY",  # re-read from this Python's onnxruntime wheel
                  f"-DJB_WITH_TORCH={plugin_mode('JUNO_BRIDGE_REQUIRE_TORCH')}",
-                 *[f"-DJB_INSTALL_{key}={value}" for key, value in INSTALL_DIRS.items()]]
+                 *[f"-DJB_INSTALL_{key}={value}" for key, value in INSTALL_DIRS.items()],
+                 *shlex.split(os.environ.get("JUNO_BRIDGE_CMAKE_ARGS", ""))]
     ninja = tool("ninja")
     if ninja and not (build_dir / "CMakeCache.txt").exists():
         configure += ["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}"]
@@ -79,11 +95,18 @@ class BuildWithCore(build_ext):
         super().run()
 
     def build_extensions(self):
+        # setuptools skips an extension whose sources are older than the built module, whatever flags
+        # built it: a change of flavour (a static-libstdc++ build after the default one) builds them anew.
+        stamp = Path(self.build_temp) / "juno-bridge-flavour"
+        if not stamp.is_file() or stamp.read_text() != build_flavour():
+            self.force = True
         package_dir = ROOT / "juno_bridge" if self._into_source else Path(self.build_lib) / "juno_bridge"
         build_cpp(package_dir.resolve())
         for ext in self.extensions:
             ext.library_dirs.append(str(package_dir / "lib"))
         super().build_extensions()
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(build_flavour())
 
 
 class FreshBuildPy(build_py):
@@ -108,7 +131,10 @@ def extension(name: str) -> Extension:
         include_dirs=[*INCLUDE, str(ROOT / "bridge"), numpy.get_include()],
         libraries=["juno_bridge"],
         runtime_library_dirs=["$ORIGIN/lib"],
-        extra_compile_args=["-std=c++17", "-O2", "-g0"],
+        # Only PyInit_* is exported (hidden visibility, a version script), and nothing of a static
+        # libstdc++ (-static-libstdc++ in LDFLAGS): the process has its own.
+        extra_compile_args=["-std=c++17", "-O2", "-g0", "-fvisibility=hidden", "-fvisibility-inlines-hidden"],
+        extra_link_args=["-Wl,--exclude-libs,ALL", f"-Wl,--version-script={ROOT / 'cmake' / 'exports' / 'python_module.map'}"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
         language="c++",
     )

@@ -6,6 +6,10 @@ set(CMAKE_CXX_STANDARD_REQUIRED ON)
 set(CMAKE_CXX_EXTENSIONS OFF)
 set(CMAKE_C_STANDARD 11)
 set(CMAKE_POSITION_INDEPENDENT_CODE ON)
+# Every library we build exports only our API (JB_API in the headers); see jb_export_only().
+set(CMAKE_C_VISIBILITY_PRESET hidden)
+set(CMAKE_CXX_VISIBILITY_PRESET hidden)
+set(CMAKE_VISIBILITY_INLINES_HIDDEN ON)
 set(CMAKE_EXPORT_COMPILE_COMMANDS ON)
 
 set(JB_SANITIZE "" CACHE STRING
@@ -15,6 +19,9 @@ set_property(CACHE JB_SANITIZE PROPERTY STRINGS "" address thread)
 # jb_base_flags: warnings and optimisation; jb_flags: those and the sanitizers (what our targets link).
 add_library(jb_base_flags INTERFACE)
 target_compile_options(jb_base_flags INTERFACE -Wall -Wextra $<$<COMPILE_LANGUAGE:CXX>:-Wno-unused-parameter>)
+# Symbols of static archives linked in (libstdc++ and libgcc under -static-libstdc++ -static-libgcc, as
+# HEP toolchains link) stay local to the library or program that carries them.
+target_link_options(jb_base_flags INTERFACE "LINKER:--exclude-libs,ALL")
 # Without a build type: optimised, no debug information (fast builds; -g0 keeps objects small). A
 # sanitizer build has line tables and light optimisation instead: its reports name our files and lines
 # (tests/native/sanitize.sh tells our reports from ONNX Runtime's by those paths).
@@ -41,6 +48,16 @@ if(_jb_sanitize)
   target_compile_options(jb_flags INTERFACE ${_jb_sanitize})
   target_link_options(jb_flags INTERFACE ${_jb_sanitize})
 endif()
+
+# jb_export_only(TARGET MAP): TARGET's dynamic symbol table holds only what the version script
+# cmake/exports/MAP.map lets through (the core: jb_* and jb::; a plugin: jb_*). Our libraries are loaded
+# into processes that carry other copies of libstdc++ (Python with numpy, torch, TensorFlow; a HEP
+# release built with its own GCC): a std:: symbol exported by one would be bound by the other.
+function(jb_export_only target map)
+  set(script "${PROJECT_SOURCE_DIR}/cmake/exports/${map}.map")
+  target_link_options(${target} PRIVATE "LINKER:--version-script=${script}")
+  set_property(TARGET ${target} APPEND PROPERTY LINK_DEPENDS "${script}")
+endfunction()
 
 # jb_plugin_option(NAME FOUND WHAT): JB_WITH_<NAME> is AUTO|ON|OFF. Sets JB_BUILD_<NAME> to whether the
 # plugin is built: AUTO builds it when FOUND; ON without FOUND stops the configure, saying WHAT to install.
@@ -91,5 +108,6 @@ function(jb_add_plugin name)
   set_target_properties(${target} PROPERTIES PREFIX "lib" LIBRARY_OUTPUT_DIRECTORY "${JB_OUTPUT_DIR}"
                                               NO_SONAME OFF)
   target_link_options(${target} PRIVATE "LINKER:-soname,lib${target}.so")
+  jb_export_only(${target} plugin)
   install(TARGETS ${target} LIBRARY DESTINATION "${JB_INSTALL_LIBDIR}")
 endfunction()

@@ -70,9 +70,9 @@ void scatter_hits(const Id* pmt_ids, const float* npe, const float* time, size_t
   }
 }
 
-template void scatter_hits<int32_t>(const int32_t*, const float*, const float*, size_t, float*, int64_t, int64_t,
+template JB_API void scatter_hits<int32_t>(const int32_t*, const float*, const float*, size_t, float*, int64_t, int64_t,
                                     float);
-template void scatter_hits<int64_t>(const int64_t*, const float*, const float*, size_t, float*, int64_t, int64_t,
+template JB_API void scatter_hits<int64_t>(const int64_t*, const float*, const float*, size_t, float*, int64_t, int64_t,
                                     float);
 
 namespace {

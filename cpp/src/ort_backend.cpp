@@ -15,7 +15,6 @@
 #include <cstring>
 #include <mutex>
 #include <optional>
-#include <sstream>
 
 #include "backend.hpp"
 #include "juno_bridge/juno_bridge.h"

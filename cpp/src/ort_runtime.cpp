@@ -5,7 +5,6 @@
 #include <cstdlib>
 #include <map>
 #include <memory>
-#include <sstream>
 
 #include "log.hpp"
 #include "platform.hpp"
@@ -68,11 +67,12 @@ OrtRuntime::OrtRuntime(const std::string& path) : path_(path) {
     if (table != nullptr) api_version_ = v;
   }
   if (table == nullptr) {
-    std::ostringstream msg;
-    msg << "ONNX Runtime " << version_ << " at '" << path << "' is too old: juno-bridge needs C API version "
-        << JB_ORT_API_VERSION_MINIMUM << " or newer (ONNX Runtime 1." << JB_ORT_API_VERSION_MINIMUM
-        << " or later), and this library offers at most version " << api_version_from_release(version_);
-    throw Error(ErrorCode::BackendUnavailable, msg.str());
+    const std::string minimum = std::to_string(JB_ORT_API_VERSION_MINIMUM);
+    throw Error(ErrorCode::BackendUnavailable,
+                "ONNX Runtime " + version_ + " at '" + path + "' is too old: juno-bridge needs C API version " +
+                    minimum + " or newer (ONNX Runtime 1." + minimum +
+                    " or later), and this library offers at most version " +
+                    std::to_string(api_version_from_release(version_)));
   }
   jb_ort_bind(table, &api_);
   check(api_.CreateCpuMemoryInfo(OrtArenaAllocator, OrtMemTypeDefault, &cpu_memory_), ErrorCode::BackendUnavailable,

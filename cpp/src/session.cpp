@@ -10,7 +10,6 @@
 #include <functional>
 #include <map>
 #include <mutex>
-#include <sstream>
 #include <string_view>
 #include <thread>
 
@@ -41,8 +40,10 @@ bool parse_flag(const std::string& key, const std::string& value) {
 // "cuda,cpu" -> {"cuda", "cpu"}: at least one name, none empty, none twice.
 std::vector<std::string> parse_providers(const std::string& value) {
   std::vector<std::string> names;
-  std::stringstream ss(value);
-  for (std::string item; std::getline(ss, item, ',');) {
+  for (size_t start = 0; start < value.size();) {
+    const size_t comma = std::min(value.find(',', start), value.size());
+    const std::string item = value.substr(start, comma - start);
+    start = comma + 1;
     if (item.empty())
       throw Error(ErrorCode::InvalidArgument, "option 'providers': an empty name in '" + value + "'");
     if (std::find(names.begin(), names.end(), item) != names.end())
@@ -123,11 +124,15 @@ std::atomic<uint64_t> next_backend_id{1};
 
 // What makes two opens the same backend session: the model (a file by its resolved path, size and
 // modification time, so a rewritten file is a new model; bytes by size and hash; any other name, such
-// as python:module:f, as written) and every option but `shared`.
+// as python:module:f, as written) and every option but `shared`. Built by concatenation, never through
+// iostreams: a stream formats through the global locale, whose facets a library linked to another
+// libstdc++ (a static one, under -static-libstdc++) must not touch.
 std::string share_key(const std::string& model, const void* bytes, size_t size, const SessionOptions& o) {
-  std::ostringstream key;
+  using std::to_string;
+  std::string key;
   if (bytes != nullptr) {
-    key << "bytes:" << size << ':' << std::hash<std::string_view>{}({static_cast<const char*>(bytes), size});
+    key = "bytes:" + to_string(size) + ':' +
+          to_string(std::hash<std::string_view>{}({static_cast<const char*>(bytes), size}));
   } else {
     std::error_code ec;
     const auto canonical = std::filesystem::canonical(model, ec);
@@ -135,19 +140,20 @@ std::string share_key(const std::string& model, const void* bytes, size_t size, 
     if (!ec && std::filesystem::exists(status)) {
       const auto mtime = std::filesystem::last_write_time(canonical, ec).time_since_epoch().count();
       const auto bytes_on_disk = std::filesystem::is_regular_file(status) ? std::filesystem::file_size(canonical, ec) : 0;
-      key << "file:" << canonical.string() << ':' << bytes_on_disk << ':' << mtime;
+      key = "file:" + canonical.string() + ':' + to_string(bytes_on_disk) + ':' + to_string(mtime);
     } else {
-      key << "name:" << model;
+      key = "name:" + model;
     }
   }
   // The default ONNX Runtime may come from the environment: part of the key too.
   const char* env_ort = o.onnxruntime.empty() ? std::getenv("JUNO_BRIDGE_ONNXRUNTIME") : nullptr;
-  key << '\n' << o.backend << '\n' << o.intra_op_threads << ',' << o.inter_op_threads << ',' << o.optimization << ','
-      << o.onnxruntime << ',' << (env_ort ? env_ort : "") << ',' << o.log_level << ',' << o.execution_mode << ','
-      << o.global_thread_pool << ',' << o.require_providers << ',' << o.async_runs;
-  for (const auto& p : o.providers) key << "\np:" << p;
-  for (const auto& [k, v] : o.config) key << "\nc:" << k << '=' << v;
-  return key.str();
+  key += '\n' + o.backend + '\n' + to_string(o.intra_op_threads) + ',' + to_string(o.inter_op_threads) + ',' +
+         o.optimization + ',' + o.onnxruntime + ',' + (env_ort ? env_ort : "") + ',' + o.log_level + ',' +
+         o.execution_mode + ',' + to_string(o.global_thread_pool) + ',' + to_string(o.require_providers) + ',' +
+         o.async_runs;
+  for (const auto& p : o.providers) key += "\np:" + p;
+  for (const auto& [k, v] : o.config) key += "\nc:" + k + '=' + v;
+  return key;
 }
 
 // The process's shared backend sessions. Each key has its own entry and lock, so opening one model

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "juno_bridge/juno_bridge.h"  // JB_API
+
 namespace jb {
 
 struct BackendInfo {
@@ -20,20 +22,20 @@ struct BackendInfo {
 };
 
 // Every backend, the default (ONNX Runtime) first.
-const std::vector<BackendInfo>& backends();
+JB_API const std::vector<BackendInfo>& backends();
 
 // The backend of that name or alias; nullptr when none is registered under it (a plugin of that name
 // outside the registry may still be found by the plugin loader).
-const BackendInfo* find_backend(const std::string& name);
+JB_API const BackendInfo* find_backend(const std::string& name);
 
 // "onnxruntime, torch, tf, python, triton": for messages.
-std::string backend_names();
+JB_API std::string backend_names();
 
 // The backend that opens `model` when none is named: prefix, then suffix, then directory marker,
 // else the default. Model bytes (`from_bytes`) are ONNX.
-const BackendInfo& backend_for_model(const std::string& model, bool from_bytes);
+JB_API const BackendInfo& backend_for_model(const std::string& model, bool from_bytes);
 
 // Where this backend's plugin library would be loaded from; "" when it is built in or not built.
-std::string backend_plugin_path(const BackendInfo& backend);
+JB_API std::string backend_plugin_path(const BackendInfo& backend);
 
 }  // namespace jb

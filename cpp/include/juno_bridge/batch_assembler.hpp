@@ -14,7 +14,7 @@
 
 namespace jb {
 
-class BatchAssembler {
+class JB_API BatchAssembler {
  public:
   struct EventResult {
     uint64_t event_id;        // in the order slots were handed out, from 0

@@ -20,7 +20,7 @@ enum class ErrorCode : int {
   Unsupported = JB_ERROR_UNSUPPORTED,
 };
 
-class Error : public std::runtime_error {
+class JB_API Error : public std::runtime_error {
  public:
   // backend_code: the backend's own error code (ONNX Runtime's OrtErrorCode), 0 when none.
   Error(ErrorCode code, const std::string& message, int backend_code = 0)

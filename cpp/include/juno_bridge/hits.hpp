@@ -21,14 +21,14 @@ template <class Id>
 void scatter_hits(const Id* pmt_ids, const float* npe, const float* time, size_t num_hits, float* slot,
                   int64_t channels, int64_t num_pmts, float empty = 0.0f);
 
-extern template void scatter_hits<int32_t>(const int32_t*, const float*, const float*, size_t, float*, int64_t,
+extern template JB_API void scatter_hits<int32_t>(const int32_t*, const float*, const float*, size_t, float*, int64_t,
                                            int64_t, float);
-extern template void scatter_hits<int64_t>(const int64_t*, const float*, const float*, size_t, float*, int64_t,
+extern template JB_API void scatter_hits<int64_t>(const int64_t*, const float*, const float*, size_t, float*, int64_t,
                                            int64_t, float);
 
 // The checked form over views: pmt_ids int32 or int64 [H], npe and time float32 [H], slot float32 [C, N]
 // (a slot of a [B, C, N] batch is batch.data + b * C * N). Errors name the argument at fault.
-void scatter_hits(const TensorView& pmt_ids, const TensorView& npe, const TensorView& time, const TensorView& slot,
+JB_API void scatter_hits(const TensorView& pmt_ids, const TensorView& npe, const TensorView& time, const TensorView& slot,
                   float empty = 0.0f);
 
 }  // namespace jb

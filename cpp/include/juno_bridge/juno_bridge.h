@@ -14,6 +14,8 @@
 extern "C" {
 #endif
 
+/* What the library exports: it is built with hidden visibility and a version script, so that only
+ * jb_* and jb:: symbols are seen by the process (never a copy of libstdc++ linked into it). */
 #if defined(__GNUC__)
 #define JB_API __attribute__((visibility("default")))
 #else

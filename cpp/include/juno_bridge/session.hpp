@@ -18,7 +18,7 @@
 
 namespace jb {
 
-struct SessionOptions {
+struct JB_API SessionOptions {
   std::string backend;            // "" chooses by the model: *.onnx -> onnxruntime
   int intra_op_threads = 0;       // 0: the backend's default
   int inter_op_threads = 0;
@@ -66,11 +66,11 @@ struct SessionStats {
 };
 
 // Backend sessions open in the process now (a shared one counts once).
-int64_t open_backend_count() noexcept;
+JB_API int64_t open_backend_count() noexcept;
 
 class Backend;
 
-class Session {
+class JB_API Session {
  public:
   explicit Session(const std::string& model, const SessionOptions& options = {});
   // Opens a model held in memory (the bytes of an .onnx file); `backend` in options names the kind.
@@ -158,6 +158,6 @@ struct OnnxRuntimeInfo {
   uint32_t api_version = 0;
   std::vector<std::string> providers;
 };
-OnnxRuntimeInfo onnxruntime_info(const std::string& library = "");
+JB_API OnnxRuntimeInfo onnxruntime_info(const std::string& library = "");
 
 }  // namespace jb

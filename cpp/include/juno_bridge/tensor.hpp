@@ -152,7 +152,7 @@ inline TensorView* from_c(jb_tensor_view* v) { return reinterpret_cast<TensorVie
 inline const TensorView* from_c(const jb_tensor_view* v) { return reinterpret_cast<const TensorView*>(v); }
 
 // A model input or output as the model declares it.
-struct TensorInfo {
+struct JB_API TensorInfo {
   std::string name;
   DType dtype = DType::Undefined;  // Undefined for types the bridge cannot pass: see type_name
   std::vector<int64_t> shape;      // -1 for a dynamic dim

@@ -10,6 +10,7 @@
 // Python torch in the same process). inter_op_threads is not used (these models fork no work).
 // Every run is in c10::InferenceMode (no autograd bookkeeping).
 #include <ATen/Parallel.h>
+#include <caffe2/serialize/in_memory_adapter.h>
 #include <c10/core/InferenceMode.h>
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
 #include <torch/script.h>
@@ -22,7 +23,6 @@
 #include <fstream>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -200,8 +200,10 @@ class Model : public plugin::ModelBase<Info> {
     torch::jit::ExtraFilesMap extra{{kSignatureKey, ""}};
     try {
       if (bytes) {
-        std::istringstream stream(std::string(static_cast<const char*>(bytes), size));
-        module_ = torch::jit::load(stream, at::Device(at::kCPU), extra);
+        // torch's own reader over the caller's bytes: no copy, and no std::istream handed to libtorch
+        // (under -static-libstdc++ the plugin's iostreams are not libtorch's).
+        auto reader = std::make_shared<caffe2::serialize::MemoryReadAdapter>(bytes, static_cast<off_t>(size));
+        module_ = torch::jit::load(reader, at::Device(at::kCPU), extra);
       } else {
         module_ = torch::jit::load(path_, at::Device(at::kCPU), extra);
       }
