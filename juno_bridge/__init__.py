@@ -11,7 +11,18 @@ from pathlib import Path
 from juno_bridge.errors import (BackendUnavailableError, Error, InputError, InputTypeError,
                                 InvalidArgumentError, ModelLoadError, RunError, UnsupportedError)
 from juno_bridge.tensor_info import TensorInfo
-from juno_bridge._core import SUPPORTED_DTYPES, Session, get_log_level, onnxruntime_info, set_log_level
+
+try:
+    from juno_bridge._core import SUPPORTED_DTYPES, Session, get_log_level, onnxruntime_info, set_log_level
+except ModuleNotFoundError as _missing:
+    if _missing.name != "juno_bridge._core":
+        raise
+    # A source checkout found before the installed package (the working directory, or a PYTHONPATH such as
+    # the one a SNiPER setup.sh leaves) has no compiled modules: say which folder and what to do, in one line.
+    raise ImportError(
+        f"juno_bridge was imported from {Path(__file__).parent}, a source checkout without its compiled modules "
+        f"(_core): run from another folder or take that checkout off PYTHONPATH, so that the installed juno_bridge "
+        f"is found (install it with `make install` or `pip install .`)", name=__name__) from None
 from juno_bridge.algorithm import ReleasedViewError, algorithm
 from juno_bridge._hits import BatchAssembler, scatter_hits
 from juno_bridge.aligned import empty

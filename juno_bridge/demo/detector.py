@@ -1,7 +1,7 @@
 """A toy JUNO central detector: PMT positions and types for the toy generator and the default model.
 
 THIS IS A TOY, NOT JUNO'S SURVEY: the PMTs are spread evenly on spheres (a Fibonacci lattice), with
-the counts and approximate radii of shared/reference/juno_detector.md; real positions come from the
+JUNO's published PMT counts and approximate radii (the constants below); real positions come from the
 detector's geometry service. The figures marked approx. are toy parameters, not measurements.
 """
 from __future__ import annotations

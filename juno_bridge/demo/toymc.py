@@ -2,7 +2,7 @@
 sparse LPMT hits the way the offline event model gives them (one hit per photoelectron: PMT id, nPE,
 hit time; several hits per PMT).
 
-Physics, all toy-level (parameters marked approx. in shared/reference/juno_detector.md):
+Physics, all toy-level (the parameters marked approx. in detector.py are toy values, not measurements):
 expected nPE of a PMT ~ light yield x energy x solid angle (area x cos(incidence) / d^2) x
 exp(-d / attenuation length), normalised so an event at the centre yields LIGHT_YIELD PE/MeV, and
 Poisson-sampled per PMT. Hit time = time of flight (d / (c/n)) + scintillation decay +

@@ -1,5 +1,6 @@
 """Our ONNX Runtime C API declarations (third_party/onnxruntime/ort_abi.h), checked two ways:
-statically against the reference slot table, and by behaviour through tests/native/cpp/ort_slots.c, a C
+statically against the slot table beside it (third_party/onnxruntime/ort_api_slots.tsv, every OrtApi
+slot as ONNX Runtime documents it), and by behaviour through tests/native/cpp/ort_slots.c, a C
 program that calls every declared slot of the real library and checks each outcome."""
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import re
 import pytest
 
 import juno_bridge as jb
-from helpers.native_build import (CPP_TESTS, ORT_DECLARATIONS, REPO, build, require_tool, run_program,
+from helpers.native_build import (CPP_TESTS, ORT_DECLARATIONS, build, require_tool, run_program,
                                   write_slots_model)
 
-SLOT_TABLE = REPO.parent / "shared" / "reference" / "onnxruntime_api_slots.tsv"
+SLOT_TABLE = ORT_DECLARATIONS / "ort_api_slots.tsv"
 HEADER = ORT_DECLARATIONS / "ort_abi.h"
 
 
@@ -27,7 +28,7 @@ def declared_slots_in_header() -> list[tuple[int, str, int]]:
 
 
 def reference_slots() -> dict[str, tuple[int, int]]:
-    assert SLOT_TABLE.is_file(), f"reference slot table not found at {SLOT_TABLE} (expected ../shared beside the repo)"
+    assert SLOT_TABLE.is_file(), f"the slot table {SLOT_TABLE} is part of the repository"
     with SLOT_TABLE.open(newline="") as f:
         return {row["name"]: (int(row["slot"]), int(row["added_in_api_version"]))
                 for row in csv.DictReader(f, delimiter="\t")}

@@ -107,6 +107,35 @@ def test_package_compiled_for_another_machine_is_refused(tmp_path):
         jb.Session(path)
 
 
+def _cuda_available() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
+@pytest.mark.skipif(_cuda_available(), reason="CUDA is available here: a CUDA package runs (tests/torch/test_cuda.py)")
+def test_package_compiled_for_cuda_without_a_gpu_is_unavailable_naming_the_device(tmp_path):
+    """A CUDA .pt2 (its metadata says so; writing a real one needs CUDA) on a libtorch without a GPU: a clear
+    refusal at open, before the loader reaches for CUDA (which crashed the process)."""
+    path = tm.rewrite_package_metadata(tm.tiny(".pt2"), tmp_path / "cuda.pt2",
+                                       lambda md: md.update(AOTI_DEVICE_KEY="cuda", AOTI_COMPUTE_CAPABILITY="90"))
+    with pytest.raises(jb.BackendUnavailableError,
+                       match=r"(?s)cuda\.pt2' was compiled for CUDA \(AOTInductor device 'cuda'\).*no CUDA device.*"
+                             r"CPU-only build.*export_torch"):
+        jb.Session(path)
+
+
+def test_package_compiled_for_another_device_is_unavailable(tmp_path):
+    path = tm.rewrite_package_metadata(tm.tiny(".pt2"), tmp_path / "xpu.pt2", lambda md: md.update(AOTI_DEVICE_KEY="xpu"))
+    with pytest.raises(jb.BackendUnavailableError, match="compiled for xpu .*runs .pt2 packages compiled for the CPU or CUDA"):
+        jb.Session(path)
+
+
+def test_a_cpu_package_says_where_it_runs():
+    with jb.Session(tm.tiny(".pt2")) as s:
+        assert s.metadata()["custom"]["device"] == "cpu"
+        assert s.metadata()["custom"]["AOTI_DEVICE_KEY"] == "cpu"
+
+
 def test_malformed_signature_is_a_model_load_error(tmp_path):
     path = tm.rewrite_package_metadata(tm.tiny(".pt2"), tmp_path / "bad_sig.pt2",
                                        lambda md: md.update({tm.SIGNATURE_KEY: "juno_bridge.signature 1\ninput x f33 4"}))

@@ -1,7 +1,8 @@
 /* juno-bridge's own declarations of the part of the ONNX Runtime C ABI that it calls.
  *
- * Written from the slot table in shared/reference/onnxruntime_api_slots.tsv and ONNX Runtime's public
- * C API documentation; no ONNX Runtime header is used (none is available from a package registry here).
+ * Written from the slot table beside this file (ort_api_slots.tsv: every OrtApi slot, its name and the API
+ * version that added it, as ONNX Runtime's public C API documents them) and that documentation; no ONNX
+ * Runtime header is used (none is available from a package registry here).
  * `OrtApi` is an append-only table of function pointers: a function never moves once released, so we
  * address each one by its zero-based slot and the API version that added it, instead of declaring the
  * whole struct. Plain C, so the raw C benchmark loop and the C++ core share one set of declarations.

@@ -194,7 +194,11 @@ void ensure_interpreter() {
     dlopen(info.dli_fname, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD);
   Py_InitializeEx(0);  // 0: leave the host's signal handlers alone
   std::vector<std::string> dirs;
-  if (const std::string lib = plugin::library_dir(); !lib.empty()) dirs.push_back(parent(parent(lib)));
+  // Installed, the plugin is <site-packages>/juno_bridge/lib/; in a build tree (build/lib/) that parent
+  // would be a source checkout, whose juno_bridge/ has no compiled modules: never put that on sys.path.
+  if (const std::string lib = plugin::library_dir(); !lib.empty() && parent(lib).size() > 12 &&
+                                                     parent(lib).compare(parent(lib).size() - 12, 12, "/juno_bridge") == 0)
+    dirs.push_back(parent(parent(lib)));
   if (const char* venv = std::getenv("VIRTUAL_ENV"); venv && *venv)
     dirs.push_back(std::string(venv) + "/lib/python" + std::to_string(PY_MAJOR_VERSION) + "." +
                    std::to_string(PY_MINOR_VERSION) + "/site-packages");

@@ -13,6 +13,7 @@
 #include <caffe2/serialize/in_memory_adapter.h>
 #include <c10/core/InferenceMode.h>
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
+#include <torch/cuda.h>
 #include <torch/script.h>
 #include <torch/version.h>
 
@@ -152,6 +153,8 @@ class Model : public plugin::ModelBase<Info> {
       // from_blob wants a mutable pointer; torch only reads inputs of an inference-mode model.
       tensors.push_back(at::from_blob(in[i].data, at::IntArrayRef(in[i].shape, in[i].rank), at::TensorOptions(*type)));
       read_input_at(i, tensors.back().const_data_ptr());
+      // A package compiled for CUDA reads device memory: the host array is copied in (and outputs out).
+      if (device_.is_cuda()) tensors.back() = tensors.back().to(device_);
     }
     count_wrapped(num_inputs);
     std::vector<at::Tensor> results = package_ ? run_package(tensors) : run_torchscript(std::move(tensors));
@@ -172,6 +175,7 @@ class Model : public plugin::ModelBase<Info> {
                                              c10_message(e) + "); make one with juno_bridge.export_torch (a " +
                                              "torch.export.save archive holds no compiled code)");
     }
+    check_package_device(md);
     if (std::string why = foreign_package_reason(md); !why.empty())
       throw Error(JB_ERROR_MODEL_LOAD, "'" + path_ + "' " + why + ": re-export it on (or for) this machine "
                                          "(juno_bridge.export_torch)");
@@ -247,6 +251,7 @@ class Model : public plugin::ModelBase<Info> {
   void describe(const std::string& text) {
     add_metadata("producer_name", "torch");
     add_metadata("custom.torch_version", TORCH_VERSION);
+    add_metadata("custom.device", device_.str());  // "cpu", or "cuda:0" for a CUDA package
     if (!text.empty()) {
       try {
         signature_ = parse_signature(text);
@@ -332,6 +337,25 @@ class Model : public plugin::ModelBase<Info> {
     }
   }
 
+  // The device a package was compiled for (AOTI_DEVICE_KEY): the CPU, or CUDA where this libtorch has a
+  // GPU; anything else cannot run here, and says why before the loader tries (and fails deep inside).
+  void check_package_device(const std::unordered_map<std::string, std::string>& md) {
+    const auto it = md.find("AOTI_DEVICE_KEY");
+    const std::string device = it == md.end() || it->second.empty() ? "cpu" : it->second;
+    if (device == "cpu") return;
+    const std::string what = "'" + path_ + "' was compiled for " + (device == "cuda" ? "CUDA" : device) +
+                             " (AOTInductor device '" + device + "')";
+    if (device != "cuda")
+      throw Error(JB_ERROR_BACKEND_UNAVAILABLE, what + "; juno-bridge runs .pt2 packages compiled for the CPU or CUDA");
+    if (!torch::cuda::is_available())
+      throw Error(JB_ERROR_BACKEND_UNAVAILABLE,
+                  what + ", and no CUDA device is available to this libtorch (torch " + TORCH_VERSION +
+                      (at::hasCUDA() ? ", built with CUDA: no GPU or driver found" : ", a CPU-only build") +
+                      "): open it on a machine with an NVIDIA GPU, or export it again from the module and example "
+                      "inputs on the CPU (juno_bridge.export_torch)");
+    device_ = at::Device(at::kCUDA, 0);
+  }
+
   // A package's generated input checks (on for packages without our signature) report
   // "input_handles[i]: unmatched dtype|dim value|stride ..."; they become our error classes and names.
   std::vector<at::Tensor> run_package(std::vector<at::Tensor>& tensors) {
@@ -395,10 +419,10 @@ class Model : public plugin::ModelBase<Info> {
         throw Error(JB_ERROR_INPUT, "output '" + info.sig.name + "': expected shape " +
                                           shape_string(result.sizes().data(), result.dim()) + ", got " +
                                           shape_string(out.shape, out.rank));
-      at::from_blob(out.data, result.sizes(), result.options()).copy_(result);
+      at::from_blob(out.data, result.sizes(), result.options().device(at::kCPU)).copy_(result);
       return;
     }
-    at::Tensor kept = result.contiguous();
+    at::Tensor kept = result.to(at::kCPU).contiguous();  // a CUDA package's output comes back to the host
     // An output that is a view of an input would hand the caller's own memory back as "owned".
     const char* p = static_cast<const char*>(kept.const_data_ptr());
     for (size_t j = 0; j < num_inputs; ++j) {
@@ -416,6 +440,7 @@ class Model : public plugin::ModelBase<Info> {
   }
 
   std::string path_;
+  at::Device device_ = at::kCPU;  // where the model runs: the CPU, or a CUDA package's GPU
   std::unique_ptr<torch::inductor::AOTIModelPackageLoader> package_;
   std::optional<torch::jit::Module> module_;
   std::vector<std::string> script_input_names_;

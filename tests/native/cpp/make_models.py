@@ -17,10 +17,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
+def juno_bridge_installed() -> bool:
+    """juno_bridge with its compiled modules (a source checkout on the path has none)."""
+    try:
+        import juno_bridge._core  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def available() -> list[str]:
-    have = [name for name in ("onnx", "torch", "tensorflow", "juno_bridge") if importlib.util.find_spec(name)]
+    have = [name for name in ("onnx", "torch", "tensorflow") if importlib.util.find_spec(name)]
     families = ["onnx"] if "onnx" in have else []
-    if "juno_bridge" in have:
+    if juno_bridge_installed():
         families += [f for f, m in (("torch", "torch"), ("tf", "tensorflow")) if m in have] + ["juno_bridge"]
     return families
 

@@ -1,0 +1,35 @@
+"""A .pt2 compiled for CUDA, where a GPU is present: host arrays are copied in, outputs copied out into the
+caller's buffers or handed over as host memory, and the session says where it runs. Without CUDA these
+skip; the refusal there is tested in test_errors.py."""
+import copy
+
+import numpy as np
+import pytest
+
+from helpers import torch_models as tm
+
+import juno_bridge as jb
+
+torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device visible to torch")
+
+
+@pytest.fixture(scope="module")
+def cuda_package(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cuda") / "tiny_cuda.pt2"
+    module = copy.deepcopy(tm.TINY).to("cuda")
+    jb.export_torch(module, (torch.randn(4, 8, device="cuda"),), path, input_names=["x"], output_names=["y"])
+    return path
+
+
+def test_a_cuda_package_runs_on_host_arrays_and_says_its_device(cuda_package):
+    x = np.random.default_rng(1).standard_normal((5, 8)).astype(np.float32)
+    with torch.no_grad():
+        expected = tm.TINY(torch.from_numpy(x)).numpy()
+    with jb.Session(cuda_package) as s:
+        assert s.metadata()["custom"]["device"] == "cuda:0"
+        allocated = s.run({"x": x})["y"]
+        out = np.empty_like(expected)
+        s.run({"x": x}, out={"y": out})
+    np.testing.assert_allclose(allocated, expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(out, allocated)
