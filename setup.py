@@ -12,7 +12,7 @@ be, JB_WITH_TORCH=ON). The TensorFlow plugin is always built: it binds TensorFlo
 CMake's own dependency tracking makes rebuilds incremental. CMake reads CFLAGS, CXXFLAGS and LDFLAGS only
 when it first configures a folder, so each set of them (and of $JUNO_BRIDGE_CMAKE_ARGS, extra configure
 arguments) has a build folder of its own: `LDFLAGS="-static-libstdc++ -static-libgcc" pip install .`
-builds what it says, and the default build stays cached beside it.
+builds what it says, and the default build stays cached beside it. $JUNO_BRIDGE_BUILD_DIR names the folder.
 """
 from __future__ import annotations
 
@@ -70,7 +70,8 @@ def build_cpp(package_dir: Path) -> None:
     if cmake is None:
         raise SystemExit("juno-bridge's C++ is built with CMake >= 3.18: pip install cmake ninja (or install them)")
     flavour = build_flavour()
-    build_dir = ROOT / "build" / f"cmake-{sys.implementation.cache_tag}{'-' + flavour if flavour else ''}"
+    build_dir = Path(os.environ.get("JUNO_BRIDGE_BUILD_DIR") or
+                     ROOT / "build" / f"cmake-{sys.implementation.cache_tag}{'-' + flavour if flavour else ''}")
     configure = [cmake, "-S", ROOT, "-B", build_dir, f"-DJB_PYTHON_EXECUTABLE={sys.executable}",
                  "-UJB_ONNXRUNTIME_LIBRARY",  # re-read from this Python's onnxruntime wheel
                  f"-DJB_WITH_TORCH={plugin_mode('JUNO_BRIDGE_REQUIRE_TORCH')}",
@@ -97,16 +98,23 @@ class BuildWithCore(build_ext):
     def build_extensions(self):
         # setuptools skips an extension whose sources are older than the built module, whatever flags
         # built it: a change of flavour (a static-libstdc++ build after the default one) builds them anew.
+        # (This file is part of the stamp: it says how they are compiled and linked.)
         stamp = Path(self.build_temp) / "juno-bridge-flavour"
-        if not stamp.is_file() or stamp.read_text() != build_flavour():
+        recipe = build_flavour() + ":" + hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:10]
+        if not stamp.is_file() or stamp.read_text() != recipe:
             self.force = True
+        # The extension modules catch jb::Error thrown by the core: one unwinder for both, libgcc_s, whatever
+        # LDFLAGS says (-static-libgcc; CMakeLists.txt drops it from the core's link for the same reason).
+        for attr in ("linker_so", "linker_so_cxx"):
+            if isinstance(getattr(self.compiler, attr, None), list):
+                setattr(self.compiler, attr, [a for a in getattr(self.compiler, attr) if a != "-static-libgcc"])
         package_dir = ROOT / "juno_bridge" if self._into_source else Path(self.build_lib) / "juno_bridge"
         build_cpp(package_dir.resolve())
         for ext in self.extensions:
             ext.library_dirs.append(str(package_dir / "lib"))
         super().build_extensions()
         stamp.parent.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(build_flavour())
+        stamp.write_text(recipe)
 
 
 class FreshBuildPy(build_py):

@@ -19,9 +19,20 @@ set_property(CACHE JB_SANITIZE PROPERTY STRINGS "" address thread)
 # jb_base_flags: warnings and optimisation; jb_flags: those and the sanitizers (what our targets link).
 add_library(jb_base_flags INTERFACE)
 target_compile_options(jb_base_flags INTERFACE -Wall -Wextra $<$<COMPILE_LANGUAGE:CXX>:-Wno-unused-parameter>)
-# Symbols of static archives linked in (libstdc++ and libgcc under -static-libstdc++ -static-libgcc, as
-# HEP toolchains link) stay local to the library or program that carries them.
-target_link_options(jb_base_flags INTERFACE "LINKER:--exclude-libs,ALL")
+
+# A toolchain that links libstdc++ and libgcc statically (-static-libstdc++ -static-libgcc in LDFLAGS, as
+# some HEP releases do): libstdc++ stays static (its symbols local, see jb_export_only), but our libraries
+# and programs take the shared libgcc, the unwinder. jb::Error is thrown by the core and caught by its
+# callers (the Cython modules, a framework's program): with an unwinder copy in each, the catch aborts
+# ("each of the libraries as well as the application itself should use the shared libgcc", GCC's manual
+# on -static-libgcc; the copy a static libgcc brings is hidden, so it cannot be shared).
+foreach(_jb_flags_var CMAKE_SHARED_LINKER_FLAGS CMAKE_MODULE_LINKER_FLAGS CMAKE_EXE_LINKER_FLAGS)
+  if(${_jb_flags_var} MATCHES "(^| )-static-libgcc( |$)")
+    string(REGEX REPLACE "(^| )-static-libgcc( |$)" " " ${_jb_flags_var} "${${_jb_flags_var}}")
+    message(STATUS "juno-bridge: -static-libgcc dropped from ${_jb_flags_var}: exceptions cross our libraries, "
+                   "which needs one unwinder in the process (libgcc_s)")
+  endif()
+endforeach()
 # Without a build type: optimised, no debug information (fast builds; -g0 keeps objects small). A
 # sanitizer build has line tables and light optimisation instead: its reports name our files and lines
 # (tests/native/sanitize.sh tells our reports from ONNX Runtime's by those paths).
@@ -55,7 +66,8 @@ endif()
 # release built with its own GCC): a std:: symbol exported by one would be bound by the other.
 function(jb_export_only target map)
   set(script "${PROJECT_SOURCE_DIR}/cmake/exports/${map}.map")
-  target_link_options(${target} PRIVATE "LINKER:--version-script=${script}")
+  # Symbols of static archives linked in (libstdc++ under -static-libstdc++) stay local to the library.
+  target_link_options(${target} PRIVATE "LINKER:--version-script=${script}" "LINKER:--exclude-libs,ALL")
   set_property(TARGET ${target} APPEND PROPERTY LINK_DEPENDS "${script}")
 endfunction()
 

@@ -73,7 +73,7 @@ for kind in "${KINDS[@]}"; do
   mkdir -p "$dir"
   cmake -S "$ROOT" -B "$dir" -G Ninja -DJB_SANITIZE="$kind" -DJB_BUILD_TESTS=ON -DJB_BUILD_TOOLS=OFF \
     -DJB_WITH_TORCH=OFF -DJB_WITH_TF=OFF -DJB_WITH_PYTHON=ON \
-    -DJB_PYTHON_EXECUTABLE="$PYTHON" -DJUNO_BRIDGE_ONNXRUNTIME="$ORT" > "$dir/configure.txt" 2>&1 \
+    -DJB_PYTHON_EXECUTABLE="$PYTHON" -DJB_ONNXRUNTIME_LIBRARY="$ORT" > "$dir/configure.txt" 2>&1 \
     || { cat "$dir/configure.txt"; exit 1; }
   cmake --build "$dir" -j "$JOBS"
   build_s=$((SECONDS - start))
