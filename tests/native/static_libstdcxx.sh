@@ -14,6 +14,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
 OUT=$ROOT/build/static-libstdcxx
+mkdir -p "$OUT"
 export PATH="$(dirname "$PYTHON"):$PATH"  # the cmake and ninja the Makefile installs into the venv
 cd "$ROOT"
 
