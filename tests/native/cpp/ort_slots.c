@@ -480,7 +480,17 @@ static void check_providers(void) {
                api.SessionOptionsAppendExecutionProvider(options, "NoSuchProvider", NULL, NULL, 0), -1,
                "SessionOptionsAppendExecutionProvider('NoSuchProvider')");
   if (has_cuda) {
-    check(IDX_SessionOptionsAppendExecutionProvider_CUDA_V2, 1, "this build lists CUDA: the CPU-build checks do not apply");
+    /* A GPU build (onnxruntime-gpu): the options are made; appending them initialises CUDA, which works
+     * where a GPU and its libraries are and is an error code elsewhere, never a crash. */
+    expect_ok(IDX_CreateCUDAProviderOptions, api.CreateCUDAProviderOptions(&cuda), "CreateCUDAProviderOptions on a GPU build");
+    if (cuda) {
+      OrtStatus* status = api.SessionOptionsAppendExecutionProvider_CUDA_V2(options, cuda);
+      check(IDX_SessionOptionsAppendExecutionProvider_CUDA_V2, 1, "SessionOptionsAppendExecutionProvider_CUDA_V2 on a "
+            "GPU build: %s", status ? "an error code (CUDA cannot initialise here)" : "appended");
+      if (status) api.ReleaseStatus(status);
+      api.ReleaseCUDAProviderOptions(cuda);
+      check(IDX_ReleaseCUDAProviderOptions, 1, "released the CUDA options (returned)");
+    }
   } else {
     /* On a CPU build either the options or the append fail, with a code. */
     /* Zeroed stand-in options for when the build cannot make real ones: the library does not check
