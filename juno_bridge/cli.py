@@ -57,6 +57,7 @@ def cmd_info(args) -> int:
     info["include dir"] = str(paths.include_dir())
     info["lib dir"] = str(paths.lib_dir())
     info["cmake dir"] = str(paths.cmake_dir())
+    info["cmake components"] = paths.components()
     if args.json:
         print(json.dumps(info, indent=2))
         return EXIT_OK
@@ -106,8 +107,13 @@ def cmd_config(args) -> int:
         parts.append(str(paths.include_dir()))
     if args.lib_dir:
         parts.append(str(paths.lib_dir()))
+    if args.examples_dir:
+        parts.append(str(paths.examples_dir()))
+    if args.components:
+        parts.append(" ".join(name for name, state in paths.components().items() if state.startswith("built")))
     if not parts:
-        raise UsageError("config needs at least one of --cflags, --libs, --cmake-dir, --include-dir, --lib-dir")
+        raise UsageError("config needs at least one of --cflags, --libs, --cmake-dir, --include-dir, --lib-dir, "
+                         "--examples-dir, --components")
     print(" ".join(parts))
     return EXIT_OK
 
@@ -242,9 +248,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="compiler and linker flags for a C++ build against juno-bridge")
     p.add_argument("--cflags", action="store_true", help="include flags and language standard")
     p.add_argument("--libs", action="store_true", help="linker flags, with an rpath")
-    p.add_argument("--cmake-dir", action="store_true", help="directory for find_package(juno_bridge CONFIG)")
+    p.add_argument("--cmake-dir", action="store_true",
+                   help="directory for find_package(juno_bridge CONFIG [COMPONENTS sniper]): juno_bridge_DIR")
     p.add_argument("--include-dir", action="store_true", help="the headers' directory")
     p.add_argument("--lib-dir", action="store_true", help="the libraries' directory")
+    p.add_argument("--examples-dir", action="store_true",
+                   help="the installed examples (sniper/: an algorithm on jb::sniper::ModelAlg with its jobs)")
+    p.add_argument("--components", action="store_true",
+                   help="the CMake components built here (sniper: by `make sniper SNIPER_PREFIX=DIR`)")
     p.set_defaults(run=cmd_config)
 
     p = sub.add_parser("bench", help="measure every method side by side and print ratios")

@@ -29,6 +29,18 @@ def cmake_dir() -> Path:
     return PACKAGE_DIR / "cmake"
 
 
+def examples_dir() -> Path:
+    """The directory holding the installed examples (sniper/: a SNiPER package on ModelAlg, its jobs)."""
+    return PACKAGE_DIR / "examples"
+
+
+def components() -> dict[str, str]:
+    """The CMake package's components (find_package(juno_bridge CONFIG COMPONENTS ...)): name -> state."""
+    sniper = lib_dir() / "libJunoBridgeSniper.so"
+    return {"sniper": f"built ({sniper}; example: {examples_dir() / 'sniper'})" if sniper.is_file() else
+            "not built (make sniper SNIPER_PREFIX=<SNiPER's install prefix>)"}
+
+
 def bin_dir() -> Path:
     """The directory holding the compiled benchmark loops (jb-bench-loop, jb-ort-raw-loop)."""
     return PACKAGE_DIR / "bin"

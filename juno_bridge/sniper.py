@@ -8,7 +8,7 @@ tensor store) into SNiPER, so a job script creates those algorithms by name::
     task = Sniper.Task("task"); task.setEvtMax(1000)
     reader = task.createAlg("HitsReaderAlg/reader"); reader.property("Files").set(["events.h5"])
     reco = task.createAlg("JunoBridgeAlg/reco"); reco.property("Model").set("vertex.onnx")
-    task.run()
+    jbs.run(task)   # raises JobError when SNiPER ends the job with an error (task.run() returns False)
 
 ``store(alg_or_task)`` is the task's tensor store as a mapping name -> numpy array over the store's own
 memory (no copy). Arrays of tensors a C++ algorithm made are read-only; ``store.create(name, shape,
@@ -39,7 +39,37 @@ Sniper.loadDll(str(LIBRARY))
 
 from juno_bridge import _sniper  # noqa: E402  (needs the library loaded first)
 
-__all__ = ["LIBRARY", "TensorStore", "SessionAlg", "store", "input_addresses"]
+__all__ = ["LIBRARY", "JobError", "TensorStore", "SessionAlg", "add_alg", "input_addresses", "run", "session_stats",
+           "store"]
+
+
+class JobError(RuntimeError):
+    """SNiPER ended a task with an error: an algorithm's initialize, execute or finalize failed (its
+    LogError says which and why). Uncaught, it ends ``python job.py`` with exit status 1."""
+
+
+def run(task) -> None:
+    """Run a SNiPER task and raise :class:`JobError` if it ended with an error.
+
+    ``task.run()`` only returns False (and ``task.Snoopy().isErr()`` turns True): a job script that ignores
+    it exits 0 and a batch system counts the job as done. SNiPER stops the job at the first failing
+    ``execute``, so one error ends the job, not only its event."""
+    ok = task.run()
+    if not ok or task.Snoopy().isErr():
+        raise JobError(f"SNiPER task '{task.objName()}' ended with an error (its log above says which algorithm "
+                       "and why)")
+
+
+_KEPT: list = []  # Python algorithms (and services) handed to SNiPER, alive as long as the process
+
+
+def add_alg(task, alg):
+    """``task.addAlg(alg)`` that also keeps ``alg`` alive: SNiPER holds a borrowed reference only, so an
+    algorithm created inline (``task.addAlg(Show("show"))``) is freed while the task still runs it (a
+    segfault). Returns ``alg``."""
+    task.addAlg(alg)
+    _KEPT.append(alg)
+    return alg
 
 
 class TensorStore(Mapping):
@@ -80,6 +110,14 @@ class TensorStore(Mapping):
 def store(alg_or_task) -> TensorStore:
     """The tensor store of the task an algorithm belongs to (or of the task itself)."""
     return TensorStore(_sniper.store_of(alg_or_task))
+
+
+def session_stats(alg) -> dict:
+    """Which session a ``JunoBridgeAlg`` (or a C++ algorithm on ``ModelAlg``) runs on: ``backend`` (its
+    kind), ``backend_id`` (equal for algorithms that share one backend session: same model and options),
+    ``backend_users`` (open sessions sharing it) and ``tensors_wrapped``. Valid between initialize and
+    finalize."""
+    return dict(_sniper.session_stats(alg))
 
 
 def input_addresses(alg) -> list[int]:

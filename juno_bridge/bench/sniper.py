@@ -8,7 +8,9 @@ Default model (ONNX), toy events, 1 thread, per event:
        JunoBridgeAlg's own cost is s2 - s0, compared with (s5) a C++ loop of Session::run alone;
   (s3) the C++ -> Python handoff of a [1, 2, 17612] float32 event: the tensor store's numpy view vs
        SNiPER's PyDataStore::set(std::vector<float>) plus the Python side's np.asarray of what it holds;
-  (s4) a Python algorithm in SNiPER (SessionAlg, bound once; s4 - s0) vs a plain Python loop (bound run).
+  (s4) a Python algorithm in SNiPER (SessionAlg, bound once; s4 - s0) vs a plain Python loop (bound run);
+  (s6) a multi-task job: two tasks in two Python threads sharing one backend session, against one task
+       (whole runs, wall time over the events), with ReleaseGIL on (the default) and off.
 The job runs in its own process (SNiPER's Python package and libraries come from SNIPER_PREFIX).
 """
 from __future__ import annotations
@@ -82,10 +84,38 @@ def job(reco=False, python=False, measure_handoff=False):
     starts = keep[0].starts  # n events start, then the reader's stop at the (n + 1)-th
     return (starts[-2] - starts[1]) / (len(starts) - 3)
 
+def job_whole():
+    """One task (reader + JunoBridgeAlg), timed as two_tasks is: wall time of task.run() over n events."""
+    task = Sniper.Task("task"); task.setEvtMax(-1); task.setLogLevel(4)
+    task.createAlg("HitsReaderAlg/reader").property("Files").set([events])
+    task.createAlg("JunoBridgeAlg/reco").property("Model").set(model)
+    start = time.perf_counter()
+    jbs.run(task)
+    return (time.perf_counter() - start) / n
+
 def per_event(**kind):
     return min(job(**kind) for _ in range(3))
 
+def two_tasks(release):
+    """Two tasks (reader + JunoBridgeAlg, one shared backend session) in two Python threads: seconds per
+    event of the pair (wall time over both tasks' events)."""
+    import threading
+    tasks = []
+    for t in range(2):
+        task = Sniper.Task(f"task{t}"); task.setEvtMax(-1); task.setLogLevel(4)
+        task.createAlg("HitsReaderAlg/reader").property("Files").set([events])
+        reco = task.createAlg("JunoBridgeAlg/reco"); reco.property("Model").set(model)
+        reco.property("ReleaseGIL").set(release)
+        tasks.append(task)
+    threads = [threading.Thread(target=jbs.run, args=(task,)) for task in tasks]
+    start = time.perf_counter()
+    [th.start() for th in threads]; [th.join() for th in threads]
+    return (time.perf_counter() - start) / (2 * n)
+
 out = dict(reader=per_event(), reco=per_event(reco=True), python=per_event(python=True))
+out["reco_whole"] = min(job_whole() for _ in range(3))
+out["two_tasks"] = min(two_tasks(True) for _ in range(3))
+out["two_tasks_gil"] = min(two_tasks(False) for _ in range(3))
 job(measure_handoff=True)
 out.update(handoff)
 print("RESULT " + json.dumps(out))
@@ -159,6 +189,11 @@ def run_bench(quick: bool = False) -> list[dict]:
              f"set {1e6 * r['set_s']:.0f} us + asarray {1e6 * r['asarray_s']:.0f} us"),
         _row("(s4a) SNiPER HitsReaderAlg + SessionAlg (Python)", "python", r["python"]),
         _row("(s4b) plain Python loop: scatter + bound run", "python", plain_s),
+        _row("(s6a) one task, reader + JunoBridgeAlg, whole run", "c++", r["reco_whole"]),
+        _row("(s6b) two tasks in two threads, one shared session", "c++", r["two_tasks"],
+             f"{r['reco_whole'] / r['two_tasks']:.2f}x one task's events/s"),
+        _row("(s6c) two tasks in two threads, ReleaseGIL=false", "c++", r["two_tasks_gil"],
+             f"{r['reco_whole'] / r['two_tasks_gil']:.2f}x one task's events/s"),
     ]
 
 
@@ -171,6 +206,8 @@ def targets(rows: list[dict]) -> list[tuple[str, float | None, float, bool]]:
         ("SNiPER job (reader + JunoBridgeAlg) vs the C++ framework host (s2 / s1)", by["(s2)"] / by["(s1)"], 1.1, False),
         ("store handoff vs PyDataStore::set, x faster", by["(s3b)"] / by["(s3a)"], 100.0, True),
         ("Python algorithm in SNiPER vs plain Python loop, ratio", by["(s4a)"] / by["(s4b)"], 1.1, False),
+        ("two tasks in two threads vs one task, events/s, x (2 cores: at most 2)", by["(s6a)"] / by["(s6b)"], 1.5,
+         True),
     ]
 
 

@@ -204,7 +204,8 @@ def test_hits_reader_reports_a_missing_file(run_job, tmp_path):
         emit(ok=task.run())
     ''')
     assert job.result == {"ok": False}, job
-    assert "cannot open it as HDF5" in job.output, job
+    # at initialize, before any event: the error line is the reader's initialize
+    assert any("reader.initialize" in line and "cannot open it as HDF5" in line for line in job.output.splitlines()), job
 
 
 def test_json_job_with_a_python_model_uses_the_environment_first(models, events, tmp_path):
@@ -232,3 +233,57 @@ def test_json_job_with_a_python_model_uses_the_environment_first(models, events,
     site = [p for p in probe["path"] if p.endswith(("site-packages", "dist-packages"))]
     assert site and site[0] == probe["site"], probe["path"]      # the environment's site-packages first
     assert probe["numpy"].startswith(probe["site"]), probe["numpy"]
+
+
+def test_two_tasks_in_two_threads_share_one_session(models, events, dense_events, run_job):
+    """A multi-task job: two tasks (ReleaseGIL on, the default) in two Python threads, one backend session
+    (same model and options), each task's results those of plain Python; the job script reads the sharing
+    with session_stats and the log says it at initialize."""
+    job = run_job(f'''
+        class Stats(Sniper.PyAlgBase):
+            def __init__(self, name, reco):
+                super().__init__(name); self.reco, self.seen = reco, []
+            def initialize(self): return True
+            def execute(self): self.seen.append(jbs.session_stats(self.reco)); return True
+            def finalize(self): return True
+        tasks, collectors, stats, results = [], [], [], [None, None]
+        for t in range(2):
+            task = Sniper.Task(f"task{{t}}"); task.setEvtMax(-1)
+            reader = task.createAlg("HitsReaderAlg/reader"); reader.property("Files").set([{str(events)!r}] * 3)
+            reco = task.createAlg("JunoBridgeAlg/reco"); reco.property("Model").set({models["onnx"]!r})
+            stats.append(jbs.add_alg(task, Stats("stats", reco)))
+            collectors.append(jbs.add_alg(task, Collector("collect", ["energy"])))
+            tasks.append(task)
+        barrier = threading.Barrier(2)
+        def run(t):
+            barrier.wait()
+            try:
+                jbs.run(tasks[t]); results[t] = "ok"
+            except jbs.JobError as err:
+                results[t] = str(err)
+        threads = [threading.Thread(target=run, args=(t,)) for t in range(2)]
+        [th.start() for th in threads]; [th.join() for th in threads]
+        emit(results=results, ids=[[s["backend_id"] for s in st.seen] for st in stats],
+             users=[max(s["backend_users"] for s in st.seen) for st in stats],
+             energy=[c.stacked()["energy"].tolist() for c in collectors])
+    ''')
+    assert job.result and job.result["results"] == ["ok", "ok"], job
+    ids = job.result["ids"]
+    assert len(set(ids[0] + ids[1])) == 1, ids  # one backend session for both tasks, every event
+    assert job.result["users"] == [2, 2], job.result["users"]
+    assert "shares backend session" in job.output, job
+    expected = np.tile(plain_session(models["onnx"], dense_events)["energy"], 3)
+    for energy in job.result["energy"]:
+        np.testing.assert_array_equal(np.asarray(energy, np.float32), expected)
+
+
+def test_run_raises_when_the_job_fails(models, events, run_job):
+    job = run_job(f'''
+        task = Sniper.Task("task"); task.setEvtMax(-1)
+        reader = task.createAlg("HitsReaderAlg/reader"); reader.property("Files").set([{str(events)!r}])
+        reco = task.createAlg("JunoBridgeAlg/reco"); reco.property("Model").set("/nonexistent/model.onnx")
+        jbs.run(task)
+        emit(reached=True)
+    ''')
+    assert job.rc == 1 and job.result is None, job
+    assert "juno_bridge.sniper.JobError: SNiPER task 'task' ended with an error" in job.output, job

@@ -143,15 +143,33 @@ class StoreHandle {
 
 StoreHandle store_of(DLElement& element) { return StoreHandle(element); }
 
-// Where the runtime of a JunoBridgeAlg (or a ModelAlg) read each input in its last run.
-bp::list input_addresses(AlgBase& alg) {
+// The open session of a JunoBridgeAlg (or a ModelAlg), else an error naming the algorithm.
+const jb::Session& session_of(AlgBase& alg) {
   auto* model = dynamic_cast<jb::sniper::ModelAlg*>(&alg);
   if (model == nullptr)
     throw jb::Error(jb::ErrorCode::InvalidArgument, "'" + alg.objName() + "' is not a JunoBridgeAlg");
   if (model->session() == nullptr)
-    throw jb::Error(jb::ErrorCode::InvalidArgument, "'" + alg.objName() + "' has no open session");
+    throw jb::Error(jb::ErrorCode::InvalidArgument,
+                    "'" + alg.objName() + "' has no open session (before initialize or after finalize)");
+  return *model->session();
+}
+
+// Where the runtime of a JunoBridgeAlg (or a ModelAlg) read each input in its last run.
+bp::list input_addresses(AlgBase& alg) {
   bp::list out;
-  for (const void* p : model->session()->stats().input_addresses) out.append(reinterpret_cast<uintptr_t>(p));
+  for (const void* p : session_of(alg).stats().input_addresses) out.append(reinterpret_cast<uintptr_t>(p));
+  return out;
+}
+
+// Which backend session an algorithm runs on, and how many open Sessions share it.
+bp::dict session_stats(AlgBase& alg) {
+  const jb::Session& session = session_of(alg);
+  const jb::SessionStats stats = session.stats();
+  bp::dict out;
+  out["backend"] = session.backend_name();
+  out["backend_id"] = stats.backend_id;
+  out["backend_users"] = stats.backend_users;
+  out["tensors_wrapped"] = stats.tensors_wrapped;
   return out;
 }
 
@@ -191,5 +209,6 @@ BOOST_PYTHON_MODULE(_sniper) {
       .add_property("task", bp::make_function(&StoreHandle::task, bp::return_value_policy<bp::copy_const_reference>()));
   bp::def("store_of", &store_of);
   bp::def("input_addresses", &input_addresses);
+  bp::def("session_stats", &session_stats);
   bp::def("time_pydatastore_set", &time_pydatastore_set);
 }

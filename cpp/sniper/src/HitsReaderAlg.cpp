@@ -179,9 +179,20 @@ class HitsReaderAlg : public AlgBase {
       LogError << "HitsReaderAlg '" << m_name << "': the property Files is empty" << std::endl;
       return false;
     }
+    // Every file is opened and its layout checked now, so a misspelt or broken file fails the job at
+    // initialize, before any other algorithm runs an event.
+    size_t events = 0;
+    try {
+      for (const auto& path : m_files) events += HitsFile(path).events();
+    } catch (const std::exception& e) {
+      LogError << "HitsReaderAlg '" << m_name << "': " << e.what() << std::endl;
+      return false;
+    }
+    LogInfo << m_files.size() << " file(s), " << events << " events" << std::endl;
     store_ = &jb::sniper::TensorStore::of(this);
     next_file_ = 0;
     event_ = 0;
+    total_ = 0;
     file_.reset();
     return true;
   }

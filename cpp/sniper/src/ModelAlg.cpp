@@ -106,7 +106,11 @@ bool ModelAlg::initialize() {
     session_.reset();
     return false;
   }
+  const SessionStats stats = session_->stats();
   LogInfo << "opened " << m_model << " on " << session_->backend_name() << std::endl;
+  if (stats.backend_users > 1)  // SessionOptions' default share: same model and options, one backend session
+    LogInfo << "shares backend session " << stats.backend_id << " with " << stats.backend_users - 1
+            << " other open session(s) of the same model and options" << std::endl;
   return true;
 }
 
