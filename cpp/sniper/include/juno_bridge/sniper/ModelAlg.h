@@ -8,7 +8,14 @@
 //
 // Per event: fillInputs(store) -> the model reads its inputs from the store and writes its outputs
 // into store tensors in place (same addresses every event while shapes stay) -> consumeOutputs(store).
-// Any error ends the event with LogError carrying juno-bridge's message (execute returns false).
+// Any error is reported with LogError carrying juno-bridge's message and execute returns false, which
+// ends the job (SNiPER stops at the first failing execute; juno_bridge.sniper.run(task) raises then).
+//
+// A complete package (this algorithm, its CMakeLists, a Python and a JSON job) is installed with the
+// component: `juno-bridge config --examples-dir`/sniper.
+//
+//   #include <juno_bridge/sniper/ModelAlg.h>
+//   #include <SniperKernel/AlgFactory.h>   // DECLARE_ALGORITHM
 //
 //   class MyReco : public jb::sniper::ModelAlg {
 //    public:
