@@ -7,7 +7,7 @@ tensor store) into SNiPER, so a job script creates those algorithms by name::
     import juno_bridge.sniper as jbs
     task = Sniper.Task("task"); task.setEvtMax(1000)
     reader = task.createAlg("HitsReaderAlg/reader"); reader.property("Files").set(["events.h5"])
-    reco = task.createAlg("JunoBridgeAlg/reco"); reco.property("Model").set("vertex.onnx")
+    reco = task.createAlg("JunoBridgeAlg/reco"); reco.property("Model").set("default")
     jbs.run(task)   # raises JobError when SNiPER ends the job with an error (task.run() returns False)
 
 ``store(alg_or_task)`` is the task's tensor store as a mapping name -> numpy array over the store's own

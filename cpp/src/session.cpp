@@ -15,6 +15,7 @@
 
 #include "backend.hpp"
 #include "juno_bridge/backends.hpp"
+#include "platform.hpp"
 #include "plugin_loader.hpp"
 
 namespace jb {
@@ -107,12 +108,28 @@ void reject_option(const std::string& key, const std::string& backend, const std
                                               session_option_names() + ", and the " + backend + " backend's own: " + own);
 }
 
+// The model name "default": the project's default model (vertex and energy), shipped in the Python package
+// beside this library (juno_bridge/lib/../demo/models/default.onnx). Any other name is itself.
+static std::string resolve_model_name(const std::string& model) {
+  if (model != "default") return model;
+  const std::string path = this_library_dir() + "/../demo/models/default.onnx";
+  if (!file_exists(path))
+    throw Error(ErrorCode::ModelLoad, "the model name 'default' is the juno_bridge package's default model, " + path +
+                                          ", which this installation lacks (a CMake install of the C++ library alone "
+                                          "has no models: pass the model's path)");
+  return path;
+}
+
 std::unique_ptr<Backend> open_backend(const std::string& model, const void* bytes, size_t size,
                                       const SessionOptions& options) {
   const BackendInfo* backend =
       options.backend.empty() ? &backend_for_model(model, bytes != nullptr) : find_backend(options.backend);
   // A name outside the registry may still be a plugin of a site's own (libjuno_bridge_<name>.so).
   if (backend == nullptr) return open_plugin(options.backend, model, bytes, size, options);
+  // Said before the runtime is asked: its own message names the file twice, in two sentences.
+  if (backend->plugin.empty() && bytes == nullptr && !file_exists(model))
+    throw Error(ErrorCode::ModelLoad, "model file '" + model + "' does not exist (ONNX Runtime: NO_SUCHFILE)",
+                3 /* ORT_NO_SUCHFILE, kept as the runtime's code */);
   if (backend->plugin.empty()) return open_onnxruntime(model, bytes, size, options);
   return open_plugin(backend->plugin, model, bytes, size, options);
 }
@@ -244,7 +261,7 @@ Session::Session(std::shared_ptr<Backend> backend) : gate_(std::make_shared<Gate
 }
 
 Session::Session(const std::string& model, const SessionOptions& options)
-    : Session(open_shared(model, nullptr, 0, options)) {}
+    : Session(open_shared(resolve_model_name(model), nullptr, 0, options)) {}
 
 Session Session::from_bytes(const void* data, size_t size, const SessionOptions& options) {
   if (data == nullptr) throw Error(ErrorCode::InvalidArgument, "model bytes are NULL");

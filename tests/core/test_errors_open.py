@@ -25,10 +25,21 @@ def raises(error, *fragments):
 
 def test_missing_model_file(tmp_path):
     path = tmp_path / "absent.onnx"
-    with raises(jb.ModelLoadError, str(path), "NO_SUCHFILE") as info:
+    with raises(jb.ModelLoadError, f"model file '{path}' does not exist", "NO_SUCHFILE") as info:
         jb.Session(path)
     assert info.value.backend_code == ORT_NO_SUCHFILE
     assert not isinstance(info.value, jb.InputError)
+    assert str(info.value).count(str(path)) == 1, str(info.value)  # said once, not the runtime's twice
+
+
+def test_the_model_name_default_is_the_packages_default_model():
+    from juno_bridge.demo.models import default
+
+    by_name, by_path = jb.Session("default"), jb.Session(default.onnx_model())
+    assert by_name._stats()["backend_id"] == by_path._stats()["backend_id"]  # the same model: one backend session
+    pmt = np.random.default_rng(1).poisson(0.3, (2, 2, 17612)).astype(np.float32)
+    for name, value in by_name.run({"pmt": pmt}).items():
+        np.testing.assert_array_equal(value, by_path.run({"pmt": pmt})[name])
 
 
 def test_garbage_model_file(tmp_path):

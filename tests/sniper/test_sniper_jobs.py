@@ -24,11 +24,11 @@ def reco_job(model: str, events, keys: list[str], extra: str = "") -> str:
     '''
 
 
-@pytest.mark.parametrize("backend", ["onnx", "pt2", "pt", "savedmodel", "python"])
+@pytest.mark.parametrize("backend", ["onnx", "default", "pt2", "pt", "savedmodel", "python"])
 def test_every_backend_matches_plain_python(backend, models, events, dense_events, run_job):
     if f"{backend}_error" in models or (backend in ("pt2", "pt") and "torch_error" in models):
         pytest.fail(f"could not build the {backend} model: {models.get(backend + '_error') or models['torch_error']}")
-    model = models[backend]
+    model = "default" if backend == "default" else models[backend]  # "default": the package's default model
     keys = ["energy"] if backend == "savedmodel" else ["vertex", "energy"]
     job = run_job(reco_job(model, events, keys))
     assert job.result and job.result["ok"] and job.rc == 0, job  # rc: the process also ends cleanly
@@ -163,7 +163,7 @@ def test_the_gil_is_released_during_task_run(models, events, run_job):
 
 
 @pytest.mark.parametrize("case,message", [
-    ("missing_model", "File doesn't exist"),
+    ("missing_model", "model file '/nonexistent/vertex.onnx' does not exist"),
     ("wrong_key", "which the tensor store lacks"),
     ("unknown_input", "which the model does not have"),
     ("wrong_shape", "pmt"),

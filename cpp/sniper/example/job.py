@@ -10,7 +10,6 @@ import numpy as np
 import Sniper
 
 import juno_bridge.sniper as jbs
-from juno_bridge.demo.models import default
 
 
 class PrintEnergy(Sniper.PyAlgBase):
@@ -36,7 +35,7 @@ class PrintEnergy(Sniper.PyAlgBase):
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("library", help="the built libExampleReco.so")
-parser.add_argument("--model", default=str(default.onnx_model()), help="any model juno-bridge opens")
+parser.add_argument("--model", default="default", help="any model juno-bridge opens (default: the project's default model)")
 parser.add_argument("--events", type=int, default=5)
 args = parser.parse_args()
 
