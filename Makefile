@@ -17,7 +17,7 @@ TF_DEPS := "tensorflow-cpu==2.21.0"
 # Extras installed with the package; our own CI installs them all.
 EXTRAS := test,hdf5,root,torch,tf,triton,dask
 
-.PHONY: all demo test install bench clean sniper
+.PHONY: all demo test install bench clean clean-cache sniper
 
 all: install
 
@@ -48,6 +48,13 @@ sniper: install
 	$(VENV)/bin/cmake -S cpp/sniper -B build/sniper -G Ninja -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV))/bin/ninja -DCMAKE_PREFIX_PATH="$(abspath $(SNIPER_PREFIX))" \
 	  -Djuno_bridge_DIR="$$($(VENV)/bin/juno-bridge config --cmake-dir)" -DPython3_EXECUTABLE="$(abspath $(PY))"
 	$(VENV)/bin/cmake --build build/sniper --target install
+
+# What the package and the tests keep in the cache (generated models, the Triton server, other ONNX Runtime
+# and TensorFlow releases for the compatibility tests: about 1.6 GB after `make test`).
+CACHE ?= $(or $(JUNO_BRIDGE_CACHE),$(if $(XDG_CACHE_HOME),$(XDG_CACHE_HOME)/juno-bridge),$(HOME)/.cache/juno-bridge)
+TEST_CACHE ?= $(or $(JUNO_BRIDGE_TEST_CACHE),$(HOME)/.cache/juno-bridge-test)
+clean-cache:
+	rm -rf "$(CACHE)" "$(TEST_CACHE)"
 
 clean:
 	rm -rf build dist *.egg-info juno_bridge/lib juno_bridge/include juno_bridge/cmake juno_bridge/bin juno_bridge/examples juno_bridge/*.so bridge/*.cpp

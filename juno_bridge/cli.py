@@ -230,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("demo", help="the three methods compared on toy JUNO events, from Python and C++")
+    p = sub.add_parser("demo", help="every method (ONNX Runtime, libtorch, TensorFlow, Python) compared on toy JUNO "
+                                    "events, from Python and C++")
     p.add_argument("--events", "-n", type=int, default=2000, metavar="N", help="events to generate (2000)")
     p.add_argument("--out", "-o", default="juno-bridge-demo", metavar="DIR",
                    help="where the plot and the summary go (./juno-bridge-demo)")

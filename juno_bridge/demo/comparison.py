@@ -1,4 +1,5 @@
-"""`juno-bridge demo`: the three methods compared on toy JUNO events, from Python and from C++.
+"""`juno-bridge demo`: every method (ONNX Runtime, libtorch, TensorFlow, the Python algorithm) compared
+on toy JUNO events, from Python and from C++.
 
 Generates events (sparse LPMT hits), runs the default model (a network trained on toy events,
 juno_bridge.demo.models.default) through every method that is built (ONNX Runtime, libtorch
@@ -286,8 +287,19 @@ def run_demo(n_events: int = 2000, out_dir: str | os.PathLike = "juno-bridge-dem
             chunks.append(generate(k, seed=seed * 100003 + start))
             bar.update(k)
     events = Events.concatenate(chunks)
-    events_file = out / "events.jbhits"
+    events_file = out / "events.jbhits"  # the C++ host's input (216 MB at 2,000 events): removed at the end
     write_events_file(events, events_file)
+    try:
+        return _compare(events, events_file, out, n_events, progress, say, resolution_events)
+    finally:
+        events_file.unlink(missing_ok=True)
+
+
+def _compare(events, events_file: Path, out: Path, n_events: int, progress: bool, say, resolution_events: int) -> dict:
+    from tqdm import tqdm
+
+    from juno_bridge import paths
+    from juno_bridge.paths import cache_dir
 
     say("methods (models generated into the cache on first use: " + str(cache_dir()) + "):")
     methods = available_methods(cache_dir(), say)

@@ -42,6 +42,13 @@ def test_demo_runs_every_built_method_from_python_and_cpp(demo):
     assert {row["events"] for row in summary["resolution"].values()} == {500}
 
 
+def test_demo_leaves_only_its_results(demo):
+    out, stdout = demo
+    left = sorted(p.name for p in out.iterdir())
+    assert "events.jbhits" not in left, left  # the C++ host's input (216 MB at the default 2,000 events)
+    assert {"summary.json", "juno-bridge-demo.png", "juno-bridge-resolution.png"} <= set(left), left
+
+
 def test_demo_writes_a_valid_png(demo):
     out, stdout = demo
     png = out / "juno-bridge-demo.png"
