@@ -228,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "Python to ONNX Runtime, libtorch and Python algorithms.",
         epilog="Exit codes: 0 ok, 1 error, 2 bad usage, 3 backend unavailable. Use --debug for tracebacks.")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    parser.add_argument("--verbose", action="store_true",
+                        help="keep the native libraries' start-up lines on stderr (TensorFlow's absl and oneDNN)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("demo", help="every method (ONNX Runtime, libtorch, TensorFlow, Python) compared on toy JUNO "
@@ -326,17 +328,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, metavar="N", help="intra-op threads (1)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_run)
+    for command in sub.choices.values():  # a usage error after the command is the command's
+        command.set_defaults(command_parser=command)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from juno_bridge import native_stderr
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # exits 2 with the usage of the command they follow
+        getattr(args, "command_parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if not getattr(args, "run", None):
         parser.print_help()
         return EXIT_USAGE
     try:
-        return args.run(args)
+        with native_stderr.filtered(not args.verbose):
+            return args.run(args)
     except Exception as err:  # one clear line, unless asked for more
         if args.debug:
             raise
