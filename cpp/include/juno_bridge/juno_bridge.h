@@ -46,7 +46,8 @@ typedef enum jb_dtype {
   JB_DTYPE_UNDEFINED = 0, JB_DTYPE_FLOAT32 = 1, JB_DTYPE_UINT8 = 2, JB_DTYPE_INT8 = 3,
   JB_DTYPE_UINT16 = 4, JB_DTYPE_INT16 = 5, JB_DTYPE_INT32 = 6, JB_DTYPE_INT64 = 7,
   JB_DTYPE_BOOL = 9, JB_DTYPE_FLOAT16 = 10, JB_DTYPE_FLOAT64 = 11, JB_DTYPE_UINT32 = 12,
-  JB_DTYPE_UINT64 = 13
+  JB_DTYPE_UINT64 = 13,
+  JB_DTYPE_BFLOAT16 = 16 /* bfloat16: 2 bytes, the high half of a float32 (C code keeps it in uint16_t) */
 } jb_dtype;
 
 /* C-contiguous memory owned by the caller. Never copied by the bridge. */
