@@ -23,9 +23,9 @@ from libjuno_bridge cimport (JB_MAX_RANK, CSession, CTensorInfo, ModelMetadata, 
                              free_ended_thread_states,
                              session_metadata, session_stats, set_option, SessionStats,
                              open_backend_count as c_open_backend_count)
-from libjuno_bridge cimport (JB_DTYPE_BFLOAT16, JB_DTYPE_BOOL, JB_DTYPE_FLOAT16, JB_DTYPE_FLOAT32, JB_DTYPE_FLOAT64, JB_DTYPE_INT8,
-                             JB_DTYPE_INT16, JB_DTYPE_INT32, JB_DTYPE_INT64, JB_DTYPE_UINT8, JB_DTYPE_UINT16,
-                             JB_DTYPE_UINT32, JB_DTYPE_UINT64)
+from libjuno_bridge cimport (JB_DTYPE_BFLOAT16, JB_DTYPE_BOOL, JB_DTYPE_FLOAT16, JB_DTYPE_FLOAT32, JB_DTYPE_FLOAT64,
+                             JB_DTYPE_INT8, JB_DTYPE_INT16, JB_DTYPE_INT32, JB_DTYPE_INT64, JB_DTYPE_UINT8,
+                             JB_DTYPE_UINT16, JB_DTYPE_UINT32, JB_DTYPE_UINT64)
 from libjuno_bridge cimport jb_get_log_level, jb_set_log_callback, jb_set_log_level
 import atexit
 import concurrent.futures
