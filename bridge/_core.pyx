@@ -23,9 +23,9 @@ from libjuno_bridge cimport (JB_MAX_RANK, CSession, CTensorInfo, ModelMetadata, 
                              free_ended_thread_states,
                              session_metadata, session_stats, set_option, SessionStats,
                              open_backend_count as c_open_backend_count)
-from libjuno_bridge cimport (JB_DTYPE_BOOL, JB_DTYPE_FLOAT16, JB_DTYPE_FLOAT32, JB_DTYPE_FLOAT64, JB_DTYPE_INT8,
-                             JB_DTYPE_INT16, JB_DTYPE_INT32, JB_DTYPE_INT64, JB_DTYPE_UINT8, JB_DTYPE_UINT16,
-                             JB_DTYPE_UINT32, JB_DTYPE_UINT64)
+from libjuno_bridge cimport (JB_DTYPE_BFLOAT16, JB_DTYPE_BOOL, JB_DTYPE_FLOAT16, JB_DTYPE_FLOAT32, JB_DTYPE_FLOAT64,
+                             JB_DTYPE_INT8, JB_DTYPE_INT16, JB_DTYPE_INT32, JB_DTYPE_INT64, JB_DTYPE_UINT8,
+                             JB_DTYPE_UINT16, JB_DTYPE_UINT32, JB_DTYPE_UINT64)
 from libjuno_bridge cimport jb_get_log_level, jb_set_log_callback, jb_set_log_level
 import atexit
 import concurrent.futures
@@ -33,6 +33,7 @@ import logging
 import os
 import threading
 
+import ml_dtypes
 import numpy as np
 
 from juno_bridge.errors import InputError, InputTypeError, InvalidArgumentError, error_class
@@ -92,10 +93,13 @@ NUMPY_DTYPES = {JB_DTYPE_FLOAT32: np.dtype(np.float32), JB_DTYPE_UINT8: np.dtype
                 JB_DTYPE_INT16: np.dtype(np.int16), JB_DTYPE_INT32: np.dtype(np.int32),
                 JB_DTYPE_INT64: np.dtype(np.int64), JB_DTYPE_BOOL: np.dtype(np.bool_),
                 JB_DTYPE_FLOAT16: np.dtype(np.float16), JB_DTYPE_FLOAT64: np.dtype(np.float64),
-                JB_DTYPE_UINT32: np.dtype(np.uint32), JB_DTYPE_UINT64: np.dtype(np.uint64)}
+                JB_DTYPE_UINT32: np.dtype(np.uint32), JB_DTYPE_UINT64: np.dtype(np.uint64),
+                JB_DTYPE_BFLOAT16: np.dtype(ml_dtypes.bfloat16)}
 SUPPORTED_DTYPES = tuple(str(d) for d in NUMPY_DTYPES.values())
 
-cdef int32_t _JB_FROM_TYPENUM[64]
+cdef int32_t _JB_FROM_TYPENUM[64]  # numpy's built-in type numbers
+# bfloat16 is a type that ml_dtypes registers with numpy: its number is given out at run time (>= 256).
+cdef int _BFLOAT16_TYPENUM = NUMPY_DTYPES[JB_DTYPE_BFLOAT16].num
 cdef int _TYPENUM_FROM_JB[17]
 cdef int _ITEMSIZE_FROM_JB[17]
 
@@ -110,7 +114,8 @@ cdef void _init_dtype_tables() noexcept:
     for code, dtype in NUMPY_DTYPES.items():
         _TYPENUM_FROM_JB[code] = dtype.num
         _ITEMSIZE_FROM_JB[code] = dtype.itemsize
-        _JB_FROM_TYPENUM[dtype.num] = code
+        if dtype.num < 64:
+            _JB_FROM_TYPENUM[dtype.num] = code
     # int64/uint64 have two numpy type numbers on LP64 (long and long long).
     _JB_FROM_TYPENUM[<int>cnp.NPY_LONGLONG] = JB_DTYPE_INT64
     _JB_FROM_TYPENUM[<int>cnp.NPY_ULONGLONG] = JB_DTYPE_UINT64
@@ -156,7 +161,8 @@ cdef int fill_view(object obj, jb_tensor_view* view, str role, object name, bint
     if writable and not (flags & cnp.NPY_ARRAY_WRITEABLE):
         raise InputError(f"{_what(role, name)}: the output buffer is read-only")
     cdef int typenum = cnp.PyArray_TYPE(arr)
-    cdef int32_t dtype = _JB_FROM_TYPENUM[typenum] if 0 <= typenum < 64 else 0
+    cdef int32_t dtype = _JB_FROM_TYPENUM[typenum] if 0 <= typenum < 64 else (
+        JB_DTYPE_BFLOAT16 if typenum == _BFLOAT16_TYPENUM else 0)
     if dtype == 0 or cnp.PyArray_ISBYTESWAPPED(arr):
         raise InputTypeError(f"{_what(role, name)}: dtype {arr.dtype.str if not arr.dtype.isnative else arr.dtype} "
                              f"is not supported; expected one of {', '.join(SUPPORTED_DTYPES)} "
@@ -306,20 +312,23 @@ cdef class Session:
     through the backend's own asynchronous call (ONNX Runtime's RunAsync, with 2+ intra-op threads;
     Triton's async_infer), "pool" on the core's worker pool, "auto" (default) native except for ONNX
     Runtime on the CPU, whose RunAsync is slower there than the pool; ``async_mode`` says what was got.
+
+    bfloat16 tensors are ``ml_dtypes.bfloat16`` arrays; ``bfloat16_as_uint16=True`` takes and gives them
+    as ``uint16`` arrays of their bits instead (the same memory; a uint16 array is refused without it).
     """
     # The attributes are declared in bridge/juno_bridge/_core.pxd (juno_bridge._hits reads _session).
 
     def __init__(self, model, *, backend=None, intra_op_threads=0, inter_op_threads=0,
                  optimization="all", providers=("cpu",), onnxruntime=None, log_level="warning",
                  execution_mode="sequential", global_thread_pool=False, require_providers=False,
-                 shared=True, async_runs="auto", config=None):
+                 shared=True, async_runs="auto", bfloat16_as_uint16=False, config=None):
         cdef SessionOptions options
         cdef Status status
         settings = {"intra_op_threads": intra_op_threads, "inter_op_threads": inter_op_threads,
                     "optimization": optimization, "log_level": log_level,
                     "execution_mode": execution_mode, "global_thread_pool": int(bool(global_thread_pool)),
                     "require_providers": int(bool(require_providers)), "shared": int(bool(shared)),
-                    "async_runs": async_runs}
+                    "async_runs": async_runs, "bfloat16_as_uint16": int(bool(bfloat16_as_uint16))}
         if isinstance(providers, str):
             providers = (providers,)
         if not isinstance(providers, (list, tuple)) or not all(isinstance(p, str) for p in providers):

@@ -14,7 +14,7 @@ cdef extern from "juno_bridge/juno_bridge.h" nogil:
     ctypedef enum jb_dtype:
         JB_DTYPE_UNDEFINED, JB_DTYPE_FLOAT32, JB_DTYPE_UINT8, JB_DTYPE_INT8, JB_DTYPE_UINT16, JB_DTYPE_INT16,
         JB_DTYPE_INT32, JB_DTYPE_INT64, JB_DTYPE_BOOL, JB_DTYPE_FLOAT16, JB_DTYPE_FLOAT64, JB_DTYPE_UINT32,
-        JB_DTYPE_UINT64
+        JB_DTYPE_UINT64, JB_DTYPE_BFLOAT16
     ctypedef struct jb_tensor_view:
         void* data
         int32_t dtype

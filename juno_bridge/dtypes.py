@@ -1,6 +1,7 @@
 """The element types juno-bridge moves: numpy dtypes and the C ABI's jb_dtype codes (ONNX numbering).
 
-One table, built in juno_bridge._core from the C header's names; this module presents it.
+One table, built in juno_bridge._core from the C header's names; this module presents it. bfloat16 (code 16)
+is ml_dtypes.bfloat16, the numpy type onnx, TensorFlow and JAX use for it.
 
     >>> jb_code(np.float32), numpy_dtype(7)
     (1, dtype('int64'))

@@ -24,7 +24,7 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:/-]*$")  # no whitespace: the signat
 _DTYPES = {torch.float32: "float32", torch.float64: "float64", torch.float16: "float16",
            torch.int8: "int8", torch.int16: "int16", torch.int32: "int32", torch.int64: "int64",
            torch.uint8: "uint8", torch.uint16: "uint16", torch.uint32: "uint32", torch.uint64: "uint64",
-           torch.bool: "bool"}
+           torch.bool: "bool", torch.bfloat16: "bfloat16"}
 # TorchScript still works in torch 2.13 but warns on every call; a caller who asked for .pt knows.
 # torch's compiler also imports its own TorchScript modules and pickles pytree specs, warning about
 # itself: noise to whoever exports. Only these exact messages are silenced, nothing else.

@@ -51,7 +51,6 @@ std::string element_type_name(ONNXTensorElementDataType t) {
     case ONNX_TENSOR_ELEMENT_DATA_TYPE_STRING: return "string";
     case ONNX_TENSOR_ELEMENT_DATA_TYPE_COMPLEX64: return "complex64";
     case ONNX_TENSOR_ELEMENT_DATA_TYPE_COMPLEX128: return "complex128";
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16: return "bfloat16";
     default: return "element type " + std::to_string(static_cast<int>(t));
   }
 }
@@ -62,7 +61,6 @@ DType to_dtype(ONNXTensorElementDataType t) {
     case ONNX_TENSOR_ELEMENT_DATA_TYPE_STRING:
     case ONNX_TENSOR_ELEMENT_DATA_TYPE_COMPLEX64:
     case ONNX_TENSOR_ELEMENT_DATA_TYPE_COMPLEX128:
-    case ONNX_TENSOR_ELEMENT_DATA_TYPE_BFLOAT16:
     case ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED: return DType::Undefined;
     default: return dtype_size(static_cast<DType>(t)) ? static_cast<DType>(t) : DType::Undefined;
   }

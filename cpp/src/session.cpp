@@ -67,7 +67,8 @@ std::string known_names(const std::vector<TensorInfo>& infos) {
 
 const char* const kSessionOptionNames[] = {"backend",  "intra_op_threads", "inter_op_threads", "optimization",
                                            "providers", "onnxruntime",     "log_level",        "execution_mode",
-                                           "global_thread_pool", "require_providers", "shared", "async_runs"};
+                                           "global_thread_pool", "require_providers", "shared", "async_runs",
+                                           "bfloat16_as_uint16"};
 
 void SessionOptions::set(const std::string& key, const std::string& value) {
   if (key.rfind(kConfigPrefix, 0) == 0) {
@@ -84,6 +85,7 @@ void SessionOptions::set(const std::string& key, const std::string& value) {
   else if (key == "global_thread_pool") global_thread_pool = parse_flag(key, value);
   else if (key == "require_providers") require_providers = parse_flag(key, value);
   else if (key == "shared") shared = parse_flag(key, value);
+  else if (key == "bfloat16_as_uint16") bfloat16_as_uint16 = parse_flag(key, value);
   else if (key == "async_runs") {
     if (value != "auto" && value != "native" && value != "pool")
       throw Error(ErrorCode::InvalidArgument, "option 'async_runs' must be auto, native or pool, got '" + value + "'");
@@ -141,9 +143,9 @@ std::atomic<uint64_t> next_backend_id{1};
 
 // What makes two opens the same backend session: the model (a file by its resolved path, size and
 // modification time, so a rewritten file is a new model; bytes by size and hash; any other name, such
-// as python:module:f, as written) and every option but `shared`. Built by concatenation, never through
-// iostreams: a stream formats through the global locale, whose facets a library linked to another
-// libstdc++ (a static one, under -static-libstdc++) must not touch.
+// as python:module:f, as written) and every option but `shared` and `bfloat16_as_uint16` (the Session's
+// own). Built by concatenation, never through iostreams: a stream formats through the global locale,
+// whose facets a library linked to another libstdc++ (a static one, under -static-libstdc++) must not touch.
 std::string share_key(const std::string& model, const void* bytes, size_t size, const SessionOptions& o) {
   using std::to_string;
   std::string key;
@@ -255,18 +257,19 @@ class Session::InFlight {
   std::shared_ptr<Gate> kept_;
 };
 
-Session::Session(std::shared_ptr<Backend> backend) : gate_(std::make_shared<Gate>()), backend_(std::move(backend)) {
+Session::Session(std::shared_ptr<Backend> backend, const SessionOptions& options)
+    : gate_(std::make_shared<Gate>()), backend_(std::move(backend)), bfloat16_as_uint16_(options.bfloat16_as_uint16) {
   all_outputs_.resize(backend_->outputs().size());
   for (size_t i = 0; i < all_outputs_.size(); ++i) all_outputs_[i] = static_cast<int32_t>(i);
 }
 
 Session::Session(const std::string& model, const SessionOptions& options)
-    : Session(open_shared(resolve_model_name(model), nullptr, 0, options)) {}
+    : Session(open_shared(resolve_model_name(model), nullptr, 0, options), options) {}
 
 Session Session::from_bytes(const void* data, size_t size, const SessionOptions& options) {
   if (data == nullptr) throw Error(ErrorCode::InvalidArgument, "model bytes are NULL");
   if (size == 0) throw Error(ErrorCode::ModelLoad, "model bytes are empty (0 bytes)");
-  return Session(open_shared("", data, size, options));
+  return Session(open_shared("", data, size, options), options);
 }
 
 Session::Session(Session&&) noexcept = default;
@@ -276,6 +279,7 @@ Session& Session::operator=(Session&& other) noexcept {
     gate_ = std::move(other.gate_);
     backend_ = std::move(other.backend_);
     all_outputs_ = std::move(other.all_outputs_);
+    bfloat16_as_uint16_ = other.bfloat16_as_uint16_;
   }
   return *this;
 }
@@ -341,7 +345,8 @@ size_t Session::output_index(std::string_view name) const {
 namespace {
 
 // The checks one tensor must pass against what the model declares; `role` is "input" or "output".
-void check_view(const TensorView& v, const TensorInfo& info, const char* role) {
+// `bits_as_bfloat16`: option bfloat16_as_uint16, a uint16 view passes for a bfloat16 tensor.
+void check_view(const TensorView& v, const TensorInfo& info, const char* role, bool bits_as_bfloat16) {
   // The model states nothing about this tensor (plugin.h): only the backend can check it.
   const bool unknown = info.dtype == DType::Undefined && !info.rank_known && info.type_name == "unknown";
   if (unknown) {
@@ -351,7 +356,12 @@ void check_view(const TensorView& v, const TensorInfo& info, const char* role) {
   } else if (info.dtype == DType::Undefined)
     throw Error(ErrorCode::Unsupported, std::string(role) + " '" + info.name + "' is of type " + info.type_name +
                                             "; juno-bridge passes tensors of numeric and bool types only");
-  else if (v.dtype != info.dtype)
+  else if (info.dtype == DType::BFloat16 && v.dtype == DType::UInt16 && !bits_as_bfloat16)
+    throw Error(ErrorCode::InputType, std::string(role) + " '" + info.name +
+                                          "': expected dtype bfloat16, got uint16; uint16 is taken as the bits of "
+                                          "bfloat16 only with the option bfloat16_as_uint16=1 (Python: Session(..., "
+                                          "bfloat16_as_uint16=True)), else pass bfloat16 (numpy: ml_dtypes.bfloat16)");
+  else if (v.dtype != info.dtype && !(info.dtype == DType::BFloat16 && v.dtype == DType::UInt16))
     throw Error(ErrorCode::InputType, std::string(role) + " '" + info.name + "': expected dtype " +
                                           dtype_name(info.dtype) + ", got " + dtype_name(v.dtype));
   if (v.rank < 0 || v.rank > kMaxRank)
@@ -393,7 +403,7 @@ void Session::check_inputs(const TensorView* inputs, size_t num_inputs) const {
     throw Error(ErrorCode::Input, "the model takes " + std::to_string(infos.size()) + " input(s) (" +
                                       known_names(infos) + "), got " + std::to_string(num_inputs));
   if (num_inputs && inputs == nullptr) throw Error(ErrorCode::InvalidArgument, "inputs array is NULL");
-  for (size_t i = 0; i < num_inputs; ++i) check_view(inputs[i], infos[i], "input");
+  for (size_t i = 0; i < num_inputs; ++i) check_view(inputs[i], infos[i], "input", bfloat16_as_uint16_);
 }
 
 void Session::check_outputs(const TensorView* inputs, size_t num_inputs, const int32_t* output_index,
@@ -412,7 +422,7 @@ void Session::check_outputs(const TensorView* inputs, size_t num_inputs, const i
     for (size_t j = 0; j < i; ++j)
       if (output_index[j] == k) throw Error(ErrorCode::Input, "output '" + infos[k].name + "' requested twice");
     if (outputs[i].data == nullptr) continue;  // the backend allocates it
-    check_view(outputs[i], infos[k], "output");
+    check_view(outputs[i], infos[k], "output", bfloat16_as_uint16_);
     for (size_t j = 0; j < num_inputs; ++j)
       if (views_overlap(outputs[i], inputs[j]))
         throw Error(ErrorCode::Input, "output '" + infos[k].name + "' buffer overlaps input '" +
@@ -441,10 +451,38 @@ void Session::check_call(const TensorView* inputs, size_t num_inputs, const int3
                                                     "' has no buffer and no Tensor to receive one");
 }
 
+namespace {
+
+// Option bfloat16_as_uint16: the backend sees bfloat16 where the caller's uint16 views hold its bits (the
+// same memory, relabelled in a copy of the view array), and the caller sees uint16 where the backend made
+// a bfloat16 output.
+std::vector<TensorView> bits_as_bfloat16(const TensorView* views, size_t n, const std::vector<TensorInfo>& infos,
+                                         const int32_t* index) {
+  std::vector<TensorView> relabelled(views, views + n);
+  for (size_t i = 0; i < n; ++i)
+    if (relabelled[i].dtype == DType::UInt16 && infos[index ? index[i] : i].dtype == DType::BFloat16)
+      relabelled[i].dtype = DType::BFloat16;
+  return relabelled;
+}
+
+void bfloat16_as_bits(TensorView& view) {
+  if (view.dtype == DType::BFloat16) view.dtype = DType::UInt16;
+}
+
+}  // namespace
+
 void Session::run_open(const TensorView* inputs, size_t num_inputs, const int32_t* output_index,
                        TensorView* outputs, Tensor* owned, size_t num_outputs) {
   check_call(inputs, num_inputs, output_index, outputs, owned, num_outputs);
-  backend_->run(inputs, num_inputs, output_index, outputs, owned, num_outputs);
+  if (!bfloat16_as_uint16_) return backend_->run(inputs, num_inputs, output_index, outputs, owned, num_outputs);
+  const auto in = bits_as_bfloat16(inputs, num_inputs, backend_->inputs(), nullptr);
+  auto out = bits_as_bfloat16(outputs, num_outputs, backend_->outputs(), output_index);
+  backend_->run(in.data(), num_inputs, output_index, out.data(), owned, num_outputs);
+  for (size_t i = 0; i < num_outputs; ++i) {
+    if (outputs[i].data == nullptr) outputs[i] = out[i];  // allocated by the backend
+    bfloat16_as_bits(outputs[i]);
+    if (owned != nullptr) bfloat16_as_bits(owned[i].view);
+  }
 }
 
 namespace {
@@ -536,9 +574,22 @@ struct Completion {
 void Session::run_async(const TensorView* inputs, size_t num_inputs, const int32_t* output_index,
                         const TensorView* outputs, Tensor* owned, size_t num_outputs, RunCallback done) {
   if (!done) throw Error(ErrorCode::InvalidArgument, "run_async needs a completion callback");
+  std::vector<TensorView> in, out;  // option bfloat16_as_uint16: the relabelled views (the backend copies them)
+  if (bfloat16_as_uint16_) {
+    done = [done = std::move(done), owned, num_outputs](std::exception_ptr error) {
+      for (size_t i = 0; owned != nullptr && i < num_outputs; ++i) bfloat16_as_bits(owned[i].view);
+      done(error);
+    };
+  }
   auto completion = std::make_shared<Completion<InFlight>>(
       Completion<InFlight>{std::make_unique<InFlight>(*this, true), std::move(done)});  // in flight until done
   check_call(inputs, num_inputs, output_index, outputs, owned, num_outputs);
+  if (bfloat16_as_uint16_) {
+    in = bits_as_bfloat16(inputs, num_inputs, backend_->inputs(), nullptr);
+    out = bits_as_bfloat16(outputs, num_outputs, backend_->outputs(), output_index);
+    inputs = in.data();
+    outputs = out.data();
+  }
   if (backend_->async_native()) {
     try {
       backend_->run_async(inputs, num_inputs, output_index, outputs, owned, num_outputs,

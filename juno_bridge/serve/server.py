@@ -101,6 +101,9 @@ def _model_config(served: ServedModel, max_batch: int, queue_delay_us: int, inst
         if t.dtype is None or t.shape is None:
             raise ModelLoadError(f"model {served.model!r}: {role} '{t.name}' ({t.type_name}, rank "
                                  f"{'unknown' if t.shape is None else len(t.shape)}) cannot be served")
+        if str(t.dtype) not in _TRITON_TYPES:  # bfloat16: Triton's Python backend gives no numpy array of it
+            raise ModelLoadError(f"model {served.model!r}: {role} '{t.name}' is {t.type_name}, which juno-bridge "
+                                 f"serve does not pass; it serves {', '.join(_TRITON_TYPES)}")
     # A leading dynamic dim on every tensor is the batch dim Triton's dynamic batcher fills.
     batched = max_batch > 0 and all(len(t.shape) >= 1 and t.shape[0] < 0 for _, t in tensors)
     lines = [f'name: "{served.name}"', 'backend: "python"', f"max_batch_size: {max_batch if batched else 0}"]

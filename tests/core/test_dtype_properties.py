@@ -1,5 +1,6 @@
-"""Property tests: for every dtype numpy and ONNX share, random shapes and batch sizes give the same bits as
-numpy and as onnxruntime's own Python API on the same model, with runtime-allocated and in-place outputs."""
+"""Property tests: for every dtype numpy (with ml_dtypes' bfloat16) and ONNX share, random shapes and batch sizes
+give the same bits as numpy and as onnxruntime's own Python API on the same model, with runtime-allocated and
+in-place outputs."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,11 +12,12 @@ from hypothesis.extra import numpy as hnp
 import juno_bridge as jb
 from helpers import onnx_models
 from helpers.bridge_runs import run_both_ways
-from helpers.reference import assert_bitwise_equal, assert_results_equal, bridge_session, reference_session
+from helpers.reference import (BFLOAT16, assert_bitwise_equal, assert_results_equal, bridge_session,
+                               reference_run_bfloat16, reference_session)
 
 ALL_DTYPES = [np.dtype(d) for d in ("float16", "float32", "float64", "int8", "int16", "int32", "int64",
-                                    "uint8", "uint16", "uint32", "uint64", "bool")]
-ADD_DTYPES = [d for d in ALL_DTYPES if d.kind != "b"]  # ONNX Add has no bool
+                                    "uint8", "uint16", "uint32", "uint64", "bool")] + [BFLOAT16]
+ADD_DTYPES = [d for d in ALL_DTYPES if d.kind != "b" and d != BFLOAT16]  # ONNX Add has no bool, ORT's CPU no bfloat16
 MATMUL_DTYPES = [np.dtype(d) for d in ("float16", "float32", "float64", "int32", "int64", "uint32", "uint64")]
 
 batch = st.integers(0, 9)
@@ -41,12 +43,25 @@ def models(model_path):
     return Models(model_path)
 
 
+def arrays(dtype, shape, elements=None):
+    """hypothesis' arrays, for bfloat16 too (which hypothesis does not know): any bits, or `elements` rounded."""
+    if dtype != BFLOAT16:
+        return hnp.arrays(dtype, shape, elements=elements)
+    if elements is None:
+        return hnp.arrays(np.uint16, shape).map(lambda a: a.view(BFLOAT16))
+    return hnp.arrays(np.float32, shape, elements=elements).map(lambda a: a.astype(BFLOAT16))
+
+
 def check(models_pair, feeds, numpy_expected=None, exact_numpy=True):
     """juno-bridge == onnxruntime bitwise (both ways of outputs); == numpy bitwise, or closely where the
     summation order is the library's choice (MatMul, Gemm)."""
     session, reference = models_pair
     names = [o.name for o in reference.get_outputs()]
-    expected = dict(zip(names, reference.run(names, feeds)))
+    types = [o.type for o in reference.get_outputs()] + [str(a.dtype) for a in feeds.values()]
+    if "tensor(bfloat16)" in types or "bfloat16" in types:
+        expected = reference_run_bfloat16(reference, feeds)  # onnxruntime's Python API has no numpy bfloat16
+    else:
+        expected = dict(zip(names, reference.run(names, feeds)))
     got = run_both_ways(session, feeds, expected)
     assert_results_equal(got, expected)
     if numpy_expected is not None:
@@ -65,7 +80,7 @@ def test_supported_dtypes_are_exactly_those_numpy_and_onnx_share():
 
 @given(data=st.data(), dtype=st.sampled_from(ALL_DTYPES), rows=batch, cols=width)
 def test_identity_returns_the_input_bits_for_every_dtype(models, data, dtype, rows, cols):
-    x = data.draw(hnp.arrays(dtype, (rows, cols)))  # any bits, NaN payloads and -0.0 included
+    x = data.draw(arrays(dtype, (rows, cols)))  # any bits, NaN payloads and -0.0 included
     got = check(models.get(f"identity_{dtype}", onnx_models.identity, dtype), {"x": x})
     assert_bitwise_equal(got["y"], x, "y")
 
@@ -104,7 +119,7 @@ def test_cast_between_every_pair_of_dtypes_equals_numpy_and_onnxruntime(models, 
     values = st.integers(0, 100) if source.kind in "ub" or target.kind == "u" else st.integers(-100, 100)
     if source.kind == "b":
         values = st.booleans()
-    x = data.draw(hnp.arrays(source, (n,), elements=values))
+    x = data.draw(arrays(source, (n,), elements=values))
     check(models.get(f"cast_{source}_{target}", onnx_models.cast, source, target), {"x": x}, {"y": x.astype(target)})
 
 
@@ -121,6 +136,6 @@ def test_several_inputs_and_outputs_of_mixed_dtypes_equal_numpy(models, data, ro
 @given(data=st.data(), dims=hnp.array_shapes(min_dims=1, max_dims=6, min_side=0, max_side=5),
        dtype=st.sampled_from(ALL_DTYPES))
 def test_any_rank_and_shape_passes_through_a_model_of_unknown_rank(models, data, dims, dtype):
-    x = data.draw(hnp.arrays(dtype, dims))
+    x = data.draw(arrays(dtype, dims))
     got = check(models.get(f"identity_any_rank_{dtype}", onnx_models.identity, dtype, None), {"x": x})
     assert_bitwise_equal(got["y"], x, "y")

@@ -266,10 +266,10 @@ def test_sequence_of_maps_output_is_unsupported_by_name(model_path):
     np.testing.assert_array_equal(s.run({"x": x}, outputs=["p"])["p"], x)
 
 
-def test_bfloat16_input_and_output_are_unsupported_by_name(model_path):
+def test_a_uint16_array_for_a_bfloat16_input_is_refused_naming_bfloat16_and_the_option(model_path):
     s = jb.Session(model_path("bfloat16_io", onnx_models.bfloat16_io))
     assert [(i.name, i.dtype, i.type_name) for i in s.inputs()] == [("x", np.float32, "tensor(float)"),
-                                                                    ("b", None, "tensor(bfloat16)")]
+                                                                    ("b", np.dtype("bfloat16"), "tensor(bfloat16)")]
     x, b = np.ones(3, np.float32), np.zeros(3, np.uint16)  # bfloat16's bits, as a caller might hold them
-    with raises(jb.UnsupportedError, "input 'b'", "bfloat16"):
+    with raises(jb.InputTypeError, "input 'b'", "expected dtype bfloat16, got uint16", "bfloat16_as_uint16=True"):
         s.run({"x": x, "b": b})

@@ -152,8 +152,18 @@ def zipmap_output() -> onnx.ModelProto:
                       domains={"ai.onnx.ml": 3})
 
 
+def bfloat16_add(shape=("batch", "n")) -> onnx.ModelProto:
+    """c = a + b in bfloat16, added in float32 (ONNX Runtime's CPU kernels have no bfloat16 Add)."""
+    bf16 = TensorProto.BFLOAT16
+    return make_model([helper.make_node("Cast", ["a"], ["fa"], to=TensorProto.FLOAT),
+                       helper.make_node("Cast", ["b"], ["fb"], to=TensorProto.FLOAT),
+                       helper.make_node("Add", ["fa", "fb"], ["fc"]),
+                       helper.make_node("Cast", ["fc"], ["c"], to=bf16)],
+                      [value_info("a", bf16, shape), value_info("b", bf16, shape)], [value_info("c", bf16, shape)])
+
+
 def bfloat16_io() -> onnx.ModelProto:
-    """A bfloat16 input and a bfloat16 output: types numpy lacks, refused by name."""
+    """float32 in -> bfloat16 out (y), bfloat16 in -> float32 out (f)."""
     return make_model([helper.make_node("Cast", ["x"], ["y"], to=TensorProto.BFLOAT16),
                        helper.make_node("Cast", ["b"], ["f"], to=TensorProto.FLOAT)],
                       [value_info("x", np.float32, ("n",)), value_info("b", TensorProto.BFLOAT16, ("n",))],

@@ -154,3 +154,12 @@ class Deferred:
             deferred_kept.append(x)
         del x
         done()
+
+
+@jb.algorithm(inputs={"x": ("bfloat16", ("B",))}, outputs={"y": ("bfloat16", ("B",)), "f": ("float32", ("B",))})
+def bfloat16_double(inputs, outputs):
+    """bfloat16 views (ml_dtypes.bfloat16 arrays) of the caller's memory in and out."""
+    seen["x"] = (inputs["x"].dtype, inputs["x"].__array_interface__["data"][0])
+    seen["y"] = (outputs["y"].dtype, outputs["y"].__array_interface__["data"][0])
+    outputs["y"][:] = inputs["x"] * 2
+    outputs["f"][:] = inputs["x"].astype(np.float32)

@@ -2,14 +2,19 @@
 comparison (floats compared by their bits, so NaN == NaN and -0.0 != 0.0)."""
 from __future__ import annotations
 
+import ctypes
+
+import ml_dtypes
 import numpy as np
 import onnxruntime as ort
+from onnx import TensorProto
 
 import juno_bridge as jb
 
 # One intra-op and one inter-op thread on both sides: ONNX Runtime's results do not depend on thread
 # counts for most kernels, but reductions split across threads may round differently.
 THREADS = {"intra_op_threads": 1, "inter_op_threads": 1}
+BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
 
 
 def reference_session(model, optimization: str = "all") -> ort.InferenceSession:
@@ -36,10 +41,34 @@ def reference_run(model, feeds: dict, optimization: str = "all") -> dict:
     return dict(zip(names, sess.run(names, feeds)))
 
 
+def reference_run_bfloat16(sess: ort.InferenceSession, feeds: dict) -> dict:
+    """sess.run for models with bfloat16 tensors, which onnxruntime's Python API takes and gives only as
+    OrtValues (it has no numpy type for them): ml_dtypes.bfloat16 inputs go in as their uint16 bits labelled
+    bfloat16, and bfloat16 outputs are read from the OrtValue's own memory."""
+    def value(a):
+        a = np.ascontiguousarray(a)
+        if a.dtype == BFLOAT16:
+            return ort.OrtValue.ortvalue_from_numpy_with_onnx_type(a.view(np.uint16), TensorProto.BFLOAT16)
+        return ort.OrtValue.ortvalue_from_numpy(a)
+
+    names = [o.name for o in sess.get_outputs()]
+    results = sess.run_with_ort_values(names, {k: value(a) for k, a in feeds.items()})
+    got = {}
+    for name, v in zip(names, results):
+        if v.data_type() != "tensor(bfloat16)":
+            got[name] = v.numpy()
+            continue
+        shape = tuple(v.shape())
+        n = int(np.prod(shape, dtype=np.int64))
+        raw = ctypes.string_at(v.data_ptr(), 2 * n) if n else b""
+        got[name] = np.frombuffer(raw, np.uint16).reshape(shape).view(BFLOAT16).copy()
+    return got
+
+
 def bits(a: np.ndarray) -> np.ndarray:
     """The array's raw bits as unsigned integers (bool and integers are returned as they are)."""
     a = np.asarray(a)
-    if a.dtype.kind == "f":
+    if a.dtype.kind == "f" or a.dtype == BFLOAT16:
         return a.view(f"u{a.dtype.itemsize}")
     return a
 
@@ -63,7 +92,7 @@ def assert_results_equal(got: dict, expected: dict) -> None:
 def sentinel_like(a: np.ndarray) -> np.ndarray:
     """An array of a's shape and dtype filled with a value no test computes, to prove it was overwritten."""
     out = np.empty(a.shape, a.dtype)
-    if out.dtype.kind == "f":
+    if out.dtype.kind == "f" or out.dtype == BFLOAT16:
         out.fill(np.nan)
         out.view(f"u{out.dtype.itemsize}")[...] |= 1  # a NaN payload the runtime never produces
     elif out.dtype.kind == "b":

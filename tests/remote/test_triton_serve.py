@@ -71,6 +71,14 @@ def test_missing_models_and_clashing_names_are_refused(tmp_path):
         write_repository(tmp_path, [ServedModel("a", tiny, {}), ServedModel("a", tiny, {})])
 
 
+def test_a_bfloat16_model_is_refused_by_name_not_served(tmp_path):
+    from helpers import onnx_models
+
+    path = onnx_models.save(onnx_models.bfloat16_io(), tmp_path, "bf16")
+    with pytest.raises(jb.ModelLoadError, match=r"input 'b' is tensor\(bfloat16\), which juno-bridge serve does not"):
+        write_repository(tmp_path / "repo", [ServedModel("bf16", str(path), {})])
+
+
 @given(stem=st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,20}", fullmatch=True),
        suffix=st.sampled_from([".onnx", ".pt", ".pt2"]))
 def test_a_model_file_is_served_under_its_stem(stem, suffix):

@@ -46,7 +46,8 @@ typedef enum jb_dtype {
   JB_DTYPE_UNDEFINED = 0, JB_DTYPE_FLOAT32 = 1, JB_DTYPE_UINT8 = 2, JB_DTYPE_INT8 = 3,
   JB_DTYPE_UINT16 = 4, JB_DTYPE_INT16 = 5, JB_DTYPE_INT32 = 6, JB_DTYPE_INT64 = 7,
   JB_DTYPE_BOOL = 9, JB_DTYPE_FLOAT16 = 10, JB_DTYPE_FLOAT64 = 11, JB_DTYPE_UINT32 = 12,
-  JB_DTYPE_UINT64 = 13
+  JB_DTYPE_UINT64 = 13,
+  JB_DTYPE_BFLOAT16 = 16 /* bfloat16: 2 bytes, the high half of a float32 (C code keeps it in uint16_t) */
 } jb_dtype;
 
 /* C-contiguous memory owned by the caller. Never copied by the bridge. */
@@ -86,7 +87,9 @@ JB_API const char* jb_dtype_name(int32_t dtype); /* "float32", ...; "undefined" 
  * (verbose|info|warning|error|fatal), execution_mode (sequential|parallel), global_thread_pool (0|1),
  * require_providers (0|1: a provider in `providers` that cannot be used is an error, not skipped),
  * shared (0|1, default 1: sessions of the same model and options share one backend session),
- * async_runs (auto|native|pool, default auto: how jb_session_run_async runs, see jb_session_async_mode).
+ * async_runs (auto|native|pool, default auto: how jb_session_run_async runs, see jb_session_async_mode),
+ * bfloat16_as_uint16 (0|1: a JB_DTYPE_UINT16 view passes for a bfloat16 tensor, and bfloat16 outputs the
+ * backend allocates come back labelled JB_DTYPE_UINT16; without it such a view is refused).
  * A backend-specific entry is "config.<key>" (Python's config= dict): a plugin's own option
  * ("config.num_runners") or an ONNX Runtime session config entry ("config.session.intra_op.allow_spinning");
  * any other key is taken as config.<key> too. The backend that opens the model refuses, by name and

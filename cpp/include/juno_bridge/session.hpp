@@ -39,6 +39,10 @@ struct JB_API SessionOptions {
   // async_infer), "pool" on the core's worker pool, "auto" native except for ONNX Runtime on the CPU,
   // whose RunAsync was measured 1.5x slower than the pool (README "Asynchronous runs").
   std::string async_runs = "auto";
+  // bfloat16 tensors as uint16 arrays of their bits, for callers with no bfloat16 type (numpy without
+  // ml_dtypes): a uint16 view is taken for a bfloat16 input or output buffer, and the bfloat16 outputs the
+  // backend allocates come back labelled uint16. Without it a uint16 view of a bfloat16 tensor is refused.
+  bool bfloat16_as_uint16 = false;
   // Backend-specific entries, checked by the backend that opens the model: a plugin's own options
   // ("num_runners", "signature"), refused by name unless the plugin declares them; or ONNX Runtime
   // session config entries, whose keys are "<area>.<name>" ("session.intra_op.allow_spinning").
@@ -135,7 +139,7 @@ class JB_API Session {
                  Tensor* owned, size_t num_outputs, RunCallback done);
 
  private:
-  explicit Session(std::shared_ptr<Backend> backend);
+  explicit Session(std::shared_ptr<Backend> backend, const SessionOptions& options);
   class InFlight;  // marks one call as running, so close() waits for it (session.cpp)
   // run() after the session is known open and counted in flight.
   void run_open(const TensorView* inputs, size_t num_inputs, const int32_t* output_index, TensorView* outputs,
@@ -150,6 +154,7 @@ class JB_API Session {
   std::shared_ptr<Gate> gate_;  // shared: a run_async completion that destroys the Session outlives it
   std::shared_ptr<Backend> backend_;  // shared with the other Sessions of the same model and options
   std::vector<int32_t> all_outputs_;  // 0..n-1, so the fast path needs no index array per call
+  bool bfloat16_as_uint16_ = false;   // SessionOptions::bfloat16_as_uint16: this Session's, not the backend's
 };
 
 // Facts about an ONNX Runtime library (the default one when `library` is empty).

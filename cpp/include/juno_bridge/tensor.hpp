@@ -21,7 +21,7 @@ enum class DType : int32_t {
   Undefined = JB_DTYPE_UNDEFINED, Float32 = JB_DTYPE_FLOAT32, UInt8 = JB_DTYPE_UINT8, Int8 = JB_DTYPE_INT8,
   UInt16 = JB_DTYPE_UINT16, Int16 = JB_DTYPE_INT16, Int32 = JB_DTYPE_INT32, Int64 = JB_DTYPE_INT64,
   Bool = JB_DTYPE_BOOL, Float16 = JB_DTYPE_FLOAT16, Float64 = JB_DTYPE_FLOAT64, UInt32 = JB_DTYPE_UINT32,
-  UInt64 = JB_DTYPE_UINT64,
+  UInt64 = JB_DTYPE_UINT64, BFloat16 = JB_DTYPE_BFLOAT16,
 };
 
 // The one table of element types: bytes per element, numpy's spelling, ONNX's spelling (the element in
@@ -40,6 +40,7 @@ inline constexpr DTypeFacts kDTypes[] = {
     {DType::Int64, 8, "int64", "int64"},       {DType::Bool, 1, "bool", "bool"},
     {DType::Float16, 2, "float16", "float16"}, {DType::Float64, 8, "float64", "double"},
     {DType::UInt32, 4, "uint32", "uint32"},    {DType::UInt64, 8, "uint64", "uint64"},
+    {DType::BFloat16, 2, "bfloat16", "bfloat16"},  // numpy's spelling is ml_dtypes' (ml_dtypes.bfloat16)
 };
 
 // The table's row for `dtype`; nullptr for Undefined or an unknown value.

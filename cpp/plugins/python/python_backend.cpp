@@ -86,6 +86,22 @@ Error python_error(jb_status fallback, const std::string& context) {
   return Error(status, context + text);
 }
 
+// bfloat16 is ml_dtypes' numpy type, numbered when ml_dtypes registers it (juno_bridge imports it). Under
+// the GIL; -1 with a Python error set when ml_dtypes cannot be imported.
+int bfloat16_typenum() {
+  static int num = -1;
+  if (num < 0) {
+    Ref module(PyImport_ImportModule("ml_dtypes"));
+    Ref type(module ? PyObject_GetAttrString(module.get(), "bfloat16") : nullptr);
+    PyArray_Descr* descr = nullptr;
+    if (type && PyArray_DescrConverter(type.get(), &descr)) {
+      num = descr->type_num;
+      Py_DECREF(descr);
+    }
+  }
+  return num;
+}
+
 int typenum_of(int32_t dtype) {
   switch (dtype) {
     case JB_DTYPE_FLOAT32: return NPY_FLOAT32;
@@ -100,6 +116,7 @@ int typenum_of(int32_t dtype) {
     case JB_DTYPE_FLOAT64: return NPY_FLOAT64;
     case JB_DTYPE_UINT32: return NPY_UINT32;
     case JB_DTYPE_UINT64: return NPY_UINT64;
+    case JB_DTYPE_BFLOAT16: return bfloat16_typenum();
     default: return -1;
   }
 }

@@ -48,6 +48,7 @@ int32_t to_jb_dtype(int32_t tf_dtype) {
     case TF_HALF: return JB_DTYPE_FLOAT16;
     case TF_UINT32: return JB_DTYPE_UINT32;
     case TF_UINT64: return JB_DTYPE_UINT64;
+    case TF_BFLOAT16: return JB_DTYPE_BFLOAT16;
     default: return JB_DTYPE_UNDEFINED;
   }
 }
@@ -57,7 +58,6 @@ std::string type_name(int32_t tf_dtype) {
   if (int32_t jb = to_jb_dtype(tf_dtype); jb != JB_DTYPE_UNDEFINED) return plugin::onnx_type_name(jb);
   switch (tf_dtype) {
     case TF_STRING: return "tensor(string)";
-    case TF_BFLOAT16: return "tensor(bfloat16)";
     case TF_COMPLEX64: return "tensor(complex64)";
     case TF_COMPLEX128: return "tensor(complex128)";
     case TF_RESOURCE: return "tensorflow resource";

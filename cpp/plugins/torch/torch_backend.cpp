@@ -58,13 +58,15 @@ std::optional<at::ScalarType> to_scalar_type(int32_t dtype) {
     case JB_DTYPE_FLOAT64: return at::kDouble;
     case JB_DTYPE_UINT32: return at::kUInt32;
     case JB_DTYPE_UINT64: return at::kUInt64;
+    case JB_DTYPE_BFLOAT16: return at::kBFloat16;
     default: return std::nullopt;
   }
 }
 
 int32_t to_jb_dtype(at::ScalarType t) {
   for (int32_t d : {JB_DTYPE_FLOAT32, JB_DTYPE_UINT8, JB_DTYPE_INT8, JB_DTYPE_UINT16, JB_DTYPE_INT16, JB_DTYPE_INT32,
-                    JB_DTYPE_INT64, JB_DTYPE_BOOL, JB_DTYPE_FLOAT16, JB_DTYPE_FLOAT64, JB_DTYPE_UINT32, JB_DTYPE_UINT64})
+                    JB_DTYPE_INT64, JB_DTYPE_BOOL, JB_DTYPE_FLOAT16, JB_DTYPE_FLOAT64, JB_DTYPE_UINT32, JB_DTYPE_UINT64,
+                    JB_DTYPE_BFLOAT16})
     if (to_scalar_type(d) == t) return d;
   return JB_DTYPE_UNDEFINED;
 }
