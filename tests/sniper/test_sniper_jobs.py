@@ -287,3 +287,33 @@ def test_run_raises_when_the_job_fails(models, events, run_job):
     ''')
     assert job.rc == 1 and job.result is None, job
     assert "juno_bridge.sniper.JobError: SNiPER task 'task' ended with an error" in job.output, job
+
+
+def test_the_store_holds_every_dtype_python_names(run_job):
+    """store.create / store[...] for every dtype of the core, bfloat16 (ml_dtypes) among them: the same
+    memory, the same bits."""
+    job = run_job('''
+        import ml_dtypes
+        class Every(Sniper.PyAlgBase):
+            def initialize(self): self.store = jbs.store(self); return True
+            def execute(self):
+                seen = {}
+                for name in ["float32", "float64", "float16", "bfloat16", "int8", "int16", "int32", "int64",
+                             "uint8", "uint16", "uint32", "uint64", "bool"]:
+                    dtype = np.dtype(ml_dtypes.bfloat16) if name == "bfloat16" else np.dtype(name)
+                    made = self.store.create("t_" + name, (2, 3), dtype)
+                    made[...] = np.arange(6).reshape(2, 3).astype(dtype)
+                    back = self.store["t_" + name]
+                    seen[name] = [str(back.dtype), back.__array_interface__["data"][0] == made.__array_interface__["data"][0],
+                                  back.astype(np.float64).ravel().tolist()]
+                emit(seen=seen)
+                return True
+            def finalize(self): return True
+        task = Sniper.Task("task"); task.setEvtMax(1)
+        every = jbs.add_alg(task, Every("every"))
+        jbs.run(task)
+    ''')
+    assert job.result, job
+    for name, (dtype, same_memory, values) in job.result["seen"].items():
+        assert dtype == name and same_memory, (name, dtype, same_memory)
+        assert values == ([0.0, 1.0, 1.0, 1.0, 1.0, 1.0] if name == "bool" else [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]), name

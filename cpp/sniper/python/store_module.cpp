@@ -25,8 +25,18 @@ namespace {
 
 constexpr const char* kCapsule = "juno_bridge.sniper.storage";
 
+// ml_dtypes registers bfloat16 with numpy under a type number chosen at run time (called with the GIL).
+int bfloat16_type() {
+  static const int type = [] {
+    const bp::object bfloat16 = bp::import("ml_dtypes").attr("bfloat16");
+    return static_cast<int>(bp::extract<int>(bp::import("numpy").attr("dtype")(bfloat16).attr("num")));
+  }();
+  return type;
+}
+
 int numpy_type(jb::DType d) {
   switch (d) {
+    case jb::DType::BFloat16: return bfloat16_type();
     case jb::DType::Float32: return NPY_FLOAT32;
     case jb::DType::Float64: return NPY_FLOAT64;
     case jb::DType::Float16: return NPY_FLOAT16;
