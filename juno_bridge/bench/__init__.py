@@ -57,20 +57,23 @@ def unavailable(backend: BackendInfo) -> str:
     return f"the {backend.name} backend's plugin (libjuno_bridge_{backend.plugin}.so) was not built ({install})"
 
 
-def format_report(rows: list[Row], targets: list[Target]) -> str:
+def format_report(rows: list[Row], targets: list[Target], quick: bool = False) -> str:
     lines = [f"machine: {machine_description()}", ""]
-    header = (f"{'group':<14}{'model':<6}{'B':>4}  {'method':<53}{'caller':<8}{'median us':>11}{'p90 us':>10}"
-              f"{'vs (e)':>8}")
+    width = max([len(r.method) for r in rows] + [len("method")]) + 1  # whole labels, never cut
+    header = (f"{'group':<14}{'model':<6}{'B':>4}  {'method':<{width}}{'caller':<8}{'median us':>11}{'p90 us':>10}"
+              f"{'time/(e)':>9}")
     lines += [header, "-" * len(header)]
     for r in rows:
         base = find_row(rows, r.model, r.batch, "(e)", "onnx") if r.group == "onnx" else None
-        vs = f"{r.median_us / base.median_us:7.2f}x" if base else ""
+        vs = f"{r.median_us / base.median_us:8.2f}x" if base else ""
         note = f"  {r.extra['note']}" if r.extra.get("note") else ""
-        lines.append(f"{r.group:<14}{r.model:<6}{r.batch:>4}  {r.method[:52]:<53}{r.caller:<8}"
-                     f"{r.median_us:>11.2f}{r.p90_us:>10.2f}{vs:>8}{note}")
+        lines.append(f"{r.group:<14}{r.model:<6}{r.batch:>4}  {r.method:<{width}}{r.caller:<8}"
+                     f"{r.median_us:>11.2f}{r.p90_us:>10.2f}{vs:>9}{note}")
+    lines.append("median us, p90 us: microseconds per call; time/(e): the median over that of (e), onnxruntime's "
+                 "own Python API (onnx rows; below 1 is faster)")
     if targets:
-        lines += ["", "targets (ratios of medians):"]
-        lines += [format_target(*t) for t in targets]
+        lines += ["", "targets (ratios of medians, or microseconds where they say us):"]
+        lines += [format_target(*t, judged=not quick) for t in targets]
     return "\n".join(lines)
 
 
@@ -90,7 +93,7 @@ def run(settings: Settings, groups: tuple[str, ...] = ("onnx",), json_path: str 
             continue
         rows += group_rows
         targets += group.group_targets(group_rows)
-    report = format_report(rows, targets)
+    report = format_report(rows, targets, quick=settings.is_quick)
     if json_path:
         Path(json_path).write_text(json.dumps({
             "machine": machine_description(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -7,6 +7,7 @@ Each group module (onnx, torch, tf, python, remote) measures its rows with these
 from __future__ import annotations
 
 import argparse
+import re
 import json
 import os
 import platform
@@ -152,16 +153,20 @@ def find_row(rows: list[Row], model: str, batch: int, prefix: str, group: str | 
     return None
 
 
-def format_target(text: str, value: float | None, target: float | None, higher: bool) -> str:
-    """One target line: the measured ratio against the target, met or MISSED (never asserted); a figure
-    without a target is shown as it is."""
+def format_target(text: str, value: float | None, target: float | None, higher: bool, judged: bool = True) -> str:
+    """One target line: the measured figure against the target, met or MISSED (never asserted); a figure
+    without a target is shown as it is. A figure in microseconds says so in its text ("us"); any other is
+    a ratio (x). ``judged=False`` (a --quick run: too few iterations for the targets) shows the figure and
+    the target without a verdict."""
     if value is None:
         return f"  {text}: not measured"
-    unit = " us" if " in us" in text else "x"
+    unit = " us" if re.search(r"\bus\b", text) else "x"
     if target is None:
         return f"  {text}: {value:.2f}{unit}"
-    met = value >= target if higher else value <= target
     sign = ">=" if higher else "<="
+    if not judged:
+        return f"  {text}: {value:.2f}{unit} (target {sign} {target}{unit}: not judged at --quick)"
+    met = value >= target if higher else value <= target
     return f"  {text}: {value:.2f}{unit} (target {sign} {target}{unit}) {'met' if met else 'MISSED'}"
 
 
