@@ -399,13 +399,14 @@ cdef class Session:
                 "custom": {k.decode(): v.decode() for k, v in md.custom}}
 
     def _stats(self):
-        """Zero-copy evidence for tests: runtime tensors made over caller memory since open, and where
-        the runtime reads each input (the address it reports for the last bound input)."""
+        """Zero-copy evidence for tests: runtime tensors made over caller memory since open, inputs copied
+        into the backend's own memory since open (TensorFlow's unaligned ones), and where the runtime reads
+        each input (the address it reports for the last bound input)."""
         cdef SessionStats st
         cdef Status status
         if session_stats(deref(self._open()), &st, &status):
             raise_status(status)
-        return {"tensors_wrapped": st.tensors_wrapped,
+        return {"tensors_wrapped": st.tensors_wrapped, "inputs_staged": st.inputs_staged,
                 "input_addresses": [<uintptr_t>st.input_addresses[i] for i in range(st.input_addresses.size())],
                 "backend_id": st.backend_id, "backend_users": st.backend_users}
 

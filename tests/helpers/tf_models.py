@@ -143,10 +143,10 @@ def aligned(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def unaligned(a: np.ndarray) -> np.ndarray:
-    """A copy of `a` whose data start 16 bytes past a 64-byte boundary (numpy's own guarantee)."""
+def unaligned(a: np.ndarray, offset: int = 16) -> np.ndarray:
+    """A copy of `a` whose data start `offset` bytes past a 64-byte boundary (16: numpy's own guarantee)."""
     raw = juno_bridge.empty((a.nbytes + 64,), np.uint8)
-    out = raw[16:16 + a.nbytes].view(a.dtype).reshape(a.shape)
+    out = raw[offset:offset + a.nbytes].view(a.dtype).reshape(a.shape)
     out[...] = a
     return out
 
