@@ -231,6 +231,32 @@ cdef str _names(names):
     return ", ".join(repr(n) for n in names) or "none"
 
 
+cdef int _raise_run_status(Session session, object in_names, Status& status) except -1:
+    """raise_status for a run. For inputs given as a sequence, an error about one input also says the order
+    the sequence was taken in: a sequence in another order is the likeliest cause (a swap of inputs of
+    different dtypes or shapes)."""
+    cls = error_class(status.code)
+    message = status.message.decode("utf-8", "replace")
+    if (in_names is None and session._n_in > 1 and issubclass(cls, InputError) and message.startswith("input '")
+            and any(f"': expected {what} " in message for what in ("dtype", "rank", "shape"))):
+        order = ", ".join(f"{i.name!r} ({i.dtype if i.dtype is not None else i.type_name})" for i in session._inputs)
+        message += (f"; the inputs came as a sequence, taken in the model's input order: {order}; "
+                    f"give them by name (a dict) if that is not the order meant")
+    raise cls(message, status.backend_code)
+
+
+cdef str _unordered_inputs(Session session):
+    """Why a sequence of inputs cannot be taken, when the model gives its inputs no order (its metadata
+    says so: custom.input_order "names only"); None when it can."""
+    if session._n_in < 2:
+        return None
+    custom = session.metadata()["custom"]
+    if custom.get("input_order") != "names only":
+        return None
+    return (f"{custom.get('input_order_note') or 'the model gives its inputs no order'}: give them by name, "
+            f"a dict {{{', '.join(f'{n!r}: ...' for n in session._input_index)}}}, not a sequence")
+
+
 cdef jb_tensor_view* _views(jb_tensor_view* inline_room, vector[jb_tensor_view]& heap, size_t n):
     """Room for n views: `inline_room` (CALL_TENSORS long) when they fit, else `heap` grown to n."""
     if n <= CALL_TENSORS:
@@ -371,6 +397,7 @@ cdef class Session:
             self._all_outputs.push_back(i)
         self._plans = []
         self._pending = set()
+        self._unordered = _unordered_inputs(self)
 
     cdef CSession* _open(self) except NULL:
         if not self._session:
@@ -479,7 +506,7 @@ cdef class Session:
         if rc:
             Py_DECREF(call)
             try:
-                raise_status(status)
+                _raise_run_status(self, call.plan.in_names, status)
             except Exception as error:
                 future.set_exception(error)
         return future
@@ -509,6 +536,8 @@ cdef class Session:
             if not isinstance(inputs, (list, tuple)):
                 inputs = dict(inputs)
             else:
+                if self._unordered is not None:
+                    raise InputError(self._unordered)
                 if len(inputs) != self._n_in:
                     raise InputError(f"the model takes {self._n_in} input(s) ({_names(self._input_index)}), "
                                      f"got {len(inputs)}")
@@ -537,7 +566,8 @@ cdef class Session:
     def run(self, inputs, out=None, outputs=None):
         """Runs the model; returns a dict output name -> array, in the model's output order.
 
-        ``inputs``: a dict name -> array, or a sequence in model input order. ``out``: a dict name ->
+        ``inputs``: a dict name -> array, or a sequence in model input order (``inputs()``; refused for a
+        model that gives its inputs no order, as a SavedModel whose function takes a dict). ``out``: a dict name ->
         array to be written in place (returned as is). ``outputs``: names of the outputs wanted (all by
         default). Outputs not in ``out`` are allocated by the runtime and returned without a copy.
         """
@@ -551,7 +581,7 @@ cdef class Session:
             rc = run_session(deref(session), call.in_views, call.n_in, call.out_index, call.out_views,
                              call.owned_ptr, call.n_out, &status)
         if rc:
-            raise_status(status)
+            _raise_run_status(self, call.plan.in_names, status)
         return call.result()
 
     cdef object _call(self, object inputs, object out, object outputs):
@@ -600,6 +630,8 @@ cdef class Session:
                 raise InputError(f"missing input(s) {_names(missing)}; the model's inputs are "
                                  f"{_names(self._input_index)}")
         else:
+            if self._unordered is not None:
+                raise InputError(self._unordered)
             if <size_t>len(inputs) != n_in:
                 raise InputError(f"the model takes {n_in} input(s) ({_names(self._input_index)}), "
                                  f"got {len(inputs)}")

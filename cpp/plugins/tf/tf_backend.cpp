@@ -336,8 +336,15 @@ class Model : public plugin::ModelBase<Info> {
     if (sig.outputs.empty())
       throw Error(JB_ERROR_MODEL_LOAD, "SavedModel '" + path_ + "': signature '" + options_.signature +
                                              "' has no outputs");
-    for (const auto& s : sig.inputs) inputs_.push_back(resolve(s, "input"));
+    // Inputs in the order the model's function takes them; where it has none, by key, and a caller
+    // must name them (the Python Session refuses a sequence then, reading custom.input_order).
+    const InputOrder order = input_order(meta_, sig);
+    for (size_t i : order.order) inputs_.push_back(resolve(sig.inputs[i], "input"));
     for (const auto& s : sig.outputs) outputs_.push_back(resolve(s, "output"));
+    add_metadata("custom.input_order", order.unordered.empty() ? "positional" : "names only");
+    if (!order.unordered.empty())
+      add_metadata("custom.input_order_note", "signature '" + options_.signature + "' gives its inputs no order: " +
+                                                  order.unordered);
     add_metadata("producer_name", "tensorflow");
     add_metadata("description", "TensorFlow SavedModel");
     add_metadata("custom.signature", options_.signature);
