@@ -181,7 +181,8 @@ class PluginBackend final : public Backend {
     st.input_addresses.assign(inputs_.size(), nullptr);
     jb_status s = api_->stats(handle_, &st.tensors_wrapped, st.input_addresses.data(), st.input_addresses.size());
     if (s != JB_OK) throw_plugin_error(s, name_);
-    if (api_->staged != nullptr && (s = api_->staged(handle_, &st.inputs_staged)) != JB_OK) throw_plugin_error(s, name_);
+    if (api_->staged != nullptr && (s = api_->staged(handle_, &st.inputs_staged)) != JB_OK)
+      throw_plugin_error(s, name_);
     return st;
   }
 

@@ -484,8 +484,8 @@ class Model : public plugin::ModelBase<Info> {
   TF_Graph* graph_ = nullptr;
   TF_Session* session_ = nullptr;
   MetaGraphInfo meta_;
-  mutable StagingPool staging_;
-  mutable std::atomic<bool> warned_unaligned_{false};
+  StagingPool staging_;
+  std::atomic<bool> warned_unaligned_{false};  // the staging warning is said once per session
 };
 
 constexpr const char* kOptions[] = {"intra_op_threads", "inter_op_threads", "signature", "tags", "copy_unaligned",

@@ -271,12 +271,15 @@ void parse_object_graph(std::string_view bytes, MetaGraphInfo& info) {
       r.skip(w);
       continue;
     }
-    auto [name, value] = map_entry(expect_bytes(r, w, "SavedObjectGraph.concrete_functions"), "concrete_functions entry");
+    auto [name, value] =
+        map_entry(expect_bytes(r, w, "SavedObjectGraph.concrete_functions"), "concrete_functions entry");
     Reader fn(value);
     InputStructure structure;
     for (uint32_t g, x; fn.next(g, x);) {
-      if (g == 3) walk_structure(expect_bytes(fn, x, "SavedConcreteFunction.canonicalized_input_signature"), structure, 0);
-      else fn.skip(x);
+      if (g == 3)
+        walk_structure(expect_bytes(fn, x, "SavedConcreteFunction.canonicalized_input_signature"), structure, 0);
+      else
+        fn.skip(x);
     }
     info.concrete_functions[name] = std::move(structure);
   }
