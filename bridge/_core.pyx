@@ -405,7 +405,9 @@ cdef class Session:
         return self._session.get()
 
     def inputs(self):
-        """The model's inputs, as a list of TensorInfo."""
+        """The model's inputs, as a list of TensorInfo, in model order: the order a sequence of inputs is taken
+        in (a SavedModel's: its function's arguments; by name only where metadata's custom input_order says
+        "names only")."""
         self._open()
         return list(self._inputs)
 
