@@ -237,6 +237,32 @@ cdef str _names(names):
     return ", ".join(repr(n) for n in names) or "none"
 
 
+cdef int _raise_run_status(Session session, object in_names, Status& status) except -1:
+    """raise_status for a run. For inputs given as a sequence, an error about one input also says the order
+    the sequence was taken in: a sequence in another order is the likeliest cause (a swap of inputs of
+    different dtypes or shapes)."""
+    cls = error_class(status.code)
+    message = status.message.decode("utf-8", "replace")
+    if (in_names is None and session._n_in > 1 and issubclass(cls, InputError) and message.startswith("input '")
+            and any(f"': expected {what} " in message for what in ("dtype", "rank", "shape"))):
+        order = ", ".join(f"{i.name!r} ({i.dtype if i.dtype is not None else i.type_name})" for i in session._inputs)
+        message += (f"; the inputs came as a sequence, taken in the model's input order: {order}; "
+                    f"give them by name (a dict) if that is not the order meant")
+    raise cls(message, status.backend_code)
+
+
+cdef str _unordered_inputs(Session session):
+    """Why a sequence of inputs cannot be taken, when the model gives its inputs no order (its metadata
+    says so: custom.input_order "names only"); None when it can."""
+    if session._n_in < 2:
+        return None
+    custom = session.metadata()["custom"]
+    if custom.get("input_order") != "names only":
+        return None
+    return (f"{custom.get('input_order_note') or 'the model gives its inputs no order'}: give them by name, "
+            f"a dict {{{', '.join(f'{n!r}: ...' for n in session._input_index)}}}, not a sequence")
+
+
 cdef jb_tensor_view* _views(jb_tensor_view* inline_room, vector[jb_tensor_view]& heap, size_t n):
     """Room for n views: `inline_room` (CALL_TENSORS long) when they fit, else `heap` grown to n."""
     if n <= CALL_TENSORS:
@@ -380,6 +406,7 @@ cdef class Session:
             self._all_outputs.push_back(i)
         self._plans = []
         self._pending = set()
+        self._unordered = _unordered_inputs(self)
 
     cdef CSession* _open(self) except NULL:
         if not self._session:
@@ -387,7 +414,9 @@ cdef class Session:
         return self._session.get()
 
     def inputs(self):
-        """The model's inputs, as a list of TensorInfo."""
+        """The model's inputs, as a list of TensorInfo, in model order: the order a sequence of inputs is taken
+        in (a SavedModel's: its function's arguments; by name only where metadata's custom input_order says
+        "names only")."""
         self._open()
         return list(self._inputs)
 
@@ -408,13 +437,14 @@ cdef class Session:
                 "custom": {k.decode(): v.decode() for k, v in md.custom}}
 
     def _stats(self):
-        """Zero-copy evidence for tests: runtime tensors made over caller memory since open, and where
-        the runtime reads each input (the address it reports for the last bound input)."""
+        """Zero-copy evidence for tests: runtime tensors made over caller memory since open, inputs copied
+        into the backend's own memory since open (TensorFlow's unaligned ones), and where the runtime reads
+        each input (the address it reports for the last bound input)."""
         cdef SessionStats st
         cdef Status status
         if session_stats(deref(self._open()), &st, &status):
             raise_status(status)
-        return {"tensors_wrapped": st.tensors_wrapped,
+        return {"tensors_wrapped": st.tensors_wrapped, "inputs_staged": st.inputs_staged,
                 "input_addresses": [<uintptr_t>st.input_addresses[i] for i in range(st.input_addresses.size())],
                 "backend_id": st.backend_id, "backend_users": st.backend_users}
 
@@ -487,7 +517,7 @@ cdef class Session:
         if rc:
             Py_DECREF(call)
             try:
-                raise_status(status)
+                _raise_run_status(self, call.plan.in_names, status)
             except Exception as error:
                 future.set_exception(error)
         return future
@@ -517,6 +547,8 @@ cdef class Session:
             if not isinstance(inputs, (list, tuple)):
                 inputs = dict(inputs)
             else:
+                if self._unordered is not None:
+                    raise InputError(self._unordered)
                 if len(inputs) != self._n_in:
                     raise InputError(f"the model takes {self._n_in} input(s) ({_names(self._input_index)}), "
                                      f"got {len(inputs)}")
@@ -545,7 +577,8 @@ cdef class Session:
     def run(self, inputs, out=None, outputs=None):
         """Runs the model; returns a dict output name -> array, in the model's output order.
 
-        ``inputs``: a dict name -> array, or a sequence in model input order. ``out``: a dict name ->
+        ``inputs``: a dict name -> array, or a sequence in model input order (``inputs()``; refused for a
+        model that gives its inputs no order, as a SavedModel whose function takes a dict). ``out``: a dict name ->
         array to be written in place (returned as is). ``outputs``: names of the outputs wanted (all by
         default). Outputs not in ``out`` are allocated by the runtime and returned without a copy.
         """
@@ -559,7 +592,7 @@ cdef class Session:
             rc = run_session(deref(session), call.in_views, call.n_in, call.out_index, call.out_views,
                              call.owned_ptr, call.n_out, &status)
         if rc:
-            raise_status(status)
+            _raise_run_status(self, call.plan.in_names, status)
         return call.result()
 
     cdef object _call(self, object inputs, object out, object outputs):
@@ -608,6 +641,8 @@ cdef class Session:
                 raise InputError(f"missing input(s) {_names(missing)}; the model's inputs are "
                                  f"{_names(self._input_index)}")
         else:
+            if self._unordered is not None:
+                raise InputError(self._unordered)
             if <size_t>len(inputs) != n_in:
                 raise InputError(f"the model takes {n_in} input(s) ({_names(self._input_index)}), "
                                  f"got {len(inputs)}")

@@ -34,6 +34,7 @@ cdef class Session:
     cdef vector[int32_t] _all_outputs
     cdef list _plans  # the _Plan of each call signature seen lately, newest first (see Session.run)
     cdef set _pending  # the run_async futures not done yet (close() waits for them)
+    cdef str _unordered  # why a sequence of inputs is refused (the model gives its inputs no order); None: taken
 
     cdef CSession* _open(self) except NULL
     cdef object _call(self, object inputs, object out, object outputs)  # a _Call (_core.pyx)

@@ -11,6 +11,7 @@
 #include "juno_bridge/backends.hpp"
 #include "juno_bridge/plugin.h"
 #include "last_error.hpp"
+#include "log.hpp"
 #include "platform.hpp"
 
 namespace jb {
@@ -18,7 +19,8 @@ namespace {
 
 const jb_plugin_host& host() {
   static const std::string dir = this_library_dir();
-  static const jb_plugin_host host = {JB_PLUGIN_ABI_VERSION, sizeof(jb_plugin_host), &set_last_error, dir.c_str()};
+  static const jb_plugin_host host = {JB_PLUGIN_ABI_VERSION, sizeof(jb_plugin_host), &set_last_error, dir.c_str(),
+                                      &log_message};
   return host;
 }
 
@@ -179,6 +181,8 @@ class PluginBackend final : public Backend {
     st.input_addresses.assign(inputs_.size(), nullptr);
     jb_status s = api_->stats(handle_, &st.tensors_wrapped, st.input_addresses.data(), st.input_addresses.size());
     if (s != JB_OK) throw_plugin_error(s, name_);
+    if (api_->staged != nullptr && (s = api_->staged(handle_, &st.inputs_staged)) != JB_OK)
+      throw_plugin_error(s, name_);
     return st;
   }
 

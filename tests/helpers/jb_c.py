@@ -27,6 +27,11 @@ def view(data, dtype: int, shape, rank: int | None = None) -> TensorView:
     return v
 
 
+class TensorInfo(ctypes.Structure):
+    _fields_ = [("name", c_char_p), ("dtype", c_int32), ("rank", c_int32), ("shape", POINTER(c_int64)),
+                ("dim_names", POINTER(c_char_p)), ("type_name", c_char_p)]
+
+
 LOG_CALLBACK = ctypes.CFUNCTYPE(None, c_void_p, c_int32, c_char_p, c_char_p)
 
 
@@ -56,6 +61,7 @@ def load() -> ctypes.CDLL:
         ("jb_open_backend_count", c_int64, []),
         ("jb_session_num_inputs", c_size_t, [session]),
         ("jb_session_num_outputs", c_size_t, [session]),
+        ("jb_session_input_info", c_int, [session, c_size_t, POINTER(TensorInfo)]),
         ("jb_session_run", c_int, [session, POINTER(TensorView), c_size_t, POINTER(TensorView), c_size_t]),
         ("jb_session_run_outputs", c_int, [session, POINTER(TensorView), c_size_t, POINTER(c_int32),
                                            POINTER(TensorView), POINTER(tensor), c_size_t]),

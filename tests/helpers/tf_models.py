@@ -136,6 +136,73 @@ def keras_mlp():
     return model, path, onnx_path
 
 
+# Models whose inputs are named so that their key order is not the order the model defines them in: the
+# SignatureDef is a map (key order), the author's function has the order (see tf_input_order.cpp).
+ORDERED_TWO = ("zeta_charge", "alpha_time")              # z * 10 + a
+ORDERED_THREE = ("zeta_charge", "category", "alpha_time")  # z * 100 + category * 10 + a; category int32
+
+
+@functools.cache
+def keras_ordered(n: int):
+    """Keras 3 functional model of ORDERED_TWO (n=2) or ORDERED_THREE (n=3), exported with Model.export.
+    Returns (keras model, SavedModel directory)."""
+    import keras
+
+    if n == 2:
+        z, a = (keras.Input((3,), name=name) for name in ORDERED_TWO)
+        model = keras.Model([z, a], z * 10.0 + a)
+    else:
+        z = keras.Input((3,), name="zeta_charge")
+        c = keras.Input((1,), name="category", dtype="int32")
+        a = keras.Input((3,), name="alpha_time")
+        model = keras.Model([z, c, a], z * 100.0 + keras.ops.cast(c, "float32") * 10.0 + a)
+    path = _DIR / f"keras_ordered_{n}"
+    model.export(str(path), verbose=False)
+    return model, path
+
+
+@functools.cache
+def keras_dict_inputs():
+    """Keras 3 model of ORDERED_TWO taking its inputs as a dict: the model gives them no order."""
+    import keras
+
+    z, a = (keras.Input((3,), name=name) for name in ORDERED_TWO)
+    model = keras.Model({"zeta_charge": z, "alpha_time": a}, z * 10.0 + a)
+    path = _DIR / "keras_dict_inputs"
+    model.export(str(path), verbose=False)
+    return model, path
+
+
+class OrderedFunction(tf.Module):
+    """A tf.function with an input_signature in ORDERED_TWO's order, saved with tf.saved_model.save."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name=name) for name in ORDERED_TWO])
+    def serve(self, zeta_charge, alpha_time):
+        return {"y": zeta_charge * 10.0 + alpha_time}
+
+
+@functools.cache
+def ordered_function() -> Path:
+    path = _DIR / "ordered_function.savedmodel"
+    tf.saved_model.save(OrderedFunction(), str(path))  # its one tf.function is the default signature
+    return path
+
+
+@functools.cache
+def tf1_graph() -> Path:
+    """A TensorFlow 1 style SavedModel (a graph and a SignatureDef, no functions) of ORDERED_TWO."""
+    path = _DIR / "tf1_graph.savedmodel"
+    v1 = tf.compat.v1
+    with tf.Graph().as_default() as graph, v1.Session(graph=graph) as session:
+        z, a = (v1.placeholder(tf.float32, [None, 3], name=name) for name in ORDERED_TWO)
+        y = tf.identity(z * 10.0 + a, name="y")
+        builder = v1.saved_model.Builder(str(path))
+        signature = v1.saved_model.predict_signature_def({"zeta_charge": z, "alpha_time": a}, {"y": y})
+        builder.add_meta_graph_and_variables(session, ["serve"], signature_def_map={"serving_default": signature})
+        builder.save()
+    return path
+
+
 def aligned(a: np.ndarray) -> np.ndarray:
     """A 64-byte aligned copy of `a` (juno_bridge.empty), as TensorFlow wants its inputs."""
     out = juno_bridge.empty(a.shape, a.dtype)
@@ -143,10 +210,10 @@ def aligned(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def unaligned(a: np.ndarray) -> np.ndarray:
-    """A copy of `a` whose data start 16 bytes past a 64-byte boundary (numpy's own guarantee)."""
+def unaligned(a: np.ndarray, offset: int = 16) -> np.ndarray:
+    """A copy of `a` whose data start `offset` bytes past a 64-byte boundary (16: numpy's own guarantee)."""
     raw = juno_bridge.empty((a.nbytes + 64,), np.uint8)
-    out = raw[16:16 + a.nbytes].view(a.dtype).reshape(a.shape)
+    out = raw[offset:offset + a.nbytes].view(a.dtype).reshape(a.shape)
     out[...] = a
     return out
 

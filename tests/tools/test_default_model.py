@@ -122,7 +122,9 @@ def test_saved_model_through_the_tensorflow_plugin(tmp_path, pmt, torch_outputs)
 
     session = jb.Session(keras_port.saved_model(tmp_path), intra_op_threads=1)
     assert session.backend == "tf"
+    assert session.metadata()["custom"]["input_order"] == "positional"  # one input: a sequence is taken
     assert_same(session.run({"pmt": pmt}), torch_outputs, vertex_m=1e-5, energy_rel=1e-5)
+    assert_same(session.run([pmt]), torch_outputs, vertex_m=1e-5, energy_rel=1e-5)
 
 
 def test_events_of_no_hits_or_a_handful_give_finite_outputs(onnx_session):

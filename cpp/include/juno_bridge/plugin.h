@@ -26,7 +26,7 @@ extern "C" {
  * From 3 on, a table grows only at its end and the reader tells by struct_size which fields the writer
  * has (a field past struct_size is absent: NULL). abi_version changes only when a field changes meaning.
  * The core reads tables of ABI 2 (as if struct_size ended before `options`) and 3 (with or without the
- * asynchronous entries at the end). */
+ * asynchronous entries, and `staged`, at the end); the host table of 3 may end before `log`. */
 #define JB_PLUGIN_ABI_VERSION 3
 
 /* What the core offers a plugin. */
@@ -38,6 +38,9 @@ typedef struct jb_plugin_host {
   /* 3: the directory of libjuno_bridge.so (an installed package's lib/), resolved; for plugins that
    * find files of the installation (the python plugin adds its site-packages to sys.path). */
   const char* library_dir;
+  /* 3: a line for the core's log sink (juno_bridge.h: jb_set_log_callback, level filter), `source` naming
+   * the library ("tensorflow"); for what the caller should know but is no error (a copy made). */
+  void (*log)(int32_t level, const char* source, const char* message);
 } jb_plugin_host;
 
 /* An output the plugin allocated: the core calls release(holder) when the caller lets go of it. */
@@ -97,6 +100,10 @@ typedef struct jb_plugin_api {
                          jb_tensor_view* outputs, jb_plugin_owned* owned, size_t num_outputs,
                          void (*done)(void* user_data, jb_status status, int backend_code, const char* message),
                          void* user_data);
+
+  /* 3, optional (may be NULL): SessionStats.inputs_staged, the inputs the plugin copied into memory of
+   * its own since open because its runtime cannot read them in place (TensorFlow's unaligned inputs). */
+  jb_status (*staged)(void* handle, uint64_t* inputs_staged);
 } jb_plugin_api;
 
 /* Every plugin exports this symbol; it returns NULL (after host->set_error) when it cannot start. */

@@ -15,7 +15,7 @@
 //   inputs(), outputs(): containers whose elements have `jb_tensor_info c_info() const`;
 //   metadata_keys(), metadata_values(): std::vector<const char*>, valid until close;
 //   void stats(uint64_t* tensors_wrapped, const void** input_addresses, size_t n) const;
-//   (ModelBase below has these four ready);
+//   (ModelBase below has these four ready, and optionally uint64_t inputs_staged() const);
 //   void run(const jb_tensor_view* inputs, const int32_t* output_index, jb_tensor_view* outputs,
 //            jb_plugin_owned* owned, size_t num_outputs): the number of inputs is checked before;
 //   optionally static void close(Model*) when `delete` is not the way to release it;
@@ -56,6 +56,12 @@ inline bool start(const jb_plugin_host* host) {
 inline std::string library_dir() {
   const bool has = g_host && g_host->struct_size >= offsetof(jb_plugin_host, library_dir) + sizeof(const char*);
   return has && g_host->library_dir ? g_host->library_dir : "";
+}
+
+// A line for the host's log sink; dropped by a host older than the `log` entry.
+inline void log(int32_t level, const char* source, const std::string& message) {
+  const bool has = g_host && g_host->struct_size >= offsetof(jb_plugin_host, log) + sizeof(g_host->log);
+  if (has && g_host->log) g_host->log(level, source, message.c_str());
 }
 
 inline jb_status fail(jb_status status, const std::string& message) {
@@ -124,6 +130,7 @@ class ModelBase {
     for (size_t i = 0; input_addresses && i < n && i < input_addresses_.size(); ++i)
       input_addresses[i] = input_addresses_[i].load();
   }
+  uint64_t inputs_staged() const { return inputs_staged_.load(); }
 
  protected:
   void add_metadata(const std::string& key, const std::string& value) { metadata_.emplace_back(key, value); }
@@ -140,6 +147,8 @@ class ModelBase {
   // Evidence of one run: where the runtime reads input i, and how many tensors it made over caller memory.
   void read_input_at(size_t i, const void* address) const { input_addresses_[i].store(address); }
   void count_wrapped(uint64_t n) const { tensors_wrapped_.fetch_add(n); }
+  // Inputs copied into the plugin's own memory because the runtime cannot read them where they are.
+  void count_staged(uint64_t n) const { inputs_staged_.fetch_add(n); }
 
   std::vector<Info> inputs_, outputs_;
 
@@ -147,6 +156,7 @@ class ModelBase {
   std::vector<std::pair<std::string, std::string>> metadata_;
   std::vector<const char*> metadata_keys_, metadata_values_;
   mutable std::atomic<uint64_t> tensors_wrapped_{0};
+  mutable std::atomic<uint64_t> inputs_staged_{0};
   mutable std::vector<std::atomic<const void*>> input_addresses_;
 };
 
@@ -154,6 +164,11 @@ template <class Model, class = void>
 struct HasClose : std::false_type {};
 template <class Model>
 struct HasClose<Model, std::void_t<decltype(Model::close(static_cast<Model*>(nullptr)))>> : std::true_type {};
+
+template <class Model, class = void>
+struct HasInputsStaged : std::false_type {};
+template <class Model>
+struct HasInputsStaged<Model, std::void_t<decltype(&Model::inputs_staged)>> : std::true_type {};
 
 template <class Model, class = void>
 struct HasRunAsync : std::false_type {};
@@ -205,6 +220,13 @@ struct Table {
     return guarded(JB_ERROR_RUNTIME, [&] { model(handle).stats(tensors_wrapped, input_addresses, n); });
   }
 
+  static jb_status staged(void* handle, uint64_t* inputs_staged) {
+    return guarded(JB_ERROR_RUNTIME, [&] {
+      if constexpr (HasInputsStaged<Model>::value)
+        if (inputs_staged) *inputs_staged = model(handle).inputs_staged();
+    });
+  }
+
   // The start every run shares: the count of inputs (the core checked each one against inputs()).
   static Model& counted(void* handle, size_t num_inputs) {
     Model& m = model(handle);
@@ -242,7 +264,8 @@ struct Table {
     const bool has_async = HasRunAsync<Model>::value;
     return {JB_PLUGIN_ABI_VERSION, sizeof(jb_plugin_api), name, &open, &close, &num_inputs, &num_outputs,
             &input_info, &output_info, &metadata, &run, &stats, options,
-            has_async ? &async_native : nullptr, has_async ? &run_async : nullptr};
+            has_async ? &async_native : nullptr, has_async ? &run_async : nullptr,
+            HasInputsStaged<Model>::value ? &staged : nullptr};
   }
 };
 

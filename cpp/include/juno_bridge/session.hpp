@@ -64,6 +64,7 @@ struct ModelMetadata {
 // Counters that let tests prove the zero-copy promise from outside.
 struct SessionStats {
   uint64_t tensors_wrapped = 0;  // runtime tensor objects made over caller memory since open
+  uint64_t inputs_staged = 0;    // inputs copied into the backend's own memory since open (TensorFlow: unaligned)
   std::vector<const void*> input_addresses;  // per input, where the runtime reads it (last bound)
   uint64_t backend_id = 0;    // the backend session behind this Session (shared ones have the same id)
   int64_t backend_users = 0;  // the open Sessions that use that backend session

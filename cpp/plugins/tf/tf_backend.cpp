@@ -2,9 +2,11 @@
 // (TF_LoadSessionFromSavedModel, TF_SessionRun), through the plugin table of plugin.h.
 //
 // Zero-copy: TF_NewTensor keeps the caller's pointer only when it is 64-byte aligned; otherwise it
-// copies silently and calls the deallocator at once. So an unaligned input is refused with a fix
-// (juno_bridge.empty) unless the session allowed the copy (config copy_unaligned=1), and the
-// deallocator never frees: the caller owns the memory. The stats hook reports where TensorFlow read.
+// copies silently and calls the deallocator at once. Where malloc puts a numpy array decides which, so
+// an unaligned input is copied by us, always, into aligned memory the session keeps for the next runs
+// (said once per session in the log, counted in SessionStats.inputs_staged); config copy_unaligned=0
+// refuses it instead, with the fix (juno_bridge.empty). The deallocator never frees: the caller owns
+// the memory, or the session does. The stats hook reports where TensorFlow read.
 // Outputs are always allocated by TensorFlow: handed over as the TF_Tensor itself (no copy), or
 // copied once into a caller's buffer.
 // Threads: TF_SetConfig with a serialized ConfigProto. inter_op_threads 0 (unset) means -1, ops on
@@ -12,9 +14,13 @@
 // TensorFlow itself is bound at run time (tf_library.hpp): any release from 2.16 on, no build-time link.
 #include <sys/stat.h>
 
+#include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -114,7 +120,7 @@ struct Options {
   int intra = 0, inter = -1;
   std::string signature = "serving_default";
   std::vector<std::string> tags{"serve"};
-  bool copy_unaligned = false;
+  bool copy_unaligned = true;  // false: an unaligned input is an error
   std::string tensorflow;  // the libtensorflow_cc.so.2 (or its folder) to bind; "" = the default
 };
 
@@ -144,6 +150,70 @@ Options parse_options(const plugin::Options& given) {
     }
   }
   return o;
+}
+
+// Aligned memory of the session's own for the inputs TensorFlow cannot read in place, kept for the
+// next runs: one block per run in flight (a Session serves many threads), grown when a run needs
+// more, never shrunk, freed with the session.
+class StagingPool {
+ public:
+  struct Block {
+    void* data = nullptr;
+    size_t size = 0;
+    ~Block() { std::free(data); }
+  };
+
+  // A block of `bytes` or more for one run; it goes back to the pool when the lease ends.
+  class Lease {
+   public:
+    Lease(StagingPool& pool, size_t bytes, size_t alignment) : pool_(pool), block_(pool.take(bytes, alignment)) {}
+    ~Lease() { pool_.give_back(std::move(block_)); }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    char* data() const { return static_cast<char*>(block_->data); }
+
+   private:
+    StagingPool& pool_;
+    std::unique_ptr<Block> block_;
+  };
+
+ private:
+  std::unique_ptr<Block> take(size_t bytes, size_t alignment) {
+    std::unique_ptr<Block> block;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!free_.empty()) {
+        block = std::move(free_.back());
+        free_.pop_back();
+      }
+    }
+    if (!block) block = std::make_unique<Block>();
+    if (block->size < bytes) {
+      const size_t size = (bytes + alignment - 1) / alignment * alignment;
+      void* data = std::aligned_alloc(alignment, size);
+      if (data == nullptr)
+        throw Error(JB_ERROR_RUNTIME, "tf backend: cannot allocate " + std::to_string(size) +
+                                          " bytes of aligned memory to stage unaligned inputs in");
+      std::free(block->data);
+      block->data = data;
+      block->size = size;
+    }
+    return block;
+  }
+
+  void give_back(std::unique_ptr<Block> block) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    free_.push_back(std::move(block));
+  }
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<Block>> free_;
+};
+
+// "0x7f..." for messages.
+std::string address_string(const void* p) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%p", p);
+  return text;
 }
 
 class Model : public plugin::ModelBase<Info> {
@@ -185,13 +255,31 @@ class Model : public plugin::ModelBase<Info> {
   void run(const jb_tensor_view* in, const int32_t* output_index, jb_tensor_view* out, jb_plugin_owned* owned,
            size_t num_outputs) {
     const size_t num_inputs = inputs_.size();
+    const size_t alignment = tensorflow().alignment;  // TF_NewTensor's condition for keeping the pointer
+    // The unaligned inputs, each at an aligned offset of one block of the session's staging memory.
+    size_t staged_bytes = 0;
+    uint64_t staged = 0;
+    for (size_t i = 0; i < num_inputs; ++i) {
+      const size_t len = plugin::nbytes(in[i]);
+      if (len == 0 || reinterpret_cast<uintptr_t>(in[i].data) % alignment == 0) continue;
+      if (!options_.copy_unaligned) refuse_unaligned(in[i], inputs_[i], alignment);
+      staged_bytes += (len + alignment - 1) / alignment * alignment;
+      ++staged;
+    }
+    std::optional<StagingPool::Lease> staging;  // before the tensors over it, so it outlives them
+    if (staged) {
+      staging.emplace(staging_, staged_bytes, alignment);
+      count_staged(staged);
+      if (!warned_unaligned_.exchange(true)) warn_staged(in, alignment);
+    }
     std::vector<TensorPtr> tensors;
     std::vector<TF_Tensor*> values(num_inputs);
     std::vector<TF_Output> feeds(num_inputs), fetches(num_outputs);
     tensors.reserve(num_inputs);
     uint64_t wrapped = 0;
+    char* room = staging ? staging->data() : nullptr;
     for (size_t i = 0; i < num_inputs; ++i) {
-      tensors.emplace_back(wrap_input(in[i], inputs_[i], wrapped));
+      tensors.emplace_back(wrap_input(in[i], inputs_[i], alignment, room, wrapped));
       values[i] = tensors.back().get();
       feeds[i] = inputs_[i].port;
       read_input_at(i, tf.TF_TensorData(values[i]));
@@ -207,8 +295,8 @@ class Model : public plugin::ModelBase<Info> {
     for (TF_Tensor* t : results) kept.emplace_back(t, tf.TF_DeleteTensor);
     if (tf.TF_GetCode(status.get()) != TF_OK)
       throw Error(status_of(tf.TF_GetCode(status.get())), "TensorFlow: " + std::string(tf.TF_Message(status.get())));
-    for (size_t i = 0; i < num_outputs; ++i) deliver(std::move(kept[i]), outputs_[output_index[i]], in, num_inputs,
-                                                     out[i], owned[i]);
+    for (size_t i = 0; i < num_outputs; ++i) deliver(std::move(kept[i]), outputs_[output_index[i]], values, out[i],
+                                                     owned[i]);
   }
 
  private:
@@ -248,8 +336,15 @@ class Model : public plugin::ModelBase<Info> {
     if (sig.outputs.empty())
       throw Error(JB_ERROR_MODEL_LOAD, "SavedModel '" + path_ + "': signature '" + options_.signature +
                                              "' has no outputs");
-    for (const auto& s : sig.inputs) inputs_.push_back(resolve(s, "input"));
+    // Inputs in the order the model's function takes them; where it has none, by key, and a caller
+    // must name them (the Python Session refuses a sequence then, reading custom.input_order).
+    const InputOrder order = input_order(meta_, sig);
+    for (size_t i : order.order) inputs_.push_back(resolve(sig.inputs[i], "input"));
     for (const auto& s : sig.outputs) outputs_.push_back(resolve(s, "output"));
+    add_metadata("custom.input_order", order.unordered.empty() ? "positional" : "names only");
+    if (!order.unordered.empty())
+      add_metadata("custom.input_order_note", "signature '" + options_.signature + "' gives its inputs no order: " +
+                                                  order.unordered);
     add_metadata("producer_name", "tensorflow");
     add_metadata("description", "TensorFlow SavedModel");
     add_metadata("custom.signature", options_.signature);
@@ -278,26 +373,48 @@ class Model : public plugin::ModelBase<Info> {
   }
 
 
-  // A TF_Tensor over the caller's memory, or over a copy when the caller allowed one for unaligned data.
-  TensorPtr wrap_input(const jb_tensor_view& v, const Info& info, uint64_t& wrapped) const {
+  [[noreturn]] void refuse_unaligned(const jb_tensor_view& v, const Info& info, size_t alignment) const {
+    const auto address = reinterpret_cast<uintptr_t>(v.data);
+    throw Error(JB_ERROR_INPUT,
+                "input '" + info.sig.key + "': expected data " + std::to_string(alignment) + "-byte aligned, got " +
+                    address_string(v.data) + ", " + std::to_string(address % alignment) + " bytes past a " +
+                    std::to_string(alignment) + "-byte boundary; TensorFlow reads only aligned inputs in place and "
+                    "this session copies none (config copy_unaligned=0): allocate it with "
+                    "juno_bridge.empty(shape, dtype) (or any " + std::to_string(alignment) + "-byte aligned buffer), "
+                    "or let the session stage it in aligned memory of its own (copy_unaligned=1, the default)");
+  }
+
+  void warn_staged(const jb_tensor_view* in, size_t alignment) const {
+    for (size_t i = 0; i < inputs_.size(); ++i) {
+      const auto address = reinterpret_cast<uintptr_t>(in[i].data);
+      if (plugin::nbytes(in[i]) == 0 || address % alignment == 0) continue;
+      plugin::log(JB_LOG_WARNING, "tensorflow",
+                  "SavedModel '" + path_ + "', input '" + inputs_[i].sig.key + "': data at " +
+                      address_string(in[i].data) + " are " + std::to_string(address % alignment) + " bytes past a " +
+                      std::to_string(alignment) + "-byte boundary, which TensorFlow does not read in place: this "
+                      "session copies unaligned inputs into aligned memory of its own (said once per session; "
+                      "SessionStats.inputs_staged counts them). Allocate inputs with juno_bridge.empty(shape, dtype) "
+                      "to have them read in place, or refuse the copy with config copy_unaligned=0");
+      return;
+    }
+  }
+
+  // A TF_Tensor over the caller's memory when it is aligned, else over its copy at `room` (the run's
+  // staging memory, advanced past it).
+  TensorPtr wrap_input(const jb_tensor_view& v, const Info& info, size_t alignment, char*& room,
+                       uint64_t& wrapped) const {
     const size_t len = plugin::nbytes(v);
-    const int tf_dtype = info.sig.tf_dtype;
-    const size_t alignment = tensorflow().alignment;  // TF_NewTensor's condition for keeping the pointer
-    const bool aligned = reinterpret_cast<uintptr_t>(v.data) % alignment == 0;
-    if (!aligned && !options_.copy_unaligned)
-      throw Error(JB_ERROR_INPUT,
-                    "input '" + info.sig.key + "': data at " + std::to_string(reinterpret_cast<uintptr_t>(v.data)) +
-                        " is not " + std::to_string(alignment) + "-byte aligned, and TensorFlow would copy it "
-                        "silently: allocate it with juno_bridge.empty(shape, dtype) (or any " +
-                        std::to_string(alignment) + "-byte aligned buffer), or allow the copy "
-                        "with config={'copy_unaligned': '1'}");
+    const auto tf_dtype = static_cast<TF_DataType>(info.sig.tf_dtype);
     TF_Tensor* t = nullptr;
-    if (aligned && len > 0) {
-      t = tf.TF_NewTensor(static_cast<TF_DataType>(tf_dtype), v.shape, v.rank, v.data, len, &never_free, nullptr);
+    if (len == 0) {
+      t = tf.TF_AllocateTensor(tf_dtype, v.shape, v.rank, 0);
+    } else if (reinterpret_cast<uintptr_t>(v.data) % alignment == 0) {
+      t = tf.TF_NewTensor(tf_dtype, v.shape, v.rank, v.data, len, &never_free, nullptr);
       if (t && tf.TF_TensorData(t) == v.data) ++wrapped;
     } else {
-      t = tf.TF_AllocateTensor(static_cast<TF_DataType>(tf_dtype), v.shape, v.rank, len);
-      if (t && len) std::memcpy(tf.TF_TensorData(t), v.data, len);
+      std::memcpy(room, v.data, len);
+      t = tf.TF_NewTensor(tf_dtype, v.shape, v.rank, room, len, &never_free, nullptr);
+      room += (len + alignment - 1) / alignment * alignment;
     }
     if (t == nullptr)
       throw Error(JB_ERROR_RUNTIME, "input '" + info.sig.key + "': TensorFlow could not make a tensor of shape " +
@@ -305,7 +422,9 @@ class Model : public plugin::ModelBase<Info> {
     return TensorPtr(t, tf.TF_DeleteTensor);
   }
 
-  void deliver(TensorPtr result, const Info& info, const jb_tensor_view* in, size_t num_inputs, jb_tensor_view& out,
+  // `inputs`: the run's input tensors, to tell an output that is one of them (TensorFlow passes an
+  // input through as itself): over the caller's memory, or over the session's staging memory.
+  void deliver(TensorPtr result, const Info& info, const std::vector<TF_Tensor*>& inputs, jb_tensor_view& out,
                jb_plugin_owned& owned) const {
     const int32_t dtype = to_jb_dtype(tf.TF_TensorType(result.get()));
     if (dtype == JB_DTYPE_UNDEFINED)
@@ -327,11 +446,12 @@ class Model : public plugin::ModelBase<Info> {
       if (bytes) std::memcpy(out.data, tf.TF_TensorData(result.get()), bytes);
       return;
     }
-    // An output that is an input passed through would hand the caller's own memory back as "owned".
+    // An output that is an input passed through would hand the caller's own memory (or the session's
+    // staging memory, which the next run overwrites) back as "owned".
     const char* p = static_cast<const char*>(tf.TF_TensorData(result.get()));
-    for (size_t j = 0; j < num_inputs; ++j) {
-      const char* a = static_cast<const char*>(in[j].data);
-      const size_t n = plugin::nbytes(in[j]);
+    for (TF_Tensor* input : inputs) {
+      const char* a = static_cast<const char*>(tf.TF_TensorData(input));
+      const size_t n = tf.TF_TensorByteSize(input);
       if (bytes && n && p < a + n && a < p + bytes) {
         TF_Tensor* copy = tf.TF_AllocateTensor(tf.TF_TensorType(result.get()), shape, rank, bytes);
         std::memcpy(tf.TF_TensorData(copy), p, bytes);
@@ -364,6 +484,8 @@ class Model : public plugin::ModelBase<Info> {
   TF_Graph* graph_ = nullptr;
   TF_Session* session_ = nullptr;
   MetaGraphInfo meta_;
+  StagingPool staging_;
+  std::atomic<bool> warned_unaligned_{false};  // the staging warning is said once per session
 };
 
 constexpr const char* kOptions[] = {"intra_op_threads", "inter_op_threads", "signature", "tags", "copy_unaligned",
