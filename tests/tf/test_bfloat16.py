@@ -38,8 +38,9 @@ def session(model):
 
 
 def test_bfloat16_is_in_the_signature(session):
-    assert [(i.name, i.dtype, i.type_name) for i in session.inputs()] == [("f", np.float32, "tensor(float)"),
-                                                                          ("x", BF16, "tensor(bfloat16)")]
+    # in the order serve(x, f) defines them (not by name)
+    assert [(i.name, i.dtype, i.type_name) for i in session.inputs()] == [("x", BF16, "tensor(bfloat16)"),
+                                                                          ("f", np.float32, "tensor(float)")]
     assert {o.name: o.dtype for o in session.outputs()} == {"g": np.float32, "h": BF16, "y": BF16}
 
 
@@ -53,7 +54,7 @@ def test_bfloat16_equals_tensorflows_python_api_bitwise(model, session, data, ba
     f = tm.aligned(data.draw(hnp.arrays(np.float32, (batch, 3), elements=st.floats(width=32, allow_subnormal=False))))
     got = session.run({"x": x, "f": f})
     want = {k: v.numpy() for k, v in model[1].serve(tf.constant(x), tf.constant(f)).items()}
-    assert session._stats()["input_addresses"] == [f.ctypes.data, x.ctypes.data] or batch == 0
+    assert session._stats()["input_addresses"] == [x.ctypes.data, f.ctypes.data] or batch == 0  # model order
     for name, value in got.items():
         assert value.dtype == want[name].dtype
         np.testing.assert_array_equal(value.view(np.uint16 if value.dtype == BF16 else np.uint32),
