@@ -182,3 +182,117 @@ def test_a_resumed_run_skips_whole_root_outputs_and_redoes_a_truncated_one(tmp_p
         with uproot.open(out / Path(inp).name) as f:
             np.testing.assert_array_equal(f["outputs"]["y"].array(library="np"), session.run({"x": x})["y"])
     assert sorted(p.name for p in out.iterdir()) == ["cut.root", "done.root", "new.root"]
+
+
+LINEAR = "python:helpers.dask_algos:linear"  # 16 bytes of output per event
+
+
+def fill(where: Path, leave: int = 4096) -> Path:
+    """Fills the file system of ``where`` but ``leave`` bytes (a nearly full disk); returns the filler."""
+    filler = where / "filler"
+    info = os.statvfs(where)
+    with open(filler, "wb") as f:
+        f.write(b"\0" * (info.f_bavail * info.f_frsize - leave))
+    assert os.statvfs(where).f_bavail * os.statvfs(where).f_frsize == leave
+    return filler
+
+
+def h5_events(path: Path, n: int, seed: int = 0) -> str:
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f["x"] = np.random.default_rng(seed).standard_normal((n, 8)).astype(np.float32)
+    return str(path)
+
+
+def h5_expected(inp: str) -> np.ndarray:
+    import h5py
+
+    with h5py.File(inp) as f:
+        return jb.Session(LINEAR).run({"x": f["x"][...]})["y"]
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """The command in a process of its own: a crash (a signal) is an exit code here, not the end of pytest."""
+    return subprocess.run([sys.executable, "-m", "juno_bridge.cli", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.hdf5
+@pytest.mark.dask
+def test_an_hdf5_output_on_a_nearly_full_disk_fails_clearly_and_a_rerun_with_space_makes_it(tmp_path, mounts,
+                                                                                             worker_path):
+    """h5py swallowed the write error at close: the serial run crashed (SIGSEGV), the Dask run counted a file
+    zero-filled from byte 4096 on as done, and a rerun skipped it."""
+    disk = tmp_path / "disk"
+    mounts(disk, "size=4m")
+    filler = fill(disk)
+    inp = h5_events(tmp_path / "a.h5", 1000)  # 16 kB of output: more than the 4 kB left
+    serial = cli("run", LINEAR, "-i", inp, "-o", str(disk / "a.h5"), "-q")
+    assert serial.returncode == 1, (serial.returncode, serial.stderr[-2000:])
+    assert f"cannot write output file '{disk / 'a.h5'}': No space left on device (ENOSPC)" in serial.stderr
+    assert "Traceback" not in serial.stderr, serial.stderr
+    assert sorted(p.name for p in disk.iterdir()) == ["filler"]
+    many = cli("run", LINEAR, "-i", inp, "-o", str(disk), "--workers", "1", "--retries", "0", "-q")
+    assert many.returncode == 1, (many.returncode, many.stdout, many.stderr[-2000:])
+    assert f"failed: {inp}: cannot write output file '{disk / 'a.h5'}': No space left on device" in many.stdout
+    assert "0 file(s) done" in many.stdout and "1 failed" in many.stdout, many.stdout
+    assert sorted(p.name for p in disk.iterdir()) == ["filler"]  # nothing a rerun would take for done
+    filler.unlink()
+    again = cli("run", LINEAR, "-i", inp, "-o", str(disk), "--workers", "1", "-q")
+    assert again.returncode == 0 and "1 file(s) done (1000 events), 0 skipped" in again.stdout, again.stdout
+    import h5py
+
+    with h5py.File(disk / "a.h5") as f:
+        np.testing.assert_array_equal(f["y"][...], h5_expected(inp))
+
+
+@pytest.mark.dask
+def test_a_disk_full_dask_run_prints_one_line_per_failed_file_and_a_summary(tmp_path, mounts, worker_path):
+    full = tmp_path / "full"
+    mounts(full, "size=64k")
+    inputs = [events(tmp_path / f"e{i}.npz", 100, seed=i) for i in range(3)]  # 1.6 MB outputs each
+    done = cli("run", WIDE, "-i", *inputs, "-o", str(full), "--workers", "2", "--retries", "1", "-q")
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    assert len(lines) == 4, done.stdout
+    for inp, line in zip(sorted(inputs), sorted(lines[:3])):
+        assert line == (f"failed: {inp}: cannot write output file '{full / Path(inp).name}': No space left on "
+                        "device (ENOSPC)"), line
+    assert lines[3] == "0 file(s) done (0 events), 0 skipped (already done), 3 failed"
+    assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) <= 3, done.stderr
+    assert list(full.iterdir()) == []
+
+
+def test_a_resumed_run_keeps_only_outputs_that_match_their_input_and_says_why_it_redoes_the_others(tmp_path, capsys):
+    inputs = {name: events(tmp_path / f"{name}.npz", 30 + i, seed=i)
+              for i, name in enumerate(("same", "changed", "foreign", "linked", "empty"))}
+    out = tmp_path / "out"
+    out.mkdir()
+    session = jb.Session(TINY)
+    for name in ("same", "changed"):
+        run_file(session, inputs[name], out / f"{name}.npz", progress=False)
+    stamp = (out / "same.npz").stat().st_mtime_ns
+    events(tmp_path / "changed.npz", 33, seed=9)  # the input changed after its output was made
+    # An output of the right length that no run of this input wrote (another program, an older release).
+    np.savez(out / "foreign.npz", y=np.zeros((32, 4), np.float32))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run_file(session, inputs["linked"], elsewhere / "linked.npz", progress=False)
+    target = (elsewhere / "linked.npz").read_bytes()
+    (out / "linked.npz").symlink_to(elsewhere / "linked.npz")  # a whole output of this input, through a link
+    (out / "empty.npz").write_bytes(b"")
+    assert main(["run", TINY, "-i", *inputs.values(), "-o", str(out), "--workers", "1", "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert (out / "same.npz").stat().st_mtime_ns == stamp and "4 file(s) done" in printed and "1 skipped" in printed
+    assert f"redone: {out / 'changed.npz'}: its input changed since" in printed, printed
+    assert f"redone: {out / 'foreign.npz'}: it holds no record of its input" in printed, printed
+    assert f"redone: {out / 'linked.npz'}: it is a symbolic link (to '{elsewhere / 'linked.npz'}')" in printed
+    assert f"redone: {out / 'empty.npz'}: it cannot be read" in printed, printed
+    assert (elsewhere / "linked.npz").read_bytes() == target
+    for name, inp in inputs.items():
+        assert not (out / f"{name}.npz").is_symlink()
+        with np.load(out / f"{name}.npz") as f:
+            np.testing.assert_array_equal(f["y"], expected(TINY, inp))
+    assert main(["run", TINY, "-i", *inputs.values(), "-o", str(out), "--workers", "1", "-q"]) == 0
+    assert "0 file(s) done (0 events), 5 skipped" in capsys.readouterr().out
