@@ -1,8 +1,10 @@
 """`juno-bridge run` never leaves an output a resumed run would take for done: a run SIGKILLed in the middle
 of a big write leaves no output under the final name and the resumed run completes it (and redoes a
 truncated file); a full disk and a read-only output folder are clear errors with exit code 1 and nothing
-written or marked done. The full disk and the read-only folder are real: small tmpfs mounts (root) or,
-for the read-only case without root, a folder chmod 0555."""
+written or marked done (an HDF5 output on a nearly full disk too, which h5py used to leave zero-filled and
+crash on); a resumed run keeps only outputs that match their input and says why it redoes the others. The
+full disk and the read-only folder are real: small tmpfs mounts (root) or, without root, a folder chmod 0555
+and a file-size limit (RLIMIT_FSIZE) for the write error."""
 from __future__ import annotations
 
 import os
@@ -296,3 +298,32 @@ def test_a_resumed_run_keeps_only_outputs_that_match_their_input_and_says_why_it
             np.testing.assert_array_equal(f["y"], expected(TINY, inp))
     assert main(["run", TINY, "-i", *inputs.values(), "-o", str(out), "--workers", "1", "-q"]) == 0
     assert "0 file(s) done (0 events), 5 skipped" in capsys.readouterr().out
+
+
+def _file_size_limit(limit: int):
+    """For a child: writes past ``limit`` bytes fail with EFBIG (SIGXFSZ ignored, so the write returns the
+    error rather than killing the process): a write error without root, as a full disk gives one."""
+    def preexec() -> None:
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return preexec
+
+
+@pytest.mark.hdf5
+def test_an_hdf5_output_past_the_file_size_limit_fails_clearly_without_root(tmp_path, worker_path):
+    """The same write error as a full disk, where no tmpfs can be mounted: RLIMIT_FSIZE in a child process."""
+    inp = h5_events(tmp_path / "a.h5", 1000)  # 16 kB of output
+    out = tmp_path / "out"
+    out.mkdir()
+    done = subprocess.run([sys.executable, "-m", "juno_bridge.cli", "run", LINEAR, "-i", inp, "-o", str(out / "a.h5"),
+                           "-q"], capture_output=True, text=True, timeout=300, preexec_fn=_file_size_limit(8192))
+    assert done.returncode == 1, (done.returncode, done.stderr[-2000:])
+    assert f"cannot write output file '{out / 'a.h5'}': File too large (EFBIG)" in done.stderr, done.stderr
+    assert list(out.iterdir()) == []
+    assert main(["run", LINEAR, "-i", inp, "-o", str(out / "a.h5"), "-q"]) == 0
+    import h5py
+
+    with h5py.File(out / "a.h5") as f:
+        np.testing.assert_array_equal(f["y"][...], h5_expected(inp))
