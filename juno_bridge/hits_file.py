@@ -72,7 +72,8 @@ def write(path: str | os.PathLike, offsets, pmt_id, npe, time, vertex=None, ener
         if not same:
             raise RunError(f"cannot write hits file '{path}': reading it back found other contents")
 
-    with replacing(path, verify) as tmp, h5py_module().File(tmp.latched(), "w") as f:
+    # the folder as given, a link or not (as before): the caller named it (toymc --out)
+    with replacing(path, verify, allow_symlinked_folder=True) as tmp, h5py_module().File(tmp.latched(), "w") as f:
         f.attrs.update(format=FORMAT, version=VERSION, n_pmt=N_PMT)
         for name, array in arrays.items():
             f.create_dataset(name, data=array)

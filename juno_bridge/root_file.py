@@ -344,7 +344,8 @@ def write_hits(path: str | os.PathLike, chunks: Iterable) -> int:
         if not whole:
             raise RunError(f"cannot write event file '{path}': reading it back found a truncated tree")
 
-    with replacing(path, verify) as tmp, uproot.recreate(tmp.file()) as f:
+    # the folder as given, a link or not (as before): the caller named it (toymc --out)
+    with replacing(path, verify, allow_symlinked_folder=True) as tmp, uproot.recreate(tmp.file()) as f:
         tree = f.mktree(DEFAULT_TREE, {EVENT_ID: np.int64, **{h: f"var * {np.dtype(_HIT_TYPES[h][0]).name}" for h in HITS},
                                        "vertex": np.dtype((np.float32, (3,))), "energy": np.float32},
                         counter_name=lambda counted: HIT_COUNTER)
