@@ -32,8 +32,8 @@ batch size) and the output tree is extended batch by batch, so neither file has 
 """
 from __future__ import annotations
 
-import hashlib
 import os
+import zlib
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
@@ -242,7 +242,7 @@ class TreeEvents:
 class OutputTree:
     """Model outputs as the TTree ``outputs`` of a new file (a path or an open binary file), extended batch by
     batch: ``event_id`` and one branch per output, typed from the first batch. ``record`` (name, text) is kept
-    beside the tree as a TObjString. Keeps a digest of each branch as written, for ``verify``."""
+    beside the tree as a TObjString. Keeps a CRC-32 of each branch as written, for ``verify``."""
 
     def __init__(self, path: str | os.PathLike | BinaryIO, record: tuple[str, str] | None = None):
         self._file = uproot_module().recreate(path)
@@ -251,7 +251,7 @@ class OutputTree:
         if record is not None:
             self._file[record[0]] = record[1]
         self.entries = self.entry_bytes = 0
-        self.digests: dict[str, "hashlib._Hash"] = {}
+        self.digests: dict[str, int] = {}  # CRC-32 of each branch's bytes, in native order
 
     def extend(self, event_ids: np.ndarray, outputs: dict[str, np.ndarray]) -> None:
         if EVENT_ID in outputs:
@@ -263,13 +263,13 @@ class OutputTree:
         arrays = {EVENT_ID: np.asarray(event_ids, np.int64), **outputs}
         self._tree.extend(arrays)
         for name, array in arrays.items():
-            self.digests.setdefault(name, hashlib.blake2b()).update(_native(array))
+            self.digests[name] = zlib.crc32(_native(array), self.digests.get(name, 0))
         self.entries += len(arrays[EVENT_ID])
         self.entry_bytes = sum(a[:1].nbytes for a in arrays.values())
 
     def verify(self, written: BinaryIO) -> str | None:
         """None when the file ``written`` (read back, then closed) holds what was extended: as long as its
-        header says, the record, every branch with every entry, the same bytes (by digest); else what it
+        header says, the record, every branch with every entry, the same bytes (by CRC-32); else what it
         holds instead."""
         try:
             with uproot_module().open(written) as f:
@@ -282,15 +282,15 @@ class OutputTree:
                 counts = {tree.num_entries, *(b.num_entries for b in tree.branches)}
                 if counts != {self.entries} or sorted(tree.keys(recursive=False)) != sorted(self.digests):
                     return f"branches {tree.keys(recursive=False)} of {sorted(counts)} entries"
-                digests = {name: hashlib.blake2b() for name in self.digests}
+                digests = dict.fromkeys(self.digests, 0)
                 step = max(1, _READ_BACK_BYTES // max(1, self.entry_bytes))
                 for start in range(0, self.entries, step):
                     chunk = tree.arrays(list(self.digests), entry_start=start, entry_stop=start + step, library="np")
                     for name in digests:
-                        digests[name].update(_native(chunk[name]))
+                        digests[name] = zlib.crc32(_native(chunk[name]), digests[name])
         except Exception as err:  # whatever uproot raises on a damaged file
             return f"no readable ROOT file ({_one_line(err)[:300]})"
-        changed = [name for name in digests if digests[name].digest() != self.digests[name].digest()]
+        changed = [name for name in digests if digests[name] != self.digests[name]]
         return f"different contents in {', '.join(changed)}" if changed else None
 
     def __enter__(self) -> "OutputTree":

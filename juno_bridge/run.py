@@ -71,7 +71,7 @@ def _hits_inputs(path: Path, names: list[str]) -> dict | None:
 
 RECORD = "juno_bridge_input"  # an output's record of its input: HDF5 attribute, ROOT TObjString, npz comment
 _NPZ_RECORD = b"juno-bridge-input "  # the npz archive's comment starts so, then the record's JSON
-_CHUNK_BYTES = 64 << 20  # reading an output back, at most this much at a time
+_CHUNK_BYTES = 16 << 20  # reading an output back, at most this much at a time
 
 
 def input_record(path: str | os.PathLike) -> dict:
@@ -161,12 +161,16 @@ def _same_rows(array: np.ndarray, shape, dtype, read) -> bool:
     array = np.asanyarray(array)
     if tuple(shape) != array.shape or np.dtype(dtype) != array.dtype:
         return False
-    nan = array.dtype.kind in "fc"
     if array.ndim == 0:
-        return bool(np.array_equal(read(()), array, equal_nan=nan))
+        return _same_bytes(read(()), array)
     step = max(1, _CHUNK_BYTES // max(1, array[:1].nbytes))
-    return all(np.array_equal(read(slice(a, a + step)), array[a:a + step], equal_nan=nan)
-               for a in range(0, len(array), step))
+    return all(_same_bytes(read(slice(a, a + step)), array[a:a + step]) for a in range(0, len(array), step))
+
+
+def _same_bytes(got, want: np.ndarray) -> bool:
+    """Bit for bit (a NaN is its bits, -0.0 is not 0.0): what was written is what is read."""
+    got, want = np.ascontiguousarray(got), np.ascontiguousarray(want)
+    return got.dtype == want.dtype and np.array_equal(got.reshape(-1).view(np.uint8), want.reshape(-1).view(np.uint8))
 
 
 def _same_npy(member, array: np.ndarray) -> bool:
@@ -176,9 +180,9 @@ def _same_npy(member, array: np.ndarray) -> bool:
                              np.lib.format.read_array_header_2_0)(member)
     if tuple(shape) != array.shape or dtype != array.dtype:
         return False
-    data = memoryview(np.ascontiguousarray(array.T if fortran else array).reshape(-1).view(np.uint8))
+    data = np.ascontiguousarray(array.T if fortran else array).reshape(-1).view(np.uint8)
     for start in range(0, len(data), _CHUNK_BYTES):
-        if member.read(_CHUNK_BYTES) != data[start:start + _CHUNK_BYTES]:
+        if not np.array_equal(np.frombuffer(member.read(_CHUNK_BYTES), np.uint8), data[start:start + _CHUNK_BYTES]):
             return False
     return member.read(1) == b""
 
