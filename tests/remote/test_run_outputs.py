@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import event, given
+from hypothesis import strategies as st
 
 import juno_bridge as jb
 from juno_bridge.cli import main
@@ -327,3 +329,50 @@ def test_an_hdf5_output_past_the_file_size_limit_fails_clearly_without_root(tmp_
 
     with h5py.File(out / "a.h5") as f:
         np.testing.assert_array_equal(f["y"][...], h5_expected(inp))
+
+
+@pytest.fixture(scope="module")
+def small_disk(tmp_path_factory):
+    if os.geteuid() != 0:
+        pytest.skip("a tmpfs mount needs root (test_an_hdf5_output_past_the_file_size_limit covers the write error)")
+    where = tmp_path_factory.mktemp("small") / "disk"
+    mount_tmpfs(where, "size=1m")
+    yield where
+    subprocess.run(["umount", str(where)], check=True)
+
+
+@pytest.mark.hdf5
+@given(free_pages=st.integers(0, 12), n=st.integers(1, 3000), columns=st.integers(1, 8),
+       dtype=st.sampled_from(["float32", "float64", "int16", "bool"]), suffix=st.sampled_from([".npz", ".h5"]))
+def test_whatever_space_is_left_an_output_is_exact_or_absent(small_disk, free_pages, n, columns, dtype, suffix):
+    """The disk fills at any byte of the write (data, metadata or the close): the output then does not exist
+    and the error says so; otherwise it holds exactly what was written, with its record."""
+    from juno_bridge.run import read_output, write_outputs
+
+    for p in small_disk.iterdir():
+        p.unlink()
+    fill(small_disk, leave=free_pages * 4096)
+    arrays = {"y": (np.arange(n * columns).reshape(n, columns) % 7).astype(dtype), "e": np.arange(n, dtype=np.int64)}
+    out = small_disk / f"o{suffix}"
+    try:
+        write_outputs(out, arrays, {"events": n})
+    except jb.RunError as err:
+        event("the disk was full")
+        assert f"cannot write output file '{out}': No space left on device (ENOSPC)" in str(err), str(err)
+        assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]
+        return
+    event("written")
+    assert sorted(p.name for p in small_disk.iterdir()) == sorted(["filler", out.name])
+    assert read_output(out) == ({"events": n}, {n})
+    if suffix == ".npz":
+        with np.load(out) as f:
+            got = {name: f[name] for name in f.files}
+    else:
+        import h5py
+
+        with h5py.File(out) as f:
+            got = {name: f[name][...] for name in f}
+    assert got.keys() == arrays.keys()
+    for name, array in arrays.items():
+        np.testing.assert_array_equal(got[name], array)
+        assert got[name].dtype == array.dtype
