@@ -63,10 +63,13 @@ class Temporary:
         """What was written, from the start, through a descriptor of its own (to read it back)."""
         return os.fdopen(os.dup(self.fd), "rb")
 
-    def check(self) -> None:
+    def error(self) -> OSError | None:
         """The first error a latched writer met, if any."""
-        if self._latched is not None and self._latched.error is not None:
-            raise self._latched.error
+        return None if self._latched is None else self._latched.error
+
+    def check(self) -> None:
+        if (error := self.error()) is not None:
+            raise error
 
 
 class LatchedFile(io.RawIOBase):
@@ -160,9 +163,11 @@ def replacing(path: str | os.PathLike, verify: Callable[[Temporary], None] | Non
         fsync_dir(path.parent)
     except OSError as err:
         _remove(tmp)
-        raise RunError(f"cannot write output file '{path}': {reason(err)}") from err
-    except BaseException:
+        raise RunError(f"cannot write output file '{path}': {reason(tmp.error() or err)}") from err
+    except BaseException as err:
         _remove(tmp)
+        if isinstance(err, Exception) and tmp.error() is not None:  # a writer lost after a dropped write
+            raise RunError(f"cannot write output file '{path}': {reason(tmp.error())}") from err
         raise
     finally:
         os.close(fd)

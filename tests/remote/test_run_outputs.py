@@ -7,6 +7,7 @@ full disk and the read-only folder are real: small tmpfs mounts (root) or, witho
 and a file-size limit (RLIMIT_FSIZE) for the write error."""
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -376,3 +377,21 @@ def test_whatever_space_is_left_an_output_is_exact_or_absent(small_disk, free_pa
     for name, array in arrays.items():
         np.testing.assert_array_equal(got[name], array)
         assert got[name].dtype == array.dtype
+
+
+def test_a_writer_that_gives_up_after_a_dropped_write_is_reported_by_the_write_error(small_disk):
+    """The latch kept a full disk's error from h5py; if the writer then fails on what it cannot read back, the
+    error names the cause (the full disk), not the writer's confusion."""
+    from juno_bridge.atomic_file import replacing
+
+    for p in small_disk.iterdir():
+        p.unlink()
+    fill(small_disk, leave=0)
+    out = small_disk / "x.h5"
+    with pytest.raises(jb.RunError, match=rf"cannot write output file '{out}': No space left on device \(ENOSPC\)"):
+        with replacing(out) as tmp:
+            f = tmp.latched()
+            assert f.write(b"x" * 8192) == 8192  # dropped, not failed
+            assert f.error is not None and f.error.errno == errno.ENOSPC
+            raise ValueError("what a writer raises on reading back what it never wrote")
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]
