@@ -512,16 +512,16 @@ def run_files(model: str, inputs: list[str], output_dir: str | os.PathLike, work
                                                   dashboard_address=None, silence_logs=logging.CRITICAL)
     try:
         with Client(scheduler or cluster) as client:
-            futures = [client.submit(process_file, model, backend, threads, inp, str(out), batch_size, tree,
-                                     allow_symlinked_output, retries=retries, pure=False,
-                                     key=f"juno-bridge-run-{Path(inp).name}-{os.urandom(4).hex()}")
+            # Absolute paths: a worker's working folder is not ours, and the output records where its input is.
+            futures = [client.submit(process_file, model, backend, threads, os.path.abspath(inp),
+                                     os.path.abspath(out), batch_size, tree, allow_symlinked_output, retries=retries,
+                                     pure=False, key=f"juno-bridge-run-{Path(inp).name}-{os.urandom(4).hex()}")
                        for inp, out in todo.items()]
             paths = {f.key: inp for f, inp in zip(futures, todo)}
             with tqdm(total=len(futures), unit="file", disable=not progress, desc="juno-bridge run") as bar:
                 for future in as_completed(futures):
                     if future.status == "finished":
-                        inp, n = future.result()
-                        report.done[inp] = n
+                        report.done[paths[future.key]] = future.result()[1]
                     else:
                         report.failed[paths[future.key]] = _task_error(future.exception())
                     bar.update(1)
