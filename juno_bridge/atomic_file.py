@@ -148,6 +148,10 @@ def replacing(path: str | os.PathLike, verify: Callable[[Temporary], None] | Non
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path))
     except OSError as err:
         raise RunError(f"cannot write output file '{path}': {reason(err)}") from err
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 is for the temporary; the file gets the usual mode
+    except OSError:
+        pass
     tmp = Temporary(Path(name), fd)
     try:
         yield tmp
@@ -171,6 +175,17 @@ def replacing(path: str | os.PathLike, verify: Callable[[Temporary], None] | Non
         raise
     finally:
         os.close(fd)
+
+
+def _umask() -> int:
+    """This process's umask, read without setting it (os.umask sets it, a race with other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
 
 
 def _remove(tmp: Temporary) -> None:

@@ -84,3 +84,13 @@ def test_a_symlinked_output_folder_is_refused_unless_allowed(tmp_path, capsys):
     for inp in inputs:
         np.testing.assert_array_equal(outputs(real / Path(inp).name), expected(inp))
     assert sorted(p.name for p in real.iterdir()) == ["a.npz", "b.npz"]
+
+
+def test_an_output_gets_the_mode_the_umask_gives_not_the_temporarys(tmp_path):
+    inp = events(tmp_path / "a.npz")
+    old = os.umask(0o027)
+    try:
+        run_file(jb.Session(TINY), inp, tmp_path / "o.npz", progress=False)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "o.npz").stat().st_mode & 0o777 == 0o640
