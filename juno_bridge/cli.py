@@ -156,12 +156,13 @@ def cmd_run(args) -> int:
     if not many:
         session = jb.Session(args.model, backend=args.backend, intra_op_threads=args.threads)
         n = run_file(session, args.input[0], args.output, batch_size=args.batch_size, progress=not args.quiet,
-                     tree=args.tree)
+                     tree=args.tree, allow_symlinked_output=args.allow_symlinked_output)
         print(f"{n} events -> {args.output}")
         return EXIT_OK
     report = run_files(args.model, args.input, args.output, workers=args.workers or 2, scheduler=args.scheduler,
                        batch_size=args.batch_size, backend=args.backend, threads=args.threads,
-                       retries=args.retries, progress=not args.quiet, tree=args.tree)
+                       retries=args.retries, progress=not args.quiet, tree=args.tree,
+                       allow_symlinked_output=args.allow_symlinked_output)
     print(report.summary())
     return EXIT_OK if not report.failed else EXIT_ERROR
 
@@ -326,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", "-b", type=int, default=256, metavar="N", help="events per call (256)")
     p.add_argument("--backend", help=f"override the backend chosen from the model's name ({backend_names()})")
     p.add_argument("--threads", type=int, default=1, metavar="N", help="intra-op threads (1)")
+    p.add_argument("--allow-symlinked-output", action="store_true",
+                   help="write into an output folder that is a symbolic link (refused by default)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_run)
     for command in sub.choices.values():  # a usage error after the command is the command's

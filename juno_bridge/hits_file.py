@@ -45,7 +45,8 @@ def h5py_module():
 
 
 def write(path: str | os.PathLike, offsets, pmt_id, npe, time, vertex=None, energy=None) -> None:
-    """Writes one hits file (atomically: a temporary name, then a rename)."""
+    """Writes one hits file atomically (``juno_bridge.atomic_file``: a fresh temporary, checked, read back,
+    then renamed)."""
     offsets = np.asarray(offsets, np.int64)
     arrays = {"offsets": offsets, "pmt_id": np.asarray(pmt_id, np.int32), "npe": np.asarray(npe, np.float32),
               "time": np.asarray(time, np.float32)}
@@ -58,13 +59,24 @@ def write(path: str | os.PathLike, offsets, pmt_id, npe, time, vertex=None, ener
     if vertex is not None:
         arrays["vertex"] = np.asarray(vertex, np.float32).reshape(len(offsets) - 1, 3)
         arrays["energy"] = np.asarray(energy, np.float32).reshape(len(offsets) - 1)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with h5py_module().File(tmp, "w") as f:
+    from juno_bridge.atomic_file import replacing
+    from juno_bridge.errors import RunError
+
+    def verify(tmp) -> None:  # read back: a write the system accepted but lost is found before the rename
+        try:
+            with h5py_module().File(tmp.reader(), "r") as f:
+                same = (is_hits_file(f) and sorted(f.keys()) == sorted(arrays) and
+                        all(np.array_equal(f[n][...], a) for n, a in arrays.items()))
+        except Exception as err:  # whatever h5py raises on a damaged file
+            raise RunError(f"cannot write hits file '{path}': reading it back failed: {err}") from err
+        if not same:
+            raise RunError(f"cannot write hits file '{path}': reading it back found other contents")
+
+    # the folder as given, a link or not (as before): the caller named it (toymc --out)
+    with replacing(path, verify, allow_symlinked_folder=True) as tmp, h5py_module().File(tmp.latched(), "w") as f:
         f.attrs.update(format=FORMAT, version=VERSION, n_pmt=N_PMT)
         for name, array in arrays.items():
             f.create_dataset(name, data=array)
-    os.replace(tmp, path)
 
 
 def is_hits_file(f) -> bool:

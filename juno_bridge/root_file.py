@@ -33,8 +33,9 @@ batch size) and the output tree is extended batch by batch, so neither file has 
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 import numpy as np
 
@@ -46,6 +47,7 @@ OUTPUT_TREE = "outputs"
 EVENT_ID = "event_id"
 HITS = ("pmt_id", "npe", "time")
 HIT_COUNTER = "nhits"
+_READ_BACK_BYTES = 64 << 20  # an output read back to be checked, this much at a time
 # What a sparse-hits branch must hold per event: a variable-length list of one of these element types.
 _HIT_TYPES = {"pmt_id": (np.int32, np.int64), "npe": (np.float32,), "time": (np.float32,)}
 
@@ -238,12 +240,18 @@ class TreeEvents:
 
 
 class OutputTree:
-    """Model outputs as the TTree ``outputs`` of a new file, extended batch by batch: ``event_id`` and one
-    branch per output, typed from the first batch."""
+    """Model outputs as the TTree ``outputs`` of a new file (a path or an open binary file), extended batch by
+    batch: ``event_id`` and one branch per output, typed from the first batch. ``record`` (name, text) is kept
+    beside the tree as a TObjString. Keeps a CRC-32 of each branch as written, for ``verify``."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike | BinaryIO, record: tuple[str, str] | None = None):
         self._file = uproot_module().recreate(path)
         self._tree = None
+        self.record = record
+        if record is not None:
+            self._file[record[0]] = record[1]
+        self.entries = self.entry_bytes = 0
+        self.digests: dict[str, int] = {}  # CRC-32 of each branch's bytes, in native order
 
     def extend(self, event_ids: np.ndarray, outputs: dict[str, np.ndarray]) -> None:
         if EVENT_ID in outputs:
@@ -252,7 +260,38 @@ class OutputTree:
         if self._tree is None:
             types = {EVENT_ID: np.dtype(np.int64), **{n: np.dtype((a.dtype, a.shape[1:])) for n, a in outputs.items()}}
             self._tree = self._file.mktree(OUTPUT_TREE, types)
-        self._tree.extend({EVENT_ID: np.asarray(event_ids, np.int64), **outputs})
+        arrays = {EVENT_ID: np.asarray(event_ids, np.int64), **outputs}
+        self._tree.extend(arrays)
+        for name, array in arrays.items():
+            self.digests[name] = zlib.crc32(_native(array), self.digests.get(name, 0))
+        self.entries += len(arrays[EVENT_ID])
+        self.entry_bytes = sum(a[:1].nbytes for a in arrays.values())
+
+    def verify(self, written: BinaryIO) -> str | None:
+        """None when the file ``written`` (read back, then closed) holds what was extended: as long as its
+        header says, the record, every branch with every entry, the same bytes (by CRC-32); else what it
+        holds instead."""
+        try:
+            with uproot_module().open(written) as f:
+                size = os.fstat(written.fileno()).st_size
+                if size != f.file.fEND:
+                    return f"{size} bytes where its header says {f.file.fEND}"
+                if self.record is not None and str(f[self.record[0]]) != self.record[1]:
+                    return f"the record {str(f[self.record[0]])[:200]!r}"
+                tree = f[OUTPUT_TREE]
+                counts = {tree.num_entries, *(b.num_entries for b in tree.branches)}
+                if counts != {self.entries} or sorted(tree.keys(recursive=False)) != sorted(self.digests):
+                    return f"branches {tree.keys(recursive=False)} of {sorted(counts)} entries"
+                digests = dict.fromkeys(self.digests, 0)
+                step = max(1, _READ_BACK_BYTES // max(1, self.entry_bytes))
+                for start in range(0, self.entries, step):
+                    chunk = tree.arrays(list(self.digests), entry_start=start, entry_stop=start + step, library="np")
+                    for name in digests:
+                        digests[name] = zlib.crc32(_native(chunk[name]), digests[name])
+        except Exception as err:  # whatever uproot raises on a damaged file
+            return f"no readable ROOT file ({_one_line(err)[:300]})"
+        changed = [name for name in digests if digests[name] != self.digests[name]]
+        return f"different contents in {', '.join(changed)}" if changed else None
 
     def __enter__(self) -> "OutputTree":
         return self
@@ -261,17 +300,25 @@ class OutputTree:
         self._file.close()
 
 
-def complete(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a whole output file: as long as its header says, with an ``outputs`` tree whose
-    branches all hold the tree's number of entries (read from the metadata, not the baskets)."""
+def _native(array: np.ndarray) -> np.ndarray:
+    """The array in native byte order, C-contiguous (ROOT stores big-endian): what a digest is taken of."""
+    array = np.asarray(array)
+    return np.ascontiguousarray(array, array.dtype.newbyteorder("="))
+
+
+def read_output(path: str | os.PathLike, record: str) -> tuple[dict | None, set]:
+    """An output file's record (the JSON of the TObjString ``record``, None without one) and the entry counts
+    of its ``outputs`` tree and branches (from the metadata, not the baskets; empty without branches). A
+    damaged file or one truncated short of the length its header gives raises."""
+    import json
+
     path = Path(path)
-    try:
-        with _open(path) as f:
-            tree = f[OUTPUT_TREE]
-            branches = tree.branches
-            return bool(branches) and all(b.num_entries == tree.num_entries for b in branches)
-    except Exception:  # whatever a damaged file raises
-        return False
+    with _open(path) as f:
+        tree = f[OUTPUT_TREE]
+        branches = tree.branches
+        counts = {tree.num_entries, *(b.num_entries for b in branches)} if branches else set()
+        text = str(f[record]) if _trees(f).get(record) == "TObjString" else None
+    return (json.loads(text) if text is not None else None), counts
 
 
 def write_hits(path: str | os.PathLike, chunks: Iterable) -> int:
@@ -282,9 +329,23 @@ def write_hits(path: str | os.PathLike, chunks: Iterable) -> int:
 
     from juno_bridge.atomic_file import replacing
 
+    from juno_bridge.errors import RunError
+
     uproot = uproot_module()
     n_events = 0
-    with replacing(path) as tmp, uproot.recreate(tmp) as f:
+
+    def verify(tmp) -> None:  # read back: as long as its header says, every entry there
+        try:
+            with uproot.open(tmp.reader()) as f:
+                whole = (f.file.fEND == os.fstat(tmp.fd).st_size and
+                         all(b.num_entries == n_events for b in f[DEFAULT_TREE].branches))
+        except Exception as err:  # whatever uproot raises on a damaged file
+            raise RunError(f"cannot write event file '{path}': reading it back failed: {_one_line(err)}") from err
+        if not whole:
+            raise RunError(f"cannot write event file '{path}': reading it back found a truncated tree")
+
+    # the folder as given, a link or not (as before): the caller named it (toymc --out)
+    with replacing(path, verify, allow_symlinked_folder=True) as tmp, uproot.recreate(tmp.file()) as f:
         tree = f.mktree(DEFAULT_TREE, {EVENT_ID: np.int64, **{h: f"var * {np.dtype(_HIT_TYPES[h][0]).name}" for h in HITS},
                                        "vertex": np.dtype((np.float32, (3,))), "energy": np.float32},
                         counter_name=lambda counted: HIT_COUNTER)

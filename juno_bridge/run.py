@@ -12,7 +12,9 @@ one reused batch buffer), so nothing is copied between the file and the model.
 """
 from __future__ import annotations
 
+import json
 import os
+import stat
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +23,7 @@ from typing import Iterator
 import numpy as np
 
 from juno_bridge import hits_file, root_file
-from juno_bridge.atomic_file import reason, replacing, sweep_temporaries
+from juno_bridge.atomic_file import check_folder, reason, replacing, sweep_temporaries
 from juno_bridge.errors import InputError, InvalidArgumentError, RunError
 from juno_bridge.hits_file import h5py_module
 
@@ -67,40 +69,188 @@ def _hits_inputs(path: Path, names: list[str]) -> dict | None:
     return {names[0]: hits_file.DenseEvents(path)}
 
 
-def write_outputs(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
+RECORD = "juno_bridge_input"  # an output's record of its input: HDF5 attribute, ROOT TObjString, npz comment
+_NPZ_RECORD = b"juno-bridge-input "  # the npz archive's comment starts so, then the record's JSON
+_CHUNK_BYTES = 16 << 20  # reading an output back, at most this much at a time
+
+
+def input_record(path: str | os.PathLike) -> dict:
+    """What an output records of its input (taken before the input is read): where it is, its size and
+    modification time; ``run_file`` adds the number of events."""
+    info = os.stat(path)
+    return {"input": os.path.abspath(path), "size": info.st_size, "mtime_ns": info.st_mtime_ns}
+
+
+def write_outputs(path: str | os.PathLike, arrays: dict[str, np.ndarray], record: dict | None = None,
+                  allow_symlinked_folder: bool = False) -> None:
     """Writes an .npz or HDF5 output file atomically and durably (``juno_bridge.atomic_file``): ``path``
-    either does not exist or is complete, even after a crash. A full disk, a read-only or unwritable folder
-    is a RunError naming the file; nothing is left behind."""
+    either does not exist or is complete, even after a crash. Every write and the close are checked and the
+    file is read back and compared before it takes its name. ``record`` (JSON-able) is kept in the file: an
+    HDF5 attribute ``juno_bridge_input`` of the root group, or the .npz archive's comment. A full disk, a
+    read-only or unwritable folder is a RunError naming the file; nothing is left behind."""
     path = Path(path)
     if path.suffix not in (*HDF5_SUFFIXES, ".npz"):
         raise InvalidArgumentError(f"output file '{path}': expected .npz, .h5 or .hdf5")
-    with replacing(path) as tmp:
+    text = json.dumps(record) if record is not None else None
+    with replacing(path, lambda tmp: _verify_arrays(path, tmp, arrays, text), allow_symlinked_folder) as tmp:
         if path.suffix in HDF5_SUFFIXES:
-            with h5py_module().File(tmp, "w") as f:
+            # h5py never sees a failed write (it cannot close a file after one): the latch keeps the error
+            with h5py_module().File(tmp.latched(), "w") as f:
+                if text is not None:
+                    f.attrs[RECORD] = text
                 for name, array in arrays.items():
                     f.create_dataset(name, data=array)
         else:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
+            with tmp.file() as f:
+                _write_npz(f, arrays, None if text is None else _NPZ_RECORD + text.encode())
+
+
+def _write_npz(f, arrays: dict[str, np.ndarray], comment: bytes | None) -> None:
+    """``np.savez``'s archive (stored members ``<name>.npy``), with a comment."""
+    import zipfile
+
+    with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+        if comment is not None:
+            archive.comment = comment
+
+
+def _verify_arrays(path: Path, tmp, arrays: dict[str, np.ndarray], text: str | None) -> None:
+    """The written file, read back from the disk's side of the temporary, holds exactly ``arrays`` and the
+    record: a write the system accepted but lost (or a writer that swallowed an error) is found here."""
+    def lost(what: str) -> RunError:
+        return RunError(f"cannot write output file '{path}': reading it back found {what}")
+
+    with tmp.reader() as f:
+        if path.suffix in HDF5_SUFFIXES:
+            try:
+                g = h5py_module().File(f, "r")
+            except Exception as err:
+                raise lost(f"no readable HDF5 file ({_one_line(err)})") from err
+            with g:
+                if sorted(g.keys()) != sorted(arrays) or (text is not None and g.attrs.get(RECORD) != text):
+                    raise lost(f"datasets {sorted(g.keys())} and record {g.attrs.get(RECORD)!r}")
+                for name, array in arrays.items():
+                    if not _same_rows(array, g[name].shape, g[name].dtype, g[name].__getitem__):
+                        raise lost(f"different contents in '{name}'")
+            return
+        import zipfile
+
+        try:
+            archive = zipfile.ZipFile(f)
+        except Exception as err:
+            raise lost(f"no readable .npz archive ({_one_line(err)})") from err
+        with archive:
+            names = [m[:-len(".npy")] for m in archive.namelist()]
+            expected_comment = b"" if text is None else _NPZ_RECORD + text.encode()
+            if sorted(names) != sorted(arrays) or archive.comment != expected_comment:
+                raise lost(f"arrays {sorted(names)} and comment {archive.comment[:200]!r}")
+            for name, array in arrays.items():
+                try:
+                    with archive.open(f"{name}.npy") as member:
+                        if not _same_npy(member, np.asanyarray(array)):
+                            raise lost(f"different contents in '{name}'")
+                except zipfile.BadZipFile as err:
+                    raise lost(f"a damaged member '{name}' ({_one_line(err)})") from err
+
+
+def _same_rows(array: np.ndarray, shape, dtype, read) -> bool:
+    """Whether what ``read(index)`` reads back equals ``array``, compared a bounded slice of rows at a time."""
+    array = np.asanyarray(array)
+    if tuple(shape) != array.shape or np.dtype(dtype) != array.dtype:
+        return False
+    if array.ndim == 0:
+        return _same_bytes(read(()), array)
+    step = max(1, _CHUNK_BYTES // max(1, array[:1].nbytes))
+    return all(_same_bytes(read(slice(a, a + step)), array[a:a + step]) for a in range(0, len(array), step))
+
+
+def _same_bytes(got, want: np.ndarray) -> bool:
+    """Bit for bit (a NaN is its bits, -0.0 is not 0.0): what was written is what is read."""
+    got, want = np.ascontiguousarray(got), np.ascontiguousarray(want)
+    return got.dtype == want.dtype and np.array_equal(got.reshape(-1).view(np.uint8), want.reshape(-1).view(np.uint8))
+
+
+def _same_npy(member, array: np.ndarray) -> bool:
+    """Whether an .npy member holds ``array``: its header, then its bytes, compared a bounded part at a time."""
+    version = np.lib.format.read_magic(member)
+    shape, fortran, dtype = (np.lib.format.read_array_header_1_0 if version[0] == 1 else
+                             np.lib.format.read_array_header_2_0)(member)
+    if tuple(shape) != array.shape or dtype != array.dtype:
+        return False
+    data = np.ascontiguousarray(array.T if fortran else array).reshape(-1).view(np.uint8)
+    for start in range(0, len(data), _CHUNK_BYTES):
+        if not np.array_equal(np.frombuffer(member.read(_CHUNK_BYTES), np.uint8), data[start:start + _CHUNK_BYTES]):
+            return False
+    return member.read(1) == b""
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())
+
+
+def read_output(path: str | os.PathLike) -> tuple[dict | None, set]:
+    """An output file's record of its input (None if it has none) and the event counts of its arrays
+    (read from the headers and metadata, not the data). Raises whatever a damaged file raises."""
+    path = Path(path)
+    if path.suffix == root_file.SUFFIX:
+        return root_file.read_output(path, RECORD)
+    if path.suffix in HDF5_SUFFIXES:
+        with h5py_module().File(path, "r") as f:
+            text = f.attrs.get(RECORD)
+            counts = {f[n].shape[0] if f[n].shape else None for n in f.keys()}
+    else:
+        import zipfile
+
+        with zipfile.ZipFile(path) as archive:
+            comment = archive.comment
+        text = comment[len(_NPZ_RECORD):].decode() if comment.startswith(_NPZ_RECORD) else None
+        counts = {shape[0] if shape else None for shape in _npz_shapes(path)}
+    return (json.loads(text) if isinstance(text, str) else None), counts
 
 
 def complete_output(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a whole output file a resumed run may skip: it opens, holds at least one array
-    and all its arrays have the same event count (read from the headers, not the data; for ROOT, the
-    ``outputs`` tree's metadata and the file's length its header gives). A truncated or foreign file is not
-    done."""
-    path = Path(path)
-    if path.suffix == root_file.SUFFIX:
-        return root_file.complete(path)
+    """Whether ``path`` is a whole output file: it opens, holds at least one array and all its arrays have the
+    same event count (read from the headers, not the data; for ROOT, the ``outputs`` tree's metadata and the
+    file's length its header gives). A truncated or foreign file is not. Whether it is the output of a given
+    input as it is now: ``stale_output``."""
     try:
-        if path.suffix in HDF5_SUFFIXES:
-            with h5py_module().File(path, "r") as f:
-                counts = {len(f[n]) for n in f.keys()}
-        else:
-            counts = {shape[0] if shape else None for shape in _npz_shapes(path)}
-    except Exception:  # whatever a damaged file raises: numpy, zipfile, h5py
+        _, counts = read_output(path)
+    except Exception:  # whatever a damaged file raises: numpy, zipfile, h5py, uproot
         return False
-    return len(counts) == 1
+    return len(counts) == 1 and None not in counts
+
+
+def stale_output(output: str | os.PathLike, input_path: str | os.PathLike) -> str | None:
+    """None when ``output`` is a whole output of ``input_path`` as that is now, one a resumed run may keep;
+    else why it must be made again. Trusted only: a regular file (not a symbolic link) whose record names this
+    input, with its size and modification time, and whose arrays all hold the recorded number of events."""
+    output = Path(output)
+    try:
+        info = output.lstat()
+    except FileNotFoundError:
+        return "it does not exist"
+    if stat.S_ISLNK(info.st_mode):
+        return f"it is a symbolic link (to '{os.readlink(output)}')"
+    if not stat.S_ISREG(info.st_mode):
+        return "it is not a regular file"
+    try:
+        record, counts = read_output(output)
+    except Exception as err:  # whatever a damaged file raises
+        return f"it cannot be read ({_one_line(err)[:300]})"
+    if not isinstance(record, dict) or not {"input", "size", "mtime_ns", "events"} <= record.keys():
+        return "it holds no record of its input (written by an older juno-bridge or another program)"
+    now = input_record(input_path)
+    if record["input"] != now["input"]:
+        return f"it was made from '{record['input']}'"
+    if (record["size"], record["mtime_ns"]) != (now["size"], now["mtime_ns"]):
+        return (f"its input changed since (then {record['size']} bytes modified at {record['mtime_ns']} ns, now "
+                f"{now['size']} bytes at {now['mtime_ns']} ns)")
+    if counts != {record["events"]}:
+        return f"its arrays hold {sorted(counts, key=str)} events, its input {record['events']}"
+    return None
 
 
 def _check_writable(directory: str | os.PathLike) -> None:
@@ -194,36 +344,52 @@ class _TreeBatches:
 
 
 @contextmanager
-def _outputs(path: Path, n_events: int):
-    """Where a run's outputs go, by the output file's suffix; the file appears (atomically) only when the
-    block ends without an error."""
+def _outputs(path: Path, n_events: int, record: dict, allow_symlinked_folder: bool):
+    """Where a run's outputs go, by the output file's suffix; the file appears (atomically, read back and
+    checked) only when the block ends without an error."""
     if path.suffix == root_file.SUFFIX:
-        with replacing(path) as tmp, root_file.OutputTree(tmp) as tree:
-            yield _TreeBatches(tree)
+        trees = []
+
+        def verify(tmp) -> None:
+            if (found := trees[0].verify(tmp.reader())) is not None:
+                raise RunError(f"cannot write output file '{path}': reading it back found {found}")
+
+        with replacing(path, verify, allow_symlinked_folder) as tmp:
+            with root_file.OutputTree(tmp.file(), (RECORD, json.dumps(record))) as tree:
+                trees.append(tree)
+                yield _TreeBatches(tree)
     else:
         whole = _WholeArrays(n_events)
         yield whole
-        write_outputs(path, whole.arrays)
+        write_outputs(path, whole.arrays, record, allow_symlinked_folder)
 
 
 def run_file(session, input_path, output_path, batch_size: int = 256, progress: bool = True,
-             tree: str | None = None) -> int:
+             tree: str | None = None, allow_symlinked_output: bool = False) -> int:
     """Runs ``session`` over every event of ``input_path``; returns the number of events. ``tree`` names
-    the input TTree of a ROOT file."""
+    the input TTree of a ROOT file. The output records its input (``input_record`` and the number of events)
+    for a resumed run (``stale_output``). An output folder that is a symbolic link is refused unless
+    ``allow_symlinked_output``."""
     if batch_size < 1:
         raise InvalidArgumentError(f"batch size must be >= 1, got {batch_size}")
     output_path = Path(output_path)
     if output_path.suffix not in SUFFIXES:
         raise InvalidArgumentError(f"output file '{output_path}': expected {', '.join(SUFFIXES)}")
+    check_folder(output_path.parent, allow_symlinked_output)
     from tqdm import tqdm
 
     names = [i.name for i in session.inputs()]
+    if not Path(input_path).exists():
+        raise InvalidArgumentError(f"input file '{input_path}' does not exist")
+    record = input_record(input_path)  # before reading: a change while it is read makes the output stale
+    sweep_temporaries(output_path.parent, output_path.name)  # what an earlier, killed writer of it left
     with open_events(input_path, names, tree) as events:
         n_events = len(events)
         if n_events == 0:
             raise InputError(f"input file '{input_path}' holds no events")
+        record["events"] = n_events
         with (tqdm(total=n_events, unit="ev", disable=not progress, desc=Path(input_path).name) as bar,
-              _outputs(output_path, n_events) as sink):
+              _outputs(output_path, n_events, record, allow_symlinked_output) as sink):
             for start, event_ids, batch in events.batches(batch_size):
                 stop = start + len(next(iter(batch.values())))
                 out = sink.slots(start, stop)
@@ -257,23 +423,27 @@ def warm_up(model: str, backend: str | None = None, threads: int = 1) -> None:
 
 
 def process_file(model: str, backend: str | None, threads: int, input_path: str, output_path: str,
-                 batch_size: int, tree: str | None = None) -> tuple[str, int]:
+                 batch_size: int, tree: str | None = None, allow_symlinked_output: bool = False) -> tuple[str, int]:
     """One Dask task: the same run_file the serial path uses, so the results are identical."""
     session = _worker_session(model, backend, threads)
     return input_path, run_file(session, input_path, output_path, batch_size=batch_size, progress=False,
-                                tree=tree)
+                                tree=tree, allow_symlinked_output=allow_symlinked_output)
 
 
 @dataclass
 class RunReport:
     done: dict[str, int] = field(default_factory=dict)      # input -> events
     skipped: list[str] = field(default_factory=list)         # outputs already there (an earlier run)
-    failed: dict[str, str] = field(default_factory=dict)     # input -> error, after the retries
+    failed: dict[str, str] = field(default_factory=dict)     # input -> error (one line), after the retries
+    redone: dict[str, str] = field(default_factory=dict)     # output there but not trusted -> why
+    swept: list[str] = field(default_factory=list)           # temporaries of dead writers removed
 
     def summary(self) -> str:
-        lines = [f"{len(self.done)} file(s) done ({sum(self.done.values())} events), {len(self.skipped)} skipped "
-                 f"(already done), {len(self.failed)} failed"]
-        lines += [f"  failed: {path}: {error}" for path, error in self.failed.items()]
+        """One line per file that was redone or failed, then the counts."""
+        lines = [f"redone: {path}: {why}" for path, why in self.redone.items()]
+        lines += [f"failed: {path}: {error}" for path, error in self.failed.items()]
+        lines.append(f"{len(self.done)} file(s) done ({sum(self.done.values())} events), {len(self.skipped)} "
+                     f"skipped (already done), {len(self.failed)} failed")
         return "\n".join(lines)
 
 
@@ -287,14 +457,23 @@ def output_paths(inputs: list[str], output_dir: str | os.PathLike) -> dict[str, 
     return out
 
 
+def _task_error(error: BaseException) -> str:
+    """A failed task in one line: a RunError's message says it all; anything else gets its type."""
+    text = " ".join(str(error).split())
+    return text if isinstance(error, RunError) else f"{type(error).__name__}: {text}"
+
+
 def run_files(model: str, inputs: list[str], output_dir: str | os.PathLike, workers: int = 2,
               scheduler: str | None = None, batch_size: int = 256, backend: str | None = None, threads: int = 1,
-              retries: int = 2, progress: bool = True, tree: str | None = None) -> RunReport:
+              retries: int = 2, progress: bool = True, tree: str | None = None,
+              allow_symlinked_output: bool = False) -> RunReport:
     """Runs ``model`` over many event files on Dask: a LocalCluster of ``workers`` processes (one thread
-    each), or the cluster behind ``scheduler``. Finished outputs are skipped, so a rerun resumes; a
+    each), or the cluster behind ``scheduler``. Outputs that match their inputs (``stale_output``) are
+    skipped, so a rerun resumes; any other output there is made again (``RunReport.redone`` says why). A
     failing file is retried ``retries`` times and then reported, while the other files complete. ``tree``
-    names the input TTree of ROOT files. A worker
-    that dies mid-task loses nothing: its task runs again elsewhere and the output appears atomically."""
+    names the input TTree of ROOT files. A worker that dies mid-task loses nothing: its task runs again
+    elsewhere, the output appears atomically, and the temporaries of dead writers are swept at the start and
+    the end. An output folder that is a symbolic link is refused unless ``allow_symlinked_output``."""
     if workers < 1:
         raise InvalidArgumentError(f"--workers must be >= 1, got {workers}")
     if batch_size < 1:
@@ -308,37 +487,47 @@ def run_files(model: str, inputs: list[str], output_dir: str | os.PathLike, work
     missing = [p for p in inputs if not Path(p).exists()]
     if missing:
         raise InvalidArgumentError(f"input file(s) do not exist: {', '.join(missing)}")
+    check_folder(Path(output_dir), allow_symlinked_output)
     try:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise RunError(f"cannot create output folder '{output_dir}': {reason(err)}") from err
     _check_writable(output_dir)
-    sweep_temporaries(output_dir)
-    report = RunReport()
+    report = RunReport(swept=sweep_temporaries(output_dir))
     todo = {}
     for inp, out in output_paths(inputs, output_dir).items():
-        # Resume trusts only a complete output; a damaged one is done again (and replaced atomically).
-        (report.skipped.append(str(out)) if complete_output(out) else todo.__setitem__(inp, out))
+        why = stale_output(out, inp)
+        if why is None:
+            report.skipped.append(str(out))
+            continue
+        if os.path.lexists(out):  # damaged, foreign, a link, or of another input: made again, atomically
+            report.redone[str(out)] = why
+        todo[inp] = out
     if not todo:
         return report
+    import logging
+
+    # A failed task is one line of the summary; the workers' own logs of it (tracebacks) stay quiet.
     cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                  dashboard_address=None)
+                                                  dashboard_address=None, silence_logs=logging.CRITICAL)
     try:
         with Client(scheduler or cluster) as client:
-            futures = [client.submit(process_file, model, backend, threads, inp, str(out), batch_size, tree,
-                                     retries=retries, pure=False, key=f"juno-bridge-run-{Path(inp).name}-{os.urandom(4).hex()}")
+            # Absolute paths: a worker's working folder is not ours, and the output records where its input is.
+            futures = [client.submit(process_file, model, backend, threads, os.path.abspath(inp),
+                                     os.path.abspath(out), batch_size, tree, allow_symlinked_output, retries=retries,
+                                     pure=False, key=f"juno-bridge-run-{Path(inp).name}-{os.urandom(4).hex()}")
                        for inp, out in todo.items()]
             paths = {f.key: inp for f, inp in zip(futures, todo)}
             with tqdm(total=len(futures), unit="file", disable=not progress, desc="juno-bridge run") as bar:
                 for future in as_completed(futures):
                     if future.status == "finished":
-                        inp, n = future.result()
-                        report.done[inp] = n
+                        report.done[paths[future.key]] = future.result()[1]
                     else:
-                        error = future.exception()
-                        report.failed[paths[future.key]] = f"{type(error).__name__}: {error}"
+                        report.failed[paths[future.key]] = _task_error(future.exception())
                     bar.update(1)
     finally:
         if cluster is not None:
             cluster.close()
+        # A worker killed mid-write left its temporary; its task was done again by another.
+        report.swept += sweep_temporaries(output_dir)
     return report

@@ -118,3 +118,69 @@ def test_outputs_that_would_collide_and_bad_settings_are_refused(tmp_path):
         run_files(TINY, a, tmp_path / "out", workers=0)
     with pytest.raises(jb.InvalidArgumentError, match="do not exist"):
         run_files(TINY, [str(tmp_path / "missing.npz")], tmp_path / "out")
+
+
+def root_files(directory: Path, count: int) -> list[str]:
+    import uproot
+
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        path = directory / f"events{i}.root"
+        with uproot.recreate(path) as f:
+            f.mktree("events", {"x": np.dtype((np.float32, (8,)))}).extend(
+                {"x": np.random.default_rng(i).standard_normal((64, 8)).astype(np.float32)})
+        paths.append(str(path))
+    return paths
+
+
+@pytest.mark.root
+def test_a_worker_killed_mid_write_leaves_no_temporary_after_a_successful_run(tmp_path, worker_path, monkeypatch):
+    """A ROOT output is written batch by batch: the worker dies with its temporary half written, the task is
+    done again by another worker, and what the dead one left is swept (by the task done again, else at the
+    run's end)."""
+    monkeypatch.setenv("JB_TEST_KILL_MARKER", str(tmp_path / "killed-once"))
+    inputs = root_files(tmp_path / "in", 3)
+    report = run_files("python:helpers.dask_algos:dies_mid_file", inputs, tmp_path / "out", workers=2, batch_size=16,
+                       retries=0, progress=False)
+    assert (tmp_path / "killed-once").exists()  # a worker really died in the middle of a file
+    assert sorted(report.done) == sorted(inputs) and not report.failed
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [Path(p).name for p in inputs]
+    import uproot
+
+    session = jb.Session("python:helpers.dask_algos:linear")
+    for inp in inputs:
+        with uproot.open(inp) as f, uproot.open(tmp_path / "out" / Path(inp).name) as g:
+            np.testing.assert_array_equal(g["outputs"]["y"].array(library="np"),
+                                          session.run({"x": f["events"]["x"].array(library="np")})["y"])
+
+
+def test_the_sweep_removes_only_temporaries_of_dead_writers(tmp_path):
+    import os
+    import subprocess
+    import time
+
+    from juno_bridge.atomic_file import sweep_temporaries, temporary_prefix
+
+    child = subprocess.Popen(["true"])
+    child.wait()
+    dead, live = child.pid, os.getpid()
+    host = temporary_prefix(Path("x")).split("@", 1)[1][:-1]
+    names = {f".a.npz.tmp{dead}@{host}-abcd1234": True,       # this host, writer gone
+             f".b.npz.tmp{dead}": True,                       # an older release's name, writer gone
+             f".c.npz.tmp{live}@{host}-abcd1234": False,      # a live writer
+             f".d.npz.tmp{dead}@otherhost-abcd1234": False,   # another host: fresh, perhaps writing
+             f".e.npz.tmp{dead}@otherhost-efgh5678": True,    # another host, untouched for two days
+             f"f.npz.tmp{dead}": False,                       # not hidden: not ours
+             ".g.npz": False}
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    old = time.time() - 2 * 24 * 3600
+    os.utime(tmp_path / f".e.npz.tmp{dead}@otherhost-efgh5678", (old, old))
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"x")
+    (tmp_path / f".h.npz.tmp{dead}@{host}-abcd1234").symlink_to(victim)  # a link is never ours
+    assert sorted(sweep_temporaries(tmp_path)) == sorted(n for n, gone in names.items() if gone)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [n for n, gone in names.items() if not gone] + ["victim", f".h.npz.tmp{dead}@{host}-abcd1234"])
+    assert sweep_temporaries(tmp_path, "c.npz") == [] and victim.read_bytes() == b"x"
