@@ -26,11 +26,12 @@ def _module(name: str, extra: str) -> Callable[[], str | None]:
 
 
 def _modules(names: tuple[str, ...], extra: str) -> Callable[[], str | None]:
-    checks = [_module(name, extra) for name in names]
-
+    """All of `names` must be importable."""
     def check() -> str | None:
-        missing = [reason for reason in (c() for c in checks) if reason]
-        return "; ".join(missing) or None
+        missing = [name for name in names if _module(name, extra)()]
+        if not missing:
+            return None
+        return f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed (pip extra '{extra}')"
     return check
 
 
