@@ -374,7 +374,7 @@ class OrtBackend final : public Backend {
                     "' keeps its data in an external file ('" + external->location +
                     "'), and external data need the model's path, to be found next to it: open the model by its "
                     "path, or name the folder of its external data with the session config entry '" +
-                    folder_key + "'");
+                    folder_key + "' (in releases that honour it)");
   }
 
   // The wanted providers other than CPU, by ONNX Runtime's full names, in order. One this runtime does

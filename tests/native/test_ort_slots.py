@@ -96,3 +96,15 @@ def test_every_declared_slot_behaves_as_documented(ort_slots, slots_model, types
     exercised = {line.split()[1] for line in lines if line.startswith("PASS") and "is present in API" not in line}
     missing = {name for _, name, _ in declared_slots_in_header()} - exercised
     assert not missing, f"slots never exercised: {sorted(missing)}"
+
+
+def test_every_declared_slot_behaves_as_documented_on_an_older_release(ort_slots, slots_model, types_model,
+                                                                        old_onnxruntime):
+    """The same checks against ONNX Runtime 1.20.1 (API 20), loaded by the program itself."""
+    result = run_program([ort_slots, old_onnxruntime, slots_model, "1.20.1", types_model])
+    lines = result.stdout.splitlines()
+    failures = [line for line in lines if line.startswith("FAIL")]
+    assert result.returncode == 0 and not failures, (
+        f"exit {result.returncode}\n" + "\n".join(failures or lines[-20:]) + "\n" + result.stderr[-2000:])
+    assert re.fullmatch(r"\d+ passed, 0 failed", lines[-1]), lines[-1]
+    assert any("output 0 is of type seq(map(int64,tensor(float)))" in line for line in lines)
