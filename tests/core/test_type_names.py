@@ -36,6 +36,26 @@ def test_a_sequence_of_tensors_and_a_string_tensor_are_spelt_in_full(model_path)
         assert spelled(jb.Session(path)) == onnxruntime_spelling(path)
 
 
+def sparse_input():
+    """y = sp @ b with sp a sparse tensor (ONNX Runtime's SparseToDenseMatMul)."""
+    from onnx import TensorProto, helper
+
+    return onnx_models.make_model(
+        [helper.make_node("SparseToDenseMatMul", ["sp", "b"], ["y"], domain="com.microsoft")],
+        [helper.make_value_info("sp", helper.make_sparse_tensor_type_proto(TensorProto.FLOAT, [2, 3])),
+         onnx_models.value_info("b", np.float32, (3, 2))],
+        [onnx_models.value_info("y", np.float32, (2, 2))], opset=17, domains={"com.microsoft": 1})
+
+
+def test_a_sparse_tensor_is_spelt_with_its_element_type(model_path):
+    path = model_path("sparse_input", sparse_input)
+    s = jb.Session(path)
+    assert spelled(s) == onnxruntime_spelling(path) == [("sp", "sparse_tensor(float)"), ("b", "tensor(float)"),
+                                                        ("y", "tensor(float)")]
+    with pytest.raises(jb.UnsupportedError, match=r"input 'sp' is of type sparse_tensor\(float\)"):
+        s.run([np.zeros((2, 3), np.float32), np.zeros((3, 2), np.float32)])
+
+
 def zipmap_and_optional_outputs():
     """x float[n, 2] -> z = ZipMap(x), o = Optional(x), p = x."""
     from onnx import TensorProto, helper
