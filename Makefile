@@ -15,7 +15,7 @@ export JUNO_BRIDGE_REQUIRE_TORCH := 1
 # at run time, any release from 2.16 on; this pin is the release our CI tests besides 2.20).
 TF_DEPS := "tensorflow-cpu==2.21.0"
 # Extras installed with the package; our own CI installs them all.
-EXTRAS := test,hdf5,root,torch,tf,triton,dask
+EXTRAS := test,hdf5,root,torch,tf,triton,dask,converters
 
 .PHONY: all demo test install bench clean clean-cache sniper
 

@@ -10,7 +10,8 @@ import numpy as np
 class TensorInfo:
     """``shape`` has -1 for a dynamic dim (``None`` when the model does not state the rank), and
     ``dim_names`` the symbolic name of each dim or ``None``. ``dtype`` is ``None`` for types the bridge
-    cannot pass (strings, sequences, maps): ``type_name`` says which (ONNX's spelling)."""
+    cannot pass (strings, sequences, maps): ``type_name`` says which, in ONNX's full spelling as onnxruntime
+    gives it ("tensor(string)", "seq(map(int64,tensor(float)))")."""
 
     name: str
     dtype: np.dtype | None

@@ -39,8 +39,8 @@ def pytest_configure(config):
 
 
 # Areas whose every test needs one optional library: their files import its helper (tests/helpers/
-# torch_models.py, tf_models.py), which skips them at collection where it is missing.
-AREA_MARKERS = {"torch": "torch", "tf": "tf"}
+# torch_models.py, tf_models.py, converter_models.py), which skips them at collection where it is missing.
+AREA_MARKERS = {"torch": "torch", "tf": "tf", "converters": "converters"}
 
 
 def pytest_collection_modifyitems(items):

@@ -19,6 +19,7 @@
 #include "backend.hpp"
 #include "juno_bridge/juno_bridge.h"
 #include "log.hpp"
+#include "onnx_model_bytes.hpp"
 #include "ort_runtime.hpp"
 
 namespace jb {
@@ -304,6 +305,7 @@ class OrtBackend final : public Backend {
   // each time it cannot be used; CPU alone is the last try. A skipped provider is logged once the session
   // is open; under require_providers it is an error instead.
   void open_session(const std::string& path, const void* bytes, size_t size, const SessionOptions& options) {
+    refuse_external_data_without_a_path(bytes, size, options);
     OrtEnv* env = rt_.env(options.global_thread_pool, options.intra_op_threads, options.inter_op_threads);
     std::vector<std::pair<std::string, std::string>> skipped;  // provider, why
     const std::vector<std::string> candidates = provider_candidates(options, skipped);
@@ -355,6 +357,22 @@ class OrtBackend final : public Backend {
       rt_.check(api_.CreateSession(env, path.c_str(), so, &session_), ErrorCode::ModelLoad, what);
     else
       rt_.check(api_.CreateSessionFromArray(env, bytes, size, so, &session_), ErrorCode::ModelLoad, what);
+  }
+
+  // External data are found next to the model's file; bytes have none, and ONNX Runtime would look in
+  // the working directory instead (failing there, or reading a stranger's file of that name). Unless the
+  // caller names their folder with ONNX Runtime's own config entry, such bytes are refused here.
+  static void refuse_external_data_without_a_path(const void* bytes, size_t size, const SessionOptions& options) {
+    static const std::string folder_key = "session.model_external_initializers_file_folder_path";
+    if (bytes == nullptr || options.config.count(folder_key)) return;
+    const std::optional<ExternalTensor> external = find_external_tensor(bytes, size);
+    if (!external) return;
+    throw Error(ErrorCode::ModelLoad,
+                "loading a model from " + std::to_string(size) + " bytes in memory: its tensor '" + external->name +
+                    "' keeps its data in an external file ('" + external->location +
+                    "'), and external data need the model's path, to be found next to it: open the model by its "
+                    "path, or name the folder of its external data with the session config entry '" +
+                    folder_key + "' (in releases that honour it)");
   }
 
   // The wanted providers other than CPU, by ONNX Runtime's full names, in order. One this runtime does
@@ -415,6 +433,59 @@ class OrtBackend final : public Backend {
     }
   }
 
+  // ONNX's full spelling of a type, as onnxruntime's Python API writes it: "tensor(float)",
+  // "seq(map(int64,tensor(float)))" (a classifier's ZipMap output), "optional(tensor(float))". Names the
+  // type of what the bridge cannot pass in its messages.
+  std::string type_string(const OrtTypeInfo* type_info, const std::string& what, int depth) {
+    const std::string reading = "reading the type of " + what;
+    ONNXType kind = ONNX_TYPE_UNKNOWN;
+    rt_.check(api_.GetOnnxTypeFromTypeInfo(type_info, &kind), ErrorCode::ModelLoad, reading);
+    using Owned = std::unique_ptr<OrtTypeInfo, void (*)(OrtTypeInfo*)>;  // an inner type handed to us
+    auto inner = [&](const char* prefix, OrtTypeInfo* contained, const std::string& before = "") {
+      Owned guard(contained, api_.ReleaseTypeInfo);
+      if (contained == nullptr || depth >= 32) return std::string(prefix);  // 32: no real type nests deeper
+      return std::string(prefix) + "(" + before + type_string(contained, what, depth + 1) + ")";
+    };
+    switch (kind) {
+      case ONNX_TYPE_TENSOR:
+      case ONNX_TYPE_SPARSETENSOR: {
+        const char* prefix = kind == ONNX_TYPE_TENSOR ? "tensor" : "sparse_tensor";
+        const OrtTensorTypeAndShapeInfo* tensor = nullptr;
+        rt_.check(api_.CastTypeInfoToTensorInfo(type_info, &tensor), ErrorCode::ModelLoad, reading);
+        ONNXTensorElementDataType element = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+        if (tensor == nullptr) return prefix;
+        rt_.check(api_.GetTensorElementType(tensor, &element), ErrorCode::ModelLoad, reading);
+        return std::string(prefix) + "(" + element_type_name(element) + ")";
+      }
+      case ONNX_TYPE_SEQUENCE: {
+        const OrtSequenceTypeInfo* sequence = nullptr;
+        OrtTypeInfo* element = nullptr;
+        rt_.check(api_.CastTypeInfoToSequenceTypeInfo(type_info, &sequence), ErrorCode::ModelLoad, reading);
+        if (sequence) rt_.check(api_.GetSequenceElementType(sequence, &element), ErrorCode::ModelLoad, reading);
+        return inner("seq", element);
+      }
+      case ONNX_TYPE_MAP: {
+        const OrtMapTypeInfo* map = nullptr;
+        ONNXTensorElementDataType key = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+        OrtTypeInfo* value = nullptr;
+        rt_.check(api_.CastTypeInfoToMapTypeInfo(type_info, &map), ErrorCode::ModelLoad, reading);
+        if (map == nullptr) return "map";
+        rt_.check(api_.GetMapKeyType(map, &key), ErrorCode::ModelLoad, reading);
+        rt_.check(api_.GetMapValueType(map, &value), ErrorCode::ModelLoad, reading);
+        return inner("map", value, element_type_name(key) + ",");
+      }
+      case ONNX_TYPE_OPTIONAL: {
+        const OrtOptionalTypeInfo* optional = nullptr;
+        OrtTypeInfo* contained = nullptr;
+        rt_.check(api_.CastTypeInfoToOptionalTypeInfo(type_info, &optional), ErrorCode::ModelLoad, reading);
+        if (optional) rt_.check(api_.GetOptionalContainedTypeInfo(optional, &contained), ErrorCode::ModelLoad, reading);
+        return inner("optional", contained);
+      }
+      case ONNX_TYPE_OPAQUE: return "opaque";
+      default: return "unknown";
+    }
+  }
+
   TensorInfo describe(OrtTypeInfo* type_info, std::string name) {
     std::unique_ptr<OrtTypeInfo, void (*)(OrtTypeInfo*)> guard(type_info, api_.ReleaseTypeInfo);
     TensorInfo info;
@@ -422,8 +493,7 @@ class OrtBackend final : public Backend {
     ONNXType kind = ONNX_TYPE_UNKNOWN;
     rt_.check(api_.GetOnnxTypeFromTypeInfo(type_info, &kind), ErrorCode::ModelLoad, "reading type of " + info.name);
     if (kind != ONNX_TYPE_TENSOR) {
-      static const char* const kinds[] = {"unknown", "tensor", "seq", "map", "opaque", "sparse_tensor", "optional"};
-      info.type_name = kind >= 0 && kind <= 6 ? kinds[kind] : "unknown";
+      info.type_name = type_string(type_info, info.name, 0);
       info.rank_known = false;
       return info;
     }

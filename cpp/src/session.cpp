@@ -344,11 +344,30 @@ size_t Session::output_index(std::string_view name) const {
 
 namespace {
 
+// The model states nothing about this tensor (plugin.h): only the backend can check it.
+bool declares_nothing(const TensorInfo& info) {
+  return info.dtype == DType::Undefined && !info.rank_known && info.type_name == "unknown";
+}
+
+// An output of a type the bridge cannot pass, requested: what it is, and what the caller can run instead.
+[[noreturn]] void refuse_output_type(const TensorInfo& info, const std::vector<TensorInfo>& infos) {
+  std::string passable;
+  for (const auto& i : infos)
+    if (i.dtype != DType::Undefined || declares_nothing(i)) passable += (passable.empty() ? "'" : ", '") + i.name + "'";
+  std::string why = "output '" + info.name + "' is of type " + info.type_name +
+                    ", which juno-bridge does not pass (tensors of numeric and bool types only); " +
+                    (passable.empty() ? "the model has no output it can pass"
+                                      : "run only the outputs it can pass, by name: outputs=[" + passable + "] in Python");
+  if (info.type_name.rfind("seq(map(", 0) == 0)
+    why += "; a sequence of maps is a classifier's ZipMap: convert the model with zipmap=False (skl2onnx: "
+           "options={id(model): {'zipmap': False}}) for a tensor of probabilities";
+  throw Error(ErrorCode::Unsupported, why);
+}
+
 // The checks one tensor must pass against what the model declares; `role` is "input" or "output".
 // `bits_as_bfloat16`: option bfloat16_as_uint16, a uint16 view passes for a bfloat16 tensor.
 void check_view(const TensorView& v, const TensorInfo& info, const char* role, bool bits_as_bfloat16) {
-  // The model states nothing about this tensor (plugin.h): only the backend can check it.
-  const bool unknown = info.dtype == DType::Undefined && !info.rank_known && info.type_name == "unknown";
+  const bool unknown = declares_nothing(info);
   if (unknown) {
     if (dtype_size(v.dtype) == 0)
       throw Error(ErrorCode::InputType, std::string(role) + " '" + info.name + "': unknown dtype code " +
@@ -421,6 +440,7 @@ void Session::check_outputs(const TensorView* inputs, size_t num_inputs, const i
                                                   std::to_string(infos.size()) + " output(s)");
     for (size_t j = 0; j < i; ++j)
       if (output_index[j] == k) throw Error(ErrorCode::Input, "output '" + infos[k].name + "' requested twice");
+    if (infos[k].dtype == DType::Undefined && !declares_nothing(infos[k])) refuse_output_type(infos[k], infos);
     if (outputs[i].data == nullptr) continue;  // the backend allocates it
     check_view(outputs[i], infos[k], "output", bfloat16_as_uint16_);
     for (size_t j = 0; j < num_inputs; ++j)

@@ -180,8 +180,8 @@ def test_string_input_is_unsupported_by_name(model_path):
 
 def test_sequence_input_is_unsupported_by_name(model_path):
     s = jb.Session(model_path("sequence_input", onnx_models.sequence_input))
-    assert s.inputs()[0].type_name == "seq" and s.inputs()[0].shape is None
-    with raises(jb.UnsupportedError, "input 'items'", "seq"):
+    assert s.inputs()[0].type_name == "seq(tensor(float))" and s.inputs()[0].shape is None
+    with raises(jb.UnsupportedError, "input 'items'", "seq(tensor(float))"):
         s.run({"items": np.zeros(3, np.float32)})
 
 

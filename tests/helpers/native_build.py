@@ -52,6 +52,31 @@ def write_slots_model(path: Path) -> Path:
     return path
 
 
+def write_types_model(path: Path) -> Path:
+    """The model of non-tensor types tests/native/cpp/ort_slots.c reads (its TYPE_* constants spell them):
+    inputs x float[batch, 2], m map(string, tensor(double)); outputs z seq(map(int64, tensor(float))) (a
+    classifier's ZipMap), o optional(tensor(float)), v double[?, 2]."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    scalar = helper.make_tensor_type_proto
+    graph = helper.make_graph(
+        [helper.make_node("ZipMap", ["x"], ["z"], domain="ai.onnx.ml", classlabels_int64s=[0, 1]),
+         helper.make_node("Optional", ["x"], ["o"]),
+         helper.make_node("DictVectorizer", ["m"], ["v"], domain="ai.onnx.ml", string_vocabulary=["a", "b"])],
+        "types_graph",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 2]),
+         helper.make_value_info("m", helper.make_map_type_proto(TensorProto.STRING, scalar(TensorProto.DOUBLE, [])))],
+        [helper.make_value_info("z", helper.make_sequence_type_proto(
+            helper.make_map_type_proto(TensorProto.INT64, scalar(TensorProto.FLOAT, [])))),
+         helper.make_value_info("o", helper.make_optional_type_proto(scalar(TensorProto.FLOAT, ["batch", 2]))),
+         helper.make_tensor_value_info("v", TensorProto.DOUBLE, [None, 2])])
+    model = helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opsetid("", 17),
+                                                                  helper.make_opsetid("ai.onnx.ml", 3)])
+    onnx.save(model, str(path))
+    return path
+
+
 def clean_env() -> dict:
     """What a C++ framework job would have: no PYTHONPATH, no LD_LIBRARY_PATH. JUNO_BRIDGE_ONNXRUNTIME
     passes through, so the programs load the same ONNX Runtime as the Python side they are compared with."""

@@ -25,6 +25,16 @@ def _module(name: str, extra: str) -> Callable[[], str | None]:
     return check
 
 
+def _modules(names: tuple[str, ...], extra: str) -> Callable[[], str | None]:
+    """All of `names` must be importable."""
+    def check() -> str | None:
+        missing = [name for name in names if _module(name, extra)()]
+        if not missing:
+            return None
+        return f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed (pip extra '{extra}')"
+    return check
+
+
 def _backend(module: str, extra: str, backend: str) -> Callable[[], str | None]:
     """The library must import, and the backend's plugin must have been built against it."""
     library = _module(module, extra)
@@ -52,6 +62,10 @@ OPTIONAL: dict[str, tuple[str, Callable[[], str | None]]] = {
     "dask": ("dask.distributed", _module("dask.distributed", "dask")),
     "hdf5": ("h5py", _module("h5py", "hdf5")),
     "root": ("uproot (ROOT files)", _module("uproot", "root")),
+    "converters": ("the model converters and their libraries (skl2onnx, onnxmltools, onnxconverter-common, "
+                   "scikit-learn, lightgbm, xgboost)",
+                   _modules(("skl2onnx", "onnxmltools", "onnxconverter_common", "sklearn", "lightgbm", "xgboost"),
+                            "converters")),
     "npm": ("npm (fetches an old ONNX Runtime C library)", _tool("npm")),
     "cc": ("a C compiler ($CC, else gcc)", _tool(os.environ.get("CC", "gcc"))),
     "cxx": ("a C++ compiler ($CXX, else g++)", _tool(os.environ.get("CXX", "g++"))),

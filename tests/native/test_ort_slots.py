@@ -11,7 +11,7 @@ import pytest
 
 import juno_bridge as jb
 from helpers.native_build import (CPP_TESTS, ORT_DECLARATIONS, build, require_tool, run_program,
-                                  write_slots_model)
+                                  write_slots_model, write_types_model)
 
 SLOT_TABLE = ORT_DECLARATIONS / "ort_api_slots.tsv"
 HEADER = ORT_DECLARATIONS / "ort_abi.h"
@@ -49,6 +49,12 @@ def slots_model(tmp_path_factory):
     return write_slots_model(tmp_path_factory.mktemp("slots_model") / "slots.onnx")
 
 
+@pytest.fixture(scope="module")
+def types_model(tmp_path_factory):
+    """The model of non-tensor types ort_slots.c spells through the type-info slots."""
+    return write_types_model(tmp_path_factory.mktemp("types_model") / "types.onnx")
+
+
 def test_declared_slots_match_the_reference_table():
     reference = reference_slots()
     for slot, name, since in declared_slots_in_header():
@@ -77,9 +83,9 @@ def test_compiled_slot_list_is_what_the_header_text_says(ort_slots):
     assert compiled == declared_slots_in_header()
 
 
-def test_every_declared_slot_behaves_as_documented(ort_slots, slots_model):
+def test_every_declared_slot_behaves_as_documented(ort_slots, slots_model, types_model):
     info = jb.onnxruntime_info()
-    result = run_program([ort_slots, info["path"], slots_model, info["version"]])
+    result = run_program([ort_slots, info["path"], slots_model, info["version"], types_model])
     lines = result.stdout.splitlines()
     failures = [line for line in lines if line.startswith("FAIL")]
     assert result.returncode == 0 and not failures, (
@@ -90,3 +96,15 @@ def test_every_declared_slot_behaves_as_documented(ort_slots, slots_model):
     exercised = {line.split()[1] for line in lines if line.startswith("PASS") and "is present in API" not in line}
     missing = {name for _, name, _ in declared_slots_in_header()} - exercised
     assert not missing, f"slots never exercised: {sorted(missing)}"
+
+
+def test_every_declared_slot_behaves_as_documented_on_an_older_release(ort_slots, slots_model, types_model,
+                                                                        old_onnxruntime):
+    """The same checks against ONNX Runtime 1.20.1 (API 20), loaded by the program itself."""
+    result = run_program([ort_slots, old_onnxruntime, slots_model, "1.20.1", types_model])
+    lines = result.stdout.splitlines()
+    failures = [line for line in lines if line.startswith("FAIL")]
+    assert result.returncode == 0 and not failures, (
+        f"exit {result.returncode}\n" + "\n".join(failures or lines[-20:]) + "\n" + result.stderr[-2000:])
+    assert re.fullmatch(r"\d+ passed, 0 failed", lines[-1]), lines[-1]
+    assert any("output 0 is of type seq(map(int64,tensor(float)))" in line for line in lines)

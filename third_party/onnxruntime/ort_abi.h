@@ -26,6 +26,9 @@ typedef struct OrtValue OrtValue;
 typedef struct OrtRunOptions OrtRunOptions;
 typedef struct OrtTypeInfo OrtTypeInfo;
 typedef struct OrtTensorTypeAndShapeInfo OrtTensorTypeAndShapeInfo;
+typedef struct OrtMapTypeInfo OrtMapTypeInfo;
+typedef struct OrtSequenceTypeInfo OrtSequenceTypeInfo;
+typedef struct OrtOptionalTypeInfo OrtOptionalTypeInfo;
 typedef struct OrtSessionOptions OrtSessionOptions;
 typedef struct OrtModelMetadata OrtModelMetadata;
 typedef struct OrtThreadingOptions OrtThreadingOptions;
@@ -89,7 +92,9 @@ typedef void (*OrtLoggingFunction)(void* param, OrtLoggingLevel severity, const 
 typedef void (*OrtRunAsyncCallback)(void* user_data, OrtValue** outputs, size_t num_outputs, OrtStatus* status);
 
 /* The functions we call: X(slot, added_in_api_version, return type, name, parameter list).
- * OrtStatus* NULL means success; a non-NULL status must be released with ReleaseStatus. */
+ * OrtStatus* NULL means success; a non-NULL status must be released with ReleaseStatus. A CastTypeInfoTo*
+ * result belongs to the type info it was cast from (NULL when the kind differs); GetMapValueType,
+ * GetSequenceElementType and GetOptionalContainedTypeInfo hand over a new OrtTypeInfo (ReleaseTypeInfo). */
 #define JB_ORT_API_SLOTS(X) \
   X(1, 1, OrtErrorCode, GetErrorCode, (const OrtStatus* status)) \
   X(2, 1, const char*, GetErrorMessage, (const OrtStatus* status)) \
@@ -135,6 +140,11 @@ typedef void (*OrtRunAsyncCallback)(void* user_data, OrtValue** outputs, size_t 
   X(98, 1, void, ReleaseTypeInfo, (OrtTypeInfo* object)) \
   X(99, 1, void, ReleaseTensorTypeAndShapeInfo, (OrtTensorTypeAndShapeInfo* object)) \
   X(100, 1, void, ReleaseSessionOptions, (OrtSessionOptions* object)) \
+  X(103, 2, OrtStatus*, CastTypeInfoToMapTypeInfo, (const OrtTypeInfo* type_info, const OrtMapTypeInfo** out)) \
+  X(104, 2, OrtStatus*, CastTypeInfoToSequenceTypeInfo, (const OrtTypeInfo* type_info, const OrtSequenceTypeInfo** out)) \
+  X(105, 2, OrtStatus*, GetMapKeyType, (const OrtMapTypeInfo* map_type_info, ONNXTensorElementDataType* out)) \
+  X(106, 2, OrtStatus*, GetMapValueType, (const OrtMapTypeInfo* map_type_info, OrtTypeInfo** type_info)) \
+  X(107, 2, OrtStatus*, GetSequenceElementType, (const OrtSequenceTypeInfo* sequence_type_info, OrtTypeInfo** type_info)) \
   X(111, 2, OrtStatus*, SessionGetModelMetadata, (const OrtSession* session, OrtModelMetadata** out)) \
   X(112, 2, OrtStatus*, ModelMetadataGetProducerName, (const OrtModelMetadata* metadata, OrtAllocator* allocator, char** value)) \
   X(113, 2, OrtStatus*, ModelMetadataGetGraphName, (const OrtModelMetadata* metadata, OrtAllocator* allocator, char** value)) \
@@ -159,6 +169,8 @@ typedef void (*OrtRunAsyncCallback)(void* user_data, OrtValue** outputs, size_t 
   X(208, 11, void, ReleaseCUDAProviderOptions, (OrtCUDAProviderOptionsV2* object)) \
   X(216, 12, OrtStatus*, SessionOptionsAppendExecutionProvider, (OrtSessionOptions* options, const char* provider_name, const char* const* provider_options_keys, const char* const* provider_options_values, size_t num_keys)) \
   X(226, 14, OrtStatus*, UpdateEnvWithCustomLogLevel, (OrtEnv* ort_env, OrtLoggingLevel log_severity_level)) \
+  X(250, 15, OrtStatus*, CastTypeInfoToOptionalTypeInfo, (const OrtTypeInfo* type_info, const OrtOptionalTypeInfo** out)) \
+  X(251, 15, OrtStatus*, GetOptionalContainedTypeInfo, (const OrtOptionalTypeInfo* optional_type_info, OrtTypeInfo** out)) \
   X(254, 15, const char*, GetBuildInfoString, (void)) \
   X(260, 16, OrtStatus*, RunAsync, (OrtSession* session, const OrtRunOptions* run_options, const char* const* input_names, const OrtValue* const* inputs, size_t input_len, const char* const* output_names, size_t output_names_len, OrtValue** outputs, OrtRunAsyncCallback callback, void* user_data))
 

@@ -3,7 +3,7 @@
     make_models.py --can                 prints the families this Python can write: onnx torch tf juno_bridge
     make_models.py OUTDIR onnx [torch] [tf]
 
-onnx: mlp.onnx (run_model.c/.cpp), slots.onnx (ort_slots.c), relu.onnx (onnx_without_python.cpp);
+onnx: mlp.onnx (run_model.c/.cpp), slots.onnx and types.onnx (ort_slots.c), relu.onnx (onnx_without_python.cpp);
 torch: tiny.pt2, tiny.pt (run_torch.cpp); tf: tiny.savedmodel (run_tf.cpp). The torch and tf models are
 the pytest helpers' own (torch_models, tf_models), which export through the installed juno_bridge."""
 from __future__ import annotations
@@ -37,10 +37,11 @@ def available() -> list[str]:
 def onnx_models(out: Path) -> None:
     import onnx
     from onnx import TensorProto, helper
-    from helpers.native_build import write_mlp_model, write_slots_model
+    from helpers.native_build import write_mlp_model, write_slots_model, write_types_model
 
     write_mlp_model(out / "mlp.onnx", features=8)  # the FEATURES of tests/native/test_programs.py
     write_slots_model(out / "slots.onnx")
+    write_types_model(out / "types.onnx")
     # relu: one float32 input [B, 32], one output (onnx_without_python.cpp).
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", 32])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["B", 32])

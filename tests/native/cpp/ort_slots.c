@@ -2,10 +2,11 @@
  * behaviour of a real library: each slot is called at least once and its outcome is checked.
  *
  *   ort_slots --list                        prints the declared slots (slot, name, added_in) as compiled
- *   ort_slots LIBRARY MODEL EXPECTED_VERSION
+ *   ort_slots LIBRARY MODEL EXPECTED_VERSION TYPES_MODEL
  *
  * MODEL is the one tests/test_ort_slots.py writes (the constants below describe it): inputs
  * x float[batch,3], n int64[2]; outputs y = x*x float[batch,3], m = -n int64[2]; metadata as below.
+ * TYPES_MODEL (tests/helpers/native_build.py write_types_model) has the non-tensor types of TYPE_NAMES.
  * Prints one line per check and "N passed, M failed"; exits 1 when any check failed. A wrong slot
  * number usually crashes: the test treats a crash as a failure too.
  */
@@ -26,6 +27,10 @@
 #define MODEL_DESCRIPTION "slot check model"
 #define MODEL_VERSION 7
 #define MODEL_CUSTOM_KEYS 2 /* author=juno, purpose=slots */
+
+/* The types model: its inputs then its outputs, as onnxruntime's Python API spells their types. */
+static const char* const TYPE_NAMES[2][3] = {{"tensor(float)", "map(string,tensor(double))", NULL},
+                                             {"seq(map(int64,tensor(float)))", "optional(tensor(float))", "tensor(double)"}};
 
 /* One index per declared slot, so the end of main can prove every slot was exercised. */
 #define JB_SLOT_INDEX(slot, since, ret, name, params) IDX_##name,
@@ -407,6 +412,106 @@ static void check_signature(OrtSession* session, OrtAllocator* allocator) {
   }
 }
 
+/* ONNX's spelling of a type, built through the sequence, map and optional type-info slots. Each inner
+ * type info those hand over is released here. */
+static void type_string(const OrtTypeInfo* info, char* out, size_t size) {
+  ONNXType kind = ONNX_TYPE_UNKNOWN;
+  OrtTypeInfo* inner = NULL;
+  const char* prefix = NULL;
+  char key[32] = "", contained[160] = "";
+  snprintf(out, size, "?");
+  if (!expect_ok(IDX_GetOnnxTypeFromTypeInfo, api.GetOnnxTypeFromTypeInfo(info, &kind), "GetOnnxTypeFromTypeInfo"))
+    return;
+  if (kind == ONNX_TYPE_TENSOR) {
+    const OrtTensorTypeAndShapeInfo* tensor = NULL;
+    ONNXTensorElementDataType element = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+    api.CastTypeInfoToTensorInfo(info, &tensor);
+    if (tensor) api.GetTensorElementType(tensor, &element);
+    snprintf(out, size, "tensor(%s)", element == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT ? "float"
+                                      : element == ONNX_TENSOR_ELEMENT_DATA_TYPE_DOUBLE ? "double" : "other");
+    return;
+  }
+  if (kind == ONNX_TYPE_SEQUENCE) {
+    const OrtSequenceTypeInfo* sequence = NULL;
+    prefix = "seq";
+    expect_ok(IDX_CastTypeInfoToSequenceTypeInfo, api.CastTypeInfoToSequenceTypeInfo(info, &sequence),
+              "CastTypeInfoToSequenceTypeInfo(a sequence)");
+    if (check(IDX_CastTypeInfoToSequenceTypeInfo, sequence != NULL, "the sequence's info is non-NULL"))
+      expect_ok(IDX_GetSequenceElementType, api.GetSequenceElementType(sequence, &inner), "GetSequenceElementType");
+  } else if (kind == ONNX_TYPE_MAP) {
+    const OrtMapTypeInfo* map = NULL;
+    ONNXTensorElementDataType key_type = ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED;
+    prefix = "map";
+    expect_ok(IDX_CastTypeInfoToMapTypeInfo, api.CastTypeInfoToMapTypeInfo(info, &map), "CastTypeInfoToMapTypeInfo(a map)");
+    if (check(IDX_CastTypeInfoToMapTypeInfo, map != NULL, "the map's info is non-NULL")) {
+      expect_ok(IDX_GetMapKeyType, api.GetMapKeyType(map, &key_type), "GetMapKeyType");
+      snprintf(key, sizeof key, "%s,", key_type == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64    ? "int64"
+                                      : key_type == ONNX_TENSOR_ELEMENT_DATA_TYPE_STRING ? "string" : "other");
+      expect_ok(IDX_GetMapValueType, api.GetMapValueType(map, &inner), "GetMapValueType");
+    }
+  } else if (kind == ONNX_TYPE_OPTIONAL) {
+    const OrtOptionalTypeInfo* optional = NULL;
+    prefix = "optional";
+    expect_ok(IDX_CastTypeInfoToOptionalTypeInfo, api.CastTypeInfoToOptionalTypeInfo(info, &optional),
+              "CastTypeInfoToOptionalTypeInfo(an optional)");
+    if (check(IDX_CastTypeInfoToOptionalTypeInfo, optional != NULL, "the optional's info is non-NULL"))
+      expect_ok(IDX_GetOptionalContainedTypeInfo, api.GetOptionalContainedTypeInfo(optional, &inner),
+                "GetOptionalContainedTypeInfo");
+  } else {
+    snprintf(out, size, "kind %d", (int)kind);
+    return;
+  }
+  if (inner) {
+    type_string(inner, contained, sizeof contained);
+    api.ReleaseTypeInfo(inner);
+  }
+  snprintf(out, size, "%s(%s%s)", prefix, key, contained);
+}
+
+/* The types model: every input and output spelt through the type-info slots; a cast to the wrong kind
+ * gives NULL, not an error. */
+static void check_types(OrtEnv* env, const char* model) {
+  OrtSession* session = NULL;
+  OrtTypeInfo* x_info = NULL;
+  size_t side, i, count;
+  char got[256];
+  expect_ok(IDX_CreateSession, api.CreateSession(env, model, NULL, &session), "CreateSession(types model)");
+  if (!session) return;
+  for (side = 0; side < 2; ++side) {
+    count = 0;
+    if (side) api.SessionGetOutputCount(session, &count);
+    else api.SessionGetInputCount(session, &count);
+    check(side ? IDX_SessionGetOutputCount : IDX_SessionGetInputCount, count == (side ? 3u : 2u),
+          "the types model has %zu %s", count, side ? "outputs" : "inputs");
+    for (i = 0; i < count && i < 3; ++i) {
+      OrtTypeInfo* info = NULL;
+      if (side) api.SessionGetOutputTypeInfo(session, i, &info);
+      else api.SessionGetInputTypeInfo(session, i, &info);
+      if (!info) continue;
+      type_string(info, got, sizeof got);
+      check(IDX_GetOnnxTypeFromTypeInfo, TYPE_NAMES[side][i] && strcmp(got, TYPE_NAMES[side][i]) == 0,
+            "%s %zu is of type %s (want %s)", side ? "output" : "input", i, got,
+            TYPE_NAMES[side][i] ? TYPE_NAMES[side][i] : "(none)");
+      api.ReleaseTypeInfo(info);
+    }
+  }
+  if (api.SessionGetInputTypeInfo(session, 0, &x_info) == NULL && x_info) {
+    const OrtMapTypeInfo* map = (const OrtMapTypeInfo*)1;
+    const OrtSequenceTypeInfo* sequence = (const OrtSequenceTypeInfo*)1;
+    const OrtOptionalTypeInfo* optional = (const OrtOptionalTypeInfo*)1;
+    expect_ok(IDX_CastTypeInfoToMapTypeInfo, api.CastTypeInfoToMapTypeInfo(x_info, &map), "CastTypeInfoToMapTypeInfo(a tensor)");
+    check(IDX_CastTypeInfoToMapTypeInfo, map == NULL, "a tensor is no map: NULL");
+    expect_ok(IDX_CastTypeInfoToSequenceTypeInfo, api.CastTypeInfoToSequenceTypeInfo(x_info, &sequence),
+              "CastTypeInfoToSequenceTypeInfo(a tensor)");
+    check(IDX_CastTypeInfoToSequenceTypeInfo, sequence == NULL, "a tensor is no sequence: NULL");
+    expect_ok(IDX_CastTypeInfoToOptionalTypeInfo, api.CastTypeInfoToOptionalTypeInfo(x_info, &optional),
+              "CastTypeInfoToOptionalTypeInfo(a tensor)");
+    check(IDX_CastTypeInfoToOptionalTypeInfo, optional == NULL, "a tensor is no optional: NULL");
+    api.ReleaseTypeInfo(x_info);
+  }
+  api.ReleaseSession(session);
+}
+
 /* A metadata string getter's outcome: `value` is what it wrote; compared, then freed. */
 static void check_metadata_string(int slot, OrtStatus* status, char* value, const char* want, OrtAllocator* allocator) {
   if (expect_ok(slot, status, kSlots[slot].name))
@@ -536,11 +641,11 @@ int main(int argc, char** argv) {
     for (i = 0; i < SLOT_COUNT; ++i) printf("%d\t%s\t%d\n", kSlots[i].slot, kSlots[i].name, kSlots[i].since);
     return 0;
   }
-  if (argc != 4) {
-    fprintf(stderr, "usage: %s --list | %s LIBRARY MODEL EXPECTED_VERSION\n", argv[0], argv[0]);
+  if (argc != 5) {
+    fprintf(stderr, "usage: %s --list | %s LIBRARY MODEL EXPECTED_VERSION TYPES_MODEL\n", argv[0], argv[0]);
     return 2;
   }
-  const char *library = argv[1], *model = argv[2], *expected_version = argv[3];
+  const char *library = argv[1], *model = argv[2], *expected_version = argv[3], *types_model = argv[4];
 
   /* Load and negotiate the way the core does: highest declared version first, then lower ones. */
   void* handle = dlopen(library, RTLD_NOW | RTLD_LOCAL);
@@ -697,6 +802,7 @@ int main(int argc, char** argv) {
     free(bytes);
   }
 
+  check_types(env, types_model);
   check_providers();
   api.ReleaseEnv(env);
   check(IDX_ReleaseEnv, 1, "released the env (returned)");
