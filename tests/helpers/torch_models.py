@@ -124,5 +124,22 @@ def tiny_pt2_unsigned(fixed: bool) -> Path:
     return dst
 
 
+@functools.cache
+def tiny_pt2_from_torch() -> Path:
+    """A package as torch alone makes it (no juno-bridge signature, torch's default configs): batch exported
+    in [1, 100], which its compiled checks state as [2, 100]."""
+    batch = torch.export.Dim("batch", min=1, max=100)
+    with torch.no_grad():
+        program = torch.export.export(TINY, (torch.randn(4, 8),), dynamic_shapes=({0: batch},))
+    path = _DIR / "tiny_from_torch.pt2"
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                                category=FutureWarning)
+        warnings.filterwarnings("ignore", message=_NOISE[2][1], category=DeprecationWarning)
+        torch._inductor.aoti_compile_and_package(program, package_path=str(path))
+    return path
+
+
 def scratch_dir() -> Path:
     return _DIR
+
