@@ -125,18 +125,48 @@ def tiny_pt2_unsigned(fixed: bool) -> Path:
 
 
 @functools.cache
+def _tiny_program_from_batch_1():
+    batch = torch.export.Dim("batch", min=1, max=100)
+    with torch.no_grad():
+        return torch.export.export(TINY, (torch.randn(4, 8),), dynamic_shapes=({0: batch},))
+
+
+@functools.cache
 def tiny_pt2_from_torch() -> Path:
     """A package as torch alone makes it (no juno-bridge signature, torch's default configs): batch exported
     in [1, 100], which its compiled checks state as [2, 100]."""
-    batch = torch.export.Dim("batch", min=1, max=100)
-    with torch.no_grad():
-        program = torch.export.export(TINY, (torch.randn(4, 8),), dynamic_shapes=({0: batch},))
+    program = _tiny_program_from_batch_1()
     path = _DIR / "tiny_from_torch.pt2"
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
                                 category=FutureWarning)
         warnings.filterwarnings("ignore", message=_NOISE[2][1], category=DeprecationWarning)
         torch._inductor.aoti_compile_and_package(program, package_path=str(path))
+    return path
+
+
+@functools.cache
+def tiny_pt2_from_torch_with_program() -> Path:
+    """tiny_pt2_from_torch() with its ExportedProgram beside the compiled model (models/model.json), as
+    torch.export's package_pt2 writes it."""
+    import io
+
+    from torch.export.pt2_archive._package import package_pt2
+    program_only = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        package_pt2(program_only, exported_programs={"model": _tiny_program_from_batch_1()})
+    path = _DIR / "tiny_from_torch_with_program.pt2"
+    with zipfile.ZipFile(tiny_pt2_from_torch()) as zin, zipfile.ZipFile(program_only) as zep, \
+            zipfile.ZipFile(path, "w") as zout:
+        top = zin.namelist()[0].split("/")[0]
+        names = set(zin.namelist())
+        for item in zin.infolist():
+            zout.writestr(item, zin.read(item.filename))
+        for name in zep.namelist():
+            renamed = top + "/" + name.split("/", 1)[1]
+            if renamed not in names:
+                zout.writestr(renamed, zep.read(name))
     return path
 
 

@@ -60,6 +60,19 @@ def test_sizes_outside_the_compiled_checks_are_our_error_naming_the_bound_and_it
     assert capfd.readouterr().err == ""
 
 
+def test_with_its_exported_program_the_exported_ranges_are_used_and_named(capfd):
+    s = jb.Session(tm.tiny_pt2_from_torch_with_program())
+    a = np.random.default_rng(1).standard_normal((1, 8)).astype(np.float32)
+    with torch.inference_mode():
+        want = tm.TINY(torch.from_numpy(a)).numpy()
+    np.testing.assert_allclose(s.run({"input_0": a})["output"], want, rtol=1e-5, atol=1e-6)
+    for rows in (0, 101):
+        with pytest.raises(jb.InputError, match=rf"is {rows}, outside the range \[1, 100\] it was exported for "
+                                                r"\(the range_constraints of the package's ExportedProgram\)$"):
+            s.run({"input_0": np.ones((rows, 8), np.float32)})
+    assert capfd.readouterr().err == ""
+
+
 def test_an_unnamed_dynamic_dim_in_a_signature_is_checked_against_the_compiled_checks(tmp_path):
     def unname(md):
         md[tm.SIGNATURE_KEY] = md[tm.SIGNATURE_KEY].replace("input x float32 batch 8", "input x float32 ? 8")

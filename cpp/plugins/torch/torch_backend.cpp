@@ -344,17 +344,28 @@ class Model : public plugin::ModelBase<Info> {
   // The input checks compiled into the package, as a signature. The package runs its own copy only
   // under AOTI_RUNTIME_CHECK_INPUTS, a process-wide setting that belongs to the user.
   Signature compiled_checks() const {
-    const std::string source = wrapper_source();
+    const std::string source = archive_record(
+        [](const std::string& name) { return name.rfind("data/aotinductor/model/", 0) == 0 && ends_with(name, ".cpp"); },
+        "AOTInductorModel::run_impl");
     if (source.empty())
       throw Error(JB_ERROR_MODEL_LOAD, "'" + path_ + "' has no juno_bridge signature and keeps no wrapper source "
                                          "to read its input checks from, so its input shapes cannot be checked "
                                          "before its compiled code reads them: export it with juno_bridge.export_torch");
+    Signature sig;
     try {
-      return signature_from_wrapper(source, num_inputs_found_);
+      sig = signature_from_wrapper(source, num_inputs_found_);
     } catch (const std::invalid_argument& e) {
       throw Error(JB_ERROR_MODEL_LOAD, "'" + path_ + "': cannot read the input checks of its wrapper source (" +
                                          e.what() + "): export it with juno_bridge.export_torch");
     }
+    const std::string program = archive_record([](const std::string& name) { return name == "models/model.json"; });
+    try {
+      if (!program.empty()) apply_exported_ranges(sig, program);
+    } catch (const std::invalid_argument& e) {
+      throw Error(JB_ERROR_MODEL_LOAD, "'" + path_ + "': cannot read its ExportedProgram (models/model.json): " +
+                                         e.what());
+    }
+    return sig;
   }
 
   // A signature's unnamed dynamic input dim ("?") takes its name and range from the compiled checks.
@@ -375,15 +386,17 @@ class Model : public plugin::ModelBase<Info> {
     }
   }
 
-  // The package's generated C++ (the loader keeps it beside the library); "" when it holds none.
-  std::string wrapper_source() const {
+  // The first record of the package whose name (below the archive's top folder) is wanted and whose text
+  // holds `contains`; "" when none.
+  template <class F>
+  std::string archive_record(F wanted, const char* contains = "") const {
     try {
       caffe2::serialize::PyTorchStreamReader reader(path_);
       for (const auto& name : reader.getAllRecords()) {
-        if (name.rfind("data/aotinductor/model/", 0) != 0 || !ends_with(name, ".cpp")) continue;
+        if (!wanted(name)) continue;
         auto [data, size] = reader.getRecord(name);
         std::string text(static_cast<const char*>(data.get()), size);
-        if (text.find("AOTInductorModel::run_impl") != std::string::npos) return text;
+        if (text.find(contains) != std::string::npos) return text;
       }
     } catch (const std::exception&) {
     }

@@ -117,7 +117,86 @@ void read_check_line(std::string_view line, CheckedInput& in) {
   }
 }
 
+// Reads the JSON object {"s77": {"min_val": 1, "max_val": 100}, ...} at `at`: name -> (min, max), an
+// end that is null or not an integer left out.
+class RangeReader {
+ public:
+  RangeReader(const std::string& text, size_t at) : s_(text), at_(at) {}
+
+  std::map<std::string, std::pair<std::optional<int64_t>, std::optional<int64_t>>> read() {
+    std::map<std::string, std::pair<std::optional<int64_t>, std::optional<int64_t>>> out;
+    expect('{');
+    if (peek() == '}') return ++at_, out;
+    do {
+      const std::string name = string();
+      expect(':');
+      expect('{');
+      auto& range = out[name];
+      if (peek() != '}') {
+        do {
+          const std::string key = string();
+          expect(':');
+          const std::optional<int64_t> v = scalar();
+          if (key == "min_val") range.first = v;
+          if (key == "max_val") range.second = v;
+        } while (next_is(','));
+      }
+      expect('}');
+    } while (next_is(','));
+    expect('}');
+    return out;
+  }
+
+ private:
+  char peek() {
+    while (at_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[at_]))) ++at_;
+    if (at_ >= s_.size()) throw std::invalid_argument("range_constraints: unexpected end");
+    return s_[at_];
+  }
+  void expect(char c) {
+    if (peek() != c) throw std::invalid_argument(std::string("range_constraints: expected '") + c + "'");
+    ++at_;
+  }
+  bool next_is(char c) { return peek() == c ? (++at_, true) : false; }
+  std::string string() {
+    expect('"');
+    const size_t end = s_.find('"', at_);
+    if (end == std::string::npos) throw std::invalid_argument("range_constraints: unterminated string");
+    std::string out = s_.substr(at_, end - at_);
+    at_ = end + 1;
+    return out;
+  }
+  std::optional<int64_t> scalar() {  // a number (integer or not), null, true, false or a string
+    if (peek() == '"') return string(), std::nullopt;
+    const size_t start = at_;
+    while (at_ < s_.size() && s_[at_] != ',' && s_[at_] != '}' && !std::isspace(static_cast<unsigned char>(s_[at_])))
+      ++at_;
+    return integer(std::string_view(s_).substr(start, at_ - start));
+  }
+
+  const std::string& s_;
+  size_t at_;
+};
+
 }  // namespace
+
+void apply_exported_ranges(Signature& sig, const std::string& json) {
+  const std::string key = "\"range_constraints\"";
+  const size_t at = json.find(key);
+  if (at == std::string::npos) throw std::invalid_argument("it has no range_constraints");
+  const size_t colon = json.find(':', at + key.size());
+  if (colon == std::string::npos) throw std::invalid_argument("range_constraints: expected ':'");
+  const auto ranges = RangeReader(json, colon + 1).read();
+  for (auto& [name, r] : sig.dims) {
+    auto it = ranges.find(name);
+    if (it == ranges.end()) continue;
+    const auto& [lo, hi] = it->second;
+    r.min = lo && *lo >= 0 ? *lo : 0;
+    r.max = hi && *hi >= 0 ? *hi : INT64_MAX;
+    r.source = "it was exported for (the range_constraints of the package's ExportedProgram)";
+    r.min_note.clear();
+  }
+}
 
 Signature signature_from_wrapper(const std::string& source, size_t num_inputs) {
   std::vector<CheckedInput> inputs(num_inputs);

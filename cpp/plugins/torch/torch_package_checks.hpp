@@ -17,4 +17,10 @@ namespace jb::torch_plugin {
 // Throws std::invalid_argument when the source does not state every input's checks.
 Signature signature_from_wrapper(const std::string& source, size_t num_inputs);
 
+// Where the package also holds its ExportedProgram (models/<name>.json, written by torch.export's
+// package_pt2), the ranges its dims were exported for ("range_constraints") replace the compiled ones:
+// torch compiles a lower bound of 2 for a dim exported from 0 or 1. Symbols it does not name keep theirs.
+// Throws std::invalid_argument when the JSON's range_constraints cannot be read.
+void apply_exported_ranges(Signature& sig, const std::string& exported_program_json);
+
 }  // namespace jb::torch_plugin
