@@ -204,7 +204,8 @@ class Encoder(torch.nn.Module):
         self.qkv = torch.nn.Linear(self.WIDTH, 3 * self.WIDTH)
         self.project = torch.nn.Linear(self.WIDTH, self.WIDTH)
         self.norm1, self.norm2 = torch.nn.LayerNorm(self.WIDTH), torch.nn.LayerNorm(self.WIDTH)
-        self.feed = torch.nn.Sequential(torch.nn.Linear(self.WIDTH, 32), torch.nn.GELU(), torch.nn.Linear(32, self.WIDTH))
+        self.feed = torch.nn.Sequential(torch.nn.Linear(self.WIDTH, 32), torch.nn.GELU(),
+                                        torch.nn.Linear(32, self.WIDTH))
 
     def forward(self, tokens):
         b, t = tokens.shape[0], tokens.shape[1]

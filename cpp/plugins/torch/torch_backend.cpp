@@ -344,13 +344,14 @@ class Model : public plugin::ModelBase<Info> {
   // The input checks compiled into the package, as a signature. The package runs its own copy only
   // under AOTI_RUNTIME_CHECK_INPUTS, a process-wide setting that belongs to the user.
   Signature compiled_checks() const {
-    const std::string source = archive_record(
-        [](const std::string& name) { return name.rfind("data/aotinductor/model/", 0) == 0 && ends_with(name, ".cpp"); },
-        "AOTInductorModel::run_impl");
+    const std::string source = archive_record([](const std::string& name) {
+      return name.rfind("data/aotinductor/model/", 0) == 0 && ends_with(name, ".cpp");
+    }, "AOTInductorModel::run_impl");
     if (source.empty())
       throw Error(JB_ERROR_MODEL_LOAD, "'" + path_ + "' has no juno_bridge signature and keeps no wrapper source "
                                          "to read its input checks from, so its input shapes cannot be checked "
-                                         "before its compiled code reads them: export it with juno_bridge.export_torch");
+                                         "before its compiled code reads them: export it with "
+                                         "juno_bridge.export_torch");
     Signature sig;
     try {
       sig = signature_from_wrapper(source, num_inputs_found_);
