@@ -58,6 +58,7 @@ def _tool(name: str) -> Callable[[], str | None]:
 OPTIONAL: dict[str, tuple[str, Callable[[], str | None]]] = {
     "torch": ("torch and the torch plugin", _backend("torch", "torch", "torch")),
     "tf": ("tensorflow and the tf plugin", _backend("tensorflow", "tf", "tf")),
+    "onnxscript": ("onnxscript (torch.onnx.export(dynamo=True))", _module("onnxscript", "torch")),
     "triton": ("the Triton client (tritonclient[grpc])", _module("tritonclient.grpc", "triton")),
     "dask": ("dask.distributed", _module("dask.distributed", "dask")),
     "hdf5": ("h5py", _module("h5py", "hdf5")),

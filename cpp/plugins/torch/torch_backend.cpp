@@ -11,6 +11,7 @@
 // Every run is in c10::InferenceMode (no autograd bookkeeping).
 #include <ATen/Parallel.h>
 #include <caffe2/serialize/in_memory_adapter.h>
+#include <caffe2/serialize/inline_container.h>
 #include <c10/core/InferenceMode.h>
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
 #include <torch/cuda.h>
@@ -29,6 +30,7 @@
 
 #include "juno_bridge/plugin_sdk.hpp"
 #include "torch_cpu_check.hpp"
+#include "torch_package_checks.hpp"
 #include "torch_signature.hpp"
 
 namespace jb::torch_plugin {
@@ -183,9 +185,6 @@ class Model : public plugin::ModelBase<Info> {
                                          "(juno_bridge.export_torch)");
     std::string signature;
     if (auto it = md.find(kSignatureKey); it != md.end()) signature = it->second;
-    // Without our signature nothing here can check shapes, so the package's own generated input
-    // checks are switched on (process-wide; a user's explicit setting is kept).
-    if (signature.empty()) setenv("AOTI_RUNTIME_CHECK_INPUTS", "1", 0);
     try {
       package_ = std::make_unique<torch::inductor::AOTIModelPackageLoader>(path_, "model", false,
                                                                           static_cast<size_t>(num_runners));
@@ -268,14 +267,21 @@ class Model : public plugin::ModelBase<Info> {
                                                std::to_string(signature_.outputs.size()) + " output(s), the model has " +
                                                std::to_string(num_inputs_found_) + " and " +
                                                std::to_string(num_outputs_found_));
-      for (const auto& s : signature_.inputs) {
-        inputs_.push_back(Info{s, true, {}, {}});
-        // An unnamed dynamic dim ("?") cannot be checked here: let the package check it itself.
-        for (size_t d = 0; d < s.shape.size(); ++d)
-          if (package_ && s.shape[d] < 0 && s.dim_names[d].empty()) setenv("AOTI_RUNTIME_CHECK_INPUTS", "1", 0);
-      }
+      if (package_) name_unnamed_input_dims();
+      for (const auto& s : signature_.inputs) inputs_.push_back(Info{s, true, {}, {}});
       for (const auto& s : signature_.outputs) outputs_.push_back(Info{s, true, {}, {}});
       add_metadata("custom.signature", "juno_bridge");
+    } else if (package_) {
+      // A package made by torch alone: its inputs are checked against the checks compiled into it.
+      signature_ = compiled_checks();
+      for (const auto& s : signature_.inputs) inputs_.push_back(Info{s, s.dtype != JB_DTYPE_UNDEFINED, {}, {}});
+      for (size_t i = 0; i < num_outputs_found_; ++i) {
+        Info info;
+        info.sig.name = num_outputs_found_ == 1 ? "output" : "output_" + std::to_string(i);
+        outputs_.push_back(std::move(info));
+      }
+      add_metadata("custom.signature", "none: input dtypes and shapes are read from the package's compiled input "
+                                       "checks (its wrapper source); output dtypes and shapes are unknown");
     } else {
       if (num_outputs_found_ == 0)
         throw Error(JB_ERROR_MODEL_LOAD, "model '" + path_ + "' has no juno_bridge signature and its outputs are " +
@@ -290,10 +296,8 @@ class Model : public plugin::ModelBase<Info> {
         info.sig.name = num_outputs_found_ == 1 ? "output" : "output_" + std::to_string(i);
         outputs_.push_back(std::move(info));
       }
-      add_metadata("custom.signature",
-                   std::string("none: input and output dtypes and shapes are unknown; ") +
-                       (package_ ? "the package's own input checks are on (AOTI_RUNTIME_CHECK_INPUTS)"
-                                 : "TorchScript's operators check what they receive"));
+      add_metadata("custom.signature", "none: input and output dtypes and shapes are unknown; TorchScript's "
+                                       "operators check what they receive");
     }
     for (auto& i : inputs_) i.finish();
     for (auto& o : outputs_) o.finish();
@@ -316,8 +320,8 @@ class Model : public plugin::ModelBase<Info> {
         if (v < r.min || v > r.max)
           throw Error(JB_ERROR_INPUT, "input '" + info.sig.name + "': dim " + std::to_string(d) + " ('" + n +
                                             "') is " + std::to_string(v) + ", outside the range [" +
-                                            std::to_string(r.min) + ", " + std::to_string(r.max) +
-                                            "] the model was exported for");
+                                            std::to_string(r.min) + ", " + std::to_string(r.max) + "] " + r.source +
+                                            (v < r.min ? r.min_note : ""));
         auto [it, fresh] = bound.emplace(n, std::make_pair(v, info.sig.name));
         if (!fresh && it->second.first != v)
           throw Error(JB_ERROR_INPUT, "input '" + info.sig.name + "': dim " + std::to_string(d) + " ('" + n +
@@ -339,6 +343,69 @@ class Model : public plugin::ModelBase<Info> {
     }
   }
 
+  // The input checks compiled into the package, as a signature. The package runs its own copy only
+  // under AOTI_RUNTIME_CHECK_INPUTS, a process-wide setting that belongs to the user.
+  Signature compiled_checks() const {
+    const std::string source = archive_record([](const std::string& name) {
+      return name.rfind("data/aotinductor/model/", 0) == 0 && ends_with(name, ".cpp");
+    }, "AOTInductorModel::run_impl");
+    if (source.empty())
+      throw Error(JB_ERROR_MODEL_LOAD, "'" + path_ + "' has no juno_bridge signature and keeps no wrapper source "
+                                         "to read its input checks from, so its input shapes cannot be checked "
+                                         "before its compiled code reads them: export it with "
+                                         "juno_bridge.export_torch");
+    Signature sig;
+    try {
+      sig = signature_from_wrapper(source, num_inputs_found_);
+    } catch (const std::invalid_argument& e) {
+      throw Error(JB_ERROR_MODEL_LOAD, "'" + path_ + "': cannot read the input checks of its wrapper source (" +
+                                         e.what() + "): export it with juno_bridge.export_torch");
+    }
+    const std::string program = archive_record([](const std::string& name) { return name == "models/model.json"; });
+    try {
+      if (!program.empty()) apply_exported_ranges(sig, program);
+    } catch (const std::invalid_argument& e) {
+      throw Error(JB_ERROR_MODEL_LOAD, "'" + path_ + "': cannot read its ExportedProgram (models/model.json): " +
+                                         e.what());
+    }
+    return sig;
+  }
+
+  // A signature's unnamed dynamic input dim ("?") takes its name and range from the compiled checks.
+  void name_unnamed_input_dims() {
+    bool unnamed = false;
+    for (const auto& s : signature_.inputs)
+      for (size_t d = 0; d < s.shape.size(); ++d) unnamed |= s.shape[d] < 0 && s.dim_names[d].empty();
+    if (!unnamed) return;
+    const Signature compiled = compiled_checks();
+    for (size_t i = 0; i < signature_.inputs.size(); ++i) {
+      auto& s = signature_.inputs[i];
+      const auto& c = compiled.inputs[i];
+      for (size_t d = 0; d < s.shape.size(); ++d) {
+        if (s.shape[d] >= 0 || !s.dim_names[d].empty() || d >= c.shape.size() || c.dim_names[d].empty()) continue;
+        s.dim_names[d] = c.dim_names[d];
+        signature_.dims.emplace(c.dim_names[d], compiled.dims.at(c.dim_names[d]));
+      }
+    }
+  }
+
+  // The first record of the package whose name (below the archive's top folder) is wanted and whose text
+  // holds `contains`; "" when none.
+  template <class F>
+  std::string archive_record(F wanted, const char* contains = "") const {
+    try {
+      caffe2::serialize::PyTorchStreamReader reader(path_);
+      for (const auto& name : reader.getAllRecords()) {
+        if (!wanted(name)) continue;
+        auto [data, size] = reader.getRecord(name);
+        std::string text(static_cast<const char*>(data.get()), size);
+        if (text.find(contains) != std::string::npos) return text;
+      }
+    } catch (const std::exception&) {
+    }
+    return "";
+  }
+
   // The device a package was compiled for (AOTI_DEVICE_KEY): the CPU, or CUDA where this libtorch has a
   // GPU; anything else cannot run here, and says why before the loader tries (and fails deep inside).
   void check_package_device(const std::unordered_map<std::string, std::string>& md) {
@@ -358,7 +425,7 @@ class Model : public plugin::ModelBase<Info> {
     device_ = at::Device(at::kCUDA, 0);
   }
 
-  // A package's generated input checks (on for packages without our signature) report
+  // A package's generated input checks (on only where the user set AOTI_RUNTIME_CHECK_INPUTS) report
   // "input_handles[i]: unmatched dtype|dim value|stride ..."; they become our error classes and names.
   std::vector<at::Tensor> run_package(std::vector<at::Tensor>& tensors) {
     try {

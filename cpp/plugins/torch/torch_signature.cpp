@@ -2,6 +2,7 @@
 #include "torch_signature.hpp"
 
 #include <cctype>
+#include <charconv>
 #include <sstream>
 #include <stdexcept>
 
@@ -18,9 +19,11 @@ bool is_number(const std::string& s) {
 }
 
 int64_t to_int(const std::string& s, size_t line) {
-  if (!is_number(s) || s.size() > 18)
-    throw std::invalid_argument("line " + std::to_string(line) + ": '" + s + "' is not a non-negative integer");
-  return std::stoll(s);
+  int64_t v = 0;
+  const auto [end, error] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (!is_number(s) || error != std::errc() || end != s.data() + s.size())
+    throw std::invalid_argument("line " + std::to_string(line) + ": '" + s + "' is not an integer in [0, 2^63)");
+  return v;
 }
 
 }  // namespace

@@ -9,6 +9,9 @@
 //   dim batch 1 1048576            a dynamic dim's name and the range the model was exported for
 //   input x float32 batch 8        name, dtype (numpy spelling), dims: a number, a dim name or ?
 //   output y float32 batch 4
+//
+// Inputs that name one dim must agree on its size. An unbounded range ends at 9223372036854775807.
+// The format is described for users in the README ("The signature inside a torch model").
 #pragma once
 
 #include <cstdint>
@@ -29,6 +32,8 @@ struct TensorSignature {
 
 struct DimRange {
   int64_t min = 0, max = INT64_MAX;
+  // Where the range came from, and a note on its lower bound, for messages.
+  std::string source = "the model was exported for (its juno_bridge signature)", min_note;
 };
 
 struct Signature {
