@@ -246,3 +246,25 @@ def sweep_temporaries(directory: str | os.PathLike, name: str | None = None) -> 
         except OSError:  # gone meanwhile (another sweep), or not ours to remove
             pass
     return removed
+
+
+@contextmanager
+def staged(path: str | os.PathLike) -> Iterator[Path]:
+    """Where to write ``path`` (a file, a folder such as a SavedModel, with any sidecar files a writer puts
+    beside it): the same name inside a fresh private folder beside it (``tempfile.mkdtemp``: a new name,
+    mode 0700, never a planted link), moved into place when the block ends without error. For the models
+    the package generates into its cache, which their writers (onnx, torch, Keras) open by name."""
+    path = Path(path)
+    folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.stage", dir=path.parent))
+    try:
+        yield folder / path.name
+        for item in sorted(folder.iterdir()):
+            try:
+                os.replace(item, path.parent / item.name)
+            except OSError:
+                if not (path.parent / item.name).exists():
+                    raise  # else another process made the same model first: theirs stays
+    finally:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)

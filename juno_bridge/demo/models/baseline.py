@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from juno_bridge.atomic_file import staged
 from juno_bridge.demo.detector import LS_RADIUS_M, N_LPMT, toy_detector
 from juno_bridge.demo.toymc import LIGHT_YIELD_PE_PER_MEV, Events, generate
 
@@ -143,9 +144,8 @@ def build_onnx(path: str | os.PathLike, coeffs: dict | None = None) -> Path:
     helper.set_model_props(model, {"juno_bridge.revision": k["revision"], "units": "vertex m, energy MeV"})
     onnx.checker.check_model(model)
     path = Path(path)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    onnx.save(model, tmp)
-    os.replace(tmp, path)
+    with staged(path) as tmp:
+        onnx.save(model, tmp)
     return path
 
 

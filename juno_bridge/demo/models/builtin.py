@@ -9,11 +9,11 @@ machine gets bit-identical files.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
+from juno_bridge.atomic_file import staged
 from juno_bridge._hits import NUM_LPMT
 from juno_bridge.paths import cache_dir
 # Newest IR version ONNX Runtime 1.16 (our oldest supported release) reads; keeps models portable.
@@ -71,9 +71,8 @@ def builtin_model(name: str) -> Path:
         import onnx
 
         model = _gemm_model(name, **BUILTIN_MODELS[name])
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        onnx.save(model, tmp)
-        os.replace(tmp, path)  # atomic: concurrent first uses never see half a file
+        with staged(path) as tmp:  # atomic: concurrent first uses never see half a file
+            onnx.save(model, tmp)
     return path
 
 

@@ -24,6 +24,8 @@ import json
 import os
 from pathlib import Path
 
+from juno_bridge.atomic_file import staged
+
 import numpy as np
 
 MODEL_REVISION = "n3"   # bumped whenever the graph or the weights change: the cached forms follow it
@@ -81,20 +83,19 @@ def export_onnx(module, path: str | os.PathLike) -> Path:
 
     path = Path(path)
     example = torch.from_numpy(generate(2, seed=1).dense())   # real events: the trace takes every branch
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with warnings.catch_warnings(), torch.no_grad():
+    with staged(path) as tmp, warnings.catch_warnings(), torch.no_grad():
         # the TorchScript-based exporter: the dynamo one needs onnxscript, one more large dependency
         warnings.filterwarnings("ignore", category=DeprecationWarning,
                                 message=".*legacy TorchScript-based ONNX export.*")
         torch.onnx.export(module.eval(), (example,), str(tmp), dynamo=False, opset_version=OPSET,
                           input_names=["pmt"], output_names=["vertex", "energy"],
                           dynamic_axes={"pmt": {0: "B"}, "vertex": {0: "B"}, "energy": {0: "B"}})
-    model = onnx.load(str(tmp))
-    model.doc_string = "juno-bridge default model: vertex and energy from LPMT nPE and first-hit time"
-    onnx.helper.set_model_props(model, {"juno_bridge.revision": MODEL_REVISION, "units": "vertex m, energy MeV"})
-    onnx.checker.check_model(model)
-    onnx.save(model, str(tmp))
-    os.replace(tmp, path)
+        model = onnx.load(str(tmp))
+        model.doc_string = "juno-bridge default model: vertex and energy from LPMT nPE and first-hit time"
+        onnx.helper.set_model_props(model, {"juno_bridge.revision": MODEL_REVISION,
+                                            "units": "vertex m, energy MeV"})
+        onnx.checker.check_model(model)
+        onnx.save(model, str(tmp))
     return path
 
 

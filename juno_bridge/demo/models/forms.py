@@ -1,9 +1,9 @@
 """The files a model of the demo is run from, besides ONNX: .pt2 and .pt exported from its torch module."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from juno_bridge.atomic_file import staged
 from juno_bridge.demo.detector import N_LPMT
 
 
@@ -28,11 +28,9 @@ def torch_forms(make_module, stem: str, cache) -> tuple[Path, Path, object]:
     example = torch.zeros((4, 2, N_LPMT), dtype=torch.float32)
     for path in (pt2, pt):
         if not path.exists():
-            tmp = path.with_name(f"tmp{os.getpid()}-{path.name}")
-            jb.export_torch(module, (example,), tmp, dynamic_batch=True, input_names=["pmt"],
-                            output_names=["vertex", "energy"])
-            for extra in tmp.parent.glob(tmp.name + "*"):  # the model and any sidecar it writes
-                os.replace(extra, path.parent / extra.name.replace(tmp.name, path.name))
+            with staged(path) as tmp:  # the model and any sidecar it writes beside it
+                jb.export_torch(module, (example,), tmp, dynamic_batch=True, input_names=["pmt"],
+                                output_names=["vertex", "energy"])
     return pt2, pt, module
 
 

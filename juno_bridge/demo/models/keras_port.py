@@ -7,7 +7,6 @@ head is three ``Dense`` layers. torch's ``Linear.weight`` is [out, in], a Dense 
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,6 +14,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from juno_bridge.atomic_file import staged
 from juno_bridge.demo.detector import N_LPMT
 from juno_bridge.demo.models import graph
 
@@ -99,7 +99,6 @@ def saved_model(cache) -> Path:
 
     path = Path(cache) / f"default-{default.MODEL_REVISION}.savedmodel"
     if not path.exists():
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        keras_model().export(str(tmp), format="tf_saved_model", verbose=False)
-        os.replace(tmp, path)
+        with staged(path) as tmp:
+            keras_model().export(str(tmp), format="tf_saved_model", verbose=False)
     return path
