@@ -175,7 +175,11 @@ def cmd_toymc(args) -> int:
 
     if args.events < 1:
         raise UsageError(f"--events must be >= 1, got {args.events}")
-    if Path(args.out).suffix == root_file.SUFFIX:  # streamed: one chunk of events in memory at a time
+    suffix = Path(args.out).suffix
+    if suffix not in (".h5", ".hdf5", root_file.SUFFIX):  # `run` tells files by their suffix
+        raise UsageError(f"--out must end in .h5 or .hdf5 (HDF5 sparse hits) or .root (a ROOT TTree), "
+                         f"got '{args.out}'")
+    if suffix == root_file.SUFFIX:  # streamed: one chunk of events in memory at a time
         root_file.write_hits(args.out, generate_chunks(args.events, seed=args.seed))
     else:
         generate(args.events, seed=args.seed).save(args.out)

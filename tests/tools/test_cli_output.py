@@ -51,3 +51,11 @@ def test_the_filter_passes_a_childs_writes(capfd):
         subprocess.run([sys.executable, "-c", f"import sys; sys.stderr.write({ABSL!r} + '\\nfrom the child\\n')"],
                        check=True)
     assert capfd.readouterr().err == "from the child\n"
+
+
+def test_toymc_refuses_an_output_suffix_run_cannot_read(tmp_path):
+    done = cli("toymc", "--events", "3", "--out", tmp_path / "y.csv")
+    assert done.returncode == 2
+    assert "--out must end in .h5 or .hdf5 (HDF5 sparse hits) or .root" in done.stderr and "y.csv" in done.stderr
+    assert not (tmp_path / "y.csv").exists()
+    assert cli("toymc", "--events", "3", "--out", tmp_path / "y.h5").returncode == 0
