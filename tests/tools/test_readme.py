@@ -62,3 +62,34 @@ def test_the_cpp_example_builds_with_its_command_and_runs(tmp_path):
     missing = subprocess.run([str(tmp_path / "vertex_alg"), "vertx.onnx"], capture_output=True, text=True, env=ENV)
     assert missing.returncode == 1
     assert missing.stderr.strip() == "VertexAlg: model file 'vertx.onnx' does not exist (ONNX Runtime: NO_SUCHFILE)"
+
+
+OTHER_METHODS = "The other two methods, and events as the event model gives them"
+
+
+def run_block(code: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(ENV, PYTHONPATH=os.pathsep.join(filter(None, [str(cwd), ENV.get("PYTHONPATH", "")])))
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, env=env, timeout=900)
+
+
+def test_the_python_algorithm_and_hits_examples_run(tmp_path):
+    torch_block, module, hits = blocks(OTHER_METHODS, "python")
+    assert module.startswith("# mypkg/reco.py\n")
+    (tmp_path / "mypkg").mkdir()
+    (tmp_path / "mypkg" / "__init__.py").write_text("")
+    (tmp_path / "mypkg" / "reco.py").write_text(module)
+    done = run_block(hits, tmp_path)
+    assert done.returncode == 0, done.stderr
+    count, energy = done.stdout.split()
+    assert int(count) == 200 and abs(float(energy) - 5.0 / 1345.0) < 1e-7  # 5 PE of the event's hits
+
+
+def test_the_torch_export_example_runs(tmp_path):
+    from helpers.optional import require
+
+    require("torch")
+    torch_block = blocks(OTHER_METHODS, "python")[0]
+    done = run_block(torch_block + "\nprint([i.name for i in s.inputs()], [o.name for o in s.outputs()])\n", tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['pmt'] ['vertex', 'energy']"
+    assert (tmp_path / "reco.pt2").is_file()
