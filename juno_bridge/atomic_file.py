@@ -135,6 +135,16 @@ def check_folder(folder: Path, allow_symlink: bool = False) -> None:
                                    "write into the folder itself, or allow it (--allow-symlinked-output)")
 
 
+def check_writable(path: str | os.PathLike) -> None:
+    """Fails now, as the write itself would at the end, where ``path`` cannot be created: its folder is
+    missing, read-only or not ours (a file made and removed there, never under a name of its own)."""
+    try:
+        with tempfile.TemporaryFile(dir=Path(path).parent):
+            pass
+    except OSError as err:
+        raise RunError(f"cannot write output file '{path}': {reason(err)}") from err
+
+
 @contextmanager
 def replacing(path: str | os.PathLike, verify: Callable[[Temporary], None] | None = None,
               allow_symlinked_folder: bool = False) -> Iterator[Temporary]:

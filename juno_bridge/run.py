@@ -23,7 +23,7 @@ from typing import Iterator
 import numpy as np
 
 from juno_bridge import hits_file, root_file
-from juno_bridge.atomic_file import check_folder, reason, replacing, sweep_temporaries
+from juno_bridge.atomic_file import check_folder, check_writable, reason, replacing, sweep_temporaries
 from juno_bridge.errors import InputError, InvalidArgumentError, RunError
 from juno_bridge.hits_file import h5py_module
 
@@ -376,6 +376,7 @@ def run_file(session, input_path, output_path, batch_size: int = 256, progress: 
     if output_path.suffix not in SUFFIXES:
         raise InvalidArgumentError(f"output file '{output_path}': expected {', '.join(SUFFIXES)}")
     check_folder(output_path.parent, allow_symlinked_output)
+    check_writable(output_path)  # before the first event, not after the last
     from tqdm import tqdm
 
     names = [i.name for i in session.inputs()]

@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from helpers.optional import require
 from juno_bridge import native_stderr
 
 EXE = [sys.executable, "-m", "juno_bridge.cli"]
+TESTS = Path(__file__).resolve().parents[1]  # holds helpers/, with the tests' algorithms
 ABSL = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
 
 
@@ -59,3 +63,25 @@ def test_toymc_refuses_an_output_suffix_run_cannot_read(tmp_path):
     assert "--out must end in .h5 or .hdf5 (HDF5 sparse hits) or .root" in done.stderr and "y.csv" in done.stderr
     assert not (tmp_path / "y.csv").exists()
     assert cli("toymc", "--events", "3", "--out", tmp_path / "y.h5").returncode == 0
+
+
+@pytest.mark.parametrize("output", ["/nonexistent/dir/x.npz", "/nonexistent/dir/x.h5", "/nonexistent/dir/x.root"])
+def test_run_checks_the_output_can_be_written_before_the_first_event(tmp_path, output):
+    import numpy as np
+
+    np.savez(tmp_path / "in.npz", x=np.ones((10, 8), np.float32))
+    mark = tmp_path / "mark"
+    done = subprocess.run([*EXE, "run", "python:helpers.pyalgos:marking", "-i", str(tmp_path / "in.npz"), "-o", output,
+                           "-q"], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, JB_TEST_MARK=str(mark),
+                                   PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])))
+    assert done.returncode == 1
+    assert "/nonexistent/dir" in done.stderr and "No such file or directory" in done.stderr, done.stderr
+    assert not mark.exists(), "events ran before the output was found unwritable"
+    # the same run with a writable output does run the events
+    ok = subprocess.run([*EXE, "run", "python:helpers.pyalgos:marking", "-i", str(tmp_path / "in.npz"), "-o",
+                         str(tmp_path / Path(output).name), "-q"], capture_output=True, text=True, timeout=300,
+                        env=dict(os.environ, JB_TEST_MARK=str(mark),
+                                 PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])))
+    assert ok.returncode == 0, ok.stderr
+    assert mark.read_text().split() == ["10"]
