@@ -93,3 +93,49 @@ def test_the_torch_export_example_runs(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "['pmt'] ['vertex', 'energy']"
     assert (tmp_path / "reco.pt2").is_file()
+
+
+class_prelude = '''
+import torch
+import juno_bridge as jb
+
+class GNN(torch.nn.Module):                # message passing: x [N, 4], edge_index [2, E] -> [N, 4]
+    def forward(self, x, edge_index):
+        return x + torch.zeros_like(x).index_add(0, edge_index[1], x[edge_index[0]])
+
+class Encoder(torch.nn.Module):            # tokens [B, T, 8] -> [B, T, 8]
+    def __init__(self):
+        super().__init__()
+        self.layer = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+    def forward(self, tokens):
+        return self.layer(tokens)
+
+gnn, encoder = GNN().eval(), Encoder().eval()
+x, edge_index = torch.randn(50, 4), torch.randint(0, 50, (2, 120))
+tokens = torch.randn(3, 7, 8)
+'''
+
+
+def test_the_dynamic_shapes_example_runs(tmp_path):
+    """The libtorch section's example, after a prelude that makes the two modules and examples it names."""
+    from helpers.optional import require
+
+    require("torch")
+    block = blocks("libtorch", "python")[0]
+    check = '''
+import numpy as np
+s = jb.Session("gnn.pt2")
+for n, e in ((1, 0), (1000, 5000)):
+    xs, es = np.random.rand(n, 4).astype(np.float32), np.random.randint(0, n, (2, e))
+    got = s.run([xs, es])[s.outputs()[0].name]
+    want = gnn(torch.from_numpy(xs), torch.from_numpy(es)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+s = jb.Session("encoder.pt2")
+t = np.random.rand(16, 64, 8).astype(np.float32)
+np.testing.assert_allclose(s.run([t])[s.outputs()[0].name], encoder(torch.from_numpy(t)).detach().numpy(),
+                           rtol=1e-4, atol=1e-5)
+print("ok")
+'''
+    done = run_block(class_prelude + block + check, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("ok")
