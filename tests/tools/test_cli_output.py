@@ -85,3 +85,13 @@ def test_run_checks_the_output_can_be_written_before_the_first_event(tmp_path, o
                                  PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])))
     assert ok.returncode == 0, ok.stderr
     assert mark.read_text().split() == ["10"]
+
+
+def test_run_takes_the_model_name_default(tmp_path):
+    import numpy as np
+
+    assert cli("toymc", "--events", "5", "--out", tmp_path / "ev.h5").returncode == 0
+    done = cli("run", "default", "-i", tmp_path / "ev.h5", "-o", tmp_path / "out.npz", "-q")
+    assert done.returncode == 0, done.stderr
+    with np.load(tmp_path / "out.npz") as out:
+        assert out["vertex"].shape == (5, 3) and out["energy"].shape == (5,) and np.isfinite(out["energy"]).all()
