@@ -506,9 +506,10 @@ def run_files(model: str, inputs: list[str], output_dir: str | os.PathLike, work
     skipped, so a rerun resumes; any other output there is made again (``RunReport.redone`` says why). A
     failing file is retried ``retries`` times and then reported, while the other files complete. ``tree``
     names the input TTree or RNTuple of ROOT files; ``root_format`` (``ttree``, the default, or ``rntuple``)
-    the kind of tree their outputs are (an output of the other kind is made again). A worker that dies mid-task loses nothing: its task runs again
-    elsewhere, the output appears atomically, and the temporaries of dead writers are swept at the start and
-    the end. An output folder that is a symbolic link is refused unless ``allow_symlinked_output``."""
+    the kind of tree their outputs are (an output of the other kind is made again). A worker that dies
+    mid-task loses nothing: its task runs again elsewhere, the output appears atomically, and the temporaries
+    of dead writers are swept at the start and the end. An output folder that is a symbolic link is refused
+    unless ``allow_symlinked_output``."""
     if workers < 1:
         raise InvalidArgumentError(f"--workers must be >= 1, got {workers}")
     if batch_size < 1:

@@ -402,3 +402,4 @@ def test_write_hits_writes_any_number_of_chunks_whole_as_either_format(tmp_path_
                                       np.concatenate([getattr(c, name) for c in chunks]))
     np.testing.assert_array_equal(stored["energy"], np.concatenate([c.energy for c in chunks]).astype(np.float32))
     assert sorted(p.name for p in directory.iterdir()) == ["e.root"]
+

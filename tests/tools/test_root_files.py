@@ -274,7 +274,8 @@ def test_a_tree_of_neither_layout_names_both_and_the_branches_it_has(tmp_path, c
 def test_missing_and_unnamed_trees_are_clear_errors(tmp_path, capsys):
     with uproot().recreate(tmp_path / "none.root") as f:
         f["note"] = "no tree here"
-    assert "holds no TTree or RNTuple; it holds note (TObjString)" in error_of(tmp_path, capsys, TINY, tmp_path / "none.root")
+    assert "holds no TTree or RNTuple; it holds note (TObjString)" in error_of(tmp_path, capsys, TINY,
+                                                                                tmp_path / "none.root")
     with uproot().recreate(tmp_path / "two.root") as f:
         for name in ("a", "b"):
             f.mktree(name, {"x": np.dtype((np.float32, (8,)))}).extend({"x": np.ones((2, 8), np.float32)})
