@@ -323,6 +323,15 @@ def test_a_truncated_rntuple_file_is_a_clear_error(tmp_path, capsys):
         assert f"'{tmp_path / 'cut.root'}' is truncated: its header says {len(whole)} bytes, the file has {cut}" in err
 
 
+def test_a_damaged_rntuple_page_is_a_clear_error(tmp_path, capsys):
+    write_hits_rntuple(tmp_path / "e.root", generate(40, seed=3))
+    whole = bytearray((tmp_path / "e.root").read_bytes())
+    whole[len(whole) // 2:len(whole) // 2 + 64] = bytes(64)  # inside the pages; the length as its header says
+    (tmp_path / "bad.root").write_bytes(whole)
+    err = error_of(tmp_path, capsys, onnx_model(), tmp_path / "bad.root")
+    assert f"cannot read RNTuple 'events' of '{tmp_path / 'bad.root'}': " in err, err
+
+
 def test_rntuples_and_ttrees_are_picked_by_name_else_events_else_the_only_one(tmp_path, capsys):
     x = np.arange(24, dtype=np.float32).reshape(3, 8)
     with uproot().recreate(tmp_path / "two.root") as f:
@@ -375,6 +384,16 @@ def test_every_output_format_carries_event_id_as_the_root_output_does(tmp_path, 
             with np.load(out) as f:
                 assert f.files == ["event_id", "y"]
                 np.testing.assert_array_equal(f["y"], y)
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".h5", ".root"])
+def test_a_model_output_named_event_id_is_a_clear_error_in_every_format(tmp_path, capsys, suffix):
+    np.savez(tmp_path / "x.npz", x=np.ones((3, 8), np.float32))
+    out = tmp_path / f"o{suffix}"
+    assert main(["run", "python:helpers.id_algos:ids_out", "-i", str(tmp_path / "x.npz"), "-o", str(out), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "the model has an output named 'event_id', which the output " in err and "keeps for the events' ids" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npz"]
 
 
 def test_sparse_hits_in_hdf5_get_their_index_as_event_id(tmp_path, default_session):
