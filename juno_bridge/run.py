@@ -529,11 +529,15 @@ def run_files(model: str, inputs: list[str], output_dir: str | os.PathLike, work
     except OSError as err:
         raise RunError(f"cannot create output folder '{output_dir}': {reason(err)}") from err
     _check_writable(output_dir)
+    outputs = output_paths(inputs, output_dir)
+    if root_format is not None:
+        root_file.check_root_format(root_format)
+        if not any(out.suffix == root_file.SUFFIX for out in outputs.values()):
+            raise InvalidArgumentError(f"--root-format {root_format} is for .root outputs; the outputs keep their "
+                                       "inputs' names and none of these inputs is a .root file")
     report = RunReport(swept=sweep_temporaries(output_dir))
     todo = {}
-    for inp, out in output_paths(inputs, output_dir).items():
-        if root_format is not None and out.suffix == root_file.SUFFIX:
-            root_file.check_root_format(root_format)
+    for inp, out in outputs.items():
         why = stale_output(out, inp, root_format if out.suffix == root_file.SUFFIX else None)
         if why is None:
             report.skipped.append(str(out))

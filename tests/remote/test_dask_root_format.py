@@ -55,3 +55,13 @@ def test_run_files_writes_the_format_asked_and_a_rerun_in_the_other_format_redoe
         kind, got = read_outputs(out)
         assert kind == "TTree"
         assert got["y"].astype(np.float32).tobytes() == session.run({"x": x + i})["y"].tobytes()
+
+
+def test_root_format_without_root_outputs_is_an_error_before_any_work(tmp_path):
+    np.savez(tmp_path / "a.npz", x=np.ones((2, 8), np.float32))
+    with pytest.raises(jb.InvalidArgumentError, match=r"--root-format rntuple is for .root outputs; the outputs keep "
+                                                      r"their inputs' names and none of these inputs is a .root file"):
+        run_files(TINY, [str(tmp_path / "a.npz")], tmp_path / "out", workers=1, progress=False, root_format="rntuple")
+    with pytest.raises(jb.InvalidArgumentError, match=r"ROOT format must be one of ttree, rntuple, got 'x'"):
+        run_files(TINY, [str(tmp_path / "a.npz")], tmp_path / "out", workers=1, progress=False, root_format="x")
+    assert not list((tmp_path / "out").iterdir())
