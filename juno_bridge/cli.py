@@ -156,13 +156,13 @@ def cmd_run(args) -> int:
     if not many:
         session = jb.Session(args.model, backend=args.backend, intra_op_threads=args.threads)
         n = run_file(session, args.input[0], args.output, batch_size=args.batch_size, progress=not args.quiet,
-                     tree=args.tree, allow_symlinked_output=args.allow_symlinked_output)
+                     tree=args.tree, allow_symlinked_output=args.allow_symlinked_output, root_format=args.root_format)
         print(f"{n} events -> {args.output}")
         return EXIT_OK
     report = run_files(args.model, args.input, args.output, workers=args.workers or 2, scheduler=args.scheduler,
                        batch_size=args.batch_size, backend=args.backend, threads=args.threads,
                        retries=args.retries, progress=not args.quiet, tree=args.tree,
-                       allow_symlinked_output=args.allow_symlinked_output)
+                       allow_symlinked_output=args.allow_symlinked_output, root_format=args.root_format)
     print(report.summary())
     return EXIT_OK if not report.failed else EXIT_ERROR
 
@@ -177,10 +177,13 @@ def cmd_toymc(args) -> int:
         raise UsageError(f"--events must be >= 1, got {args.events}")
     suffix = Path(args.out).suffix
     if suffix not in (".h5", ".hdf5", root_file.SUFFIX):  # `run` tells files by their suffix
-        raise UsageError(f"--out must end in .h5 or .hdf5 (HDF5 sparse hits) or .root (a ROOT TTree), "
+        raise UsageError(f"--out must end in .h5 or .hdf5 (HDF5 sparse hits) or .root (a ROOT TTree or RNTuple), "
                          f"got '{args.out}'")
+    if args.root_format is not None and suffix != root_file.SUFFIX:
+        raise UsageError(f"--root-format {args.root_format} is for a .root --out, got '{args.out}'")
     if suffix == root_file.SUFFIX:  # streamed: one chunk of events in memory at a time
-        root_file.write_hits(args.out, generate_chunks(args.events, seed=args.seed))
+        root_file.write_hits(args.out, generate_chunks(args.events, seed=args.seed),
+                             root_format=args.root_format or root_file.TTREE)
     else:
         generate(args.events, seed=args.seed).save(args.out)
     print(f"{args.events} toy events -> {args.out}")
@@ -300,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the HDF5 file (layout: offsets, pmt_id, npe, time, vertex, energy; see juno_bridge.hits_file) "
                         "or .root file (TTree 'events': event_id, pmt_id[], npe[], time[], vertex, energy; see "
                         "juno_bridge.root_file)")
+    p.add_argument("--root-format", choices=("ttree", "rntuple"),
+                   help="what a .root --out holds: a TTree (the default) or an RNTuple")
     p.add_argument("--seed", type=int, default=1, help="generator seed (1)")
     p.set_defaults(run=cmd_toymc)
 
@@ -324,7 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", required=True, metavar="FILE|DIR",
                    help="one input: the output file (.npz, .h5, .root); several: a directory (same file names)")
     p.add_argument("--tree", metavar="NAME",
-                   help="the TTree of ROOT inputs (default: 'events', else the file's only TTree)")
+                   help="the TTree or RNTuple of ROOT inputs (default: 'events', else the file's only one)")
+    p.add_argument("--root-format", choices=("ttree", "rntuple"),
+                   help="what .root outputs hold: a TTree 'outputs' (the default) or an RNTuple")
     p.add_argument("--workers", type=int, metavar="N", help="Dask worker processes of the local cluster (2)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, instead of a local cluster")
     p.add_argument("--retries", type=int, default=2, metavar="N", help="retries of a failing file (2)")

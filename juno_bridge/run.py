@@ -3,10 +3,12 @@
 Input: an ``.npz`` or HDF5 (``.h5``/``.hdf5``) file holding one array per model input, named after the
 input, with events along the first axis; or, for a model of one input, a sparse-hits HDF5 file
 (``juno-bridge toymc --out``, layout in ``juno_bridge.hits_file``), scattered to dense events per batch; or
-a ROOT file (``.root``): a TTree of one branch per model input, or of sparse hits, read batch by batch
+a ROOT file (``.root``): a TTree or RNTuple of one branch per model input, or of sparse hits, read batch by
+batch
 (layouts and tree names in ``juno_bridge.root_file``). Output, by the output file's suffix whatever the
-input's: ``.npz`` or HDF5 with one array per model output, or ``.root``, a TTree ``outputs`` of the events'
-ids and one branch per model output, extended batch by batch. Batches of .npz and HDF5 files are views
+input's: ``.npz`` or HDF5 with ``event_id`` (int64: the input's ids, else each event's index) and one
+array per model output, or ``.root``, a TTree (``--root-format rntuple``: an RNTuple) ``outputs`` of the
+same, extended batch by batch. Batches of .npz and HDF5 files are views
 into the loaded arrays and outputs are written in place into slices of the output arrays (for ROOT, into
 one reused batch buffer), so nothing is copied between the file and the model.
 """
@@ -223,10 +225,12 @@ def complete_output(path: str | os.PathLike) -> bool:
     return len(counts) == 1 and None not in counts
 
 
-def stale_output(output: str | os.PathLike, input_path: str | os.PathLike) -> str | None:
+def stale_output(output: str | os.PathLike, input_path: str | os.PathLike,
+                 root_format: str | None = None) -> str | None:
     """None when ``output`` is a whole output of ``input_path`` as that is now, one a resumed run may keep;
     else why it must be made again. Trusted only: a regular file (not a symbolic link) whose record names this
-    input, with its size and modification time, and whose arrays all hold the recorded number of events."""
+    input, with its size and modification time, and whose arrays all hold the recorded number of events; a
+    ROOT output's tree of the kind ``root_format`` asks for (default: a TTree)."""
     output = Path(output)
     try:
         info = output.lstat()
@@ -250,6 +254,10 @@ def stale_output(output: str | os.PathLike, input_path: str | os.PathLike) -> st
                 f"{now['size']} bytes at {now['mtime_ns']} ns)")
     if counts != {record["events"]}:
         return f"its arrays hold {sorted(counts, key=str)} events, its input {record['events']}"
+    if output.suffix == root_file.SUFFIX:
+        wanted, found = root_format or root_file.TTREE, root_file.output_format(output)
+        if found != wanted:
+            return f"it is a {found}, the run writes a {wanted}"
     return None
 
 
@@ -311,20 +319,30 @@ def open_events(path: str | os.PathLike, names: list[str], tree: str | None = No
 
 
 class _WholeArrays:
-    """.npz/HDF5 outputs: whole arrays in memory, each batch written in place into its slice."""
+    """.npz/HDF5 outputs: whole arrays in memory, each batch written in place into its slice; ``event_id``
+    beside them, as in a ROOT output."""
 
     def __init__(self, n_events: int):
         self.n_events = n_events
         self.arrays: dict[str, np.ndarray] = {}
+        self.event_ids = np.arange(n_events, dtype=np.int64)  # an input without ids: the event's index
 
     def slots(self, start: int, stop: int) -> dict | None:
         return {n: a[start:stop] for n, a in self.arrays.items()} or None
 
     def filled(self, start: int, stop: int, outputs: dict, event_ids) -> None:
         if not self.arrays:  # the first batch tells the per-event output shapes
+            if root_file.EVENT_ID in outputs:
+                raise InputError(f"the model has an output named '{root_file.EVENT_ID}', which the output file "
+                                 "keeps for the events' ids")
             self.arrays = {n: np.empty((self.n_events, *a.shape[1:]), a.dtype) for n, a in outputs.items()}
             for n, a in outputs.items():
                 self.arrays[n][start:stop] = a
+        if event_ids is not None:
+            self.event_ids[start:stop] = event_ids
+
+    def written(self) -> dict[str, np.ndarray]:
+        return {root_file.EVENT_ID: self.event_ids, **self.arrays}
 
 
 class _TreeBatches:
@@ -344,7 +362,7 @@ class _TreeBatches:
 
 
 @contextmanager
-def _outputs(path: Path, n_events: int, record: dict, allow_symlinked_folder: bool):
+def _outputs(path: Path, n_events: int, record: dict, allow_symlinked_folder: bool, root_format: str):
     """Where a run's outputs go, by the output file's suffix; the file appears (atomically, read back and
     checked) only when the block ends without an error."""
     if path.suffix == root_file.SUFFIX:
@@ -355,19 +373,33 @@ def _outputs(path: Path, n_events: int, record: dict, allow_symlinked_folder: bo
                 raise RunError(f"cannot write output file '{path}': reading it back found {found}")
 
         with replacing(path, verify, allow_symlinked_folder) as tmp:
-            with root_file.OutputTree(tmp.file(), (RECORD, json.dumps(record))) as tree:
+            with root_file.OutputTree(tmp.file(), (RECORD, json.dumps(record)), root_format) as tree:
                 trees.append(tree)
                 yield _TreeBatches(tree)
+            root_file.trim(tmp)
     else:
         whole = _WholeArrays(n_events)
         yield whole
-        write_outputs(path, whole.arrays, record, allow_symlinked_folder)
+        write_outputs(path, whole.written(), record, allow_symlinked_folder)
+
+
+def _root_format(output_path: Path, root_format: str | None) -> str:
+    """The kind of tree a ROOT output is written as (a TTree unless asked); asked for another output, an
+    error."""
+    if root_format is None:
+        return root_file.TTREE
+    root_file.check_root_format(root_format)
+    if output_path.suffix != root_file.SUFFIX:
+        raise InvalidArgumentError(f"--root-format {root_format} is for .root outputs; the output "
+                                   f"'{output_path}' is {output_path.suffix or 'without a suffix'}")
+    return root_format
 
 
 def run_file(session, input_path, output_path, batch_size: int = 256, progress: bool = True,
-             tree: str | None = None, allow_symlinked_output: bool = False) -> int:
+             tree: str | None = None, allow_symlinked_output: bool = False, root_format: str | None = None) -> int:
     """Runs ``session`` over every event of ``input_path``; returns the number of events. ``tree`` names
-    the input TTree of a ROOT file. The output records its input (``input_record`` and the number of events)
+    the input TTree or RNTuple of a ROOT file; ``root_format`` (``ttree``, the default, or ``rntuple``) the
+    kind of tree a ROOT output is. The output records its input (``input_record`` and the number of events)
     for a resumed run (``stale_output``). An output folder that is a symbolic link is refused unless
     ``allow_symlinked_output``."""
     if batch_size < 1:
@@ -375,6 +407,7 @@ def run_file(session, input_path, output_path, batch_size: int = 256, progress: 
     output_path = Path(output_path)
     if output_path.suffix not in SUFFIXES:
         raise InvalidArgumentError(f"output file '{output_path}': expected {', '.join(SUFFIXES)}")
+    root_format = _root_format(output_path, root_format)
     check_folder(output_path.parent, allow_symlinked_output)
     check_writable(output_path)  # before the first event, not after the last
     from tqdm import tqdm
@@ -390,7 +423,7 @@ def run_file(session, input_path, output_path, batch_size: int = 256, progress: 
             raise InputError(f"input file '{input_path}' holds no events")
         record["events"] = n_events
         with (tqdm(total=n_events, unit="ev", disable=not progress, desc=Path(input_path).name) as bar,
-              _outputs(output_path, n_events, record, allow_symlinked_output) as sink):
+              _outputs(output_path, n_events, record, allow_symlinked_output, root_format) as sink):
             for start, event_ids, batch in events.batches(batch_size):
                 stop = start + len(next(iter(batch.values())))
                 out = sink.slots(start, stop)
@@ -424,11 +457,12 @@ def warm_up(model: str, backend: str | None = None, threads: int = 1) -> None:
 
 
 def process_file(model: str, backend: str | None, threads: int, input_path: str, output_path: str,
-                 batch_size: int, tree: str | None = None, allow_symlinked_output: bool = False) -> tuple[str, int]:
+                 batch_size: int, tree: str | None = None, allow_symlinked_output: bool = False,
+                 root_format: str | None = None) -> tuple[str, int]:
     """One Dask task: the same run_file the serial path uses, so the results are identical."""
     session = _worker_session(model, backend, threads)
     return input_path, run_file(session, input_path, output_path, batch_size=batch_size, progress=False,
-                                tree=tree, allow_symlinked_output=allow_symlinked_output)
+                                tree=tree, allow_symlinked_output=allow_symlinked_output, root_format=root_format)
 
 
 @dataclass
@@ -467,14 +501,16 @@ def _task_error(error: BaseException) -> str:
 def run_files(model: str, inputs: list[str], output_dir: str | os.PathLike, workers: int = 2,
               scheduler: str | None = None, batch_size: int = 256, backend: str | None = None, threads: int = 1,
               retries: int = 2, progress: bool = True, tree: str | None = None,
-              allow_symlinked_output: bool = False) -> RunReport:
+              allow_symlinked_output: bool = False, root_format: str | None = None) -> RunReport:
     """Runs ``model`` over many event files on Dask: a LocalCluster of ``workers`` processes (one thread
     each), or the cluster behind ``scheduler``. Outputs that match their inputs (``stale_output``) are
     skipped, so a rerun resumes; any other output there is made again (``RunReport.redone`` says why). A
     failing file is retried ``retries`` times and then reported, while the other files complete. ``tree``
-    names the input TTree of ROOT files. A worker that dies mid-task loses nothing: its task runs again
-    elsewhere, the output appears atomically, and the temporaries of dead writers are swept at the start and
-    the end. An output folder that is a symbolic link is refused unless ``allow_symlinked_output``."""
+    names the input TTree or RNTuple of ROOT files; ``root_format`` (``ttree``, the default, or ``rntuple``)
+    the kind of tree their outputs are (an output of the other kind is made again). A worker that dies
+    mid-task loses nothing: its task runs again elsewhere, the output appears atomically, and the temporaries
+    of dead writers are swept at the start and the end. An output folder that is a symbolic link is refused
+    unless ``allow_symlinked_output``."""
     if workers < 1:
         raise InvalidArgumentError(f"--workers must be >= 1, got {workers}")
     if batch_size < 1:
@@ -494,10 +530,16 @@ def run_files(model: str, inputs: list[str], output_dir: str | os.PathLike, work
     except OSError as err:
         raise RunError(f"cannot create output folder '{output_dir}': {reason(err)}") from err
     _check_writable(output_dir)
+    outputs = output_paths(inputs, output_dir)
+    if root_format is not None:
+        root_file.check_root_format(root_format)
+        if not any(out.suffix == root_file.SUFFIX for out in outputs.values()):
+            raise InvalidArgumentError(f"--root-format {root_format} is for .root outputs; the outputs keep their "
+                                       "inputs' names and none of these inputs is a .root file")
     report = RunReport(swept=sweep_temporaries(output_dir))
     todo = {}
-    for inp, out in output_paths(inputs, output_dir).items():
-        why = stale_output(out, inp)
+    for inp, out in outputs.items():
+        why = stale_output(out, inp, root_format if out.suffix == root_file.SUFFIX else None)
         if why is None:
             report.skipped.append(str(out))
             continue
@@ -515,7 +557,8 @@ def run_files(model: str, inputs: list[str], output_dir: str | os.PathLike, work
         with Client(scheduler or cluster) as client:
             # Absolute paths: a worker's working folder is not ours, and the output records where its input is.
             futures = [client.submit(process_file, model, backend, threads, os.path.abspath(inp),
-                                     os.path.abspath(out), batch_size, tree, allow_symlinked_output, retries=retries,
+                                     os.path.abspath(out), batch_size, tree, allow_symlinked_output,
+                                     root_format if out.suffix == root_file.SUFFIX else None, retries=retries,
                                      pure=False, key=f"juno-bridge-run-{Path(inp).name}-{os.urandom(4).hex()}")
                        for inp, out in todo.items()]
             paths = {f.key: inp for f, inp in zip(futures, todo)}

@@ -93,7 +93,7 @@ def test_sparse_hits_read_through_run_give_exactly_the_hdf5_paths_outputs(tmp_pa
     for out in ("root.h5", "root.root"):
         run_file(default_session, tmp_path / "events.root", tmp_path / out, batch_size=32, progress=False)
     reference = read_h5(tmp_path / "h5.h5")
-    assert set(reference) == {"vertex", "energy"} and len(reference["energy"]) == 120
+    assert set(reference) == {"event_id", "vertex", "energy"} and len(reference["energy"]) == 120
     for got in (read_h5(tmp_path / "root.h5"), read_tree(tmp_path / "h5.root"), read_tree(tmp_path / "root.root")):
         for name, array in reference.items():
             assert got[name].dtype == array.dtype and got[name].shape == array.shape
@@ -132,7 +132,7 @@ def test_a_model_of_several_inputs_reads_one_branch_each(tmp_path, add_f32):
     run_file(session, tmp_path / "ab.root", tmp_path / "a.npz", batch_size=4, progress=False)
     run_file(session, tmp_path / "ab.npz", tmp_path / "b.npz", batch_size=4, progress=False)
     with np.load(tmp_path / "a.npz") as a, np.load(tmp_path / "b.npz") as b:
-        assert a.files == b.files == ["c"]
+        assert a.files == b.files == ["event_id", "c"]
         np.testing.assert_array_equal(a["c"], b["c"])
         np.testing.assert_array_equal(a["c"], arrays["a"] + arrays["b"])
 
@@ -274,14 +274,15 @@ def test_a_tree_of_neither_layout_names_both_and_the_branches_it_has(tmp_path, c
 def test_missing_and_unnamed_trees_are_clear_errors(tmp_path, capsys):
     with uproot().recreate(tmp_path / "none.root") as f:
         f["note"] = "no tree here"
-    assert "holds no TTree; it holds note (TObjString)" in error_of(tmp_path, capsys, TINY, tmp_path / "none.root")
+    assert "holds no TTree or RNTuple; it holds note (TObjString)" in error_of(tmp_path, capsys, TINY,
+                                                                                tmp_path / "none.root")
     with uproot().recreate(tmp_path / "two.root") as f:
         for name in ("a", "b"):
             f.mktree(name, {"x": np.dtype((np.float32, (8,)))}).extend({"x": np.ones((2, 8), np.float32)})
-    assert "holds several TTrees and none named 'events': name one with --tree (a, b)" in error_of(
+    assert "holds several trees (TTree or RNTuple) and none named 'events': name one with --tree (a, b)" in error_of(
         tmp_path, capsys, TINY, tmp_path / "two.root")
-    assert "has no TTree 'c'; it holds a (TTree), b (TTree)" in error_of(tmp_path, capsys, TINY, tmp_path / "two.root",
-                                                                          "--tree", "c")
+    assert "has no TTree or RNTuple 'c'; it holds a (TTree), b (TTree)" in error_of(
+        tmp_path, capsys, TINY, tmp_path / "two.root", "--tree", "c")
 
 
 def test_branches_of_the_wrong_type_are_clear_errors(tmp_path, capsys):
