@@ -31,6 +31,7 @@ from juno_bridge.paths import PACKAGE_DIR, cache_dir
 from juno_bridge.serve import leftovers
 
 PYTRITON_VERSION = "0.7.0"
+TAG_OUTPUT = "juno_bridge_tag"  # the request's id echoed by triton_model.py, [1] per request or per event
 _TRITON_TYPES = {"float32": "TYPE_FP32", "float64": "TYPE_FP64", "float16": "TYPE_FP16", "int8": "TYPE_INT8",
                  "int16": "TYPE_INT16", "int32": "TYPE_INT32", "int64": "TYPE_INT64", "uint8": "TYPE_UINT8",
                  "uint16": "TYPE_UINT16", "uint32": "TYPE_UINT32", "uint64": "TYPE_UINT64", "bool": "TYPE_BOOL"}
@@ -105,9 +106,14 @@ def _model_config(served: ServedModel, max_batch: int, queue_delay_us: int, inst
     batched = max_batch > 0 and all(len(t.shape) >= 1 and t.shape[0] < 0 for _, t in tensors)
     lines = [f'name: "{served.name}"', 'backend: "python"', f"max_batch_size: {max_batch if batched else 0}"]
     for role, t in tensors:
-        dims = list(t.shape[1:] if batched else t.shape) or [1]
-        lines.append(f'{role} [ {{ name: "{t.name}" data_type: {_TRITON_TYPES[str(t.dtype)]} '
-                     f'dims: [ {", ".join(str(d) for d in dims)} ] }} ]')
+        dims = list(t.shape[1:] if batched else t.shape)
+        # A rank-1 batched tensor ([B]) or a scalar has no dims of its own: Triton wants at least one, so
+        # it is declared [1] and reshaped to [] (the client then sees [B] or [], as the model has it).
+        shape = f'dims: [ {", ".join(str(d) for d in dims)} ]' if dims else "dims: [ 1 ] reshape: { shape: [ ] }"
+        lines.append(f'{role} [ {{ name: "{t.name}" data_type: {_TRITON_TYPES[str(t.dtype)]} {shape} }} ]')
+    # Every response carries its request's tag (juno_bridge.remote checks it: an answer that belongs to
+    # another request, as the python backend has sent after a stopped stub resumed, is an error).
+    lines.append(f'output [ {{ name: "{TAG_OUTPUT}" data_type: TYPE_UINT64 dims: [ 1 ] }} ]')
     if batched:
         lines.append(f"dynamic_batching {{ max_queue_delay_microseconds: {queue_delay_us} }}")
     lines.append(f"instance_group [ {{ count: {instances} kind: KIND_CPU }} ]")
@@ -206,15 +212,32 @@ class TritonServer:
         # The stubs import from their working directory first: run them in the server's own directory, so
         # a source checkout in the caller's directory never shadows the installed package.
         # Tied to this process: SIGKILLed when it ends, whatever ends it; its stubs follow on their own.
+        # umask 077: whatever the server and its stubs create is theirs only (see protect_regions).
         self.process = leftovers.spawn_tied(self.command(home), stdout=log, stderr=subprocess.STDOUT,
-                                            env=self.environment(), start_new_session=True, cwd=self._workdir)
+                                            env=self.environment(), start_new_session=True, cwd=self._workdir,
+                                            umask=0o077)
         log.close()
         try:
             self._wait_ready()
         except BaseException:
             self.stop()
             raise
+        self.protect_regions()
         return self
+
+    def protect_regions(self) -> list[str]:
+        """Makes the python backend's regions 0600. Its shared memory (event inputs and outputs) is created
+        0644 whatever the umask (boost::interprocess sets the mode with fchmod): this runs once the models
+        are loaded, before a request can bring data, and `serve` repeats it for any new region."""
+        changed = []
+        for entry in Path("/dev/shm").glob(f"{self.shm_prefix}*"):
+            try:
+                if entry.stat().st_mode & 0o077:
+                    entry.chmod(0o600)
+                    changed.append(entry.name)
+            except OSError:  # gone meanwhile
+                pass
+        return changed
 
     def _wait_ready(self) -> None:
         import tritonclient.grpc as grpcclient
@@ -246,7 +269,17 @@ class TritonServer:
             return "(no log)"
         return "\n".join(filtered_log(text)[-lines:])
 
-    def stop(self) -> None:
+    def stub_pids(self) -> list[int]:
+        """The live python backend stubs of the server (one per model instance)."""
+        return [pid for pid in leftovers.children(self.process.pid) if "triton_python_backend_stub" in
+                leftovers.cmdline(pid)] if self.process is not None else []
+
+    def restart(self) -> "TritonServer":
+        """Stops the server and starts it again on the same address (a model instance died)."""
+        self.stop(remove_workdir=False)
+        return self.start()
+
+    def stop(self, remove_workdir: bool = True) -> None:
         if self.process is not None and self.process.poll() is None:
             try:
                 os.kill(self.process.pid, signal.SIGCONT)  # a paused server cannot act on SIGTERM
@@ -261,10 +294,8 @@ class TritonServer:
                 pass
             self.process.wait()
         self.remove_shm_leftovers()
-        if self.log_path.parent == self._workdir:
+        if remove_workdir:  # the model repository, and the log unless it was given elsewhere
             shutil.rmtree(self._workdir, ignore_errors=True)
-        else:
-            shutil.rmtree(self._workdir / "models", ignore_errors=True)
 
     def remove_shm_leftovers(self) -> list[str]:
         removed = []
@@ -304,18 +335,64 @@ def filtered_log(lines: list[str]) -> list[str]:
     return out + block
 
 
+MAX_RESTARTS = 3          # restarts of a server whose model instance or process died ...
+RESTART_WINDOW_S = 600.0  # ... within this many seconds; one more ends `serve` with an error
+SWEEP_PERIOD_S = 5.0      # how often `serve` unregisters the regions of clients that were killed
+
+
 def serve_forever(server: TritonServer) -> None:
-    """Runs until SIGINT/SIGTERM, echoing the server's log without the capsule noise."""
+    """Runs until SIGINT/SIGTERM. A python backend stub that dies leaves Triton reporting its model ready
+    while every call fails: the server is then restarted on the same address (so is a server that exited),
+    at most MAX_RESTARTS times in RESTART_WINDOW_S, then ``serve`` ends with an error. Regions registered by
+    clients that no longer exist are unregistered every SWEEP_PERIOD_S."""
     stop = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.append(1))
     server.start()
     print(f"serving {', '.join(m.name for m in server.models)} at {server.address} "
           f"(triton://{server.address}/<model>); Ctrl-C stops", flush=True)
+    restarts: list[float] = []
     try:
-        while not stop and server.process.poll() is None:
+        stubs, swept = server.stub_pids(), time.monotonic()
+        while not stop:
             time.sleep(0.2)
+            dead = [pid for pid in stubs if not leftovers.running(pid)]
+            if server.process.poll() is None and not dead:
+                server.protect_regions()
+                if time.monotonic() - swept > SWEEP_PERIOD_S:
+                    swept = time.monotonic()
+                    unregister_dead_clients(server.address)
+                continue
+            why = (f"tritonserver exited with code {server.process.returncode}" if server.process.poll() is not None
+                   else f"model instance stub(s) {dead} died")
+            restarts = [t for t in restarts if time.monotonic() - t < RESTART_WINDOW_S] + [time.monotonic()]
+            if len(restarts) > MAX_RESTARTS:
+                raise BackendUnavailableError(f"{why}; {MAX_RESTARTS} restarts in {RESTART_WINDOW_S:.0f} s "
+                                              f"already: giving up")
+            print(f"{why}: restarting the server at {server.address}", file=sys.stderr, flush=True)
+            server.restart()
+            stubs = server.stub_pids()
     finally:
         server.stop()
-    if not stop:
-        raise BackendUnavailableError(f"tritonserver exited with code {server.process.returncode}")
+
+
+def unregister_dead_clients(address: str, timeout: float = 2.0) -> list[str]:
+    """Unregisters from the server at ``address`` the system shared memory regions of triton:// clients
+    that no longer exist (killed: their names carry their PID), so the server unmaps them; returns them.
+    A region still in use by a request is left for the next sweep."""
+    import tritonclient.grpc as grpcclient
+
+    done = []
+    try:
+        with grpcclient.InferenceServerClient(address) as client:
+            status = client.get_system_shared_memory_status(as_json=True, client_timeout=timeout)
+            for name in status.get("regions", {}):
+                if leftovers.owner_gone(name):
+                    try:
+                        client.unregister_system_shared_memory(name, client_timeout=timeout)
+                        done.append(name)
+                    except Exception:  # noqa: BLE001 - in use, or the server went: the next sweep
+                        pass
+    except Exception:  # noqa: BLE001 - a server that cannot answer has nothing to unregister now
+        pass
+    return done
