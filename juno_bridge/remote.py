@@ -84,7 +84,8 @@ class _Region:
             self.owner._call(lambda t: self.owner._client.register_system_shared_memory(
                 self.name, "/" + self.name, size, client_timeout=t), deadline)
         except BaseException:
-            self.release()  # never leave a region in /dev/shm that nothing owns
+            # Never a region in /dev/shm that nothing owns; the server (hung?) is not waited for.
+            self.release(background=True)
             raise
 
     @property
@@ -104,13 +105,18 @@ class _Region:
             return "UNAVAILABLE" in status or ("in use" not in str(err) and "DEADLINE" not in status)
         return True
 
-    def release(self, client=None, unregister: bool = True) -> None:
-        """Unregisters (as far as the server lets it; not when that is done already) and unmaps the region."""
+    def release(self, client=None, unregister: bool = True, background: bool = False) -> None:
+        """Unregisters (as far as the server lets it; not when that is done already; on a thread of its
+        own with ``background``, for a server that may be hung) and unmaps the region."""
         with self._lock:
             if self.handle is None:
                 return
             if unregister:
-                self.unregister(client or self.owner._client)
+                client = client or self.owner._client
+                if background:
+                    threading.Thread(target=self.unregister, args=(client,), daemon=True).start()
+                else:
+                    self.unregister(client)
             self.shm.destroy_shared_memory_region(self.handle)
             self.handle, self.size = None, 0
 
@@ -185,7 +191,8 @@ class _Request:
             if model._tagged:
                 self.requested.append(grpc.InferRequestedOutput(TAG_OUTPUT))
             self.infer_inputs = [grpc.InferInput(name, list(model.wire_shape(name, a.shape)),
-                                                 model._utils.np_to_triton_dtype(a.dtype)) for name, a in inputs.items()]
+                                                 model._utils.np_to_triton_dtype(a.dtype))
+                                 for name, a in inputs.items()]
             for i, array in zip(self.infer_inputs, inputs.values()):
                 i.set_data_from_numpy(array)
             return
@@ -241,15 +248,19 @@ class _Pending:
 
     def start(self) -> None:
         model = self.model
+        if model.fallback_model and time.monotonic() < model._down_until:  # the server is left alone
+            threading.Thread(target=self.again, name="juno-bridge-triton-retry", daemon=True).start()
+            return
+        deadline = time.monotonic() + model.timeout_s
         try:
-            self.request = _Request(model, self.inputs, self.outputs, time.monotonic() + model.timeout_s)
+            self.request = _Request(model, self.inputs, self.outputs, deadline)
         except Error as failure:  # its shared memory could not be registered, retries included
             self.fail(failure, retried=True)
             return
         try:
             model._client.async_infer(model.model, self.request.infer_inputs, self.complete,
                                       outputs=self.request.requested, request_id=str(self.request.id),
-                                      client_timeout=model.timeout_s)
+                                      client_timeout=max(deadline - time.monotonic(), 1e-3))
         except model._utils.InferenceServerException as err:  # refused at once: as a failed answer
             self.complete(None, err)
         except BaseException:
@@ -273,7 +284,10 @@ class _Pending:
         """What ``__call__`` would do next (retries on UNAVAILABLE, then the fallback model) is done by
         ``__call__`` itself on a thread of its own; otherwise the run ends with ``failure``."""
         model = self.model
-        retry = not retried and isinstance(failure, BackendUnavailableError) and model.retries > 0
+        if isinstance(failure, _RegionsLost):  # the server restarted: new regions, and once more
+            model._forget_slots()
+        retry = not retried and (isinstance(failure, BackendUnavailableError) and model.retries > 0
+                                 or isinstance(failure, _RegionsLost))
         if retry or (model.fallback_model and not isinstance(failure, ModelLoadError)):
             threading.Thread(target=self.again, name="juno-bridge-triton-retry", daemon=True).start()
             return
@@ -462,7 +476,7 @@ class RemoteModel:
                     regions.append(_Region(self, role, size, deadline))
             except BaseException:
                 for region in regions:
-                    region.release()
+                    region.release(background=True)
                 raise
             slot = _Slot(*regions)
             with self._lock:
