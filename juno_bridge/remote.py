@@ -33,7 +33,8 @@ import numpy as np
 from juno_bridge.algorithm_spec import AlgorithmSpec, TensorSpec
 from juno_bridge.errors import BackendUnavailableError, Error, InvalidArgumentError, ModelLoadError, RunError
 from juno_bridge.serve import leftovers
-from juno_bridge.serve.server import TAG_OUTPUT, unregister_dead_clients
+from juno_bridge.serve.leftovers import unregister_dead_clients
+from juno_bridge.serve.protocol import TAG_OUTPUT
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 _OPTIONS = {"url": str, "timeout_s": float, "retries": int, "fallback": str, "shared_memory": str}

@@ -204,3 +204,25 @@ def _launch_loop(requests: queue.SimpleQueue) -> None:
             done.set_result(subprocess.Popen(command, **popen_kwargs))
         except BaseException as err:  # handed to the caller's thread
             done.set_exception(err)
+
+
+def unregister_dead_clients(address: str, timeout: float = 2.0) -> list[str]:
+    """Unregisters from the server at ``address`` the system shared memory regions of triton:// clients
+    that no longer exist (killed: their names carry their PID), so the server unmaps them; returns them.
+    A region still in use by a request is left for the next sweep."""
+    import tritonclient.grpc as grpcclient
+
+    done = []
+    try:
+        with grpcclient.InferenceServerClient(address) as client:
+            status = client.get_system_shared_memory_status(as_json=True, client_timeout=timeout)
+            for name in status.get("regions", {}):
+                if owner_gone(name):
+                    try:
+                        client.unregister_system_shared_memory(name, client_timeout=timeout)
+                        done.append(name)
+                    except Exception:  # noqa: BLE001 - in use, or the server went: the next sweep
+                        pass
+    except Exception:  # noqa: BLE001 - a server that cannot answer has nothing to unregister now
+        pass
+    return done

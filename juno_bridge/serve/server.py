@@ -29,9 +29,10 @@ from pathlib import Path
 from juno_bridge.errors import BackendUnavailableError, InvalidArgumentError, ModelLoadError
 from juno_bridge.paths import PACKAGE_DIR, cache_dir
 from juno_bridge.serve import leftovers
+from juno_bridge.serve.leftovers import unregister_dead_clients
+from juno_bridge.serve.protocol import TAG_OUTPUT
 
 PYTRITON_VERSION = "0.7.0"
-TAG_OUTPUT = "juno_bridge_tag"  # the request's id echoed by triton_model.py, [1] per request or per event
 _TRITON_TYPES = {"float32": "TYPE_FP32", "float64": "TYPE_FP64", "float16": "TYPE_FP16", "int8": "TYPE_INT8",
                  "int16": "TYPE_INT16", "int32": "TYPE_INT32", "int64": "TYPE_INT64", "uint8": "TYPE_UINT8",
                  "uint16": "TYPE_UINT16", "uint32": "TYPE_UINT32", "uint64": "TYPE_UINT64", "bool": "TYPE_BOOL"}
@@ -374,25 +375,3 @@ def serve_forever(server: TritonServer) -> None:
             stubs = server.stub_pids()
     finally:
         server.stop()
-
-
-def unregister_dead_clients(address: str, timeout: float = 2.0) -> list[str]:
-    """Unregisters from the server at ``address`` the system shared memory regions of triton:// clients
-    that no longer exist (killed: their names carry their PID), so the server unmaps them; returns them.
-    A region still in use by a request is left for the next sweep."""
-    import tritonclient.grpc as grpcclient
-
-    done = []
-    try:
-        with grpcclient.InferenceServerClient(address) as client:
-            status = client.get_system_shared_memory_status(as_json=True, client_timeout=timeout)
-            for name in status.get("regions", {}):
-                if leftovers.owner_gone(name):
-                    try:
-                        client.unregister_system_shared_memory(name, client_timeout=timeout)
-                        done.append(name)
-                    except Exception:  # noqa: BLE001 - in use, or the server went: the next sweep
-                        pass
-    except Exception:  # noqa: BLE001 - a server that cannot answer has nothing to unregister now
-        pass
-    return done
