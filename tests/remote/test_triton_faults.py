@@ -16,7 +16,7 @@ from helpers.triton_servers import client_regions, kill, shm_entries, stub_pids,
 
 import juno_bridge as jb  # noqa: E402
 from juno_bridge.demo.models.builtin import builtin_input, builtin_model  # noqa: E402
-from juno_bridge.serve import free_port  # noqa: E402
+from juno_bridge.serve import TritonServer, free_port  # noqa: E402
 
 pytestmark = pytest.mark.triton
 TINY = str(builtin_model("tiny"))
@@ -264,3 +264,43 @@ def test_a_stub_stopped_past_the_deadline_never_hands_a_call_another_calls_outpu
     while [n for n in shm_entries() if n.startswith(own)] and time.monotonic() < deadline:
         time.sleep(0.05)
     assert [n for n in shm_entries() if n.startswith(own)] == []
+
+
+def registered(server) -> set[str]:
+    import tritonclient.grpc as grpcclient
+
+    with grpcclient.InferenceServerClient(server.address) as client:
+        return set(client.get_system_shared_memory_status(as_json=True, client_timeout=5).get("regions", {}))
+
+
+def test_a_timed_out_requests_regions_are_never_reused_and_go_once_the_server_lets_go():
+    """A call past its deadline leaves its request running in the server, which may still write into the
+    request's regions: the next call takes other regions, and the timed-out ones are unregistered and
+    unmapped once the request has ended (Triton refuses to unregister them before)."""
+    own = f"jb{os.getpid()}x"
+    server = TritonServer(["python:helpers.slow_algos:sleepy"], names=["sleepy"], instances=2).start()
+    try:
+        remote = jb.Session(server.url(), config={"timeout_s": "1", "shared_memory": "on"})
+        x = np.zeros((2, 4), np.float32)
+        np.testing.assert_array_equal(remote.run({"x": x})["y"], x + 1)
+        first = {n for n in shm_entries() if n.startswith(own)}
+        assert len(first) == 2 and first <= registered(server)
+        stalled = x.copy()
+        stalled[0, 0] = 4  # the model sleeps 4 s on this batch
+        with pytest.raises(jb.RunError, match="deadline of 1 s"):
+            remote.run({"x": stalled})
+        # The request still runs (on one instance): its regions stay registered and mapped, not reused.
+        assert first <= registered(server)
+        x[1] = 5
+        np.testing.assert_array_equal(remote.run({"x": x})["y"], x + 1)  # on the other instance
+        now = {n for n in shm_entries() if n.startswith(own)}
+        assert len(now - first) == 2 and first <= registered(server)
+        deadline = time.monotonic() + 30  # the stalled request ends after 4 s; the reaper then unregisters
+        while (first & registered(server) or first & shm_entries()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not first & registered(server), "the timed-out request's regions stay registered in the server"
+        assert not first & shm_entries()
+        np.testing.assert_array_equal(remote.run({"x": x})["y"], x + 1)
+        remote.close()
+    finally:
+        server.stop()
