@@ -255,6 +255,12 @@ class _Pending:
         deadline = time.monotonic() + model.timeout_s
         try:
             self.request = _Request(model, self.inputs, self.outputs, deadline)
+        except _Restricted:  # the server refuses shared memory: plain gRPC from now on, this run included
+            if not model.use_shm:
+                raise
+            model._refuse_shm()
+            self.start()
+            return
         except Error as failure:  # its shared memory could not be registered, retries included
             self.fail(failure, retried=True)
             return
@@ -433,9 +439,10 @@ class RemoteModel:
             try:
                 return request(left)
             except self._utils.InferenceServerException as err:
-                status = str(err.status() or "")
+                status, refused = str(err.status() or ""), "protocol is restricted" in str(err)
                 pause = min(0.1 * 2 ** attempt, 1.0)
-                if "UNAVAILABLE" in status and attempt < self.retries and time.monotonic() + pause < deadline:
+                if "UNAVAILABLE" in status and not refused and attempt < self.retries and \
+                        time.monotonic() + pause < deadline:
                     time.sleep(pause)
                     continue
                 raise self._error(err, attempt) from None
@@ -451,7 +458,10 @@ class RemoteModel:
         down = True  # whether the server cannot answer at all (a fallback then leaves it alone a while)
         if "DEADLINE_EXCEEDED" in status:
             return self._deadline_error()
-        if "UNAVAILABLE" in status:
+        if "protocol is restricted" in message:  # Triton's access check (--grpc-restricted-protocol)
+            failure, down = _Restricted(f"{self._where()}: the server refuses this request without its access "
+                                        f"header: {message}"), False
+        elif "UNAVAILABLE" in status:
             failure = BackendUnavailableError(f"{self._where()}: server unavailable after {attempt + 1} "
                                               f"attempt(s): {message}")
         elif "not healthy" in message:
@@ -500,6 +510,10 @@ class RemoteModel:
         threading.Thread(target=_reap, args=(weakref.ref(self),), name="juno-bridge-triton-reaper",
                          daemon=True).start()
 
+    def _refuse_shm(self) -> None:
+        self.use_shm = False
+        self._forget_slots()
+
     def _forget_slots(self) -> None:
         """The server forgot our regions (it restarted): every free slot is retired; new ones get registered."""
         while True:
@@ -529,7 +543,13 @@ class RemoteModel:
 
     def _remote(self, inputs: dict, outputs: dict, deadline: float) -> None:
         for last in (False, True):
-            request = _Request(self, inputs, outputs, deadline)
+            try:
+                request = _Request(self, inputs, outputs, deadline)
+            except _Restricted:
+                if not self.use_shm or last:
+                    raise
+                self._refuse_shm()  # the server refuses shared memory (`serve` beyond loopback): plain gRPC
+                continue
             try:
                 result = self._call(lambda t: self._client.infer(
                     self.model, request.infer_inputs, outputs=request.requested, request_id=str(request.id),
@@ -566,6 +586,10 @@ class RemoteModel:
 
 class _RegionsLost(RunError):
     """The server does not know a region this client registered (it restarted)."""
+
+
+class _Restricted(RunError):
+    """Triton's --grpc-restricted-protocol refused a request (`serve` refuses shared memory that way)."""
 
 
 def _reap(model_ref) -> None:

@@ -33,6 +33,7 @@ from juno_bridge.serve.leftovers import unregister_dead_clients
 from juno_bridge.serve.protocol import TAG_OUTPUT
 
 PYTRITON_VERSION = "0.7.0"
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 _TRITON_TYPES = {"float32": "TYPE_FP32", "float64": "TYPE_FP64", "float16": "TYPE_FP16", "int8": "TYPE_INT8",
                  "int16": "TYPE_INT16", "int32": "TYPE_INT32", "int64": "TYPE_INT64", "uint8": "TYPE_UINT8",
                  "uint16": "TYPE_UINT16", "uint32": "TYPE_UINT32", "uint64": "TYPE_UINT64", "bool": "TYPE_BOOL"}
@@ -166,7 +167,9 @@ class TritonServer:
     def __init__(self, models: list[str] | list[ServedModel], host: str = "127.0.0.1", port: int = 0,
                  max_batch: int = 64, queue_delay_us: int = 100, instances: int = 1,
                  names: list[str] | None = None, start_timeout: float = 60.0, exit_timeout: int = 5,
-                 log: str | os.PathLike | None = None):
+                 log: str | os.PathLike | None = None, shared_memory: str = "auto"):
+        if shared_memory not in ("auto", "on", "off"):
+            raise InvalidArgumentError(f"shared_memory: expected auto, on or off, got {shared_memory!r}")
         if not models:
             raise InvalidArgumentError("serve needs at least one model")
         if names is not None and len(names) != len(models):
@@ -175,6 +178,9 @@ class TritonServer:
                        ServedModel(names[i] if names else served_name(m), m, {"intra_op_threads": 1})
                        for i, m in enumerate(models)]
         self.host, self.port = host, port or free_port()
+        # Registering system shared memory lets a caller have the server read and write any /dev/shm object
+        # its user can open: refused (auto) unless the server listens on loopback only, where it pays off.
+        self.shared_memory = shared_memory == "on" or (shared_memory == "auto" and host in LOOPBACK)
         self.max_batch, self.queue_delay_us, self.instances = max_batch, queue_delay_us, instances
         self.start_timeout, self.exit_timeout = start_timeout, exit_timeout
         leftovers.sweep()  # what killed servers of this machine left behind
@@ -191,12 +197,17 @@ class TritonServer:
         return f"triton://{self.address}/{name or self.models[0].name}"
 
     def command(self, home: Path) -> list[str]:
-        return [str(home / "bin" / "tritonserver"), f"--model-repository={self._workdir / 'models'}",
-                f"--backend-directory={home / 'backends'}", f"--grpc-address={self.host}",
-                f"--grpc-port={self.port}", "--allow-http=false", "--allow-metrics=false",
-                f"--exit-timeout-secs={self.exit_timeout}", "--log-verbose=0",
-                f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
-                "--backend-config=python,shm-growth-byte-size=16777216"]
+        command = [str(home / "bin" / "tritonserver"), f"--model-repository={self._workdir / 'models'}",
+                   f"--backend-directory={home / 'backends'}", f"--grpc-address={self.host}",
+                   f"--grpc-port={self.port}", "--allow-http=false", "--allow-metrics=false",
+                   f"--exit-timeout-secs={self.exit_timeout}", "--log-verbose=0",
+                   f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
+                   "--backend-config=python,shm-growth-byte-size=16777216"]
+        if not self.shared_memory:
+            # Triton's one access check: the protocol wants a header with this value, which no client is
+            # given (it is random per start): registration is refused, and triton:// clients go without.
+            command.append(f"--grpc-restricted-protocol=shared-memory:juno-bridge-no-shm={os.urandom(16).hex()}")
+        return command
 
     def environment(self) -> dict:
         env = dict(os.environ)

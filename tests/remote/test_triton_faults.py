@@ -22,15 +22,20 @@ pytestmark = pytest.mark.triton
 TINY = str(builtin_model("tiny"))
 
 
+def ours() -> set[str]:
+    """/dev/shm's names of our servers and clients (jbserve*, jb*): other programs' come and go meanwhile."""
+    return {n for n in shm_entries() if n.startswith("jb")}
+
+
 @pytest.fixture
 def no_leftovers():
     """Every test leaves /dev/shm as it found it: the server's regions and the client's."""
-    before = shm_entries()
+    before = ours()
     yield
     deadline = time.monotonic() + 5  # the resource tracker of a closed region may lag a moment
-    while shm_entries() - before and time.monotonic() < deadline:
+    while ours() - before and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert shm_entries() - before == set()
+    assert ours() - before == set()
 
 
 def expected(x):
@@ -278,12 +283,13 @@ def test_a_timed_out_requests_regions_are_never_reused_and_go_once_the_server_le
     request's regions: the next call takes other regions, and the timed-out ones are unregistered and
     unmapped once the request has ended (Triton refuses to unregister them before)."""
     own = f"jb{os.getpid()}x"
+    before = {n for n in shm_entries() if n.startswith(own)}  # other sessions' of this process, still open
     server = TritonServer(["python:helpers.slow_algos:sleepy"], names=["sleepy"], instances=2).start()
     try:
         remote = jb.Session(server.url(), config={"timeout_s": "1", "shared_memory": "on"})
         x = np.zeros((2, 4), np.float32)
         np.testing.assert_array_equal(remote.run({"x": x})["y"], x + 1)
-        first = {n for n in shm_entries() if n.startswith(own)}
+        first = {n for n in shm_entries() if n.startswith(own)} - before
         assert len(first) == 2 and first <= registered(server)
         stalled = x.copy()
         stalled[0, 0] = 4  # the model sleeps 4 s on this batch
@@ -293,7 +299,7 @@ def test_a_timed_out_requests_regions_are_never_reused_and_go_once_the_server_le
         assert first <= registered(server)
         x[1] = 5
         np.testing.assert_array_equal(remote.run({"x": x})["y"], x + 1)  # on the other instance
-        now = {n for n in shm_entries() if n.startswith(own)}
+        now = {n for n in shm_entries() if n.startswith(own)} - before
         assert len(now - first) == 2 and first <= registered(server)
         deadline = time.monotonic() + 30  # the stalled request ends after 4 s; the reaper then unregisters
         while (first & registered(server) or first & shm_entries()) and time.monotonic() < deadline:

@@ -210,3 +210,37 @@ def test_serve_restarts_the_server_when_a_model_instance_dies():
         process.wait(timeout=30)
     assert process.returncode == 0
     assert "died: restarting the server at 127.0.0.1" in process.stderr.read()
+
+
+def test_a_server_that_refuses_shared_memory_refuses_registration_and_clients_go_without(tmp_path):
+    """Beyond loopback (or with --shared-memory off) nobody can have the server read or write a /dev/shm
+    object through registration; a triton:// client asking for shared memory runs over plain gRPC."""
+    from juno_bridge.serve import TritonServer
+
+    beyond = TritonServer([str(builtin_model("tiny"))], host="0.0.0.0")
+    assert not beyond.shared_memory and any("--grpc-restricted-protocol=shared-memory:" in a
+                                            for a in beyond.command(Path("/triton")))
+    beyond.stop()
+    assert TritonServer([str(builtin_model("tiny"))]).shared_memory  # loopback: allowed by default
+    own = f"jb{os.getpid()}x"
+    server = tiny_server(shared_memory="off")
+    try:
+        victim = Path("/dev/shm") / f"jbtest{os.getpid()}_victim"  # a 0600 object of the server's user
+        victim.write_bytes(b"\0" * 4096)
+        try:
+            victim.chmod(0o600)
+            with grpcclient.InferenceServerClient(server.address) as client:
+                with pytest.raises(Exception, match="protocol is restricted"):
+                    client.register_system_shared_memory("victim", "/" + victim.name, 4096, client_timeout=5)
+        finally:
+            victim.unlink()
+        remote = jb.Session(server.url(), config={"shared_memory": "on"})
+        x = builtin_input("tiny", 3)
+        want = jb.Session(str(builtin_model("tiny"))).run({"x": x})["y"]
+        for _ in range(2):
+            np.testing.assert_array_equal(remote.run({"x": x})["y"], want)
+            np.testing.assert_array_equal(remote.run_async({"x": x}).result(timeout=30)["y"], want)
+        remote.close()
+        assert not [n for n in shm_entries() if n.startswith(own)]
+    finally:
+        server.stop()
