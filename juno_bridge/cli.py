@@ -204,7 +204,7 @@ def cmd_serve(args) -> int:
 
     server = TritonServer(args.model, host=args.host, port=args.port, max_batch=args.max_batch,
                           queue_delay_us=args.queue_delay_us, instances=args.instances, names=args.name,
-                          log=args.log)
+                          log=args.log, shared_memory=args.shared_memory)
     serve_forever(server)
     return EXIT_OK
 
@@ -294,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", action="append", metavar="NAME",
                    help="served name, once per model in order (default: the file's stem)")
     p.add_argument("--log", metavar="FILE", help="the server's log file (default: a temporary one)")
+    p.add_argument("--shared-memory", choices=("auto", "on", "off"), default="auto",
+                   help="let clients register system shared memory (auto: only when listening on loopback; "
+                        "a registered region is read and written by the server, README 'Security of serve')")
     p.set_defaults(run=cmd_serve)
 
     p = sub.add_parser("toymc", help="write toy events as sparse PMT hits (HDF5 or ROOT) for `run` and SNiPER's "

@@ -104,6 +104,41 @@ def alive(pid: int) -> bool:
     return True
 
 
+def owner_gone(name: str, shm: str | os.PathLike = SHM_DIR) -> bool:
+    """Whether ``name`` (a region or folder name of ours) belongs to a process that no longer exists."""
+    match = _OWNED.match(name) or _WORKDIR.match(name)
+    return bool(match) and not alive(int(match.group(1))) and not _locked_elsewhere(int(match.group(1)), Path(shm))
+
+
+def running(pid: int) -> bool:
+    """A live process (a zombie is dead: it only waits for its parent to reap it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid and running(int(entry.name)):
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
 def sweep(tmp: str | os.PathLike | None = None, shm: str | os.PathLike = SHM_DIR, workdirs: bool = True) -> list[str]:
     """Removes the /dev/shm regions and (``workdirs``) the model repositories of processes that no longer
     exist; returns the paths removed. Names without an owner PID (other programs, older releases) are
@@ -116,8 +151,7 @@ def sweep(tmp: str | os.PathLike | None = None, shm: str | os.PathLike = SHM_DIR
         except OSError:
             continue
         for entry in entries:
-            match = pattern.match(entry.name)
-            if not match or alive(int(match.group(1))) or _locked_elsewhere(int(match.group(1)), Path(shm)):
+            if not pattern.match(entry.name) or not owner_gone(entry.name, shm):
                 continue
             try:
                 shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
@@ -170,3 +204,25 @@ def _launch_loop(requests: queue.SimpleQueue) -> None:
             done.set_result(subprocess.Popen(command, **popen_kwargs))
         except BaseException as err:  # handed to the caller's thread
             done.set_exception(err)
+
+
+def unregister_dead_clients(address: str, timeout: float = 2.0) -> list[str]:
+    """Unregisters from the server at ``address`` the system shared memory regions of triton:// clients
+    that no longer exist (killed: their names carry their PID), so the server unmaps them; returns them.
+    A region still in use by a request is left for the next sweep."""
+    import tritonclient.grpc as grpcclient
+
+    done = []
+    try:
+        with grpcclient.InferenceServerClient(address) as client:
+            status = client.get_system_shared_memory_status(as_json=True, client_timeout=timeout)
+            for name in status.get("regions", {}):
+                if owner_gone(name):
+                    try:
+                        client.unregister_system_shared_memory(name, client_timeout=timeout)
+                        done.append(name)
+                    except Exception:  # noqa: BLE001 - in use, or the server went: the next sweep
+                        pass
+    except Exception:  # noqa: BLE001 - a server that cannot answer has nothing to unregister now
+        pass
+    return done

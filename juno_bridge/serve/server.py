@@ -29,8 +29,11 @@ from pathlib import Path
 from juno_bridge.errors import BackendUnavailableError, InvalidArgumentError, ModelLoadError
 from juno_bridge.paths import PACKAGE_DIR, cache_dir
 from juno_bridge.serve import leftovers
+from juno_bridge.serve.leftovers import unregister_dead_clients
+from juno_bridge.serve.protocol import TAG_OUTPUT
 
 PYTRITON_VERSION = "0.7.0"
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 _TRITON_TYPES = {"float32": "TYPE_FP32", "float64": "TYPE_FP64", "float16": "TYPE_FP16", "int8": "TYPE_INT8",
                  "int16": "TYPE_INT16", "int32": "TYPE_INT32", "int64": "TYPE_INT64", "uint8": "TYPE_UINT8",
                  "uint16": "TYPE_UINT16", "uint32": "TYPE_UINT32", "uint64": "TYPE_UINT64", "bool": "TYPE_BOOL"}
@@ -108,9 +111,14 @@ def _model_config(served: ServedModel, max_batch: int, queue_delay_us: int, inst
     batched = max_batch > 0 and all(len(t.shape) >= 1 and t.shape[0] < 0 for _, t in tensors)
     lines = [f'name: "{served.name}"', 'backend: "python"', f"max_batch_size: {max_batch if batched else 0}"]
     for role, t in tensors:
-        dims = list(t.shape[1:] if batched else t.shape) or [1]
-        lines.append(f'{role} [ {{ name: "{t.name}" data_type: {_TRITON_TYPES[str(t.dtype)]} '
-                     f'dims: [ {", ".join(str(d) for d in dims)} ] }} ]')
+        dims = list(t.shape[1:] if batched else t.shape)
+        # A rank-1 batched tensor ([B]) or a scalar has no dims of its own: Triton wants at least one, so
+        # it is declared [1] and reshaped to [] (the client then sees [B] or [], as the model has it).
+        shape = f'dims: [ {", ".join(str(d) for d in dims)} ]' if dims else "dims: [ 1 ] reshape: { shape: [ ] }"
+        lines.append(f'{role} [ {{ name: "{t.name}" data_type: {_TRITON_TYPES[str(t.dtype)]} {shape} }} ]')
+    # Every response carries its request's tag (juno_bridge.remote checks it: an answer that belongs to
+    # another request, as the python backend has sent after a stopped stub resumed, is an error).
+    lines.append(f'output [ {{ name: "{TAG_OUTPUT}" data_type: TYPE_UINT64 dims: [ 1 ] }} ]')
     if batched:
         lines.append(f"dynamic_batching {{ max_queue_delay_microseconds: {queue_delay_us} }}")
     lines.append(f"instance_group [ {{ count: {instances} kind: KIND_CPU }} ]")
@@ -162,7 +170,9 @@ class TritonServer:
     def __init__(self, models: list[str] | list[ServedModel], host: str = "127.0.0.1", port: int = 0,
                  max_batch: int = 64, queue_delay_us: int = 100, instances: int = 1,
                  names: list[str] | None = None, start_timeout: float = 60.0, exit_timeout: int = 5,
-                 log: str | os.PathLike | None = None):
+                 log: str | os.PathLike | None = None, shared_memory: str = "auto"):
+        if shared_memory not in ("auto", "on", "off"):
+            raise InvalidArgumentError(f"shared_memory: expected auto, on or off, got {shared_memory!r}")
         if not models:
             raise InvalidArgumentError("serve needs at least one model")
         if names is not None and len(names) != len(models):
@@ -171,6 +181,9 @@ class TritonServer:
                        ServedModel(names[i] if names else served_name(m), m, {"intra_op_threads": 1})
                        for i, m in enumerate(models)]
         self.host, self.port = host, port or free_port()
+        # Registering system shared memory lets a caller have the server read and write any /dev/shm object
+        # its user can open: refused (auto) unless the server listens on loopback only, where it pays off.
+        self.shared_memory = shared_memory == "on" or (shared_memory == "auto" and host in LOOPBACK)
         self.max_batch, self.queue_delay_us, self.instances = max_batch, queue_delay_us, instances
         self.start_timeout, self.exit_timeout = start_timeout, exit_timeout
         leftovers.sweep()  # what killed servers of this machine left behind
@@ -187,12 +200,17 @@ class TritonServer:
         return f"triton://{self.address}/{name or self.models[0].name}"
 
     def command(self, home: Path) -> list[str]:
-        return [str(home / "bin" / "tritonserver"), f"--model-repository={self._workdir / 'models'}",
-                f"--backend-directory={home / 'backends'}", f"--grpc-address={self.host}",
-                f"--grpc-port={self.port}", "--allow-http=false", "--allow-metrics=false",
-                f"--exit-timeout-secs={self.exit_timeout}", "--log-verbose=0",
-                f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
-                "--backend-config=python,shm-growth-byte-size=16777216"]
+        command = [str(home / "bin" / "tritonserver"), f"--model-repository={self._workdir / 'models'}",
+                   f"--backend-directory={home / 'backends'}", f"--grpc-address={self.host}",
+                   f"--grpc-port={self.port}", "--allow-http=false", "--allow-metrics=false",
+                   f"--exit-timeout-secs={self.exit_timeout}", "--log-verbose=0",
+                   f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
+                   "--backend-config=python,shm-growth-byte-size=16777216"]
+        if not self.shared_memory:
+            # Triton's one access check: the protocol wants a header with this value, which no client is
+            # given (it is random per start): registration is refused, and triton:// clients go without.
+            command.append(f"--grpc-restricted-protocol=shared-memory:juno-bridge-no-shm={os.urandom(16).hex()}")
+        return command
 
     def environment(self) -> dict:
         env = dict(os.environ)
@@ -209,15 +227,32 @@ class TritonServer:
         # The stubs import from their working directory first: run them in the server's own directory, so
         # a source checkout in the caller's directory never shadows the installed package.
         # Tied to this process: SIGKILLed when it ends, whatever ends it; its stubs follow on their own.
+        # umask 077: whatever the server and its stubs create is theirs only (see protect_regions).
         self.process = leftovers.spawn_tied(self.command(home), stdout=log, stderr=subprocess.STDOUT,
-                                            env=self.environment(), start_new_session=True, cwd=self._workdir)
+                                            env=self.environment(), start_new_session=True, cwd=self._workdir,
+                                            umask=0o077)
         log.close()
         try:
             self._wait_ready()
         except BaseException:
             self.stop()
             raise
+        self.protect_regions()
         return self
+
+    def protect_regions(self) -> list[str]:
+        """Makes the python backend's regions 0600. Its shared memory (event inputs and outputs) is created
+        0644 whatever the umask (boost::interprocess sets the mode with fchmod): this runs once the models
+        are loaded, before a request can bring data, and `serve` repeats it for any new region."""
+        changed = []
+        for entry in Path("/dev/shm").glob(f"{self.shm_prefix}*"):
+            try:
+                if entry.stat().st_mode & 0o077:
+                    entry.chmod(0o600)
+                    changed.append(entry.name)
+            except OSError:  # gone meanwhile
+                pass
+        return changed
 
     def _wait_ready(self) -> None:
         import tritonclient.grpc as grpcclient
@@ -249,7 +284,17 @@ class TritonServer:
             return "(no log)"
         return "\n".join(filtered_log(text)[-lines:])
 
-    def stop(self) -> None:
+    def stub_pids(self) -> list[int]:
+        """The live python backend stubs of the server (one per model instance)."""
+        return [pid for pid in leftovers.children(self.process.pid) if "triton_python_backend_stub" in
+                leftovers.cmdline(pid)] if self.process is not None else []
+
+    def restart(self) -> "TritonServer":
+        """Stops the server and starts it again on the same address (a model instance died)."""
+        self.stop(remove_workdir=False)
+        return self.start()
+
+    def stop(self, remove_workdir: bool = True) -> None:
         if self.process is not None and self.process.poll() is None:
             try:
                 os.kill(self.process.pid, signal.SIGCONT)  # a paused server cannot act on SIGTERM
@@ -264,10 +309,8 @@ class TritonServer:
                 pass
             self.process.wait()
         self.remove_shm_leftovers()
-        if self.log_path.parent == self._workdir:
+        if remove_workdir:  # the model repository, and the log unless it was given elsewhere
             shutil.rmtree(self._workdir, ignore_errors=True)
-        else:
-            shutil.rmtree(self._workdir / "models", ignore_errors=True)
 
     def remove_shm_leftovers(self) -> list[str]:
         removed = []
@@ -307,18 +350,42 @@ def filtered_log(lines: list[str]) -> list[str]:
     return out + block
 
 
+MAX_RESTARTS = 3          # restarts of a server whose model instance or process died ...
+RESTART_WINDOW_S = 600.0  # ... within this many seconds; one more ends `serve` with an error
+SWEEP_PERIOD_S = 5.0      # how often `serve` unregisters the regions of clients that were killed
+
+
 def serve_forever(server: TritonServer) -> None:
-    """Runs until SIGINT/SIGTERM, echoing the server's log without the capsule noise."""
+    """Runs until SIGINT/SIGTERM. A python backend stub that dies leaves Triton reporting its model ready
+    while every call fails: the server is then restarted on the same address (so is a server that exited),
+    at most MAX_RESTARTS times in RESTART_WINDOW_S, then ``serve`` ends with an error. Regions registered by
+    clients that no longer exist are unregistered every SWEEP_PERIOD_S."""
     stop = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.append(1))
     server.start()
     print(f"serving {', '.join(m.name for m in server.models)} at {server.address} "
           f"(triton://{server.address}/<model>); Ctrl-C stops", flush=True)
+    restarts: list[float] = []
     try:
-        while not stop and server.process.poll() is None:
+        stubs, swept = server.stub_pids(), time.monotonic()
+        while not stop:
             time.sleep(0.2)
+            dead = [pid for pid in stubs if not leftovers.running(pid)]
+            if server.process.poll() is None and not dead:
+                server.protect_regions()
+                if time.monotonic() - swept > SWEEP_PERIOD_S:
+                    swept = time.monotonic()
+                    unregister_dead_clients(server.address)
+                continue
+            why = (f"tritonserver exited with code {server.process.returncode}" if server.process.poll() is not None
+                   else f"model instance stub(s) {dead} died")
+            restarts = [t for t in restarts if time.monotonic() - t < RESTART_WINDOW_S] + [time.monotonic()]
+            if len(restarts) > MAX_RESTARTS:
+                raise BackendUnavailableError(f"{why}; {MAX_RESTARTS} restarts in {RESTART_WINDOW_S:.0f} s "
+                                              f"already: giving up")
+            print(f"{why}: restarting the server at {server.address}", file=sys.stderr, flush=True)
+            server.restart()
+            stubs = server.stub_pids()
     finally:
         server.stop()
-    if not stop:
-        raise BackendUnavailableError(f"tritonserver exited with code {server.process.returncode}")

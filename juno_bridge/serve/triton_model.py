@@ -3,6 +3,8 @@
 Runs inside Triton's python backend stub, not in our process. Tensors cross the stub through DLPack
 only: under numpy 2 the stub's ``as_numpy()`` returns zeros and ``pb_utils.Tensor(name, array)`` sends
 an empty buffer, silently. Requests the dynamic batcher hands over together are run as one batch.
+Every response carries its request's id (a number the triton:// client sets) as the output
+``juno_bridge_tag``: the client then knows the answer is its own.
 """
 import json
 import sys
@@ -24,6 +26,13 @@ class TritonPythonModel:
         self.batched = config.get("max_batch_size", 0) > 0
         self.input_names = [t.name for t in self.session.inputs()]
         self.output_names = [t.name for t in self.session.outputs()]
+
+    def tag(self, request, rows: int) -> np.ndarray:
+        """The request's id as the tag output: [rows, 1] in a batched model, [1] otherwise; 0 where the
+        id is not a number (a client other than ours)."""
+        rid = request.request_id()
+        value = int(rid) if rid.isdigit() and int(rid) < 2 ** 64 else 0
+        return np.full((rows, 1) if self.batched else (1,), value, np.uint64)
 
     def execute(self, requests):
         try:
@@ -51,11 +60,13 @@ class TritonPythonModel:
                 except Exception as err:
                     results.append(err)
         responses = []
-        for result in results:
+        for request, inputs, result in zip(requests, per_request, results):
             if isinstance(result, Exception):
                 responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(str(result))))
                 continue
             tensors = [pb_utils.Tensor.from_dlpack(n, np.ascontiguousarray(result[n])) for n in self.output_names]
+            rows = len(inputs[self.input_names[0]]) if self.batched and self.input_names else 1
+            tensors.append(pb_utils.Tensor.from_dlpack("juno_bridge_tag", self.tag(request, rows)))
             responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
         return responses
 

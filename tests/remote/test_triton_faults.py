@@ -1,8 +1,10 @@
 """Faults of a remote model, each against a real server: killed mid-run, paused past the deadline, never
-started, its model instance's stub killed. Each is a clear juno_bridge error naming server and model in
-bounded time, the fallback answers when one is configured, and nothing is left in /dev/shm."""
+started, its model instance's stub killed or stopped and resumed. Each is a clear juno_bridge error naming
+server and model in bounded time, never another request's outputs, the fallback answers when one is
+configured, and nothing is left in /dev/shm."""
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -14,21 +16,26 @@ from helpers.triton_servers import client_regions, kill, shm_entries, stub_pids,
 
 import juno_bridge as jb  # noqa: E402
 from juno_bridge.demo.models.builtin import builtin_input, builtin_model  # noqa: E402
-from juno_bridge.serve import free_port  # noqa: E402
+from juno_bridge.serve import TritonServer, free_port  # noqa: E402
 
 pytestmark = pytest.mark.triton
 TINY = str(builtin_model("tiny"))
 
 
+def ours() -> set[str]:
+    """/dev/shm's names of our servers and clients (jbserve*, jb*): other programs' come and go meanwhile."""
+    return {n for n in shm_entries() if n.startswith("jb")}
+
+
 @pytest.fixture
 def no_leftovers():
     """Every test leaves /dev/shm as it found it: the server's regions and the client's."""
-    before = shm_entries()
+    before = ours()
     yield
     deadline = time.monotonic() + 5  # the resource tracker of a closed region may lag a moment
-    while shm_entries() - before and time.monotonic() < deadline:
+    while ours() - before and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert shm_entries() - before == set()
+    assert ours() - before == set()
 
 
 def expected(x):
@@ -134,6 +141,37 @@ def test_run_async_on_a_stopped_server_retries_then_fails_or_the_fallback_answer
     guarded.close()
 
 
+def test_with_a_fallback_a_server_that_failed_is_left_alone_for_a_back_off(no_leftovers):
+    """After the server is gone the first call pays its retries, then the fallback answers at once
+    (the server is not asked) until the back-off ends; each further failure doubles the back-off."""
+    from juno_bridge.remote import BACKOFF_S, RemoteModel
+
+    server = tiny_server()
+    x = builtin_input("tiny", 2)
+    out = {"y": np.empty((2, 4), np.float32)}
+    model = RemoteModel(server.url(), timeout_s=5, retries=3, fallback=TINY, shared_memory="off")
+    try:
+        model({"x": x}, out)
+        assert model.fallback_runs == 0
+    finally:
+        server.stop()
+    attempts = []
+    infer = model._client.infer
+    model._client.infer = lambda *a, **k: (attempts.append(1), infer(*a, **k))[1]  # counts, calls the real one
+    model({"x": x}, out)
+    assert len(attempts) == 4 and model.fallback_runs == 1  # the first call: 1 + 3 retries, then the fallback
+    np.testing.assert_array_equal(out["y"], expected(x))
+    for _ in range(5):
+        out["y"][:] = np.nan
+        model({"x": x}, out)
+        np.testing.assert_array_equal(out["y"], expected(x))
+    assert len(attempts) == 4 and model.fallback_runs == 6  # within the back-off: the server not asked
+    model._down_until = 0.0  # the back-off over (not waited for: no timed test)
+    model({"x": x}, out)
+    assert len(attempts) == 8 and model._backoff == 2 * BACKOFF_S[0]
+    model.close()
+
+
 def test_a_killed_model_instance_is_reported_as_dead(no_leftovers):
     server = tiny_server()
     try:
@@ -166,3 +204,109 @@ def test_stopping_a_paused_server_is_bounded_and_leaves_nothing(no_leftovers):
     assert time.monotonic() - t0 < 10
     assert server.process.poll() is not None
     assert not list(server.shm_prefix and [n for n in shm_entries() if n.startswith(server.shm_prefix)])
+
+
+CLEAR = ("deadline of 2 s", "instance is dead", "unavailable", "belongs to another request")
+
+
+@pytest.mark.parametrize("trial", range(4))
+def test_a_stub_stopped_past_the_deadline_never_hands_a_call_another_calls_outputs(trial):
+    """Concurrent calls of distinct batches of one shape (a swapped answer then differs only in its values)
+    while the model's stub is stopped for longer than the deadline and resumed: Triton's python backend
+    has answered a request with another one's response then. Every call returns its own outputs or raises
+    a clear error naming server and model; none outlives its deadline by more than a margin."""
+    server = tiny_server()
+    stubs, threads, stop = [], [], threading.Event()
+    results, failures, durations = [], [], []
+    try:
+        remote = jb.Session(server.url(), config={"timeout_s": "2", "shared_memory": "on", "retries": "0"})
+        stubs = stub_pids(server)
+        assert stubs, "no python backend stub found"
+
+        def calls(seed):
+            rng = np.random.default_rng(seed)
+            while not stop.is_set():
+                x = rng.standard_normal((4, 8)).astype(np.float32)
+                t0 = time.monotonic()
+                try:
+                    results.append((x, remote.run({"x": x})["y"]))
+                except jb.Error as err:
+                    failures.append(str(err))
+                    time.sleep(0.01)
+                durations.append(time.monotonic() - t0)
+
+        threads = [threading.Thread(target=calls, args=(100 * trial + i,)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        while len(results) < 20 and not failures:
+            time.sleep(0.01)
+        for pid in stubs:
+            kill(pid, signal.SIGSTOP)
+        time.sleep(8)  # each call meanwhile is sent to the stub and given up on: stale work when it resumes
+        for pid in stubs:
+            kill(pid, signal.SIGCONT)
+        time.sleep(3)  # calls meet the resumed stub (and the server's end, if it aborts)
+    finally:
+        for pid in stubs:
+            kill(pid, signal.SIGCONT)
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+    try:
+        assert not any(thread.is_alive() for thread in threads)
+        wrong = [k for k, (x, y) in enumerate(results) if not np.array_equal(y, expected(x))]
+        assert wrong == [], f"{len(wrong)} of {len(results)} calls returned another call's outputs"
+        assert failures, "the stopped stub failed no call"
+        unclear = [f for f in failures if f"triton server {server.address} model 'tiny'" not in f
+                   or not any(c in f for c in CLEAR) or "Traceback" in f]
+        assert unclear == []
+        assert max(durations) < 2 + 1.5  # the deadline holds: retries and region set-up come out of it
+        remote.close()
+    finally:
+        server.stop()
+    own = (server.shm_prefix, f"jb{os.getpid()}x")  # not the whole /dev/shm: other programs come and go
+    deadline = time.monotonic() + 5
+    while [n for n in shm_entries() if n.startswith(own)] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [n for n in shm_entries() if n.startswith(own)] == []
+
+
+def registered(server) -> set[str]:
+    import tritonclient.grpc as grpcclient
+
+    with grpcclient.InferenceServerClient(server.address) as client:
+        return set(client.get_system_shared_memory_status(as_json=True, client_timeout=5).get("regions", {}))
+
+
+def test_a_timed_out_requests_regions_are_never_reused_and_go_once_the_server_lets_go():
+    """A call past its deadline leaves its request running in the server, which may still write into the
+    request's regions: the next call takes other regions, and the timed-out ones are unregistered and
+    unmapped once the request has ended (Triton refuses to unregister them before)."""
+    own = f"jb{os.getpid()}x"
+    before = {n for n in shm_entries() if n.startswith(own)}  # other sessions' of this process, still open
+    server = TritonServer(["python:helpers.slow_algos:sleepy"], names=["sleepy"], instances=2).start()
+    try:
+        remote = jb.Session(server.url(), config={"timeout_s": "1", "shared_memory": "on"})
+        x = np.zeros((2, 4), np.float32)
+        np.testing.assert_array_equal(remote.run({"x": x})["y"], x + 1)
+        first = {n for n in shm_entries() if n.startswith(own)} - before
+        assert len(first) == 2 and first <= registered(server)
+        stalled = x.copy()
+        stalled[0, 0] = 4  # the model sleeps 4 s on this batch
+        with pytest.raises(jb.RunError, match="deadline of 1 s"):
+            remote.run({"x": stalled})
+        # The request still runs (on one instance): its regions stay registered and mapped, not reused.
+        assert first <= registered(server)
+        x[1] = 5
+        np.testing.assert_array_equal(remote.run({"x": x})["y"], x + 1)  # on the other instance
+        now = {n for n in shm_entries() if n.startswith(own)} - before
+        assert len(now - first) == 2 and first <= registered(server)
+        deadline = time.monotonic() + 30  # the stalled request ends after 4 s; the reaper then unregisters
+        while (first & registered(server) or first & shm_entries()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not first & registered(server), "the timed-out request's regions stay registered in the server"
+        assert not first & shm_entries()
+        np.testing.assert_array_equal(remote.run({"x": x})["y"], x + 1)
+        remote.close()
+    finally:
+        server.stop()

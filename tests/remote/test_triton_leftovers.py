@@ -104,6 +104,14 @@ CLIENT = textwrap.dedent("""
 """)
 
 
+def registered(server) -> list[str]:
+    """The system shared memory regions registered with ``server``."""
+    import tritonclient.grpc as grpcclient
+
+    with grpcclient.InferenceServerClient(server.address) as client:
+        return list(client.get_system_shared_memory_status(as_json=True, client_timeout=5).get("regions", {}))
+
+
 def test_a_sigkilled_clients_shared_memory_is_swept_by_the_next_client(tmp_path):
     server = tiny_server()
     try:
@@ -121,10 +129,13 @@ def test_a_sigkilled_clients_shared_memory_is_swept_by_the_next_client(tmp_path)
         time.sleep(0.5)
         _, left = owned_by(client.pid)
         assert left == regions  # nothing removed them: the sweep's work
+        assert set(registered(server)) >= set(regions)  # and the server holds them mapped
         remote = jb.Session(server.url(), config={"shared_memory": "on"})
         x = builtin_input("tiny", 2)
         np.testing.assert_array_equal(remote.run({"x": x})["y"], jb.Session(TINY).run({"x": x})["y"])
         assert owned_by(client.pid) == ([], [])
+        # The next client also unregistered them: the server unmapped them (else 9 MB each, for ever).
+        assert not set(registered(server)) & set(regions)
         remote.close()
     finally:
         server.stop()
