@@ -190,6 +190,7 @@ def figure(res: dict[float, dict[str, np.ndarray]]):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullLocator
 
     summary = summarize(res)
     rows = list(summary.values())
@@ -227,7 +228,7 @@ def figure(res: dict[float, dict[str, np.ndarray]]):
            title="Vertex resolution (standard deviation, mean of x, y, z)")
     for ax in axes[0]:
         ax.set_xticks(energy, [f"{e:g}" for e in energy])
-        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.grid(alpha=0.3)
         ax.legend(fontsize=9)
 
