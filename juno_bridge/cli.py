@@ -247,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the plot and the summary go (./juno-bridge-demo)")
     p.add_argument("--seed", type=int, default=1, help="toy generator seed (1)")
     p.add_argument("--resolution-events", type=int, default=2000, metavar="N",
-                   help="test events per energy (1 and 5 MeV) for the resolution table (2000; the tests use 10000)")
+                   help="test events per energy (0.5, 1, 2, 5, 8 MeV) for the resolution table and plot (2000)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     p.set_defaults(run=cmd_demo)
 

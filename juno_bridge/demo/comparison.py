@@ -191,28 +191,67 @@ def _tensorflow_method(cache: Path) -> Method:
     return Method("TensorFlow SavedModel (Keras)", str(saved), lambda x: serving(pmt=tf.constant(x)))
 
 
-def plot(path: Path, rows: np.ndarray, events: Events, results: list[Result]) -> None:
+# the demo plot's true-energy bins: the model's range, 0.5-10 MeV (the few events below are left out)
+ENERGY_BINS_MEV = np.array([0.5, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+
+
+def figure(rows: np.ndarray, baseline_rows: np.ndarray | None, events: Events, results: list[Result]):
+    """The demo plot: energy resolution and bias per true-energy bin of the demo's events (network through ONNX
+    Runtime, ``rows`` [N, 4]; the centroid baseline, ``baseline_rows``, if given), the vertex residuals and the
+    speed of each method. Returns the matplotlib Figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
-    ax = axes[0]
-    ax.scatter(events.energy, rows[:, 3], s=2, alpha=0.4)
-    ax.plot([0, events.energy.max()], [0, events.energy.max()], "k--", lw=1)
-    ax.set(xlabel="true energy [MeV]", ylabel="reconstructed energy [MeV]", title="Energy (ONNX Runtime)")
-    ax = axes[1]
+    fig, axes = plt.subplots(2, 2, figsize=(15, 10))
+    curves = [("network (ONNX Runtime)", rows, "C0", "o", -0.08)]   # side by side: shifted by 0.08 MeV
+    if baseline_rows is not None:
+        curves.append(("baseline (centroid)", baseline_rows, "C1", "s", 0.08))
+    true = np.asarray(events.energy)
+    edges = ENERGY_BINS_MEV
+    inside = (true >= edges[0]) & (true <= edges[-1])
+    per_bin = np.count_nonzero(inside) / (edges[-1] - edges[0])
+    for name, r, color, marker, shift in curves:
+        b = resolution.binned(true[inside], r[inside, 3], edges)
+        for ax, key in ((axes[0, 0], "sigma"), (axes[0, 1], "bias")):
+            ax.errorbar(b["centre"] + shift, b[key], b[f"{key}_error"], xerr=0.5 * np.diff(edges), color=color,
+                        marker=marker, ls="none", capsize=3, label=name)
+    curve = np.linspace(0.4, edges[-1], 200)
+    axes[0, 0].plot(curve, resolution.juno_goal_percent(curve), "--", color="C2", label="JUNO's aim: 3 % / sqrt(E)")
+    axes[0, 0].set(xlabel="true energy [MeV]", ylabel="sigma of (E_rec - E_true) / E_true [%]", ylim=(0, None),
+                   title=f"Energy resolution (standard deviation), ~{per_bin:.0f} events per MeV")
+    axes[0, 1].axhline(0, color="grey", lw=0.8)
+    axes[0, 1].set(xlabel="true energy [MeV]", ylabel="mean of (E_rec - E_true) / E_true [%]",
+                   title="Energy bias (mean) per true-energy bin")
+    for ax in axes[0]:
+        ax.set_xlim(0, edges[-1])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=9)
+    ax = axes[1, 0]
     for k, axis in enumerate("xyz"):
         ax.hist(100 * (rows[:, k] - events.vertex[:, k]), bins=120, range=(-30, 30), histtype="step", label=axis)
-    ax.set(xlabel="reconstructed - true vertex [cm]", ylabel="events", title="Vertex residuals (0-10 MeV)")
-    ax.legend()
-    ax = axes[2]
+    ax.set(xlabel="reconstructed - true vertex [cm]", ylabel="events",
+           title="Vertex residuals, network (ONNX Runtime), 0-10 MeV")
+    ax.legend(fontsize=9)
+    ax = axes[1, 1]
     labels = [f"{r.method}\n({r.caller})" for r in results]
     ax.barh(labels, [r.events_per_s for r in results], color=["C0" if r.caller == "python" else "C1" for r in results])
-    ax.set(xlabel="events / s (batches of 64, 1 thread)", title="Speed of each method")
-    ax.tick_params(axis="y", labelsize=7)
+    ax.invert_yaxis()
+    ax.set(xlabel="events / s (batches of 64, 1 thread; blue: from Python, orange: from C++)",
+           title="Speed of each method")
+    ax.tick_params(axis="y", labelsize=8)
+    fig.suptitle(f"juno-bridge demo: {len(events):,} toy events, 0-10 MeV, vertex uniform in the LS")
     fig.tight_layout()
+    return fig
+
+
+def plot(path: Path, rows: np.ndarray, events: Events, results: list[Result],
+         baseline_rows: np.ndarray | None = None) -> None:
+    """Writes ``figure(...)`` to ``path`` (PNG)."""
+    import matplotlib.pyplot as plt
+
+    fig = figure(rows, baseline_rows, events, results)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -321,8 +360,9 @@ def _compare(events, events_file: Path, out: Path, n_events: int, progress: bool
         say(f"  C++ host: not built ({host} missing)")
 
     onnx_rows = next(r.outputs for r in results if r.method == "ONNX Runtime")
+    baseline_rows = next((r.outputs for r in results if r.method == BASELINE), None)
     png = out / "juno-bridge-demo.png"
-    plot(png, onnx_rows, events, results)
+    plot(png, onnx_rows, events, results, baseline_rows)
     res = resolution.residuals(resolution_events, progress=progress)
     res_png = resolution.plot(out / "juno-bridge-resolution.png", res)
     res_summary = resolution.summarize(res)

@@ -327,19 +327,32 @@ def ablation(net, train: Sample, epochs: int, seed: int, bins: dict[float, Sampl
     return out
 
 
-def plot_history(path: Path, histories: dict[str, dict]) -> None:
+def history_figure(histories: dict[str, dict]):
+    """The loss plot: one panel per training stage, train and validation loss per epoch (integer ticks).
+    Returns the matplotlib Figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    fig, axes = plt.subplots(1, len(histories), figsize=(5.5 * len(histories), 4))
-    for ax, (title, history) in zip(np.atleast_1d(axes), histories.items()):
+    fig, axes = plt.subplots(1, len(histories), figsize=(5.5 * len(histories), 4), squeeze=False)
+    for ax, (title, history) in zip(axes[0], histories.items()):
         for label, values in history.items():
             ax.plot(np.arange(1, len(values) + 1), values, marker="o", label=label)
-        ax.set(xlabel="epoch", ylabel="loss", title=title, yscale="log")
+        epochs = max((len(values) for values in history.values()), default=1)
+        ax.set(xlabel="epoch", ylabel="loss", title=title, yscale="log", xlim=(0.5, max(epochs, 1) + 0.5))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.legend()
     fig.tight_layout()
+    return fig
+
+
+def plot_history(path: Path, histories: dict[str, dict]) -> None:
+    """Writes ``history_figure(histories)`` to ``path`` (PNG)."""
+    import matplotlib.pyplot as plt
+
+    fig = history_figure(histories)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

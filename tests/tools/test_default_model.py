@@ -185,8 +185,8 @@ def test_train_command_refuses_too_few_events(capsys):
 
 @pytest.fixture(scope="module")
 def test_events_summary():
-    """10,000 events per energy from the test seed, through both ONNX files (2 worker processes)."""
-    return resolution.summarize(resolution.residuals(10_000, processes=2, progress=False))
+    """10,000 events at 1 and 5 MeV from the test seed, through both ONNX files (2 worker processes)."""
+    return resolution.summarize(resolution.residuals(10_000, energies=(1.0, 5.0), processes=2, progress=False))
 
 
 @pytest.mark.parametrize("energy", ["1 MeV", "5 MeV"])
