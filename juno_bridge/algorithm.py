@@ -10,7 +10,10 @@ callable takes and gives; this module holds what the ``python`` backend plugin
     jb.Session("python:mypkg.reco:reco")      # from Python, or from C++ through the same core
 
 A class is instantiated once per session, with keyword options from the session's config entries
-(strings, converted by the types the decorator declares in ``options=``), and then called per run.
+(strings, converted by the types the decorator declares in ``options=``), and then called per run. An
+instance with a ``close()`` method has it called when its session closes (the last of the Sessions
+sharing it), so what it holds (a connection, shared memory, files) goes then, not whenever Python
+collects it; an exception from ``close()`` is reported as unraisable, never raised into the caller.
 
 An instance may also have ``run_async(inputs, outputs, done)``: an asynchronous run of its own, which
 ``Session.run_async`` then uses instead of a worker thread (``Session.async_mode`` is "native"). It

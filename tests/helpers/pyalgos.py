@@ -173,3 +173,23 @@ def marking(inputs, outputs):
     with open(os.environ["JB_TEST_MARK"], "a") as mark:
         mark.write(f"{len(inputs['x'])}\n")
     outputs["y"][:] = inputs["x"]
+
+
+closed = []  # names of the Closing instances closed, in order
+
+
+@jb.algorithm(inputs={"x": ("float32", ("B", 8))}, outputs={"y": ("float32", ("B", 8))}, options={"label": str})
+class Closing:
+    """An algorithm holding a resource: close() is called when its session closes. It keeps a reference
+    cycle, so Python alone would free it only at a later garbage collection."""
+
+    def __init__(self, label=""):
+        self.label, self.me = label, self  # the cycle
+
+    def __call__(self, inputs, outputs):
+        outputs["y"][:] = inputs["x"]
+
+    def close(self):
+        closed.append(self.label)
+        if self.label == "failing":
+            raise RuntimeError("close failed")

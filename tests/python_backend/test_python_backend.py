@@ -258,3 +258,35 @@ def test_decorator_refuses_output_dims_no_input_binds():
 def test_decorator_refuses_unsupported_dtypes():
     with pytest.raises(jb.InvalidArgumentError, match="complex64"):
         jb.algorithm(inputs={"x": ("complex64", (3,))}, outputs={"y": ("float32", (3,))})
+
+
+def test_an_algorithm_instance_is_closed_with_its_session():
+    import numpy as np
+
+    from helpers import pyalgos
+
+    pyalgos.closed.clear()
+    a = jb.Session("python:helpers.pyalgos:Closing", config={"label": "a"})
+    b = jb.Session("python:helpers.pyalgos:Closing", config={"label": "a"})  # shares a's backend session
+    x = np.ones((2, 8), np.float32)
+    assert a.run({"x": x})["y"].sum() == 16
+    a.close()
+    assert pyalgos.closed == []  # b still uses it
+    b.close()
+    assert pyalgos.closed == ["a"]  # at once, though the instance is in a reference cycle
+
+
+def test_a_failing_close_is_reported_not_raised():
+    import sys
+
+    from helpers import pyalgos
+
+    pyalgos.closed.clear()
+    seen = []
+    hook, sys.unraisablehook = sys.unraisablehook, seen.append
+    try:
+        jb.Session("python:helpers.pyalgos:Closing", config={"label": "failing"}).close()
+    finally:
+        sys.unraisablehook = hook
+    assert pyalgos.closed == ["failing"]
+    assert len(seen) == 1 and "close failed" in str(seen[0].exc_value)

@@ -358,6 +358,12 @@ void Algorithm::close(Algorithm* a) {
   if (!Py_IsInitialized() || _Py_IsFinalizing()) return;
 #endif
   Gil gil;
+  // An algorithm instance (a class's, made at open) with a close() method is closed now, not whenever
+  // Python collects it: what it holds (a server connection, shared memory) goes with the session.
+  if (a->call && !PyFunction_Check(a->call.get()) && PyObject_HasAttrString(a->call.get(), "close")) {
+    Ref done(PyObject_CallMethod(a->call.get(), "close", nullptr));
+    if (!done) PyErr_WriteUnraisable(a->call.get());  // a close that fails is reported, never thrown here
+  }
   delete a;
 }
 
