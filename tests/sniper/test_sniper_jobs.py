@@ -205,7 +205,8 @@ def test_hits_reader_reports_a_missing_file(run_job, tmp_path):
     ''')
     assert job.result == {"ok": False}, job
     # at initialize, before any event: the error line is the reader's initialize
-    assert any("reader.initialize" in line and "cannot open it as HDF5" in line for line in job.output.splitlines()), job
+    lines = job.output.splitlines()
+    assert any("reader.initialize" in line and "cannot open it as HDF5" in line for line in lines), job
 
 
 def test_json_job_with_a_python_model_uses_the_environment_first(models, events, tmp_path):
@@ -304,8 +305,8 @@ def test_the_store_holds_every_dtype_python_names(run_job):
                     made = self.store.create("t_" + name, (2, 3), dtype)
                     made[...] = np.arange(6).reshape(2, 3).astype(dtype)
                     back = self.store["t_" + name]
-                    seen[name] = [str(back.dtype), back.__array_interface__["data"][0] == made.__array_interface__["data"][0],
-                                  back.astype(np.float64).ravel().tolist()]
+                    same = back.__array_interface__["data"][0] == made.__array_interface__["data"][0]
+                    seen[name] = [str(back.dtype), same, back.astype(np.float64).ravel().tolist()]
                 emit(seen=seen)
                 return True
             def finalize(self): return True

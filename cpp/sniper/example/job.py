@@ -35,7 +35,8 @@ class PrintEnergy(Sniper.PyAlgBase):
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("library", help="the built libExampleReco.so")
-parser.add_argument("--model", default="default", help="any model juno-bridge opens (default: the project's default model)")
+parser.add_argument("--model", default="default",
+                    help="any model juno-bridge opens (default: the project's default model)")
 parser.add_argument("--events", type=int, default=5)
 args = parser.parse_args()
 
