@@ -15,6 +15,7 @@ import glob
 import io
 import os
 import re
+import shutil
 import socket
 import stat
 import tempfile
@@ -275,6 +276,4 @@ def staged(path: str | os.PathLike) -> Iterator[Path]:
                 if not (path.parent / item.name).exists():
                     raise  # else another process made the same model first: theirs stays
     finally:
-        import shutil
-
         shutil.rmtree(folder, ignore_errors=True)

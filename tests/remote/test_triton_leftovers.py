@@ -21,18 +21,10 @@ from helpers.triton_servers import kill, shm_entries, tiny_server
 import juno_bridge as jb  # noqa: E402
 from juno_bridge.demo.models.builtin import builtin_input, builtin_model  # noqa: E402
 from juno_bridge.serve import free_port  # noqa: E402
+from juno_bridge.serve.leftovers import running  # noqa: E402
 
 pytestmark = pytest.mark.triton
 TINY = str(builtin_model("tiny"))
-
-
-def running(pid: int) -> bool:
-    """A live process (a zombie is dead: it only waits for its parent to reap it)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
 
 
 def children(pid: int) -> list[int]:

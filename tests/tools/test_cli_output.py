@@ -71,18 +71,19 @@ def test_run_checks_the_output_can_be_written_before_the_first_event(tmp_path, o
 
     np.savez(tmp_path / "in.npz", x=np.ones((10, 8), np.float32))
     mark = tmp_path / "mark"
-    done = subprocess.run([*EXE, "run", "python:helpers.pyalgos:marking", "-i", str(tmp_path / "in.npz"), "-o", output,
-                           "-q"], capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, JB_TEST_MARK=str(mark),
-                                   PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])))
+    env = dict(os.environ, JB_TEST_MARK=str(mark),
+               PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+
+    def run(out):
+        return subprocess.run([*EXE, "run", "python:helpers.pyalgos:marking", "-i", str(tmp_path / "in.npz"), "-o",
+                               str(out), "-q"], capture_output=True, text=True, timeout=300, env=env)
+
+    done = run(output)
     assert done.returncode == 1
     assert "/nonexistent/dir" in done.stderr and "No such file or directory" in done.stderr, done.stderr
     assert not mark.exists(), "events ran before the output was found unwritable"
     # the same run with a writable output does run the events
-    ok = subprocess.run([*EXE, "run", "python:helpers.pyalgos:marking", "-i", str(tmp_path / "in.npz"), "-o",
-                         str(tmp_path / Path(output).name), "-q"], capture_output=True, text=True, timeout=300,
-                        env=dict(os.environ, JB_TEST_MARK=str(mark),
-                                 PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])))
+    ok = run(tmp_path / Path(output).name)
     assert ok.returncode == 0, ok.stderr
     assert mark.read_text().split() == ["10"]
 

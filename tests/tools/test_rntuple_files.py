@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 import juno_bridge as jb
 from juno_bridge import root_file
+from helpers.run_errors import error_of
 from juno_bridge.cli import main
 from juno_bridge.demo.models.builtin import builtin_model
 from juno_bridge.demo.models.default import onnx_model
@@ -277,14 +278,6 @@ def test_toymc_writes_an_rntuple_that_run_reads_back_from_the_command_line(tmp_p
 
 
 # -- errors: as clear as a TTree's, naming the RNTuple and its fields --------------------------------------
-
-def error_of(tmp_path, capsys, model, source: Path, *extra) -> str:
-    assert main(["run", str(model), "-i", str(source), "-o", str(tmp_path / "out.root"), "-q", *extra]) == 1
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.err and captured.err.count("\n") == 1, captured.err
-    assert not (tmp_path / "out.root").exists() and not list(tmp_path.glob(".out.root*"))
-    return captured.err
-
 
 def test_an_rntuple_of_neither_layout_names_both_and_the_fields_it_has(tmp_path, capsys):
     write_dense(tmp_path / "e.root", {"charge": np.ones((3, 5), np.float32), "event_id": np.arange(3)})

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import juno_bridge as jb
 from juno_bridge import root_file
-from juno_bridge.cli import main
+from helpers.run_errors import error_of
 from juno_bridge.demo.models.builtin import builtin_model
 from juno_bridge.demo.models.default import onnx_model
 from juno_bridge.demo.toymc import generate
@@ -244,14 +244,6 @@ def test_complete_output_takes_a_whole_root_output_and_refuses_a_truncated_one(t
 
 
 # -- errors: clear, naming what was expected and what came; from the command line one line, exit code 1 ----
-
-def error_of(tmp_path, capsys, model, source: Path, *extra) -> str:
-    assert main(["run", str(model), "-i", str(source), "-o", str(tmp_path / "out.root"), "-q", *extra]) == 1
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.err and captured.err.count("\n") == 1, captured.err
-    assert not (tmp_path / "out.root").exists() and not list(tmp_path.glob(".out.root*"))
-    return captured.err
-
 
 def test_a_truncated_root_file_is_a_clear_error(tmp_path, capsys, toy_events):
     write_hits_tree(tmp_path / "e.root", toy_events)

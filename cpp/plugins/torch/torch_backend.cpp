@@ -275,11 +275,7 @@ class Model : public plugin::ModelBase<Info> {
       // A package made by torch alone: its inputs are checked against the checks compiled into it.
       signature_ = compiled_checks();
       for (const auto& s : signature_.inputs) inputs_.push_back(Info{s, s.dtype != JB_DTYPE_UNDEFINED, {}, {}});
-      for (size_t i = 0; i < num_outputs_found_; ++i) {
-        Info info;
-        info.sig.name = num_outputs_found_ == 1 ? "output" : "output_" + std::to_string(i);
-        outputs_.push_back(std::move(info));
-      }
+      add_unnamed_outputs();
       add_metadata("custom.signature", "none: input dtypes and shapes are read from the package's compiled input "
                                        "checks (its wrapper source); output dtypes and shapes are unknown");
     } else {
@@ -291,11 +287,7 @@ class Model : public plugin::ModelBase<Info> {
         info.sig.name = i < script_input_names_.size() ? script_input_names_[i] : "input_" + std::to_string(i);
         inputs_.push_back(std::move(info));
       }
-      for (size_t i = 0; i < num_outputs_found_; ++i) {
-        Info info;
-        info.sig.name = num_outputs_found_ == 1 ? "output" : "output_" + std::to_string(i);
-        outputs_.push_back(std::move(info));
-      }
+      add_unnamed_outputs();
       add_metadata("custom.signature", "none: input and output dtypes and shapes are unknown; TorchScript's "
                                        "operators check what they receive");
     }
@@ -369,6 +361,16 @@ class Model : public plugin::ModelBase<Info> {
                                          e.what());
     }
     return sig;
+  }
+
+  // Outputs of a model without a signature: their number as found, named "output" or "output_<i>",
+  // dtype and shape unknown.
+  void add_unnamed_outputs() {
+    for (size_t i = 0; i < num_outputs_found_; ++i) {
+      Info info;
+      info.sig.name = num_outputs_found_ == 1 ? "output" : "output_" + std::to_string(i);
+      outputs_.push_back(std::move(info));
+    }
   }
 
   // A signature's unnamed dynamic input dim ("?") takes its name and range from the compiled checks.
