@@ -123,6 +123,28 @@ JB_API uint64_t jb_session_backend_id(const jb_session* session);
 /* Backend sessions open in the process (a shared one counts once). */
 JB_API int64_t jb_open_backend_count(void);
 
+/* Runtimes: what sessions share, owned by the caller (C++ jb::Runtime, runtime.hpp). A runtime holds the
+ * cache of shared backend sessions (two runtimes never share one) and the executor of
+ * jb_session_run_async's work: a worker pool of `async_threads` threads (started on first use; 0: the
+ * work runs on the thread calling jb_session_run_async, before it returns; -1: the process default's
+ * rule, $JUNO_BRIDGE_ASYNC_THREADS or the number of cores), or the caller's executor, which receives
+ * each task and must call jb_task_run on it exactly once, on any thread. A session opened with options
+ * without a runtime uses the process default. ONNX Runtime's environment and the log sink stay
+ * process-wide. jb_runtime_close refuses new sessions, waits for the runs in flight of the runtime's
+ * sessions, closes them (their handles stay valid for jb_session_close) and stops the pool. */
+typedef struct jb_runtime jb_runtime;
+typedef struct jb_task jb_task;
+typedef void (*jb_executor)(void* context, jb_task* task);
+JB_API jb_status jb_runtime_new(int32_t async_threads, jb_runtime** out);
+JB_API jb_status jb_runtime_new_with_executor(jb_executor executor, void* context, jb_runtime** out);
+JB_API void jb_task_run(jb_task* task); /* runs the task and frees it */
+JB_API void jb_runtime_close(jb_runtime* runtime);
+JB_API void jb_runtime_free(jb_runtime* runtime); /* closes it first */
+JB_API int64_t jb_runtime_open_backend_count(const jb_runtime* runtime); /* -1 for NULL */
+/* Sessions opened with these options belong to `runtime` (NULL: the process default), which must
+ * outlive the opens. */
+JB_API jb_status jb_options_set_runtime(jb_options* options, jb_runtime* runtime);
+
 /* Runs with every input in model order and every output in model order, written in place into the
  * caller's buffers. The per-event fast path: nothing is allocated when the buffers repeat. */
 JB_API jb_status jb_session_run(jb_session* session, const jb_tensor_view* inputs, size_t num_inputs,

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "juno_bridge/error.hpp"
+#include "juno_bridge/runtime.hpp"
 #include "juno_bridge/tensor.hpp"
 
 namespace jb {
@@ -77,9 +78,13 @@ class Backend;
 
 class JB_API Session {
  public:
+  // Opens `model` in the process default runtime, or in `runtime` (runtime.hpp), whose shared backend
+  // sessions and executor it then uses; the Session may outlive the Runtime object, closed with it.
   explicit Session(const std::string& model, const SessionOptions& options = {});
+  Session(const std::string& model, const SessionOptions& options, Runtime& runtime);
   // Opens a model held in memory (the bytes of an .onnx file); `backend` in options names the kind.
   static Session from_bytes(const void* data, size_t size, const SessionOptions& options = {});
+  static Session from_bytes(const void* data, size_t size, const SessionOptions& options, Runtime& runtime);
 
   Session(Session&&) noexcept;
   Session& operator=(Session&&) noexcept;
