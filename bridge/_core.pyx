@@ -336,10 +336,11 @@ cdef class Session:
     ``require_providers=True`` makes a skipped one an error. Sessions of the same model (file or bytes)
     with the same options share one backend session in their runtime (``shared=False``: one of its own);
     closing one leaves the others running. ``runtime=`` a ``Runtime`` opens the Session in it (its own
-    shared sessions and executor of run_async; closed with it), else the process default runtime. ``async_runs`` chooses how ``run_async`` runs: "native"
-    through the backend's own asynchronous call (ONNX Runtime's RunAsync, with 2+ intra-op threads;
-    Triton's async_infer), "pool" by the runtime's executor (the process default's is a worker pool),
-    "auto" (default) native except for ONNX Runtime on the CPU, whose RunAsync is slower there than the pool; ``async_mode`` says what was got.
+    shared sessions and executor of run_async; closed with it), else the process default runtime.
+    ``async_runs`` chooses how ``run_async`` runs: "native" through the backend's own asynchronous call
+    (ONNX Runtime's RunAsync, with 2+ intra-op threads; Triton's async_infer), "pool" by the runtime's
+    executor (the process default's is a worker pool), "auto" (default) native except for ONNX Runtime
+    on the CPU, whose RunAsync is slower there than the pool; ``async_mode`` says what was got.
 
     bfloat16 tensors are ``ml_dtypes.bfloat16`` arrays; ``bfloat16_as_uint16=True`` takes and gives them
     as ``uint16`` arrays of their bits instead (the same memory; a uint16 array is refused without it).

@@ -32,7 +32,7 @@ class Backend {
                    TensorView* outputs, Tensor* owned, size_t num_outputs) = 0;
 
   // The backend's own asynchronous call, where it has one for this session (decided at open): then
-  // Session::run_async uses run_async below instead of the core's worker pool.
+  // Session::run_async uses run_async below instead of the runtime's executor.
   virtual bool async_native() const { return false; }
   // Starts the run (arguments as for run, already checked; the arrays are copied, what they point at
   // stays alive until `done`) and returns. `done` is called exactly once, on a thread of the backend's,
@@ -58,7 +58,7 @@ std::string session_option_names();
 // the shared options and `own`, the backend's own ones.
 [[noreturn]] void reject_option(const std::string& key, const std::string& backend, const std::string& own);
 
-// Queues `task` on the core's worker pool (the one behind Session::run_async); it must not throw. A
+// Queues `task` on the process default runtime's worker pool (runtime.cpp); it must not throw. A
 // backend's completion thread uses it for work that must not run there (releasing its own thread pool).
 void submit_to_worker_pool(std::function<void()> task);
 

@@ -26,7 +26,7 @@ from juno_bridge import paths
 from juno_bridge._hits import NUM_LPMT
 from juno_bridge.algorithm import algorithm
 from juno_bridge.bench.common import Row, Settings, Target, command_line
-PHOTOELECTRONS_PER_MEV = 1345.0  # reference/juno_detector.md
+PHOTOELECTRONS_PER_MEV = 1345.0  # JUNO's light yield at the centre (juno_bridge/demo/toymc.py)
 
 
 # How the C++ program and the python: session find the callable (this module may run as __main__).

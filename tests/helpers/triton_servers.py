@@ -20,7 +20,7 @@ def shm_entries() -> set[str]:
 
 
 def client_regions() -> set[str]:
-    """The client's shared memory regions (juno_bridge/triton.py names them jb<hex>_in/out)."""
+    """The client's shared memory regions (juno_bridge/remote.py names them jb<hex>_in/out)."""
     return {n for n in shm_entries() if n.startswith("jb") and n.endswith(("_in", "_out"))
             and not n.startswith("jbserve")}
 

@@ -115,8 +115,8 @@ JB_API jb_status jb_session_output_index(const jb_session* session, const char* 
 JB_API const char* jb_session_providers(const jb_session* session);
 /* How jb_session_run_async runs for this session (static text): "native", the backend's own
  * asynchronous call (ONNX Runtime's RunAsync, a plugin's run_async such as Triton's async_infer), or
- * "pool", the core's worker pool. Option async_runs: "auto" (native except for ONNX Runtime on the CPU,
- * whose RunAsync was slower than the pool there), "native" (where the backend allows it), "pool". */
+ * "pool", the executor of the session's runtime (jb_runtime). Option async_runs: "auto" (native except for
+ * ONNX Runtime on the CPU, whose RunAsync was slower than the pool there: README "Python"), "native" (where the backend allows it), "pool". */
 JB_API const char* jb_session_async_mode(const jb_session* session);
 /* The backend session behind `session`: sessions sharing one (option shared) have the same id. */
 JB_API uint64_t jb_session_backend_id(const jb_session* session);
@@ -159,9 +159,9 @@ JB_API jb_status jb_session_run_outputs(jb_session* session, const jb_tensor_vie
 JB_API void jb_tensor_free(jb_tensor* tensor);
 
 /* Asynchronous jb_session_run_outputs: checks the call now (a bad one returns its error and `done` is
- * never called), starts it (through the backend's own asynchronous call or the core's worker pool: see
+ * never called), starts it (through the backend's own asynchronous call or the runtime's executor: see
  * jb_session_async_mode) and returns JB_OK; `done` is then called exactly once, on a thread of the
- * backend's or of the pool, with the run's status and message (valid during the call). Until `done` is
+ * backend's or of the executor's (the calling thread, before this returns, for a runtime of 0 threads), with the run's status and message (valid during the call). Until `done` is
  * called the caller keeps alive and untouched: the input and output buffers, the `outputs` and `owned`
  * arrays (an output the backend allocates is written into outputs[i] and owned[i] on success, as
  * jb_session_run_outputs does). `inputs` and `output_index` are copied. jb_session_close waits for the

@@ -85,9 +85,9 @@ typedef struct jb_plugin_api {
    * to the algorithm, which declares its own). */
   const char* const* options;
 
-  /* Optional, both or neither (NULL, or past struct_size in an older plugin: the core's worker pool
-   * serves run_async): the plugin's own asynchronous run.
-   * async_native: 1 when this model has one, 0 when not (then the core's pool serves it); asked once
+  /* Optional, both or neither (NULL, or past struct_size in an older plugin: the session's runtime
+   * executor serves run_async): the plugin's own asynchronous run.
+   * async_native: 1 when this model has one, 0 when not (then the runtime's executor serves it); asked once
    * at open.
    * run_async: `run` without waiting. Starts the run and returns JB_OK, after which `done` is called
    * exactly once, on any thread, with the run's status, the backend's code and message (valid during

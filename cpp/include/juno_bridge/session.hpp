@@ -37,8 +37,8 @@ struct JB_API SessionOptions {
   bool shared = true;
   // How run_async runs: "native" through the backend's own asynchronous call where it has one (ONNX
   // Runtime's RunAsync, which needs 2+ intra-op threads; a plugin's run_async, e.g. Triton's
-  // async_infer), "pool" on the core's worker pool, "auto" native except for ONNX Runtime on the CPU,
-  // whose RunAsync was measured 1.5x slower than the pool (README "Asynchronous runs").
+  // async_infer), "pool" by the session's runtime's executor (runtime.hpp), "auto" native except for ONNX
+  // Runtime on the CPU, whose RunAsync is slower there than the pool (measured: README "Python").
   std::string async_runs = "auto";
   // bfloat16 tensors as uint16 arrays of their bits, for callers with no bfloat16 type (numpy without
   // ml_dtypes): a uint16 view is taken for a bfloat16 input or output buffer, and the bfloat16 outputs the

@@ -1,6 +1,6 @@
 // A backend plugin built on the SDK alone (plugin_sdk.hpp), for the tests of the plugin table: it
 // reports in its metadata ("custom.options") every option the core passed to open, and runs
-// y = 2 * x on float32 [n]. Built twice by tests/native/test_plugin_options.py:
+// y = 2 * x on float32 [n]. Built twice by tests/native/test_plugin_sdk.py:
 //   -DECHO_NAME=optecho                  ABI 3: declares intra_op_threads and colour
 //   -DECHO_NAME=optecho2 -DECHO_ABI2     a table laid out as ABI 2 (no struct_size, no options), which
 //                                        the core still reads and passes every option, as ABI 2 did.

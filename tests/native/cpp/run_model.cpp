@@ -4,10 +4,10 @@
 //   run_model_cpp MODEL BATCH
 //
 // MODEL takes x float32 [batch, F] and gives float32 outputs whose dynamic dims are the batch (the
-// model tests/test_cpp_programs.py writes). Opens it the way a framework algorithm would in
+// model tests/native/test_programs.py writes). Opens it the way a framework algorithm would in
 // initialize(), runs it into caller buffers as execute() would, and shows jb::Error for bad inputs;
 // then the providers it got, a second Session sharing the backend session, and 100 run_async in flight
-// (on the worker pool, and through ONNX Runtime's RunAsync).
+// (on the process default runtime's pool, and through ONNX Runtime's RunAsync).
 // Prints the same "values ..." and PASS/FAIL lines as run_model.c, then "N passed, M failed".
 #include <atomic>
 #include <cstdio>
