@@ -164,3 +164,18 @@ def test_every_executor_gives_the_synchronous_result(add_f32, batch, n, runs):
                 tasks.pop(0)()
             for want, future in zip(expected, futures):
                 np.testing.assert_array_equal(future.result(timeout=60)["c"], want)
+
+
+def test_a_thread_pool_executor_can_be_the_executor(add_f32):
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="framework") as pool:
+        names = []
+        def executor(task):
+            pool.submit(lambda: names.append(threading.current_thread().name) or task())
+
+        with jb.Runtime(executor=executor) as runtime, jb.Session(add_f32, runtime=runtime) as session:
+            feeds = [operands(8, seed=i) for i in range(10)]
+            for feed, future in [(f, session.run_async(f)) for f in feeds]:
+                np.testing.assert_array_equal(future.result(timeout=60)["c"], feed["a"] + feed["b"])
+        assert len(names) == 10 and all(n.startswith("framework") for n in names)
