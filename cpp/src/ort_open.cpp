@@ -49,7 +49,8 @@ OrtBackend::OrtBackend(const std::string& path, const void* bytes, size_t size, 
     for (size_t j = 0; j < inputs_.size(); ++j)
       if (outputs_[k].name == inputs_[j].name) passthrough_[k] = static_cast<int>(j);
   run_options_ = nullptr;  // default run options
-  // RunAsync only when asked for: on the CPU it was 1.5x slower than the core's pool (SessionOptions).
+  // RunAsync only when asked for (SessionOptions::async_runs): on the CPU the core's pool serves more runs
+  // (measured in the README, Python, on run_async).
   async_native_ = options.async_runs == "native" && probe_run_async();
 }
 
