@@ -37,5 +37,5 @@ cdef class Session:
     cdef str _unordered  # why a sequence of inputs is refused (the model gives its inputs no order); None: taken
 
     cdef CSession* _open(self) except NULL
-    cdef object _call(self, object inputs, object out, object outputs)  # a _Call (_core.pyx)
+    cdef object _call(self, object inputs, object out, object outputs)  # a _Call (_calls.pxi)
     cdef void _release(self) noexcept
