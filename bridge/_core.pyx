@@ -6,7 +6,7 @@ What juno_bridge._hits shares of it is declared in bridge/juno_bridge/_core.pxd.
 
 This file holds the module's imports and what the module-level functions need; the rest is included from
 the .pxi parts beside it, one per responsibility (as pyarrow's lib.pyx): _logging, _arrays (dtypes and
-numpy views), _calls (a call's views and its plans), _session, _binding, _async (run_async's completions).
+numpy views), _calls (a call's views, the call layouts), _session, _binding, _async (run_async's completions).
 """
 cimport cython
 from cpython.buffer cimport PyObject_CheckBuffer

@@ -111,7 +111,7 @@ cdef class Session:
         self._output_names = tuple(info.name for info in self._outputs)
         for i in range(self._n_out):
             self._all_outputs.push_back(i)
-        self._plans = []
+        self._layouts = []
         self._pending = set()
         self._unordered = _unordered_inputs(self)
 
@@ -203,7 +203,7 @@ cdef class Session:
         future.set_running_or_notify_cancel()
         cdef _Call call
         try:
-            call = <_Call>self._call(inputs, out, outputs)
+            call = _make_call(self, inputs, out, outputs)
         except Exception as error:
             future.set_exception(error)
             return future
@@ -224,7 +224,7 @@ cdef class Session:
         if rc:
             Py_DECREF(call)
             try:
-                _raise_run_status(self, call.plan.in_names, status)
+                _raise_run_status(self, call.layout.in_names, status)
             except Exception as error:
                 future.set_exception(error)
         return future
@@ -292,133 +292,12 @@ cdef class Session:
         cdef shared_ptr[CSession] session = self._session  # keeps the model alive while the GIL is free
         if not session:
             raise InvalidArgumentError("the session is closed")
-        cdef _Call call = <_Call>self._call(inputs, out, outputs)
+        cdef _Call call = _make_call(self, inputs, out, outputs)
         cdef Status status
         cdef int rc
         with nogil:
             rc = run_session(deref(session), call.in_views, call.n_in, call.out_index, call.out_views,
                              call.owned_ptr, call.n_out, &status)
         if rc:
-            _raise_run_status(self, call.plan.in_names, status)
+            _raise_run_status(self, call.layout.in_names, status)
         return call.result()
-
-    cdef object _call(self, object inputs, object out, object outputs):
-        """The views of one call's arrays, every name and Python-side property checked."""
-        cdef _Call call = _Call.__new__(_Call)
-        if type(inputs) is not dict and not isinstance(inputs, (list, tuple)):
-            if not hasattr(inputs, "keys"):
-                raise InputTypeError(f"inputs must be a dict name -> array or a sequence of arrays, "
-                                     f"got {type(inputs).__name__}")
-            inputs = dict(inputs)
-        if out is not None and type(out) is not dict:
-            out = dict(out)
-        call.inputs = inputs
-        call.out = out
-        # The names of this call signature, resolved by an earlier call; None the first time.
-        cdef _Plan plan = None
-        for known in self._plans:
-            if (<_Plan>known).fits(inputs, out, outputs):
-                plan = <_Plan>known
-                break
-
-        # Inputs, in model order.
-        cdef size_t n_in = self._n_in
-        cdef jb_tensor_view* in_views = _views(call.in_stack, call.in_heap, n_in)
-        call.in_views = in_views
-        call.n_in = n_in
-        cdef list keep = None  # temporary arrays over buffer-protocol objects, alive until the run is over
-        cdef Py_ssize_t i, j = 0, k, pos
-        cdef PyObject* key
-        cdef PyObject* value
-        if type(inputs) is dict:
-            for name, array in (<dict>inputs).items():
-                if plan is not None:
-                    i = plan.in_index[j]
-                else:
-                    index = self._input_index.get(name)
-                    if index is None:
-                        raise InputError(f"unknown input {name!r}; the model's inputs are "
-                                         f"{_names(self._input_index)}")
-                    i = index
-                keep = _keeper(keep, array)
-                fill_view(array, &in_views[i], "input", name, False, keep)
-                j += 1
-            if <size_t>j != n_in:
-                missing = [n for n in self._input_index if n not in inputs]
-                raise InputError(f"missing input(s) {_names(missing)}; the model's inputs are "
-                                 f"{_names(self._input_index)}")
-        else:
-            if self._unordered is not None:
-                raise InputError(self._unordered)
-            if <size_t>len(inputs) != n_in:
-                raise InputError(f"the model takes {n_in} input(s) ({_names(self._input_index)}), "
-                                 f"got {len(inputs)}")
-            for i in range(<Py_ssize_t>n_in):
-                keep = _keeper(keep, inputs[i])
-                fill_view(inputs[i], &in_views[i], "input", self._inputs[i].name, False, keep)
-
-        # Outputs: which ones, and where they go.
-        cdef vector[int32_t] chosen
-        cdef const int32_t* out_index = self._all_outputs.data()
-        cdef size_t n_out = self._n_out
-        cdef tuple names = self._output_names
-        if plan is not None:
-            names = plan.names
-            out_index = plan.out_index.data()
-            n_out = plan.out_index.size()
-        elif outputs is not None:
-            names = _as_names(outputs)
-            for name in names:
-                index = self._output_index.get(name)
-                if index is None:
-                    raise InputError(f"unknown output {name!r}; the model's outputs are "
-                                     f"{_names(self._output_names)}")
-                chosen.push_back(index)
-            out_index = chosen.data()
-            n_out = chosen.size()
-
-        cdef jb_tensor_view* out_views = _views(call.out_stack, call.out_heap, n_out)
-        cdef bint allocating = False
-        cdef Py_ssize_t n_placed = 0
-        if plan is not None:
-            # out= has the plan's keys in its order (fits checked): no name is looked up.
-            for i in range(<Py_ssize_t>n_out):
-                out_views[i].data = NULL
-            allocating = out is None or <size_t>plan.out_slot.size() < n_out
-            pos = 0
-            for k in range(<Py_ssize_t>plan.out_slot.size()):
-                PyDict_Next(out, &pos, &key, &value)
-                i = plan.out_slot[k]
-                if <object>value is None:
-                    allocating = True
-                else:
-                    keep = _keeper(keep, <object>value)
-                    fill_view(<object>value, &out_views[i], "output", names[i], True, keep)
-        else:
-            for i in range(<Py_ssize_t>n_out):
-                target = None if out is None else (<dict>out).get(names[i])
-                if target is None:
-                    out_views[i].data = NULL
-                    allocating = True
-                else:
-                    keep = _keeper(keep, target)
-                    fill_view(target, &out_views[i], "output", names[i], True, keep)
-                    n_placed += 1
-            if out is not None and n_placed != len(out):
-                # The difference is either names this run does not produce, or entries of None (allocate).
-                unknown = [n for n in out if n not in names]
-                if unknown:
-                    raise InputError(f"out= names output(s) {_names(unknown)} that this run does not produce; "
-                                     f"it produces {_names(names)}")
-            plan = _remember(self, inputs, out, outputs, names, out_index, n_out)
-
-        call.plan = plan
-        call.keep = keep
-        call.out_views = out_views
-        call.out_index = plan.out_index.data()
-        call.n_out = n_out
-        call.allocating = allocating
-        if allocating:
-            call.owned.resize(n_out)
-            call.owned_ptr = call.owned.data()
-        return call
