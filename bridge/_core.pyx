@@ -10,7 +10,7 @@ numpy views), _calls (a call's views, the call layouts), _session, _binding, _as
 """
 cimport cython
 from cpython.buffer cimport PyObject_CheckBuffer
-from cpython.dict cimport PyDict_Copy, PyDict_Next
+from cpython.dict cimport PyDict_Copy, PyDict_Next, PyDict_Size
 from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
 from cython.operator cimport dereference as deref
 from libc.stdint cimport int32_t, int64_t, uintptr_t
@@ -22,7 +22,7 @@ cimport numpy as cnp
 
 from libjuno_bridge cimport backends as c_backends, backend_plugin_path, BackendInfo
 from libjuno_bridge cimport (JB_MAX_RANK, CSession, CTensorInfo, ModelMetadata, OnnxRuntimeInfo,
-                             SessionOptions, Status, Tensor, get_onnxruntime_info, jb_tensor_view,
+                             CallViews, SessionOptions, Status, Tensor, get_onnxruntime_info, jb_tensor_view,
                              jb_version, open_session, open_session_bytes, run_session, run_session_async,
                              free_ended_thread_states,
                              session_metadata, session_stats, set_option, SessionStats,

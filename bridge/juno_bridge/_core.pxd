@@ -28,6 +28,7 @@ cdef class Session:
     cdef size_t _n_out
     cdef tuple _inputs
     cdef tuple _outputs
+    cdef tuple _input_names
     cdef tuple _output_names
     cdef dict _input_index
     cdef dict _output_index
