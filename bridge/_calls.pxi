@@ -76,7 +76,7 @@ cdef class _CallLayout:
     cdef tuple outputs          # the outputs= names; None: all of them
     cdef tuple names            # the outputs this call produces, in order
     cdef vector[int32_t] out_index
-    cdef bint out_is_result     # out= holds exactly `names`, in order: the result is a copy of out
+    cdef bint out_is_result     # out= holds exactly `names`, in order: the result is out itself
 
     cdef bint fill(self, Session session, object inputs, object out, object outputs,
                    CallViews& views) except -1:
@@ -100,7 +100,7 @@ cdef class _CallLayout:
                 _fill(views, inputs[j], &in_views[j], "input", session._input_names[j], False)
         else:
             n = len(self.in_names)
-            if type(inputs) is not dict or PyDict_Size(inputs) != n:
+            if type(inputs) is not dict or len(<dict>inputs) != n:
                 return False
             in_views = views.input_room(session._n_in)
             for j in range(n):
@@ -117,7 +117,7 @@ cdef class _CallLayout:
         cdef bint allocating = out is None or <Py_ssize_t>self.out_slot.size() < n_out
         if out is not None:
             n = self.out_slot.size()
-            if PyDict_Size(out) != n:
+            if len(<dict>out) != n:
                 return False
             pos = 0
             for j in range(n):
@@ -136,9 +136,11 @@ cdef class _CallLayout:
 cdef _CallLayout _lay_out(Session session, object inputs, object out, object outputs, CallViews& views):
     """Fills `views` with one call's arrays, every name and Python-side property checked, and returns the
     call's layout. `inputs`: a dict or a sequence (_inputs_of); `out`: a dict or None; the Session is open."""
+    cdef list layouts = session._layouts
     cdef _CallLayout layout
-    for known in session._layouts:
-        layout = <_CallLayout>known
+    cdef Py_ssize_t k
+    for k in range(len(layouts)):
+        layout = <_CallLayout>layouts[k]
         if layout.fill(session, inputs, out, outputs, views):
             return layout
     return _new_layout(session, inputs, out, outputs, views)
@@ -234,7 +236,7 @@ cdef _CallLayout _remember_layout(Session session, object inputs, object out, ob
 cdef object _result(_CallLayout layout, CallViews& views, object inputs, object out):
     """The dict of outputs once the core has run the call of `views`."""
     if views.owned == NULL and layout.out_is_result:
-        return PyDict_Copy(out)  # the caller's own arrays, written in place, already in output order
+        return out  # the caller's own arrays, written in place, already in output order
     cdef list sources = _sources(layout, inputs, views.num_inputs) if views.owned != NULL else None
     cdef tuple names = layout.names
     cdef Py_ssize_t i

@@ -290,8 +290,9 @@ cdef class Session:
 
         ``inputs``: a dict name -> array, or a sequence in model input order (``inputs()``; refused for a
         model that gives its inputs no order, as a SavedModel whose function takes a dict). ``out``: a dict name ->
-        array to be written in place (returned as is). ``outputs``: names of the outputs wanted (all by
-        default). Outputs not in ``out`` are allocated by the runtime and returned without a copy.
+        array to be written in place (returned as is: a dict ``out`` that holds exactly the outputs produced,
+        in output order, is itself the result). ``outputs``: names of the outputs wanted (all by default).
+        Outputs not in ``out`` are allocated by the runtime and returned without a copy.
         """
         cdef shared_ptr[CSession] session = self._session  # keeps the model alive while the GIL is free
         if not session:

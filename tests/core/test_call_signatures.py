@@ -45,9 +45,16 @@ def test_every_call_of_a_known_signature_still_checks_its_arrays(sub_model):
         sub_model.run({"a": A, "b": B}, out={"c": c, "d": read_only})
     with pytest.raises(jb.InputError, match="shape"):
         sub_model.run({"a": A, "b": B}, out={"c": np.empty(3, np.float32), "d": d})
-    result = sub_model.run({"a": A, "b": B}, out={"c": c, "d": d})
+    out = {"c": c, "d": d}
+    result = sub_model.run({"a": A, "b": B}, out=out)
     assert result["c"] is c and result["d"] is d and list(result) == ["c", "d"]
     np.testing.assert_array_equal(c, A - B)
+    # out= holding exactly the outputs, in output order, is itself the result; any other out= gives a new
+    # dict in output order.
+    assert result is out and sub_model.run({"a": A, "b": B}, out=out) is out
+    for other in ({"d": d, "c": c}, {"c": c, "d": None}, {"c": c}):
+        result = sub_model.run({"a": A, "b": B}, out=other)
+        assert result is not other and list(result) == ["c", "d"] and result["c"] is c
 
 
 def test_key_order_and_outputs_each_get_their_own_resolution(sub_model):
