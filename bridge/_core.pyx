@@ -10,7 +10,7 @@ numpy views), _calls (a call's views, the call layouts), _session, _binding, _as
 """
 cimport cython
 from cpython.buffer cimport PyObject_CheckBuffer
-from cpython.dict cimport PyDict_Copy, PyDict_Next, PyDict_Size
+from cpython.dict cimport PyDict_Next
 from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
 from cython.operator cimport dereference as deref
 from libc.stdint cimport int32_t, int64_t, uintptr_t
