@@ -131,11 +131,17 @@ class FreshBuildPy(build_py):
         super().run()
 
 
-def extension(name: str) -> Extension:
-    """A Cython module of bridge/ linked to the core library beside it (rpath $ORIGIN/lib)."""
+def extension(name: str, parts: str = "") -> Extension:
+    """A Cython module of bridge/ linked to the core library beside it (rpath $ORIGIN/lib). `parts`: a glob of
+    the .pxi files the module includes. Its dependencies (the .pxi parts, the .pxd declarations, the glue
+    headers) are listed, so that a change to any of them builds it anew; cythonize follows the same ones."""
+    bridge = ROOT / "bridge"
+    depends = [*(bridge.glob(parts) if parts else ()), *bridge.glob("*.pxd"), *bridge.glob("juno_bridge/*.pxd"),
+               *bridge.glob("*.hpp")]
     return Extension(
         f"juno_bridge.{name}",
         [f"bridge/{name}.pyx"],
+        depends=sorted(str(path.relative_to(ROOT)) for path in depends),
         include_dirs=[*INCLUDE, str(ROOT / "bridge"), numpy.get_include()],
         libraries=["juno_bridge"],
         runtime_library_dirs=["$ORIGIN/lib"],
@@ -148,7 +154,7 @@ def extension(name: str) -> Extension:
     )
 
 
-extensions = [extension("_core"), extension("_hits")]
+extensions = [extension("_core", "_*.pxi"), extension("_hits")]
 
 setup(
     ext_modules=cythonize(extensions, include_path=["bridge"], compiler_directives={"language_level": 3}),

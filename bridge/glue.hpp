@@ -88,6 +88,59 @@ inline int run_session(Session& session, const jb_tensor_view* inputs, size_t nu
   JB_GUARD(session.run(from_c(inputs), num_inputs, output_index, from_c(outputs), owned, num_outputs))
 }
 
+// One call of Session.run or run_async as the core takes it, filled by bridge/_calls.pxi: the views of
+// the caller's arrays (inputs in model order, outputs as requested; inline room for a few, which is most
+// calls, and the heap beyond), the outputs' index, the Tensors that receive the outputs the runtime
+// allocates, and the temporary arrays over buffer-protocol objects the views point into. A local of
+// Session.run (nothing allocated per call) or a member of run_async's _Call; made and destroyed with the
+// GIL held, since it holds the temporaries.
+class CallViews {
+ public:
+  static constexpr size_t kInline = 4;
+
+  jb_tensor_view* inputs = nullptr;
+  jb_tensor_view* outputs = nullptr;
+  const int32_t* output_index = nullptr;
+  Tensor* owned = nullptr;  // null: every output goes into the caller's buffer
+  size_t num_inputs = 0;
+  size_t num_outputs = 0;
+  PyObject* temporaries = nullptr;  // a list, made on first need, or null
+
+  CallViews() = default;
+  CallViews(const CallViews&) = delete;
+  CallViews& operator=(const CallViews&) = delete;
+  ~CallViews() { Py_XDECREF(temporaries); }
+
+  jb_tensor_view* input_room(size_t n) {
+    num_inputs = n;
+    return inputs = room(n, inputs_inline_, inputs_heap_);
+  }
+  jb_tensor_view* output_room(size_t n) {
+    num_outputs = n;
+    return outputs = room(n, outputs_inline_, outputs_heap_);
+  }
+  // Tensors for the outputs the runtime allocates (those whose view has no data), or none.
+  void allocate_outputs(bool any) {
+    if (any) {
+      owned_.resize(num_outputs);
+      owned = owned_.data();
+    } else {
+      owned = nullptr;
+    }
+  }
+
+ private:
+  static jb_tensor_view* room(size_t n, jb_tensor_view* inline_room, std::vector<jb_tensor_view>& heap) {
+    if (n <= kInline) return inline_room;
+    heap.resize(n);
+    return heap.data();
+  }
+  jb_tensor_view inputs_inline_[kInline];
+  jb_tensor_view outputs_inline_[kInline];
+  std::vector<jb_tensor_view> inputs_heap_, outputs_heap_;
+  std::vector<Tensor> owned_;
+};
+
 // A Python thread state kept for the life of a thread that is not Python's own (a runtime's or the worker
 // pool's) and completes runs: taking the GIL there then costs what it costs a Python thread, instead of
 // making and freeing a thread state per completion (measured, tiny model: 31 -> 18 us per run_async).

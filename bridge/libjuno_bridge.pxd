@@ -1,4 +1,5 @@
 # C and C++ declarations of the core library, written once; the .pyx modules only cimport them.
+from cpython.ref cimport PyObject
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libcpp cimport bool
 from libcpp.map cimport map
@@ -111,6 +112,17 @@ cdef extern from "glue.hpp" namespace "jb" nogil:
     int run_session(CSession& session, const jb_tensor_view* inputs, size_t num_inputs,
                     const int32_t* output_index, jb_tensor_view* outputs, Tensor* owned,
                     size_t num_outputs, Status* status)
+    cdef cppclass CallViews:
+        jb_tensor_view* inputs
+        jb_tensor_view* outputs
+        const int32_t* output_index
+        Tensor* owned
+        size_t num_inputs
+        size_t num_outputs
+        PyObject* temporaries
+        jb_tensor_view* input_room(size_t n)
+        jb_tensor_view* output_room(size_t n)
+        void allocate_outputs(bint any)
     ctypedef void (*AsyncDone)(void* user_data, Status* status) noexcept
     int run_session_async(CSession& session, const jb_tensor_view* inputs, size_t num_inputs,
                           const int32_t* output_index, const jb_tensor_view* outputs, Tensor* owned,

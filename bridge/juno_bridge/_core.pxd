@@ -30,14 +30,14 @@ cdef class Session:
     cdef tuple _inputs
     cdef str _backend  # the backend's name, read at open
     cdef tuple _outputs
+    cdef tuple _input_names
     cdef tuple _output_names
     cdef dict _input_index
     cdef dict _output_index
     cdef vector[int32_t] _all_outputs
-    cdef list _plans  # the _Plan of each call signature seen lately, newest first (see Session.run)
+    cdef list _layouts  # the _CallLayout of each call signature seen lately, newest first (_calls.pxi)
     cdef set _pending  # the run_async futures not done yet (close() waits for them)
     cdef str _unordered  # why a sequence of inputs is refused (the model gives its inputs no order); None: taken
 
     cdef CSession* _open(self) except NULL
-    cdef object _call(self, object inputs, object out, object outputs)  # a _Call (_core.pyx)
     cdef void _release(self) noexcept

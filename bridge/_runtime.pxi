@@ -1,5 +1,5 @@
 # jb.Runtime: what Sessions share (the shared backend sessions, the executor of run_async), owned by the
-# caller. Included by _core.pyx.
+# caller (included by _core.pyx).
 
 cdef int _hand_to_executor(void* executor, RuntimeTask* task) noexcept with gil:
     # Called by the core (runtime.hpp) for each piece of asynchronous work: the Python executor gets a
