@@ -96,6 +96,7 @@ bool read_declared(Algorithm& a, PyObject* list, std::vector<Declared>& out) {
 Algorithm* Algorithm::open(const std::string& model, const void* bytes, size_t, const plugin::Options& options) {
   if (bytes != nullptr)
     throw Error(JB_ERROR_UNSUPPORTED, "python backend: opens 'python:package.module:attr', not model bytes");
+  if (const std::string said = keep_freed_memory(); !said.empty()) plugin::log(JB_LOG_INFO, "python", said);
   ensure_interpreter(plugin::library_dir());
   Gil gil;
   ensure_numpy();

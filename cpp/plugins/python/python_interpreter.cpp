@@ -1,6 +1,9 @@
-// The interpreter of the python plugin: started in a C++ host, joined inside a Python process; and the
-// pending Python exception as a bridge error.
+// The interpreter of the python plugin: started in a C++ host, joined inside a Python process; the heap
+// its algorithms allocate from; and the pending Python exception as a bridge error.
 #include <dlfcn.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <cstdlib>
 #include <cstring>
@@ -106,6 +109,32 @@ void ensure_interpreter(const std::string& library_dir) {
     failure = Error(JB_ERROR_BACKEND_UNAVAILABLE, "python backend: cannot set sys.argv");
   PyEval_SaveThread();  // the host's threads take the GIL per call from now on
   if (failure) throw *failure;
+}
+
+std::string keep_freed_memory() {
+#if defined(__GLIBC__) && __SIZEOF_POINTER__ == 8
+  static std::once_flag once;
+  std::string said;
+  std::call_once(once, [&said] {
+    if (const char* tune = std::getenv("JUNO_BRIDGE_TUNE_MALLOC"); tune && std::strcmp(tune, "0") == 0) return;
+    const char* tunables = std::getenv("GLIBC_TUNABLES");
+    bool configured = tunables && std::strstr(tunables, "glibc.malloc.");
+    for (const char* name : {"MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_"})
+      configured = configured || std::getenv(name);
+    if (configured) {
+      said = "python backend: glibc malloc left as the environment configures it (GLIBC_TUNABLES, MALLOC_*_)";
+      return;
+    }
+    // 32 MiB: the most glibc's own threshold grows to on 64-bit; larger blocks are still mapped per call.
+    if (mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1)
+      said = "python backend: glibc malloc keeps up to 1 GiB of freed heap for reuse (M_TRIM_THRESHOLD) and serves "
+             "blocks up to 32 MiB from it (M_MMAP_THRESHOLD), so that an algorithm's temporaries are not given "
+             "back and faulted in again every call; JUNO_BRIDGE_TUNE_MALLOC=0 leaves malloc as it is";
+  });
+  return said;
+#else
+  return "";
+#endif
 }
 
 }  // namespace jb::python_plugin

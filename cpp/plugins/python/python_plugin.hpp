@@ -125,6 +125,15 @@ class Lender {
   std::vector<PyObject*> free_leases;
 };
 
+// Once per process, on glibc unless the environment configures malloc itself (GLIBC_TUNABLES glibc.malloc.*,
+// MALLOC_*_) or JUNO_BRIDGE_TUNE_MALLOC=0: keeps freed heap memory for reuse instead of giving it back to the
+// system. glibc gives the top of its heap back when more than M_TRIM_THRESHOLD is free there, a threshold
+// it sizes after the largest block it has unmapped (at most 2 x 32 MiB). A torch module's temporaries per
+// call can exceed it; then, depending on what else lies on the heap, they are given back after every call
+// and faulted in again on the next (twice the time of the default model's call at B = 64: README,
+// "Measured"). Says what it did, for the host's log ("" when nothing).
+std::string keep_freed_memory();
+
 // numpy's C API for this plugin (GIL held); throws when numpy cannot be imported.
 void ensure_numpy();
 
