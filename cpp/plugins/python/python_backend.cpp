@@ -113,7 +113,8 @@ Algorithm* Algorithm::open(const std::string& model, const void* bytes, size_t, 
     throw python_error(JB_ERROR_BACKEND_UNAVAILABLE, "python backend: ");
   for (const auto& [key, value] : options.pairs()) {  // the algorithm checks their names itself
     Ref v(PyUnicode_FromString(value.c_str()));
-    if (!v || PyDict_SetItemString(config.get(), key.c_str(), v.get()) < 0) throw python_error(JB_ERROR_INVALID_ARGUMENT, context);
+    if (!v || PyDict_SetItemString(config.get(), key.c_str(), v.get()) < 0)
+      throw python_error(JB_ERROR_INVALID_ARGUMENT, context);
   }
   Ref opened(PyObject_CallFunction(open.get(), "sO", model.c_str(), config.get()));
   if (!opened) throw python_error(JB_ERROR_MODEL_LOAD, context);
@@ -224,8 +225,10 @@ PyObject* Algorithm::async_done(PyObject* capsule, PyObject* args) {
   }
   failure = a->settle(loan, std::move(failure), true);
   run->loan.reset();  // the scratch outputs too
-  if (failure) run->done(run->user_data, static_cast<jb_status>(failure->code()), failure->backend_code(), failure->what());
-  else run->done(run->user_data, JB_OK, 0, nullptr);
+  if (failure)
+    run->done(run->user_data, static_cast<jb_status>(failure->code()), failure->backend_code(), failure->what());
+  else
+    run->done(run->user_data, JB_OK, 0, nullptr);
   Py_RETURN_NONE;
 }
 
@@ -278,8 +281,8 @@ void Algorithm::run_async(const jb_tensor_view* inputs, const int32_t* output_in
     return;
   }
   // It raised before starting: the run did not start, and done (if kept) must find nothing to complete.
-  std::optional<Error> failure = python_error(JB_ERROR_RUNTIME, "python model '" + model +
-                                                                    "': the algorithm's run_async raised an exception:\n");
+  std::optional<Error> failure =
+      python_error(JB_ERROR_RUNTIME, "python model '" + model + "': the algorithm's run_async raised an exception:\n");
   run->algorithm = nullptr;
   failure = settle(lent, failure, true);
   run->loan.reset();

@@ -133,7 +133,8 @@ void Lender::place_outputs(const jb_tensor_view* inputs, const int32_t* output_i
   out_shape.assign(n_model_out, {});
   for (size_t k = 0; k < n_model_out; ++k) {
     const Declared& d = a->outs_[k];
-    for (size_t i = 0; i < d.shape.size(); ++i) out_shape[k].push_back(d.symbol[i] < 0 ? d.shape[i] : bound[d.symbol[i]]);
+    for (size_t i = 0; i < d.shape.size(); ++i)
+      out_shape[k].push_back(d.symbol[i] < 0 ? d.shape[i] : bound[d.symbol[i]]);
   }
   auto nbytes = [&](size_t k) {
     size_t n = dtype_size(static_cast<DType>(a->outs_[k].dtype));
@@ -152,7 +153,8 @@ void Lender::place_outputs(const jb_tensor_view* inputs, const int32_t* output_i
       if (static_cast<size_t>(outputs[i].rank) != d.shape.size() ||
           std::memcmp(outputs[i].shape, out_shape[k].data(), d.shape.size() * sizeof(int64_t)) != 0)
         throw Error(JB_ERROR_INPUT, context + "output '" + d.name + "': expected shape " + bound_text(*a, d, bound) +
-                                        " (bound from the inputs), got " + shape_string(outputs[i].shape, outputs[i].rank));
+                                        " (bound from the inputs), got " +
+                                        shape_string(outputs[i].shape, outputs[i].rank));
       out_data[k] = outputs[i].data;
       continue;
     }
@@ -169,7 +171,8 @@ void Lender::place_outputs(const jb_tensor_view* inputs, const int32_t* output_i
   for (size_t k = 0; k < n_model_out; ++k) {
     if (out_data[k] != nullptr) continue;
     loan.scratch.emplace_back(alloc_output(nbytes(k)), &free_aligned);
-    if (!loan.scratch.back()) throw Error(JB_ERROR_RUNTIME, context + "out of memory for output '" + a->outs_[k].name + "'");
+    if (!loan.scratch.back())
+      throw Error(JB_ERROR_RUNTIME, context + "out of memory for output '" + a->outs_[k].name + "'");
     out_data[k] = loan.scratch.back().get();
   }
 }
