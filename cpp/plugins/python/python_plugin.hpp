@@ -1,6 +1,6 @@
 // What the three parts of the python plugin (libjuno_bridge_python.so) share:
-//   python_interpreter.cpp  starts the interpreter in a C++ host (sys.path, sys.argv) and turns the pending
-//                           Python exception into a bridge error;
+//   python_interpreter.cpp  starts the interpreter in a C++ host (sys.path, sys.argv), sets the process's malloc
+//                           to keep freed memory, and turns the pending Python exception into a bridge error;
 //   python_views.cpp        lends the caller's buffers to the algorithm as numpy views for one run, and takes
 //                           them back (the only part that includes numpy's C API);
 //   python_backend.cpp      the backend: the SDK's Model (open, run, run_async, close) and jb_plugin_init.
