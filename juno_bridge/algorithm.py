@@ -1,6 +1,6 @@
 """The Python-algorithm method: ``@juno_bridge.algorithm`` (juno_bridge.algorithm_spec) declares what a
 callable takes and gives; this module holds what the ``python`` backend plugin
-(cpp/plugins/python/python_backend.cpp) calls to open, check and guard it.
+(cpp/plugins/python/) calls to open, check and guard it.
 
     @juno_bridge.algorithm(inputs={"pmt": ("float32", ("B", 2, 17612))},
                            outputs={"energy": ("float32", ("B",))})

@@ -188,8 +188,8 @@ def _row(rows: list[Row], model: str, batch: int, form: str, caller: str) -> Row
 
 def group_targets(rows: list[Row]) -> list[Target]:
     """Printed, never asserted: per form and batch, the bridge's overhead per event against the library's own
-    Python API (in us, and as a ratio); the network's cost per event against the centroid's, at the largest
-    batch measured."""
+    Python API (in us, and as a ratio); per batch, the python: method from C++ against the torch module in
+    Python; the network's cost per event against the centroid's, at the largest batch measured."""
     targets: list[Target] = []
     names = dict.fromkeys(r.method.split(" ")[0] for r in rows if r.model == NETWORK)
     for batch in sorted({r.batch for r in rows}):
@@ -200,6 +200,12 @@ def group_targets(rows: list[Row]) -> list[Target]:
                                 (ours.median_us - native.median_us) / batch, None, False))
                 targets.append((f"model {name} B={batch}: juno-bridge Python / own Python API",
                                 ours.median_us / native.median_us, 1.05, False))
+        # The python: method from C++ runs the same torch module in an embedded interpreter (the plugin keeps
+        # freed heap memory for reuse: README, "Measured").
+        native, loop = _row(rows, NETWORK, batch, "python:", "native"), _row(rows, NETWORK, batch, "python:", "loop")
+        if native and loop:
+            targets.append((f"model python: B={batch}: juno-bridge C++ loop / the torch module in Python",
+                            loop.median_us / native.median_us, 1.1, False))
     batch = max((r.batch for r in rows), default=64)  # 64 in the default settings
     net, centroid = _row(rows, NETWORK, batch, ".onnx", "loop"), find_row(rows, CENTROID, batch, ".onnx centroid (3)")
     targets.append((f"model B={batch}: network / centroid cost per event, ONNX Runtime from C++",

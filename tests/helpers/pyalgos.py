@@ -1,5 +1,6 @@
 """Python algorithms the tests open through `python:helpers.pyalgos:<name>`, and C++ hosts through
 `python:pyalgos:<name>` with this directory on their PYTHONPATH."""
+import resource
 import threading
 
 import numpy as np
@@ -116,6 +117,16 @@ def per_event(inputs, outputs):
     pmt = inputs["pmt"]
     outputs["energy"][0] = pmt[0, 0]
     outputs["vertex"][:] = pmt[1, :3]
+
+
+@jb.algorithm(inputs={"x": ("float32", (1,))}, outputs={"faults": ("int64", (1,))})
+def scratch_faults(inputs, outputs):
+    """80 MB of temporaries (4 x 20 MB), freed before it returns, as a torch module's are; the minor page faults
+    their allocation took on this thread (tests/native/cpp/python_scratch_memory.cpp)."""
+    before = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+    blocks = [np.ones(5_000_000, np.float32) for _ in range(4)]
+    del blocks
+    outputs["faults"][0] = resource.getrusage(resource.RUSAGE_THREAD).ru_minflt - before
 
 
 not_declared = lambda inputs, outputs: None  # noqa: E731

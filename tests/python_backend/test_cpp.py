@@ -44,8 +44,9 @@ def build(tmp_path_factory):
     return compile_program
 
 
-def run(exe, *args):
-    result = subprocess.run([str(exe), *map(str, args)], env=host_env(), capture_output=True, text=True, timeout=120)
+def run(exe, *args, env=None):
+    result = subprocess.run([str(exe), *map(str, args)], env={**host_env(), **(env or {})}, capture_output=True,
+                            text=True, timeout=120)
     return result.returncode, result.stdout + result.stderr
 
 
@@ -59,6 +60,23 @@ def test_two_cpp_threads_share_a_python_session_without_deadlock(build):
     rc, out = run(build("python_two_threads"))
     assert rc == 0, out
     assert "runs 600, bad 0" in out
+
+
+def test_a_python_algorithms_freed_temporaries_are_reused_not_faulted_in_again_every_call(build):
+    # glibc gave the top of its heap back after each call (the temporaries exceed its trim threshold) and faulted
+    # it in again on the next: twice the time of a torch module's call from C++. The plugin keeps it for reuse.
+    rc, out = run(build("python_scratch_memory"))
+    assert rc == 0, out
+    assert "freed memory reused: yes" in out, out
+
+
+@pytest.mark.parametrize("env", [{"JUNO_BRIDGE_TUNE_MALLOC": "0"},
+                                 {"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=131072"}],
+                         ids=["turned-off", "configured-by-the-environment"])
+def test_malloc_is_left_alone_when_turned_off_or_configured_by_the_environment(build, env):
+    rc, out = run(build("python_scratch_memory"), env=env)
+    assert rc == 0, out
+    assert "freed memory reused: no" in out, out
 
 
 def test_the_core_library_does_not_link_libpython():

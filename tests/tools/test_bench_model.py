@@ -51,6 +51,11 @@ def test_onnx_form_and_the_centroid(bench):
 @pytest.mark.parametrize("form", [".pt2", ".pt", "python:"])
 def test_torch_forms(bench, form):
     check_form(bench, form)
+    if form == "python:":  # the python: method from C++ against the torch module in Python, with its target
+        report, stdout = bench
+        text = "model python: B=1: juno-bridge C++ loop / the torch module in Python"
+        target = next(t for t in report["targets"] if t["text"] == text)
+        assert target["ratio"] > 0 and target["target"] == 1.1 and text in stdout
 
 
 @pytest.mark.tf

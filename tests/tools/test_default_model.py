@@ -107,6 +107,22 @@ def test_python_algorithm_is_the_torch_module(pmt, torch_outputs):
 
 
 @pytest.mark.torch
+def test_python_algorithm_builds_its_torch_module_when_the_session_opens():
+    # Not in its first call: a framework's timed event loop paid for importing torch and building the module
+    # there (seconds: the demo's python: rows from C++). A fresh process, so no other test built it before.
+    import subprocess
+    import sys
+
+    probe = ("import juno_bridge as jb\n"
+             "from juno_bridge.demo.models import default, default_algorithm\n"
+             "session = jb.Session(default_algorithm.MODEL)\n"
+             "print('built at open:', '_MODULE' in vars(default))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "built at open: True" in done.stdout, done.stdout
+
+
+@pytest.mark.torch
 @pytest.mark.tf
 def test_keras_equals_torch_within_1e_5(pmt, torch_outputs):
     from juno_bridge.demo.models import keras_port

@@ -54,6 +54,13 @@ def torch_module(arrays: dict[str, np.ndarray] | None = None):
     return VertexEnergyNet(weights() if arrays is None else arrays).eval()
 
 
+def prepare() -> None:
+    """Builds the torch module ``reconstruct`` calls (importing torch), once; its first call does it otherwise."""
+    global _MODULE
+    if "_MODULE" not in globals():
+        _MODULE = torch_module()
+
+
 def reconstruct(pmt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The model from Python: ``pmt`` [B, 2, 17612] float32 -> vertex [B, 3], energy [B] (float32).
     The torch module, built once; torch's tensors share the numpy buffers both ways (no copy)."""
@@ -61,9 +68,7 @@ def reconstruct(pmt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     import torch
 
-    global _MODULE
-    if "_MODULE" not in globals():
-        _MODULE = torch_module()
+    prepare()
     with torch.inference_mode(), warnings.catch_warnings():
         # the bridge lends inputs read-only; the module only reads them
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)

@@ -8,5 +8,5 @@ a copy, and the outputs are written into the bridge's output buffers.
 from juno_bridge.demo.models import default
 from juno_bridge.demo.models.forms import vertex_energy_algorithm
 
-reconstruct = vertex_energy_algorithm(default.reconstruct)
+reconstruct = vertex_energy_algorithm(default.reconstruct, prepare=default.prepare)  # the module built at open
 MODEL = f"python:{__name__}:reconstruct"

@@ -34,16 +34,29 @@ def torch_forms(make_module, stem: str, cache) -> tuple[Path, Path, object]:
     return pt2, pt, module
 
 
-def vertex_energy_algorithm(reconstruct):
+def vertex_energy_algorithm(reconstruct, prepare=None):
     """``reconstruct(pmt) -> (vertex, energy)`` as a Python algorithm of the demo models' signature
-    (``python:module:callable`` names the result)."""
+    (``python:module:callable`` names the result). ``prepare()``, when given, runs as a session opens the
+    algorithm (the result is then a class, made once per session), so that what ``reconstruct`` would do in
+    its first call (import torch, build the module: seconds) is not paid inside a framework's event loop."""
     from juno_bridge.algorithm import algorithm
 
-    @algorithm(inputs={"pmt": ("float32", ("B", 2, N_LPMT))},
-               outputs={"vertex": ("float32", ("B", 3)), "energy": ("float32", ("B",))})
+    declare = algorithm(inputs={"pmt": ("float32", ("B", 2, N_LPMT))},
+                        outputs={"vertex": ("float32", ("B", 3)), "energy": ("float32", ("B",))})
+
     def run(inputs, outputs):
         vertex, energy = reconstruct(inputs["pmt"])
         outputs["vertex"][...] = vertex
         outputs["energy"][...] = energy
 
-    return run
+    if prepare is None:
+        return declare(run)
+
+    class Prepared:
+        def __init__(self):
+            prepare()
+
+        def __call__(self, inputs, outputs):
+            run(inputs, outputs)
+
+    return declare(Prepared)
