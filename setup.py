@@ -144,7 +144,8 @@ def extension(name: str) -> Extension:
         # Only PyInit_* is exported (hidden visibility, a version script), and nothing of a static
         # libstdc++ (-static-libstdc++ in LDFLAGS): the process has its own.
         extra_compile_args=["-std=c++17", "-O2", "-g0", "-fvisibility=hidden", "-fvisibility-inlines-hidden"],
-        extra_link_args=["-Wl,--exclude-libs,ALL", f"-Wl,--version-script={ROOT / 'cmake' / 'exports' / 'python_module.map'}"],
+        extra_link_args=["-Wl,--exclude-libs,ALL",
+                         f"-Wl,--version-script={ROOT / 'cmake' / 'exports' / 'python_module.map'}"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
         language="c++",
     )

@@ -45,7 +45,8 @@ def __getattr__(name):
 
 
 __all__ = [
-    "Session", "set_log_level", "get_log_level", "backends", "BackendInfo", "export_torch", "TensorInfo", "onnxruntime_info", "SUPPORTED_DTYPES",
+    "Session", "set_log_level", "get_log_level", "backends", "BackendInfo", "export_torch", "TensorInfo",
+    "onnxruntime_info", "SUPPORTED_DTYPES",
     "Error", "InvalidArgumentError", "InputError", "InputTypeError", "ModelLoadError",
     "BackendUnavailableError", "RunError", "UnsupportedError",
     "algorithm", "ReleasedViewError", "scatter_hits", "BatchAssembler", "empty",

@@ -34,7 +34,8 @@ def backend_table() -> dict[str, dict]:
 
     return {b.name: {"kind": "plugin" if b.plugin else "built in", "available": b.available,
                      "plugin": b.plugin_path or (f"libjuno_bridge_{b.plugin}.so not built" if b.plugin else ""),
-                     "extra": b.extra, "models": ", ".join([*b.prefixes, *b.suffixes, *filter(None, [b.directory_marker])]),
+                     "extra": b.extra,
+                     "models": ", ".join([*b.prefixes, *b.suffixes, *filter(None, [b.directory_marker])]),
                      "description": b.description}
             for b in jb.backends()}
 

@@ -2,7 +2,6 @@
 names still checks its arrays, and a call with other names, another key order or other outputs gets
 its own resolution, never a stale one."""
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper
 
