@@ -15,9 +15,9 @@ export JUNO_BRIDGE_REQUIRE_TORCH := 1
 # at run time, any release from 2.16 on; this pin is the release our CI tests besides 2.20).
 TF_DEPS := "tensorflow-cpu==2.21.0"
 # Extras installed with the package; our own CI installs them all.
-EXTRAS := test,hdf5,root,torch,tf,triton,dask,converters
+EXTRAS := test,hdf5,root,torch,tf,triton,dask,converters,lint
 
-.PHONY: all demo test install bench clean clean-cache sniper
+.PHONY: all demo test install bench clean clean-cache sniper lint
 
 all: install
 
@@ -40,6 +40,10 @@ bench: install
 REQUIRE_ALL ?= 1
 test: install
 	cd tests && JUNO_BRIDGE_REQUIRE_ALL=$(REQUIRE_ALL) ../$(VENV)/bin/pytest -q -p no:cacheprovider
+
+# ruff and clang-format on what changed since the style was adopted (.ci/lint says how); CI runs it.
+lint: install
+	bash .ci/lint
 
 # The SNiPER package (cpp/sniper) against the SNiPER installed in SNIPER_PREFIX, installed into the
 # juno_bridge package of $(VENV):  make sniper SNIPER_PREFIX=/path/to/sniper/install

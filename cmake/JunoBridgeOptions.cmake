@@ -114,8 +114,8 @@ endmacro()
 function(jb_add_plugin name)
   set(target juno_bridge_${name})
   add_library(${target} MODULE ${ARGN})
-  target_include_directories(${target} PRIVATE "${PROJECT_SOURCE_DIR}/cpp/include" "${PROJECT_SOURCE_DIR}/cpp/plugins"
-                                                "${PROJECT_SOURCE_DIR}/third_party/onnxruntime")
+  target_include_directories(${target} PRIVATE "${PROJECT_SOURCE_DIR}/cpp/include" "${JB_GENERATED_INCLUDE_DIR}"
+                             "${PROJECT_SOURCE_DIR}/cpp/plugins" "${PROJECT_SOURCE_DIR}/third_party/onnxruntime")
   target_link_libraries(${target} PRIVATE jb_flags Threads::Threads)
   set_target_properties(${target} PROPERTIES PREFIX "lib" LIBRARY_OUTPUT_DIRECTORY "${JB_OUTPUT_DIR}"
                                               NO_SONAME OFF)

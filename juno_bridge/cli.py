@@ -34,7 +34,8 @@ def backend_table() -> dict[str, dict]:
 
     return {b.name: {"kind": "plugin" if b.plugin else "built in", "available": b.available,
                      "plugin": b.plugin_path or (f"libjuno_bridge_{b.plugin}.so not built" if b.plugin else ""),
-                     "extra": b.extra, "models": ", ".join([*b.prefixes, *b.suffixes, *filter(None, [b.directory_marker])]),
+                     "extra": b.extra,
+                     "models": ", ".join([*b.prefixes, *b.suffixes, *filter(None, [b.directory_marker])]),
                      "description": b.description}
             for b in jb.backends()}
 
@@ -230,11 +231,14 @@ def backend_names() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from juno_bridge import __version__
+
     parser = argparse.ArgumentParser(
         prog="juno-bridge",
         description="Run ML models inside JUNO's offline software: one zero-copy interface from C++ and "
                     "Python to ONNX Runtime, libtorch and Python algorithms.",
         epilog="Exit codes: 0 ok, 1 error, 2 bad usage, 3 backend unavailable. Use --debug for tracebacks.")
+    parser.add_argument("--version", action="version", version=f"juno-bridge {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     parser.add_argument("--verbose", action="store_true",
                         help="keep the native libraries' start-up lines on stderr (TensorFlow's absl and oneDNN)")

@@ -22,7 +22,6 @@ The same hits as a ROOT TTree (jagged ``pmt_id``, ``npe``, ``time`` per event): 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 

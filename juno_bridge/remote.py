@@ -2,8 +2,8 @@
 
 How it is reached: the core routes "triton://..." (its backend registry) to the python plugin, whose
 ``open_algorithm`` (juno_bridge.algorithm) instantiates :class:`RemoteModel` with the URL and the
-session's config entries as options; so C++ and Python callers get the same Session, with inputs/outputs from the server's model
-metadata, and outputs written into the caller's buffers (``out=``).
+session's config entries as options; so C++ and Python callers get the same Session, with inputs/outputs from the
+server's model metadata, and outputs written into the caller's buffers (``out=``).
 
 Options (Session config entries): ``timeout_s`` deadline of every call, retries and region set-up
 included (default 30; the client's own default waits forever on a hung server), ``retries`` on UNAVAILABLE

@@ -8,8 +8,8 @@ JUNO-sized model (builtin ``juno``: [B, 2, 17612] float32 -> [B, 4]), B = 1 and 
   (r4) (r3) with 8 requests in flight (8 threads on one Session), reported per request;
   (r5) (r3) with 8 run_async calls in flight from one thread (B = 64), reported per request;
 the memory of ten opens of the JUNO-sized model sharing one backend session vs shared=False (RSS growth,
-each measured in a fresh process); and `juno-bridge run` events/s over the same event files with 1 and 2 Dask workers (cluster started
-before timing, each worker's Session opened by a warm-up run).
+each measured in a fresh process); and `juno-bridge run` events/s over the same event files with 1 and 2 Dask
+workers (cluster started before timing, each worker's Session opened by a warm-up run).
 
     python -m juno_bridge.bench.remote [--quick]
 """
@@ -214,7 +214,7 @@ def dask_rows(quick: bool) -> list[dict]:
         clusters = {w: LocalCluster(n_workers=w, threads_per_worker=1, processes=True, dashboard_address=None)
                     for w in (1, 2)}
         try:
-            for workers, cluster in clusters.items():
+            for cluster in clusters.values():
                 with Client(cluster) as client:
                     client.run(warm_up, model)  # one Session opened in every worker before timing
             # Interleaved rounds, so a change of load on a shared machine hits both alike; median per config.

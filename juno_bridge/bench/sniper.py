@@ -160,7 +160,8 @@ def run_bench(quick: bool = False) -> list[dict]:
         host_s = min(r["seconds"] for r in runs) / n
         loop = json.loads(subprocess.run([str(paths.bin_dir() / "jb-bench-loop"), model, "1", str(n), "50"], check=True,
                                          capture_output=True, text=True).stdout.strip().splitlines()[-1])
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [f"{prefix}/python", os.environ.get("PYTHONPATH")])),
+        env = dict(os.environ,
+                   PYTHONPATH=os.pathsep.join(filter(None, [f"{prefix}/python", os.environ.get("PYTHONPATH")])),
                    LD_LIBRARY_PATH=os.pathsep.join(filter(None, [f"{prefix}/lib", os.environ.get("LD_LIBRARY_PATH")])))
         proc = subprocess.run([sys.executable, "-c", JOB, str(h5), str(n), model, "200" if quick else "1000"],
                               env=env, capture_output=True, text=True, cwd=tmp)  # not a source tree's cwd
@@ -203,7 +204,8 @@ def targets(rows: list[dict]) -> list[tuple[str, float | None, float, bool]]:
     return [
         (f"JunoBridgeAlg in SNiPER (s2 - s0) minus Session::run alone (s5), us per event ({overhead:.1f})",
          overhead, 2.0, False),
-        ("SNiPER job (reader + JunoBridgeAlg) vs the C++ framework host (s2 / s1)", by["(s2)"] / by["(s1)"], 1.1, False),
+        ("SNiPER job (reader + JunoBridgeAlg) vs the C++ framework host (s2 / s1)", by["(s2)"] / by["(s1)"], 1.1,
+         False),
         ("store handoff vs PyDataStore::set, x faster", by["(s3b)"] / by["(s3a)"], 100.0, True),
         ("Python algorithm in SNiPER vs plain Python loop, ratio", by["(s4a)"] / by["(s4b)"], 1.1, False),
         ("two tasks in two threads vs one task, events/s, x (2 cores: at most 2)", by["(s6a)"] / by["(s6b)"], 1.5,

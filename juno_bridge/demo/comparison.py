@@ -313,9 +313,6 @@ def run_demo(n_events: int = 2000, out_dir: str | os.PathLike = "juno-bridge-dem
              progress: bool = True, say=print, resolution_events: int = 2000) -> dict:
     from tqdm import tqdm
 
-    from juno_bridge import paths
-    from juno_bridge.paths import cache_dir
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     say(f"juno-bridge demo: {n_events} toy JUNO events (LPMT hits, 0-10 MeV, vertex uniform in the LS)")

@@ -125,7 +125,8 @@ def _model_config(served: ServedModel, max_batch: int, queue_delay_us: int, inst
     package_parent = str(PACKAGE_DIR.parent)
     parameters = {"juno_bridge_model": served.model, "juno_bridge_options": json.dumps(served.options),
                   # The stub ignores PYTHONPATH: it gets ours, so an uninstalled checkout and test modules work.
-                  "juno_bridge_sys_path": json.dumps([package_parent] + [p for p in sys.path if p and Path(p).is_dir()])}
+                  "juno_bridge_sys_path": json.dumps([package_parent] +
+                                                     [p for p in sys.path if p and Path(p).is_dir()])}
     for key, value in parameters.items():
         lines.append(f"parameters {{ key: {json.dumps(key)} value: {{ string_value: {json.dumps(value)} }} }}")
     return "\n".join(lines) + "\n"

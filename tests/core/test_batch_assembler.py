@@ -47,7 +47,7 @@ def test_results_come_back_per_event_when_the_batch_is_full():
     assert asm.pending == 3
     results = asm.add(*events[3])
     assert [r[0] for r in results] == [0, 1, 2, 3] and asm.pending == 0 and asm.runs == 1
-    for (event_id, rows), ev in zip(results, events):
+    for (_, rows), ev in zip(results, events):
         d = dense(ev)
         assert rows["energy"].shape == () and rows["vertex"].shape == (3,)
         np.testing.assert_allclose(rows["energy"], d[0].sum(), rtol=1e-5)

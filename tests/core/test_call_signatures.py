@@ -3,7 +3,6 @@ names still checks its arrays, and a call with other names, another key order or
 its own resolution, never a stale one."""
 import ml_dtypes
 import numpy as np
-import onnx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st

@@ -104,7 +104,8 @@ def test_matmul_equals_onnxruntime_bitwise_and_numpy_closely(models, data, dtype
           {"y": x @ w}, exact_numpy=dtype.kind != "f")
 
 
-@given(data=st.data(), rows=batch, k=st.integers(1, 10), n=st.integers(1, 6), dtype=st.sampled_from(["float32", "float64"]))
+@given(data=st.data(), rows=batch, k=st.integers(1, 10), n=st.integers(1, 6),
+       dtype=st.sampled_from(["float32", "float64"]))
 def test_gemm_with_initializers_equals_onnxruntime_bitwise(models, data, rows, k, n, dtype):
     rng = np.random.default_rng(k * 100 + n)
     w = rng.standard_normal((n, k)).astype(dtype)
@@ -123,7 +124,8 @@ def test_cast_between_every_pair_of_dtypes_equals_numpy_and_onnxruntime(models, 
     check(models.get(f"cast_{source}_{target}", onnx_models.cast, source, target), {"x": x}, {"y": x.astype(target)})
 
 
-@given(data=st.data(), rows=batch, dtype=st.sampled_from([np.dtype("float32"), np.dtype("float64"), np.dtype("float16")]))
+@given(data=st.data(), rows=batch,
+       dtype=st.sampled_from([np.dtype("float32"), np.dtype("float64"), np.dtype("float16")]))
 def test_several_inputs_and_outputs_of_mixed_dtypes_equal_numpy(models, data, rows, dtype):
     a = data.draw(hnp.arrays(dtype, (rows, 3), elements=st.floats(-1e3, 1e3, width=16)))
     b = data.draw(hnp.arrays(dtype, (rows, 3), elements=st.floats(-1e3, 1e3, width=16)))

@@ -72,7 +72,8 @@ def test_too_few_positional_inputs(session):
 
 
 @pytest.mark.parametrize("make", [lambda: np.ones((3, 2), np.float32).T, lambda: np.ones((2, 6), np.float32)[:, ::2],
-                                  lambda: np.ones((4, 3), np.float32)[::2]], ids=["transposed", "column-sliced", "row-sliced"])
+                                  lambda: np.ones((4, 3), np.float32)[::2]],
+                         ids=["transposed", "column-sliced", "row-sliced"])
 def test_non_contiguous_input_is_refused_not_copied(session, make):
     x = make()
     with raises(jb.InputError, "input 'a'", "C-contiguous", f"strides {x.strides}", "ascontiguousarray"):

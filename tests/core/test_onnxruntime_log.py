@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -48,7 +48,8 @@ def workload(model_path):
               "multi_io": model_path("multi_io", onnx_models.multi_io),
               "cast": model_path("cast_i32_f16", onnx_models.cast, np.int32, np.float16),
               "dense": model_path("dense_64_32_4", onnx_models.dense, 64, 32, 4)}
-    feeds = {"add.a": rng.standard_normal((5, 7)).astype(np.float32), "add.b": rng.standard_normal((5, 7)).astype(np.float32),
+    feeds = {"add.a": rng.standard_normal((5, 7)).astype(np.float32),
+             "add.b": rng.standard_normal((5, 7)).astype(np.float32),
              "multi_io.a": rng.standard_normal((4, 3)).astype(np.float32),
              "multi_io.b": rng.standard_normal((4, 3)).astype(np.float32),
              "multi_io.c": rng.standard_normal(3).astype(np.float32),

@@ -46,7 +46,8 @@ def if_case(rng, take_then):
     else_graph = helper.make_graph([helper.make_node("Neg", ["x"], ["else_out"])], "else", [],
                                    [value_info("else_out", F32, (3, 4))])
     node = helper.make_node("If", ["cond"], ["y"], then_branch=then_graph, else_branch=else_graph)
-    model = make_model([node], [value_info("cond", BOOL, ()), value_info("x", F32, (3, 4))], [value_info("y", F32, None)])
+    model = make_model([node], [value_info("cond", BOOL, ()), value_info("x", F32, (3, 4))],
+                       [value_info("y", F32, None)])
     return model, {"cond": np.array(take_then), "x": x}
 
 
@@ -93,8 +94,8 @@ def f(rng, *shape):
 CASES = {
     "Conv": lambda r: single_node("Conv", {"X": f(r, 2, 3, 9, 9)}, [("Y", F32)],
                                   {"W": f(r, 4, 3, 3, 3), "B": f(r, 4)}, strides=[2, 2], pads=[1, 1, 1, 1]),
-    "Conv_grouped_dilated": lambda r: single_node("Conv", {"X": f(r, 1, 4, 8, 8)}, [("Y", F32)], {"W": f(r, 4, 2, 3, 3)},
-                                                  group=2, dilations=[2, 2]),
+    "Conv_grouped_dilated": lambda r: single_node("Conv", {"X": f(r, 1, 4, 8, 8)}, [("Y", F32)],
+                                                  {"W": f(r, 4, 2, 3, 3)}, group=2, dilations=[2, 2]),
     "ConvTranspose": lambda r: single_node("ConvTranspose", {"X": f(r, 1, 2, 5, 5)}, [("Y", F32)],
                                            {"W": f(r, 2, 3, 3, 3)}, strides=[2, 2], output_padding=[1, 1]),
     "MaxPool_with_indices": lambda r: single_node("MaxPool", {"X": f(r, 2, 3, 8, 8)}, [("Y", F32), ("I", I64)],
@@ -125,7 +126,8 @@ CASES = {
     "Slice_steps": lambda r: single_node("Slice", {"X": f(r, 5, 6, 7)}, [("Y", F32)],
                                          {"starts": np.array([1, 0], I64), "ends": np.array([5, -1], I64),
                                           "axes": np.array([0, 2], I64), "steps": np.array([2, 3], I64)}),
-    "Gather_negative_indices": lambda r: single_node("Gather", {"X": f(r, 5, 4), "idx": np.array([[0, 4], [2, -1]], I64)},
+    "Gather_negative_indices": lambda r: single_node("Gather",
+                                                     {"X": f(r, 5, 4), "idx": np.array([[0, 4], [2, -1]], I64)},
                                                      [("Y", F32)], axis=0),
     "GatherElements": lambda r: single_node("GatherElements", {"X": f(r, 3, 4), "idx": r.integers(0, 4, (3, 2))},
                                             [("Y", F32)], axis=1),
@@ -139,7 +141,8 @@ CASES = {
     "Pad_reflect": lambda r: single_node("Pad", {"X": f(r, 2, 4, 5)}, [("Y", F32)],
                                          {"pads": np.array([0, 1, 2, 0, 1, 1], I64)}, mode="reflect"),
     "Flatten": lambda r: single_node("Flatten", {"X": f(r, 2, 3, 4, 5)}, [("Y", F32)], axis=2),
-    "DepthToSpace": lambda r: single_node("DepthToSpace", {"X": f(r, 1, 8, 2, 3)}, [("Y", F32)], blocksize=2, mode="CRD"),
+    "DepthToSpace": lambda r: single_node("DepthToSpace", {"X": f(r, 1, 8, 2, 3)}, [("Y", F32)], blocksize=2,
+                                          mode="CRD"),
     "ArgMax_last_index": lambda r: single_node("ArgMax", {"X": r.integers(0, 3, (4, 6)).astype(F32)}, [("Y", I64)],
                                                axis=1, keepdims=1, select_last_index=1),
     "ArgMin": lambda r: single_node("ArgMin", {"X": f(r, 4, 6)}, [("Y", I64)], axis=0, keepdims=0),
@@ -147,8 +150,10 @@ CASES = {
                                   {"K": np.array([4], I64)}, axis=-1, largest=1, sorted=1),
     "CumSum_exclusive_reverse": lambda r: single_node("CumSum", {"X": f(r, 4, 5)}, [("Y", F32)],
                                                       {"axis": np.array(1, I64)}, exclusive=1, reverse=1),
-    "Where": lambda r: single_node("Where", {"c": r.random((3, 4)) > 0.5, "a": f(r, 3, 4), "b": f(r, 1, 4)}, [("y", F32)]),
-    "Equal_int": lambda r: single_node("Equal", {"a": r.integers(0, 3, (3, 4)), "b": r.integers(0, 3, (4,))}, [("y", BOOL)]),
+    "Where": lambda r: single_node("Where", {"c": r.random((3, 4)) > 0.5, "a": f(r, 3, 4), "b": f(r, 1, 4)},
+                                   [("y", F32)]),
+    "Equal_int": lambda r: single_node("Equal", {"a": r.integers(0, 3, (3, 4)), "b": r.integers(0, 3, (4,))},
+                                       [("y", BOOL)]),
     "Greater": lambda r: single_node("Greater", {"a": f(r, 3, 4), "b": f(r, 3, 1)}, [("y", BOOL)]),
     "Not": lambda r: single_node("Not", {"x": r.random((5,)) > 0.5}, [("y", BOOL)]),
     "And": lambda r: single_node("And", {"a": r.random((2, 5)) > 0.5, "b": r.random((5,)) > 0.5}, [("y", BOOL)]),
@@ -172,15 +177,18 @@ CASES = {
                                              value=numpy_helper.from_array(np.array([1.5], F32))),
     "NonZero": lambda r: single_node("NonZero", {"X": r.random((3, 5)) > 0.6}, [("Y", I64)]),
     "Unique_four_outputs": lambda r: single_node("Unique", {"X": r.integers(0, 5, (12,))},
-                                                 [("Y", I64), ("indices", I64), ("inverse", I64), ("counts", I64)], sorted=1),
+                                                 [("Y", I64), ("indices", I64), ("inverse", I64), ("counts", I64)],
+                                                 sorted=1),
     "OneHot": lambda r: single_node("OneHot", {"idx": np.array([0, 3, -1, 2], I64)}, [("Y", F32)],
                                     {"depth": np.array(4, I64), "values": np.array([0, 1], F32)}),
     "Trilu_lower": lambda r: single_node("Trilu", {"X": f(r, 4, 5)}, [("Y", F32)], {"k": np.array(1, I64)}, upper=0),
     "QuantizeLinear_uint8": lambda r: single_node("QuantizeLinear", {"x": f(r, 2, 6)}, [("y", np.uint8)],
                                                   {"scale": np.array(0.05, F32), "zero": np.array(128, np.uint8)}),
-    "DequantizeLinear_int8": lambda r: single_node("DequantizeLinear", {"x": r.integers(-128, 128, (2, 6), dtype=np.int8)},
-                                                   [("y", F32)], {"scale": np.array(0.1, F32), "zero": np.array(3, np.int8)}),
-    "Cast_to_float16": lambda r: single_node("Cast", {"x": f(r, 3, 4) * 100}, [("y", np.float16)], to=TensorProto.FLOAT16),
+    "DequantizeLinear_int8": lambda r: single_node("DequantizeLinear",
+                                                   {"x": r.integers(-128, 128, (2, 6), dtype=np.int8)}, [("y", F32)],
+                                                   {"scale": np.array(0.1, F32), "zero": np.array(3, np.int8)}),
+    "Cast_to_float16": lambda r: single_node("Cast", {"x": f(r, 3, 4) * 100}, [("y", np.float16)],
+                                             to=TensorProto.FLOAT16),
     "If_then": lambda r: if_case(r, True),
     "If_else": lambda r: if_case(r, False),
     "Loop_with_scan_output": loop_case,
@@ -222,7 +230,8 @@ def unary_sessions(model_path):
     sessions = {}
     for op in UNARY:
         out = BOOL if op.startswith("Is") else F32
-        model = make_model([helper.make_node(op, ["x"], ["y"])], [value_info("x", F32, None)], [value_info("y", out, None)])
+        model = make_model([helper.make_node(op, ["x"], ["y"])], [value_info("x", F32, None)],
+                           [value_info("y", out, None)])
         path = model_path(f"unary_{op}", lambda m=model: m)
         sessions[op] = (bridge_session(path), path)
     return sessions

@@ -6,7 +6,6 @@ through the core's worker pool ("pool"), said once at open in the debug log."""
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import ctypes
 import logging
 import subprocess
@@ -117,7 +116,8 @@ def test_a_non_tensor_output_of_a_native_run_is_an_error_through_the_future(mode
     with jb.Session(model_path("sequence_output", onnx_models.sequence_output), intra_op_threads=2,
                     async_runs="native", shared=False) as s:
         assert s.async_mode == "native"
-        with pytest.raises(jb.UnsupportedError, match=r"output 'seq' is of type seq\(tensor\(float\)\).*outputs=\['y'\]"):
+        with pytest.raises(jb.UnsupportedError,
+                           match=r"output 'seq' is of type seq\(tensor\(float\)\).*outputs=\['y'\]"):
             s.run_async([np.ones(3, np.float32)]).result(timeout=60)
         y = s.run_async([np.ones(3, np.float32)], outputs=["y"]).result(timeout=60)["y"]
         np.testing.assert_array_equal(y, np.ones(3, np.float32))

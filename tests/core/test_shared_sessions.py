@@ -16,7 +16,6 @@ import pytest
 
 import juno_bridge as jb
 from juno_bridge._core import open_backend_count
-from juno_bridge.demo.models.builtin import builtin_input, builtin_model
 from helpers import jb_c
 
 

@@ -30,8 +30,8 @@ def test_sequences_maps_and_optionals_are_spelt_as_onnxruntime_spells_them(tmp_p
 
 
 def test_a_sequence_of_tensors_and_a_string_tensor_are_spelt_in_full(model_path):
-    for name, builder in (("sequence_output", onnx_models.sequence_output), ("sequence_input", onnx_models.sequence_input),
-                          ("string_input", onnx_models.string_input)):
+    for name, builder in (("sequence_output", onnx_models.sequence_output),
+                          ("sequence_input", onnx_models.sequence_input), ("string_input", onnx_models.string_input)):
         path = model_path(name, builder)
         assert spelled(jb.Session(path)) == onnxruntime_spelling(path)
 

@@ -31,7 +31,8 @@ def make_model(nodes, inputs, outputs, initializers=(), *, opset: int = OPSET, n
                domains: dict[str, int] | None = None, **model_fields) -> onnx.ModelProto:
     """`domains`: further operator sets, e.g. {"com.microsoft": 1, "ai.onnx.ml": 3}."""
     graph = helper.make_graph(list(nodes), name, list(inputs), list(outputs),
-                              initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in dict(initializers).items()])
+                              initializer=[numpy_helper.from_array(np.asarray(v), k)
+                                           for k, v in dict(initializers).items()])
     opsets = [helper.make_opsetid("", opset)] + [helper.make_opsetid(d, v) for d, v in (domains or {}).items()]
     model = helper.make_model(graph, opset_imports=opsets, **model_fields)
     model.ir_version = IR_VERSION if opset >= 15 else 8

@@ -16,7 +16,8 @@ CC = os.environ.get("CC", "gcc")
 def test_a_c_program_scatters_hits_through_the_c_abi(tmp_path):
     exe = tmp_path / "scatter_c_abi"
     subprocess.run([CC, "-std=c11", "-O1", str(CPP_TESTS / "scatter_c_abi.c"), "-o", str(exe),
-                    f"-I{PKG / 'include'}", f"-L{PKG / 'lib'}", "-ljuno_bridge", f"-Wl,-rpath,{PKG / 'lib'}"], check=True)
+                    f"-I{PKG / 'include'}", f"-L{PKG / 'lib'}", "-ljuno_bridge", f"-Wl,-rpath,{PKG / 'lib'}"],
+                   check=True)
     done = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "pmt id 10 (hit 2) is out of range [0, 10)" in done.stdout and done.stdout.rstrip().endswith("OK")

@@ -1,7 +1,7 @@
 """juno-bridge in a Python process that has numpy, torch and TensorFlow loaded (each with its C++ runtime),
 in either import order: sessions shared and not, by path and by bytes, run_async, a python: model, a .pt2
-and a .pt, and errors thrown in the core and in a plugin caught by the caller. Each order runs in a process of its own (tests/helpers/other_runtimes_smoke.py), so a crash is
-a failed test with its signal, not the end of the run.
+and a .pt, and errors thrown in the core and in a plugin caught by the caller. Each order runs in a process of
+its own (tests/helpers/other_runtimes_smoke.py), so a crash is a failed test with its signal, not the end of the run.
 
 `bash tests/native/static_libstdcxx.sh` runs this file against a build linked with -static-libstdc++
 -static-libgcc (JUNO_BRIDGE_EXPECT_STATIC_LIBSTDCXX=1): the toolchain whose exported libstdc++ crashed the

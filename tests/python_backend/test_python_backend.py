@@ -63,7 +63,8 @@ def test_a_subset_of_outputs_still_gives_the_callable_every_output():
 
 
 def test_class_gets_typed_keyword_options_from_the_session_config():
-    s = jb.Session("python:helpers.pyalgos:Affine", config={"scale": "2.5", "offset": "3", "negate": "yes", "label": "e"})
+    s = jb.Session("python:helpers.pyalgos:Affine",
+                   config={"scale": "2.5", "offset": "3", "negate": "yes", "label": "e"})
     x = np.arange(4, dtype=np.float64)
     np.testing.assert_array_equal(s.run({"x": x})["y"], -(x * 2.5 + 3))
 

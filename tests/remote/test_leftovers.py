@@ -75,7 +75,8 @@ def test_the_sweep_removes_only_what_dead_owners_left(tmp_path):
     removed = leftovers.sweep(tmp, shm)
     assert sorted(Path(p).name for p in removed) == sorted(
         [f"juno-bridge-serve-{dead}-abc", f"jbserve{dead}x00aa_region", f"jb{dead}x11bb_in"])
-    assert sorted(p.name for p in tmp.iterdir()) == sorted([f"juno-bridge-serve-{live}-def", "juno-bridge-serve-abcdef"])
+    assert sorted(p.name for p in tmp.iterdir()) == sorted([f"juno-bridge-serve-{live}-def",
+                                                            "juno-bridge-serve-abcdef"])
     assert sorted(p.name for p in shm.iterdir()) == sorted([f"jb{live}x22cc_out", "jb0123abcd_in", "other"])
     assert leftovers.sweep(tmp, shm, workdirs=False) == []
 

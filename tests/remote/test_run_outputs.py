@@ -167,7 +167,8 @@ def test_a_full_disk_or_a_read_only_folder_under_a_root_output_is_the_same_clear
 @pytest.mark.root
 @pytest.mark.dask
 def test_a_resumed_run_skips_whole_root_outputs_and_redoes_a_truncated_one(tmp_path):
-    inputs = [root_events(tmp_path / f"{name}.root", 40 + 10 * i, seed=i) for i, name in enumerate(("done", "cut", "new"))]
+    inputs = [root_events(tmp_path / f"{name}.root", 40 + 10 * i, seed=i)
+              for i, name in enumerate(("done", "cut", "new"))]
     out = tmp_path / "out"
     out.mkdir()
     session = jb.Session(TINY)

@@ -34,7 +34,8 @@ def torch_pt() -> str | None:
 
 @pytest.fixture(scope="module")
 def server():
-    models = {"tiny": str(builtin_model("tiny")), "juno": str(builtin_model("juno")), "linear": "python:helpers.pyalgos:linear"}
+    models = {"tiny": str(builtin_model("tiny")), "juno": str(builtin_model("juno")),
+              "linear": "python:helpers.pyalgos:linear"}
     pt = torch_pt()
     if pt:
         models["tiny_pt"] = pt

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from helpers.triton_servers import kill, shm_entries, tiny_server
 
 import tritonclient.grpc as grpcclient  # noqa: E402
+from tritonclient.utils import InferenceServerException  # noqa: E402
 
 import juno_bridge as jb  # noqa: E402
 from juno_bridge.demo.models.builtin import builtin_input, builtin_model  # noqa: E402
@@ -40,7 +41,8 @@ def test_the_serve_command_answers_until_sigterm_and_leaves_nothing(tmp_path):
         assert f"serving tiny at 127.0.0.1:{port}" in line, line + process.stdout.read()
         x = builtin_input("tiny", 3)
         remote = jb.Session(f"triton://127.0.0.1:{port}/tiny")
-        np.testing.assert_array_equal(remote.run({"x": x})["y"], jb.Session(str(builtin_model("tiny"))).run({"x": x})["y"])
+        np.testing.assert_array_equal(remote.run({"x": x})["y"],
+                                      jb.Session(str(builtin_model("tiny"))).run({"x": x})["y"])
         remote.close()
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
@@ -48,7 +50,7 @@ def test_the_serve_command_answers_until_sigterm_and_leaves_nothing(tmp_path):
         if process.poll() is None:
             process.kill()
             process.wait()
-    with pytest.raises(Exception):
+    with pytest.raises(InferenceServerException):
         with grpcclient.InferenceServerClient(f"127.0.0.1:{port}") as client:
             client.is_server_live(client_timeout=1)
     assert "PyCapsule_GetPointer" not in "\n".join(filtered_log(log.read_text().splitlines()))

@@ -10,6 +10,7 @@ from helpers.native_build import REPO, build
 from helpers.tf_releases import python_env, run_python
 
 import juno_bridge as jb
+from juno_bridge import paths
 
 # The functions a fake library exports: the first few the plugin needs, not all of them.
 PRESENT = ["TF_Version", "TF_NewStatus", "TF_DeleteStatus", "TF_GetCode", "TF_Message"]
@@ -40,13 +41,14 @@ def test_library_lacking_functions_is_refused_by_name(tmp_path):
 
 def test_plugin_builds_without_tensorflow_and_runs_the_other_release(tmp_path, other_tensorflow):
     """The recipe of the build: our declarations and the plugin's sources, only -ldl; no TensorFlow on
-    any path of the compiler. The result loads through JUNO_BRIDGE_PLUGIN_PATH and runs a SavedModel."""
+    any path of the compiler (the installed headers give juno_bridge/version.h, which CMake generates).
+    The result loads through JUNO_BRIDGE_PLUGIN_PATH and runs a SavedModel."""
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
     plugin = tmp_path / "libjuno_bridge_tf.so"
     sources = [*sorted((REPO / "cpp" / "plugins").rglob("tf_*.cpp")), REPO / "cpp" / "src" / "platform.cpp"]
     cmd = ["g++", "-std=c++17", "-O0", "-g0", "-fPIC", "-shared", "-fvisibility=hidden",
-           *[f"-I{d}" for d in (REPO / "cpp" / "include", REPO / "cpp" / "src", REPO / "cpp" / "plugins",
-                                REPO / "third_party" / "tensorflow")],
+           *[f"-I{d}" for d in (REPO / "cpp" / "include", paths.include_dir(), REPO / "cpp" / "src",
+                                REPO / "cpp" / "plugins", REPO / "third_party" / "tensorflow")],
            *sources, "-o", plugin, "-ldl", "-pthread"]
     done = subprocess.run([str(c) for c in cmd], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -1,4 +1,5 @@
-"""The baseline vertex/energy model (charge centroid + polynomial): its forms agree, and its resolution on toy events is as stated."""
+"""The baseline vertex/energy model (charge centroid + polynomial): its forms agree, and its resolution on toy
+events is as stated."""
 import numpy as np
 import pytest
 

@@ -23,8 +23,9 @@ def test_the_python_example_runs(tmp_path):
     code = blocks("Python", "python")[0]
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=ENV)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[:2] == ["[TensorInfo('pmt', float32, [B, 2, 17612])]",
-                                            "[TensorInfo('vertex', float32, [B, 3]), TensorInfo('energy', float32, [B])]"]
+    assert done.stdout.splitlines()[:2] == [
+        "[TensorInfo('pmt', float32, [B, 2, 17612])]",
+        "[TensorInfo('vertex', float32, [B, 3]), TensorInfo('energy', float32, [B])]"]
 
 
 def test_the_cpp_example_is_the_tested_file_and_installed():

@@ -280,7 +280,8 @@ def test_missing_and_unnamed_trees_are_clear_errors(tmp_path, capsys):
 def test_branches_of_the_wrong_type_are_clear_errors(tmp_path, capsys):
     events = generate(3, seed=1)
     write_hits_tree(tmp_path / "f64.root", events, npe="var * float64")
-    assert ("branch 'npe' of tree 'events' of" in (err := error_of(tmp_path, capsys, onnx_model(), tmp_path / "f64.root"))
+    err = error_of(tmp_path, capsys, onnx_model(), tmp_path / "f64.root")
+    assert ("branch 'npe' of tree 'events' of" in err
             and "holds float64[] per event; sparse hits need float32[] (a variable-length list per event)" in err), err
     write_hits_tree(tmp_path / "ids.root", events, pmt_id="var * float32")
     assert "branch 'pmt_id'" in (err := error_of(tmp_path, capsys, onnx_model(), tmp_path / "ids.root")) and \

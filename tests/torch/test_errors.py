@@ -128,8 +128,10 @@ def test_package_compiled_for_cuda_without_a_gpu_is_unavailable_naming_the_devic
 
 
 def test_package_compiled_for_another_device_is_unavailable(tmp_path):
-    path = tm.rewrite_package_metadata(tm.tiny(".pt2"), tmp_path / "xpu.pt2", lambda md: md.update(AOTI_DEVICE_KEY="xpu"))
-    with pytest.raises(jb.BackendUnavailableError, match="compiled for xpu .*runs .pt2 packages compiled for the CPU or CUDA"):
+    path = tm.rewrite_package_metadata(tm.tiny(".pt2"), tmp_path / "xpu.pt2",
+                                       lambda md: md.update(AOTI_DEVICE_KEY="xpu"))
+    with pytest.raises(jb.BackendUnavailableError,
+                       match="compiled for xpu .*runs .pt2 packages compiled for the CPU or CUDA"):
         jb.Session(path)
 
 
@@ -140,8 +142,8 @@ def test_a_cpu_package_says_where_it_runs():
 
 
 def test_malformed_signature_is_a_model_load_error(tmp_path):
-    path = tm.rewrite_package_metadata(tm.tiny(".pt2"), tmp_path / "bad_sig.pt2",
-                                       lambda md: md.update({tm.SIGNATURE_KEY: "juno_bridge.signature 1\ninput x f33 4"}))
+    bad = {tm.SIGNATURE_KEY: "juno_bridge.signature 1\ninput x f33 4"}
+    path = tm.rewrite_package_metadata(tm.tiny(".pt2"), tmp_path / "bad_sig.pt2", lambda md: md.update(bad))
     with pytest.raises(jb.ModelLoadError, match="signature is malformed: line 2: unknown dtype 'f33'"):
         jb.Session(path)
 
@@ -164,8 +166,8 @@ def test_without_the_plugin_a_torch_model_is_backend_unavailable(tmp_path):
     from pathlib import Path
     pkg = Path(jb.__file__).parent
     shutil.copytree(pkg, tmp_path / "juno_bridge", ignore=shutil.ignore_patterns("libjuno_bridge_torch.so"))
-    code = ("import juno_bridge as jb\ntry:\n    jb.Session(%r)\nexcept jb.BackendUnavailableError as e:\n"
-            "    print(e)\n" % str(tm.tiny(".pt")))
+    code = (f"import juno_bridge as jb\ntry:\n    jb.Session({str(tm.tiny('.pt'))!r})\n"
+            "except jb.BackendUnavailableError as e:\n    print(e)\n")
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert "backend unavailable: 'torch'" in out.stdout, out.stderr

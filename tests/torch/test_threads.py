@@ -31,7 +31,7 @@ def test_one_session_many_threads_each_gets_its_own_answer(suffix):
         t.join()
     assert not errors
     with torch.inference_mode():
-        for (k, i), (x, y) in results.items():
+        for x, y in results.values():
             np.testing.assert_allclose(y, tm.TINY(torch.from_numpy(x)).numpy(), rtol=1e-5, atol=1e-6)
     assert len(results) == 6 * 25
 

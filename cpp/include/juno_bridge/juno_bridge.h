@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "juno_bridge/version.h" /* JB_VERSION_MAJOR, _MINOR, _PATCH, _STRING: from juno_bridge/VERSION */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -21,11 +23,6 @@ extern "C" {
 #else
 #define JB_API
 #endif
-
-#define JB_VERSION_MAJOR 0
-#define JB_VERSION_MINOR 1
-#define JB_VERSION_PATCH 0
-#define JB_VERSION_STRING "0.1.0"
 
 /* Highest tensor rank a view can describe. */
 #define JB_MAX_RANK 16
