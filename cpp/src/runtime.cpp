@@ -11,8 +11,9 @@ namespace jb {
 
 Runtime::State::State(int async_threads) : kind(async_threads == 0 ? "caller" : "pool") {
   if (async_threads < -1)
-    throw Error(ErrorCode::InvalidArgument, "async_threads must be -1 (the default), 0 (the calling thread) or a "
-                                            "pool size; got " + std::to_string(async_threads));
+    throw Error(ErrorCode::InvalidArgument,
+                "async_threads must be -1 (the default), 0 (the calling thread) or a pool size; got " +
+                    std::to_string(async_threads));
   if (async_threads != 0)
     pool = std::make_unique<WorkerPool>(async_threads < 0 ? default_async_threads() : unsigned(async_threads));
 }

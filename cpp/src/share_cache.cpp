@@ -27,7 +27,8 @@ std::string share_key(const std::string& model, const void* bytes, size_t size, 
     const auto status = std::filesystem::status(canonical, ec);
     if (!ec && std::filesystem::exists(status)) {
       const auto mtime = std::filesystem::last_write_time(canonical, ec).time_since_epoch().count();
-      const auto bytes_on_disk = std::filesystem::is_regular_file(status) ? std::filesystem::file_size(canonical, ec) : 0;
+      const auto bytes_on_disk =
+          std::filesystem::is_regular_file(status) ? std::filesystem::file_size(canonical, ec) : 0;
       key = "file:" + canonical.string() + ':' + to_string(bytes_on_disk) + ':' + to_string(mtime);
     } else {
       key = "name:" + model;

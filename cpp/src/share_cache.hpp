@@ -15,7 +15,8 @@ class ShareCache {
  public:
   // The backend session for `model` (a path; the bytes when `bytes` is non-null) and `options`: the one
   // open in this cache, else a new one (options.shared false: always a new one, not cached).
-  std::shared_ptr<Backend> open(const std::string& model, const void* bytes, size_t size, const SessionOptions& options);
+  std::shared_ptr<Backend> open(const std::string& model, const void* bytes, size_t size,
+                                const SessionOptions& options);
 
  private:
   struct Entry {

@@ -175,9 +175,10 @@ int main(int argc, char** argv) {
     std::vector<std::thread::id> done_on;
     check(run_many_async(session, 64, expected, &done_on), "pool: 64 run_async equal the synchronous run");
     const int during = thread_count();
-    check(pool.started_threads() >= 1 && pool.started_threads() <= 2, "pool: at most 2 threads started (" +
-                                                                          std::to_string(pool.started_threads()) + ")");
-    check(during - before <= 2, "pool: the process has at most 2 more threads (" + std::to_string(during - before) + ")");
+    check(pool.started_threads() >= 1 && pool.started_threads() <= 2,
+          "pool: at most 2 threads started (" + std::to_string(pool.started_threads()) + ")");
+    check(during - before <= 2,
+          "pool: the process has at most 2 more threads (" + std::to_string(during - before) + ")");
     bool off_main = true;
     for (auto id : done_on) off_main &= id != std::this_thread::get_id();
     check(off_main, "pool: done is called on the pool's threads");
