@@ -5,6 +5,7 @@
 
 #include <SniperKernel/AlgFactory.h>
 
+#include <algorithm>
 #include <exception>
 
 DECLARE_ALGORITHM(JunoBridgeAlg);
@@ -101,6 +102,8 @@ bool ModelAlg::initialize() {
     index_.resize(out_keys_.size());
     for (size_t o = 0; o < index_.size(); ++o) index_[o] = static_cast<int32_t>(o);
     last_in_.clear();
+    entries_.assign(in_keys_.size() + out_keys_.size(), nullptr);
+    erasures_ = store_->erasures();
   } catch (const std::exception& e) {
     LogError << where() << ": " << e.what() << std::endl;
     session_.reset();
@@ -136,9 +139,19 @@ void ModelAlg::prepareOutputs() {
   last_in_ = in_;
 }
 
+// The store entry of `key`, kept between events while the store erases nothing (no lookup by name per event).
+const StoredTensor* ModelAlg::entry(size_t slot, const std::string& key) {
+  if (erasures_ != store_->erasures()) {
+    erasures_ = store_->erasures();
+    std::fill(entries_.begin(), entries_.end(), nullptr);
+  }
+  if (entries_[slot] == nullptr) entries_[slot] = store_->find(key);
+  return entries_[slot];
+}
+
 void ModelAlg::runModel() {
   for (size_t i = 0; i < in_keys_.size(); ++i) {
-    const StoredTensor* t = store_->find(in_keys_[i]);
+    const StoredTensor* t = entry(i, in_keys_[i]);
     if (t == nullptr)
       throw Error(ErrorCode::Input, "model input '" + session_->inputs()[i].name + "' reads store key '" +
                                         in_keys_[i] + "', which the tensor store lacks; it holds " +
@@ -147,7 +160,7 @@ void ModelAlg::runModel() {
   }
   if (!same_tensors(in_, last_in_)) prepareOutputs();
   for (size_t o = 0; o < out_keys_.size(); ++o) {
-    const StoredTensor* t = adopt_[o] ? nullptr : store_->find(out_keys_[o]);
+    const StoredTensor* t = adopt_[o] ? nullptr : entry(in_keys_.size() + o, out_keys_[o]);
     out_[o] = t ? t->view : TensorView();  // data nullptr: the backend allocates
     if (!t) adopt_[o] = true;
   }

@@ -78,6 +78,7 @@ class ModelAlg : public AlgBase {
  private:
   void runModel();
   void prepareOutputs();
+  const StoredTensor* entry(size_t slot, const std::string& key);
   std::string where() const;  // "JunoBridgeAlg 'reco' (model.onnx)" for messages
 
   std::unique_ptr<Session> session_;
@@ -88,6 +89,8 @@ class ModelAlg : public AlgBase {
   std::vector<int32_t> index_;      // 0..outputs-1
   std::vector<bool> adopt_;          // outputs the backend allocates (shape unknown before the run)
   std::vector<TensorView> last_in_;  // input dtypes and shapes the output tensors were made for
+  std::vector<const StoredTensor*> entries_;  // store entries of in_keys_ then out_keys_ (null: look up)
+  uint64_t erasures_ = 0;                     // the store's erasures() when entries_ were found
 };
 
 }  // namespace jb::sniper
