@@ -16,18 +16,10 @@
 
 #include <algorithm>
 #include <exception>
-#include <mutex>
 #include <string>
 #include <vector>
 
 namespace {
-
-// The HDF5 library of the distributions is built without its thread-safety option: tasks that read on
-// several threads take turns in it (once per block of events). Recursive: a Handle closes under it.
-std::recursive_mutex& hdf5_mutex() {
-  static std::recursive_mutex mutex;
-  return mutex;
-}
 
 // HDF5 prints its error stack by default; the messages here say what went wrong instead.
 class QuietHdf5 {
@@ -53,9 +45,7 @@ class Handle {
     return *this;
   }
   ~Handle() {
-    if (id_ < 0 || !close_) return;
-    std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
-    close_(id_);
+    if (id_ >= 0 && close_) close_(id_);
   }
   operator hid_t() const { return id_; }
 
@@ -71,7 +61,6 @@ std::runtime_error file_error(const std::string& path, const std::string& what) 
 class HitsFile {
  public:
   explicit HitsFile(const std::string& path) : path_(path) {
-    std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
     QuietHdf5 quiet;
     file_ = Handle(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
     if (file_ < 0) throw file_error(path, "cannot open it as HDF5 (missing or not an HDF5 file)");
@@ -127,7 +116,6 @@ class HitsFile {
     npe_buf_.resize(count);
     time_buf_.resize(count);
     if (count == 0) return;
-    std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
     slab(pmt_, "pmt_id", H5T_NATIVE_INT32, begin, count, pmt_buf_.data());
     slab(npe_, "npe", H5T_NATIVE_FLOAT, begin, count, npe_buf_.data());
     slab(time_, "time", H5T_NATIVE_FLOAT, begin, count, time_buf_.data());
