@@ -10,7 +10,7 @@ from cpython.dict cimport PyDict_Copy, PyDict_Next
 from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
 from cython.operator cimport dereference as deref
 from libc.stdint cimport int32_t, int64_t, uintptr_t
-from libcpp.memory cimport shared_ptr
+from libcpp.memory cimport shared_ptr, unique_ptr
 from libcpp.string cimport string
 from libcpp.vector cimport vector
 
@@ -21,7 +21,8 @@ from libjuno_bridge cimport (JB_MAX_RANK, CSession, CTensorInfo, ModelMetadata, 
                              SessionOptions, Status, Tensor, get_onnxruntime_info, jb_tensor_view,
                              jb_version, open_session, open_session_bytes, run_session, run_session_async,
                              free_ended_thread_states,
-                             session_metadata, session_stats, set_option, SessionStats,
+                             session_metadata, session_signature, session_stats, set_option, SessionStats,
+                             CRuntime, RuntimeTask, make_runtime, make_runtime_with_executor, run_task,
                              open_backend_count as c_open_backend_count)
 from libjuno_bridge cimport (JB_DTYPE_BFLOAT16, JB_DTYPE_BOOL, JB_DTYPE_FLOAT16, JB_DTYPE_FLOAT32, JB_DTYPE_FLOAT64,
                              JB_DTYPE_INT8, JB_DTYPE_INT16, JB_DTYPE_INT32, JB_DTYPE_INT64, JB_DTYPE_UINT8,
@@ -333,11 +334,12 @@ cdef class Session:
     ``providers`` is an order of preference: the first that initialises is used, each one skipped is
     logged (logger "juno_bridge.providers") and ``Session.providers`` says what was got;
     ``require_providers=True`` makes a skipped one an error. Sessions of the same model (file or bytes)
-    with the same options share one backend session in the process (``shared=False``: one of its own);
-    closing one leaves the others running. ``async_runs`` chooses how ``run_async`` runs: "native"
+    with the same options share one backend session in their runtime (``shared=False``: one of its own);
+    closing one leaves the others running. ``runtime=`` a ``Runtime`` opens the Session in it (its own
+    shared sessions and executor of run_async; closed with it), else the process default runtime. ``async_runs`` chooses how ``run_async`` runs: "native"
     through the backend's own asynchronous call (ONNX Runtime's RunAsync, with 2+ intra-op threads;
-    Triton's async_infer), "pool" on the core's worker pool, "auto" (default) native except for ONNX
-    Runtime on the CPU, whose RunAsync is slower there than the pool; ``async_mode`` says what was got.
+    Triton's async_infer), "pool" by the runtime's executor (the process default's is a worker pool),
+    "auto" (default) native except for ONNX Runtime on the CPU, whose RunAsync is slower there than the pool; ``async_mode`` says what was got.
 
     bfloat16 tensors are ``ml_dtypes.bfloat16`` arrays; ``bfloat16_as_uint16=True`` takes and gives them
     as ``uint16`` arrays of their bits instead (the same memory; a uint16 array is refused without it).
@@ -347,9 +349,15 @@ cdef class Session:
     def __init__(self, model, *, backend=None, intra_op_threads=0, inter_op_threads=0,
                  optimization="all", providers=("cpu",), onnxruntime=None, log_level="warning",
                  execution_mode="sequential", global_thread_pool=False, require_providers=False,
-                 shared=True, async_runs="auto", bfloat16_as_uint16=False, config=None):
+                 shared=True, async_runs="auto", bfloat16_as_uint16=False, config=None, runtime=None):
         cdef SessionOptions options
         cdef Status status
+        cdef CRuntime* in_runtime = NULL
+        if runtime is not None:
+            if not isinstance(runtime, Runtime):
+                raise InvalidArgumentError(f"runtime must be a juno_bridge.Runtime, got {type(runtime).__name__}")
+            in_runtime = (<Runtime>runtime)._get()
+        self.runtime = runtime
         settings = {"intra_op_threads": intra_op_threads, "inter_op_threads": inter_op_threads,
                     "optimization": optimization, "log_level": log_level,
                     "execution_mode": execution_mode, "global_thread_pool": int(bool(global_thread_pool)),
@@ -383,20 +391,25 @@ cdef class Session:
                 from juno_bridge.errors import ModelLoadError
                 raise ModelLoadError("model bytes are empty (0 bytes)")
             with nogil:
-                rc = open_session_bytes(<const char*>&data[0], data.shape[0], options, &self._session, &status)
+                rc = open_session_bytes(<const char*>&data[0], data.shape[0], options, in_runtime, &self._session,
+                                        &status)
         elif isinstance(model, (str, os.PathLike)):
             self.model = os.fspath(model)
             path = self.model.encode()
             with nogil:
-                rc = open_session(path, options, &self._session, &status)
+                rc = open_session(path, options, in_runtime, &self._session, &status)
         else:
             raise InvalidArgumentError(f"model must be a path or bytes, got {type(model).__name__}")
         if rc:
             raise_status(status)
 
-        cdef CSession* s = self._session.get()
-        self._inputs = tuple([to_info(&s.inputs()[i]) for i in range(s.inputs().size())])
-        self._outputs = tuple([to_info(&s.outputs()[i]) for i in range(s.outputs().size())])
+        cdef vector[CTensorInfo] input_infos, output_infos
+        cdef string backend_name
+        if session_signature(deref(self._session), &input_infos, &output_infos, &backend_name, &status):
+            raise_status(status)
+        self._backend = backend_name.decode()
+        self._inputs = tuple([to_info(&input_infos[i]) for i in range(input_infos.size())])
+        self._outputs = tuple([to_info(&output_infos[i]) for i in range(output_infos.size())])
         self._n_in = len(self._inputs)
         self._n_out = len(self._outputs)
         self._input_index = {info.name: i for i, info in enumerate(self._inputs)}
@@ -409,7 +422,7 @@ cdef class Session:
         self._unordered = _unordered_inputs(self)
 
     cdef CSession* _open(self) except NULL:
-        if not self._session:
+        if not self._session or not self._session.get().is_open():  # closed, by close() or by its runtime
             raise InvalidArgumentError("the session is closed")
         return self._session.get()
 
@@ -450,7 +463,8 @@ cdef class Session:
 
     @property
     def backend(self):
-        return self._open().backend_name().decode()
+        self._open()
+        return self._backend
 
     @property
     def providers(self):
@@ -480,7 +494,8 @@ cdef class Session:
     def async_mode(self):
         """How run_async runs for this session: "native", the backend's own asynchronous call (ONNX
         Runtime's RunAsync on the session's intra-op threads, when it has 2 or more), or "pool", the
-        core's bounded worker pool ($JUNO_BRIDGE_ASYNC_THREADS threads, default the number of cores)."""
+        runtime's executor (the process default's: a pool of $JUNO_BRIDGE_ASYNC_THREADS threads, default the
+        number of cores)."""
         return self._open().async_mode().decode()
 
     def run_async(self, inputs, out=None, outputs=None):
@@ -524,7 +539,7 @@ cdef class Session:
 
     @property
     def closed(self):
-        return not self._session
+        return not self._session or not self._session.get().is_open()
 
     def __enter__(self):
         return self
@@ -533,7 +548,7 @@ cdef class Session:
         self.close()
 
     def __repr__(self):
-        state = "closed" if not self._session else self.backend
+        state = "closed" if self.closed else self.backend
         return f"Session({self.model!r}, {state})"
 
     def bind(self, inputs, out, outputs=None):
@@ -888,3 +903,6 @@ def open_backend_count():
 def version():
     """The version of the core library this module is linked to."""
     return jb_version().decode()
+
+
+include "runtime.pxi"

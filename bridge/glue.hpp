@@ -11,6 +11,7 @@
 #include <vector>
 #include <string>
 
+#include "juno_bridge/runtime.hpp"
 #include "juno_bridge/session.hpp"
 
 namespace jb {
@@ -39,14 +40,39 @@ inline int set_option(SessionOptions* options, const std::string& key, const std
   JB_GUARD(options->set(key, value))
 }
 
-inline int open_session(const std::string& model, const SessionOptions& options, std::shared_ptr<Session>* out,
-                        Status* status) noexcept {
-  JB_GUARD(*out = std::make_shared<Session>(model, options))
+// `runtime`: nullptr for the process default.
+inline int open_session(const std::string& model, const SessionOptions& options, Runtime* runtime,
+                        std::shared_ptr<Session>* out, Status* status) noexcept {
+  JB_GUARD(*out = std::make_shared<Session>(model, options, runtime ? *runtime : Runtime::process_default()))
 }
 
-inline int open_session_bytes(const char* data, size_t size, const SessionOptions& options,
+inline int open_session_bytes(const char* data, size_t size, const SessionOptions& options, Runtime* runtime,
                               std::shared_ptr<Session>* out, Status* status) noexcept {
-  JB_GUARD(*out = std::make_shared<Session>(Session::from_bytes(data, size, options)))
+  JB_GUARD(*out = std::make_shared<Session>(
+               Session::from_bytes(data, size, options, runtime ? *runtime : Runtime::process_default())))
+}
+
+inline int make_runtime(int async_threads, std::unique_ptr<Runtime>* out, Status* status) noexcept {
+  JB_GUARD(*out = std::make_unique<Runtime>(async_threads))
+}
+
+// A Python executor: `call(executor, task)` hands the task to it (taking ownership of `task` whatever
+// happens) and returns 0, or -1 when the executor raised; then the runtime runs the task itself.
+using ExecutorCall = int (*)(void* executor, Runtime::Task* task);  // never throws (Cython's noexcept)
+inline int make_runtime_with_executor(ExecutorCall call, void* executor, std::unique_ptr<Runtime>* out,
+                                      Status* status) noexcept {
+  JB_GUARD(*out = std::make_unique<Runtime>([call, executor](Runtime::Task task) {
+    if (call(executor, new Runtime::Task(std::move(task))) != 0)
+      throw Error(ErrorCode::Runtime, "the runtime's executor raised");
+  }))
+}
+
+inline void run_task(Runtime::Task* task) noexcept { (*task)(); }
+
+// Copies: the Session's runtime may close it on another thread at any time.
+inline int session_signature(const Session& session, std::vector<TensorInfo>* inputs, std::vector<TensorInfo>* outputs,
+                             std::string* backend, Status* status) noexcept {
+  JB_GUARD(*inputs = session.inputs(); *outputs = session.outputs(); *backend = session.backend_name())
 }
 
 inline int session_metadata(const Session& session, ModelMetadata* out, Status* status) noexcept {

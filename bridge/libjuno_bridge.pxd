@@ -2,7 +2,7 @@
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libcpp cimport bool
 from libcpp.map cimport map
-from libcpp.memory cimport shared_ptr
+from libcpp.memory cimport shared_ptr, unique_ptr
 from libcpp.optional cimport optional
 from libcpp.string cimport string
 from libcpp.vector cimport vector
@@ -68,10 +68,7 @@ cdef extern from "juno_bridge/session.hpp" namespace "jb" nogil:
     int64_t open_backend_count()
 
     cdef cppclass CSession "jb::Session":
-        # Only called on an open session, so they cannot throw.
-        const vector[CTensorInfo]& inputs()
-        const vector[CTensorInfo]& outputs()
-        const string& backend_name()
+        bint is_open()
         vector[string] providers() except +
         const char* async_mode() except +
 
@@ -81,6 +78,16 @@ cdef extern from "juno_bridge/session.hpp" namespace "jb" nogil:
         vector[string] providers
 
 
+cdef extern from "juno_bridge/runtime.hpp" namespace "jb" nogil:
+    cdef cppclass CRuntime "jb::Runtime":
+        void close()
+        bint is_open()
+        int64_t open_backend_count()
+        const char* executor_kind()
+        int async_threads()
+        int started_threads()
+
+
 cdef extern from "glue.hpp" namespace "jb" nogil:
     cdef cppclass Status:
         int code
@@ -88,10 +95,18 @@ cdef extern from "glue.hpp" namespace "jb" nogil:
         string message
 
     int set_option(SessionOptions* options, const string& key, const string& value, Status* status)
-    int open_session(const string& model, const SessionOptions& options, shared_ptr[CSession]* out,
-                     Status* status)
-    int open_session_bytes(const char* data, size_t size, const SessionOptions& options,
+    int open_session(const string& model, const SessionOptions& options, CRuntime* runtime,
+                     shared_ptr[CSession]* out, Status* status)
+    int open_session_bytes(const char* data, size_t size, const SessionOptions& options, CRuntime* runtime,
                            shared_ptr[CSession]* out, Status* status)
+    cdef cppclass RuntimeTask "jb::Runtime::Task":
+        pass
+    ctypedef int (*ExecutorCall)(void* executor, RuntimeTask* task) noexcept
+    int make_runtime(int async_threads, unique_ptr[CRuntime]* out, Status* status)
+    int make_runtime_with_executor(ExecutorCall call, void* executor, unique_ptr[CRuntime]* out, Status* status)
+    void run_task(RuntimeTask* task) noexcept
+    int session_signature(const CSession& session, vector[CTensorInfo]* inputs, vector[CTensorInfo]* outputs,
+                          string* backend, Status* status)
     int session_metadata(const CSession& session, ModelMetadata* out, Status* status)
     int run_session(CSession& session, const jb_tensor_view* inputs, size_t num_inputs,
                     const int32_t* output_index, jb_tensor_view* outputs, Tensor* owned,

@@ -13,7 +13,8 @@ from juno_bridge.errors import (BackendUnavailableError, Error, InputError, Inpu
 from juno_bridge.tensor_info import TensorInfo
 
 try:
-    from juno_bridge._core import SUPPORTED_DTYPES, Session, get_log_level, onnxruntime_info, set_log_level
+    from juno_bridge._core import (SUPPORTED_DTYPES, Runtime, Session, get_log_level, onnxruntime_info,
+                                   set_log_level)
 except ModuleNotFoundError as _missing:
     if _missing.name != "juno_bridge._core":
         raise
@@ -45,7 +46,8 @@ def __getattr__(name):
 
 
 __all__ = [
-    "Session", "set_log_level", "get_log_level", "backends", "BackendInfo", "export_torch", "TensorInfo", "onnxruntime_info", "SUPPORTED_DTYPES",
+    "Session", "Runtime", "set_log_level", "get_log_level", "backends", "BackendInfo", "export_torch", "TensorInfo",
+    "onnxruntime_info", "SUPPORTED_DTYPES",
     "Error", "InvalidArgumentError", "InputError", "InputTypeError", "ModelLoadError",
     "BackendUnavailableError", "RunError", "UnsupportedError",
     "algorithm", "ReleasedViewError", "scatter_hits", "BatchAssembler", "empty",

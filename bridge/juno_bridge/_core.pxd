@@ -24,9 +24,11 @@ cdef class Session:
     cdef shared_ptr[CSession] _session
     cdef object __weakref__
     cdef readonly str model
+    cdef readonly object runtime  # the jb.Runtime it was opened in (None: the process default)
     cdef size_t _n_in
     cdef size_t _n_out
     cdef tuple _inputs
+    cdef str _backend  # the backend's name, read at open
     cdef tuple _outputs
     cdef tuple _output_names
     cdef dict _input_index

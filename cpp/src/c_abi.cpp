@@ -8,13 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "juno_bridge/juno_bridge.h"
-#include "juno_bridge/session.hpp"
+#include "c_handles.hpp"
 #include "last_error.hpp"
-
-struct jb_options {
-  jb::SessionOptions options;
-};
 
 struct jb_session {
   jb::Session session;
@@ -65,6 +60,10 @@ namespace {
 jb_status null_argument(const char* name) {
   jb::set_last_error(JB_ERROR_INVALID_ARGUMENT, 0, (std::string("argument '") + name + "' is NULL").c_str());
   return JB_ERROR_INVALID_ARGUMENT;
+}
+
+jb::Runtime& runtime_of(const jb_options* options) {
+  return options && options->runtime ? options->runtime->runtime : jb::Runtime::process_default();
 }
 
 jb_session* make_session(jb::Session&& s) {
@@ -153,7 +152,7 @@ jb_status jb_session_open(const char* model, const jb_options* options, jb_sessi
   if (out == nullptr) return null_argument("out");
   *out = nullptr;
   return jb::guarded([&] {
-    *out = make_session(jb::Session(model, options ? options->options : jb::SessionOptions{}));
+    *out = make_session(jb::Session(model, options ? options->options : jb::SessionOptions{}, runtime_of(options)));
   });
 }
 
@@ -162,7 +161,8 @@ jb_status jb_session_open_bytes(const void* data, size_t size, const jb_options*
   if (out == nullptr) return null_argument("out");
   *out = nullptr;
   return jb::guarded([&] {
-    *out = make_session(jb::Session::from_bytes(data, size, options ? options->options : jb::SessionOptions{}));
+    *out = make_session(
+        jb::Session::from_bytes(data, size, options ? options->options : jb::SessionOptions{}, runtime_of(options)));
   });
 }
 

@@ -139,3 +139,11 @@ print("ok")
     done = run_block(class_prelude + block + check, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().endswith("ok")
+
+
+def test_the_runtime_example_runs(tmp_path):
+    code = next(b for b in blocks("Python", "python") if "jb.Runtime(executor=" in b)
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=ENV)
+    assert done.returncode == 0, done.stderr
+    energy = done.stdout.strip()
+    assert energy.startswith("[") and energy.endswith("]") and float(energy[1:-1]) >= 0, done.stdout

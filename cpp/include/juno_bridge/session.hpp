@@ -75,6 +75,7 @@ struct SessionStats {
 JB_API int64_t open_backend_count() noexcept;
 
 class Backend;
+struct SessionGate;
 
 class JB_API Session {
  public:
@@ -127,26 +128,26 @@ class JB_API Session {
 
   // Asynchronous run, the general form above: checks the call now (a bad one throws here), starts it and
   // returns. It runs through the backend's own asynchronous call where the session has one (async_mode()
-  // "native": ONNX Runtime's RunAsync, on the session's intra-op threads), else on the core's worker pool
-  // (a bounded set of threads shared by every Session and backend; $JUNO_BRIDGE_ASYNC_THREADS threads,
-  // default the number of cores, at least 2). `done` is called once, on a thread of the backend's or of
-  // the pool, with nullptr or the run's exception; it must not block long (it may hold a runtime thread)
-  // and its exceptions are dropped. The Session counts the run in
-  // flight until then (close() and the destructor wait for it), and `done` may close the Session.
+  // "native": ONNX Runtime's RunAsync, on the session's intra-op threads), else by its runtime's executor
+  // (runtime.hpp: the process default's is a pool of $JUNO_BRIDGE_ASYNC_THREADS threads, default the
+  // number of cores, at least 2). `done` is called once, on a thread of the backend's or of the executor's
+  // (the caller's own, inside run_async, for a runtime of 0 threads), with nullptr or the run's exception;
+  // it must not block long (it may hold a runtime thread) and its exceptions are dropped. The Session
+  // counts the run in flight until then (close() and the destructor wait for it), and `done` may close the Session.
   // The view and index arrays are copied; what they point at is not: the input and output buffers, and
   // `owned` (an allocated output appears in owned[i].view, outputs[i] is left as given), must stay alive
   // and untouched until `done` is called.
   using RunCallback = std::function<void(std::exception_ptr error)>;
   // How run_async runs for this session, decided at open: "native" (the backend's own asynchronous
-  // call) or "pool" (the core's worker pool: backends without one, ONNX Runtime sessions whose intra-op
+  // call) or "pool" (the runtime's executor: backends without one, ONNX Runtime sessions whose intra-op
   // pool has fewer than 2 threads, which its RunAsync refuses).
   const char* async_mode() const;
   void run_async(const TensorView* inputs, size_t num_inputs, const int32_t* output_index, const TensorView* outputs,
                  Tensor* owned, size_t num_outputs, RunCallback done);
 
  private:
-  explicit Session(std::shared_ptr<Backend> backend, const SessionOptions& options);
-  class InFlight;  // marks one call as running, so close() waits for it (session.cpp)
+  Session(std::shared_ptr<Backend> backend, const SessionOptions& options, std::shared_ptr<Runtime::State> runtime);
+  class InFlight;  // marks one call as running, so close() waits for it (session_gate.hpp)
   // run() after the session is known open and counted in flight.
   void run_open(const TensorView* inputs, size_t num_inputs, const int32_t* output_index, TensorView* outputs,
                 Tensor* owned, size_t num_outputs);
@@ -156,9 +157,12 @@ class JB_API Session {
   void check_outputs(const TensorView* inputs, size_t num_inputs, const int32_t* output_index,
                      const TensorView* outputs, size_t num_outputs) const;
 
-  struct Gate;  // the closing flag and the count of calls in flight, shared by close() and every call
-  std::shared_ptr<Gate> gate_;  // shared: a run_async completion that destroys the Session outlives it
-  std::shared_ptr<Backend> backend_;  // shared with the other Sessions of the same model and options
+  // The closing flag, the count of calls in flight and the backend session (shared with the other
+  // Sessions of the same model and options in the runtime): shared with run_async completions, which may
+  // outlive the Session, and with the runtime, whose close() closes the Session.
+  std::shared_ptr<SessionGate> gate_;
+  Backend* backend_ = nullptr;                // gate_->backend, used only while counted in flight
+  std::shared_ptr<Runtime::State> runtime_;   // its executor runs run_async's work
   std::vector<int32_t> all_outputs_;  // 0..n-1, so the fast path needs no index array per call
   bool bfloat16_as_uint16_ = false;   // SessionOptions::bfloat16_as_uint16: this Session's, not the backend's
 };
