@@ -1,9 +1,12 @@
 // ModelAlg / JunoBridgeAlg: one juno-bridge session per algorithm, inputs and outputs in the store.
 #include "juno_bridge/sniper/ModelAlg.h"
 
+#include "juno_bridge/sniper/JunoBridgeSvc.h"
+
 #include "python_gil.hpp"
 
 #include <SniperKernel/AlgFactory.h>
+#include <SniperKernel/ExecUnit.h>
 
 #include <algorithm>
 #include <exception>
@@ -42,6 +45,17 @@ void check_mapping(const std::map<std::string, std::string>& mapping, const std:
   }
 }
 
+// The service named `name` in the task of `alg` or a task above it; nullptr when none has one.
+RuntimeSvc* find_service(AlgBase* alg, const std::string& name) {
+  for (ExecUnit* task = alg->getParent(); task != nullptr; task = task->getParent())
+    if (SvcBase* svc = task->findSvc(name)) {
+      if (auto* ours = dynamic_cast<RuntimeSvc*>(svc)) return ours;
+      throw Error(ErrorCode::InvalidArgument, "the property Service names '" + name + "', a " + svc->tag() +
+                                                  " of task '" + task->objName() + "', not a JunoBridgeSvc");
+    }
+  return nullptr;
+}
+
 const std::string& key_of(const std::map<std::string, std::string>& mapping, const std::string& name) {
   auto it = mapping.find(name);
   return it == mapping.end() ? name : it->second;
@@ -58,6 +72,7 @@ ModelAlg::ModelAlg(const std::string& name) : AlgBase(name) {
   declProp("Providers", m_providers);
   declProp("Backend", m_backend);
   declProp("ReleaseGIL", m_releaseGIL);
+  declProp("Service", m_service);
 }
 
 ModelAlg::~ModelAlg() {
@@ -83,10 +98,17 @@ bool ModelAlg::initialize() {
     options.inter_op_threads = m_interOpThreads;
     options.providers = m_providers;
     if (m_interOpThreads > 1) options.execution_mode = "parallel";
+    // The task's JunoBridgeSvc (the one named "JunoBridgeSvc" unless Service names another) owns the
+    // runtime; without one, the process default runtime does (jobs written before the service).
+    RuntimeSvc* service = find_service(this, m_service.empty() ? "JunoBridgeSvc" : m_service);
+    if (service == nullptr && !m_service.empty())
+      throw Error(ErrorCode::InvalidArgument, "the property Service names '" + m_service +
+                                                  "', which neither this task nor a task above it has");
     {
       GilRelease unlocked(m_releaseGIL);  // a python: model takes the GIL itself
-      session_ = std::make_unique<Session>(m_model, options);
+      session_ = service ? service->open(m_model, options) : std::make_unique<Session>(m_model, options);
     }
+    service_ = service;
     GilRelease::find_python();
     check_mapping(m_inputs, session_->inputs(), "Inputs", "input");
     check_mapping(m_outputs, session_->outputs(), "Outputs", "output");
@@ -110,10 +132,12 @@ bool ModelAlg::initialize() {
     return false;
   }
   const SessionStats stats = session_->stats();
-  LogInfo << "opened " << m_model << " on " << session_->backend_name() << std::endl;
+  LogInfo << "opened " << m_model << " on " << session_->backend_name()
+          << (service_ ? " in the runtime of " + service_->objName() : std::string()) << std::endl;
   if (stats.backend_users > 1)  // SessionOptions' default share: same model and options, one backend session
     LogInfo << "shares backend session " << stats.backend_id << " with " << stats.backend_users - 1
-            << " other open session(s) of the same model and options" << std::endl;
+            << " other open session(s) of the same model and options" << (service_ ? " in that runtime" : "")
+            << std::endl;
   return true;
 }
 
@@ -196,6 +220,7 @@ bool ModelAlg::finalize() {
     session_->close();
     session_.reset();
   }
+  service_ = nullptr;
   store_ = nullptr;
   return true;
 }

@@ -4,7 +4,9 @@
 // Properties: Model (any model string juno-bridge opens), Inputs / Outputs (model tensor -> store key;
 // a tensor not listed uses its own name), Threads (intra-op, 1), InterOpThreads (0: the backend's
 // default), Providers (["cpu"]), Backend ("" = by the model), ReleaseGIL (true: the GIL is released
-// around each run when this thread holds it, so Python threads go on during task.run()).
+// around each run when this thread holds it, so Python threads go on during task.run()), Service (the
+// JunoBridgeSvc whose runtime opens the session: "" = the one named "JunoBridgeSvc" when the task or a
+// task above it has one, else the process default runtime; a name = that service, which must exist).
 //
 // Per event: fillInputs(store) -> the model reads its inputs from the store and writes its outputs
 // into store tensors in place (same addresses every event while shapes stay) -> consumeOutputs(store).
@@ -46,6 +48,8 @@
 
 namespace jb::sniper {
 
+class RuntimeSvc;
+
 class ModelAlg : public AlgBase {
  public:
   explicit ModelAlg(const std::string& name);
@@ -74,6 +78,7 @@ class ModelAlg : public AlgBase {
   std::vector<std::string> m_providers{"cpu"};
   std::string m_backend;
   bool m_releaseGIL = true;
+  std::string m_service;
 
  private:
   void runModel();
@@ -82,6 +87,7 @@ class ModelAlg : public AlgBase {
   std::string where() const;  // "JunoBridgeAlg 'reco' (model.onnx)" for messages
 
   std::unique_ptr<Session> session_;
+  RuntimeSvc* service_ = nullptr;      // whose runtime opened session_ (nullptr: the process default)
   TensorStore* store_ = nullptr;
   std::vector<std::string> in_keys_, out_keys_;
   std::vector<TensorView> in_, out_;
