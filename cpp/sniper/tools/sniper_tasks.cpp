@@ -17,12 +17,15 @@
 //
 // Prints one JSON line: tasks, events (per task), seconds (wall time of the runs, the fastest), event_us
 // (the median time from one event's start to the next in task 0, the fastest), threads_before (the
-// process's threads before any task exists), threads_peak (the most seen while the tasks ran: sampled
+// process's threads before any task exists, once a session of MODEL has been opened and closed, so that
+// the backend's process-wide threads are counted here), threads_peak (the most seen while the tasks ran: sampled
 // by the main thread and at every task's first events), threads_after (after the tasks are deleted),
 // harness_threads (the threads this program starts), pool_threads (the service's pool threads started),
-// backend_sessions (backend sessions open while the tasks ran). Errors: stderr, exit status 1.
+// backend_sessions (the most backend sessions open in the service's runtime, else in the process, seen
+// from the tasks). Errors: stderr, exit status 1.
 #include <juno_bridge/hits.hpp>
 #include <juno_bridge/session.hpp>
+#include <juno_bridge/sniper/JunoBridgeSvc.h>
 #include <juno_bridge/sniper/TensorStore.h>
 
 #include <SniperKernel/AlgBase.h>
@@ -66,11 +69,25 @@ int thread_count() {
   return n;
 }
 
-std::atomic<int> g_threads_peak{0};
-void note_threads() {
-  const int n = thread_count();
-  int seen = g_threads_peak.load();
-  while (n > seen && !g_threads_peak.compare_exchange_weak(seen, n)) {
+void note_max(std::atomic<int64_t>& peak, int64_t n) {
+  int64_t seen = peak.load();
+  while (n > seen && !peak.compare_exchange_weak(seen, n)) {
+  }
+}
+
+std::atomic<int64_t> g_threads_peak{0}, g_pool_threads{0}, g_backends{0};
+jb::sniper::RuntimeSvc* g_service = nullptr;  // --service
+
+void note_threads() { note_max(g_threads_peak, thread_count()); }
+
+// From a task's thread, while its algorithms are initialized (so the shared service's runtime exists).
+void note_runtime() {
+  note_threads();
+  if (g_service != nullptr && g_service->runtime() != nullptr) {
+    note_max(g_pool_threads, g_service->runtime()->started_threads());
+    note_max(g_backends, g_service->runtime()->open_backend_count());
+  } else {
+    note_max(g_backends, jb::open_backend_count());
   }
 }
 
@@ -93,12 +110,15 @@ class EventClockAlg : public AlgBase {
     return true;
   }
   bool execute() override {
-    if (starts.size() < 2) note_threads();
+    if (starts.size() < 2) note_runtime();
     starts.push_back(Clock::now());
     seen = static_cast<int64_t>(starts.size());
     return true;
   }
-  bool finalize() override { return true; }
+  bool finalize() override {  // the first algorithm, finalized last: the task's service is still there
+    note_runtime();
+    return true;
+  }
   std::vector<Clock::time_point> starts;
   std::atomic<int64_t> seen{0};  // starts.size(), for the main thread
 };
@@ -298,6 +318,14 @@ double median_event_us(const std::vector<Clock::time_point>& starts) {
 
 int main(int argc, char** argv) {
   const Options o = parse(argc, argv);
+  if (o.alg == "reco" || o.alg == "bare") {
+    // The backend's process-wide threads (ONNX Runtime's environment keeps one) exist before any task:
+    // a session of the model, opened and closed in a runtime of its own, brings them first.
+    jb::Runtime first(0);
+    jb::SessionOptions options;
+    options.intra_op_threads = o.threads;
+    jb::Session(o.model, options, first).close();
+  }
   const int threads_before = thread_count();
   g_threads_peak = threads_before;
 
@@ -306,12 +334,13 @@ int main(int argc, char** argv) {
     // SNiPER's SharedElem: one instance, owned by SNiPER, added to every task; initialized by the first
     // task that initializes and finalized by the last.
     service = dynamic_cast<SvcBase*>(Sniper::create("SharedElem<JunoBridgeSvc>/JunoBridgeSvc"));
-    if (service == nullptr) fail("cannot create a shared JunoBridgeSvc");
+    g_service = dynamic_cast<jb::sniper::RuntimeSvc*>(service);
+    if (g_service == nullptr) fail("cannot create a shared JunoBridgeSvc");
     if (o.async_threads >= 0) set(service, "AsyncThreads", std::to_string(o.async_threads));
   }
 
   double best_s = 0.0, event_us = 0.0;
-  int64_t events = 0, backends = 0;
+  int64_t events = 0;
   for (int r = 0; r < o.repeat; ++r) {
     Job job = build(o, service);
     std::atomic<int> failed{0}, finished{0};
@@ -322,12 +351,8 @@ int main(int argc, char** argv) {
         if (!t->run()) ++failed;
         ++finished;
       });
-    // Samples the thread count while the tasks run; notes the backend sessions once every task has begun.
-    while (finished < o.tasks) {
+    while (finished < o.tasks) {  // the thread count, sampled while the tasks run
       note_threads();
-      bool all_started = true;
-      for (auto* c : job.clocks) all_started = all_started && c->seen >= 2;
-      if (all_started && backends == 0) backends = jb::open_backend_count();
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
     for (auto& th : threads) th.join();
@@ -348,8 +373,10 @@ int main(int argc, char** argv) {
         }
   }
   std::printf("{\"tasks\": %d, \"events\": %lld, \"seconds\": %.6f, \"event_us\": %.3f, \"threads_before\": %d, "
-              "\"threads_peak\": %d, \"threads_after\": %d, \"harness_threads\": %d, \"backend_sessions\": %lld}\n",
-              o.tasks, static_cast<long long>(events), best_s, event_us, threads_before, g_threads_peak.load(),
-              thread_count(), o.tasks, static_cast<long long>(backends));
+              "\"threads_peak\": %lld, \"threads_after\": %d, \"harness_threads\": %d, \"pool_threads\": %lld, "
+              "\"backend_sessions\": %lld}\n",
+              o.tasks, static_cast<long long>(events), best_s, event_us, threads_before,
+              static_cast<long long>(g_threads_peak.load()), thread_count(), o.tasks,
+              static_cast<long long>(g_pool_threads.load()), static_cast<long long>(g_backends.load()));
   return 0;
 }
