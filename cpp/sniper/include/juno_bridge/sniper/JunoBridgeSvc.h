@@ -1,7 +1,7 @@
-// JunoBridgeSvc (jb::sniper::RuntimeSvc): a SNiPER service that owns one jb::Runtime and opens the sessions of the task's
-// JunoBridgeAlg / ModelAlg instances in it, so the job, not the process, owns what they share: the backend
-// sessions (algorithms of the same model and options share one, in one task or in several) and the
-// threads of asynchronous runs.
+// JunoBridgeSvc (jb::sniper::RuntimeSvc): a SNiPER service that owns one jb::Runtime and opens the sessions
+// of the task's JunoBridgeAlg / ModelAlg instances in it, so the job, not the process, owns what they
+// share: the backend sessions (algorithms of the same model and options share one, in one task or in
+// several) and the threads of asynchronous runs.
 //
 // Property: AsyncThreads (0: asynchronous work runs on the calling thread, no thread is started; N: a
 // pool of N threads, started on first use; -1: the process default's rule). The runtime is made at
