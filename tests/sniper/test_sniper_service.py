@@ -2,9 +2,12 @@
 JunoBridgeAlg's store entries kept between events."""
 from __future__ import annotations
 
+import json
+import subprocess
+
 import numpy as np
 
-from helpers.sniper_env import plain_session
+from helpers.sniper_env import LIBRARY, job_env, plain_session
 
 
 def test_algorithms_of_one_model_share_a_session_in_a_service_never_across_services(models, events,
@@ -158,3 +161,23 @@ def test_an_input_erased_and_made_again_is_read_where_it_now_is(models, events, 
     expected = plain_session(models["onnx"], dense_events)
     for k in ("vertex", "energy"):
         np.testing.assert_array_equal(np.asarray(job.result[k], np.float32), expected[k])
+
+
+def test_a_json_job_declares_the_shared_service_under_shared_elems(models, events, tmp_path):
+    """sniper.exe job.json: SNiPER makes the SharedElem from "SharedElems"; the task names it by index."""
+    job = {
+        "sniper": {"LoadDlls": [str(LIBRARY)], "LogLevel": 2,
+                   "SharedElems": [{"identifier": "SharedElem<JunoBridgeSvc>/JunoBridgeSvc", "index": 0,
+                                    "properties": {"AsyncThreads": 3}}]},
+        "identifier": "Task/task", "properties": {"EvtMax": -1},
+        "services": [{"identifier": "[0]:SharedElem<JunoBridgeSvc>/JunoBridgeSvc"}],
+        "algorithms": [{"identifier": "HitsReaderAlg/reader", "properties": {"Files": [str(events)]}},
+                       {"identifier": "JunoBridgeAlg/reco", "properties": {"Model": models["onnx"]}}],
+    }
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    proc = subprocess.run(["sniper.exe", str(tmp_path / "job.json")], cwd=tmp_path, env=job_env(), capture_output=True,
+                          text=True, timeout=600)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "runtime with 3 async thread(s)" in output and "in the runtime of JunoBridgeSvc" in output, output
+    assert "events processed 12" in output, output
