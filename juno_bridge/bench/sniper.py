@@ -163,7 +163,7 @@ def _tasks(events: Path, model: str, *args: str) -> dict:
     """One run of jb-sniper-tasks (C++ tasks on threads of their own): its JSON line."""
     from juno_bridge import paths
 
-    proc = subprocess.run([str(paths.bin_dir() / "jb-sniper-tasks"), str(events), model, *args],
+    proc = subprocess.run([str(paths.program("jb-sniper-tasks")), str(events), model, *args],
                           capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"jb-sniper-tasks {' '.join(args)} failed: {(proc.stderr or proc.stdout)[-500:]}")

@@ -14,7 +14,7 @@ from juno_bridge import paths
 
 def tasks(events, model, out, *args) -> dict:
     out.mkdir()
-    proc = subprocess.run([str(paths.bin_dir() / "jb-sniper-tasks"), str(events), model, "--out", str(out), *args],
+    proc = subprocess.run([str(paths.program("jb-sniper-tasks")), str(events), model, "--out", str(out), *args],
                           env=job_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
@@ -52,7 +52,7 @@ def test_two_intra_op_threads_in_two_tasks_are_one_pool_of_the_shared_session(mo
 
 def test_the_harness_refuses_what_it_cannot_do(models, events, tmp_path):
     def run(*args):
-        return subprocess.run([str(paths.bin_dir() / "jb-sniper-tasks"), str(events), models["onnx"], *args],
+        return subprocess.run([str(paths.program("jb-sniper-tasks")), str(events), models["onnx"], *args],
                               env=job_env(), capture_output=True, text=True, timeout=600)
 
     proc = run("--async-threads", "2")
