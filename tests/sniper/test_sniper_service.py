@@ -14,15 +14,14 @@ def test_algorithms_of_one_model_share_a_session_in_a_service_never_across_servi
                                                                                     dense_events, run_job):
     job = run_job(f'''
         task = Sniper.Task("task"); task.setEvtMax(-1)
-        task.createSvc("JunoBridgeSvc")                 # the one JunoBridgeAlg finds by default
+        task.createSvc("JunoBridgeSvc")
         other = task.createSvc("JunoBridgeSvc/other"); other.property("AsyncThreads").set(2)
         reader = task.createAlg("HitsReaderAlg/reader"); reader.property("Files").set([{str(events)!r}])
         algs = {{}}
-        for name, service in [("a", None), ("b", "JunoBridgeSvc"), ("c", "other")]:
+        for name, service in [("a", "JunoBridgeSvc"), ("b", "JunoBridgeSvc"), ("c", "other")]:
             alg = task.createAlg(f"JunoBridgeAlg/{{name}}"); alg.property("Model").set({models["onnx"]!r})
             alg.property("Outputs").set({{"vertex": f"vertex_{{name}}", "energy": f"energy_{{name}}"}})
-            if service:
-                alg.property("Service").set(service)
+            alg.property("Service").set(service)
             algs[name] = alg
         stats = {{}}
         class Probe(Sniper.PyAlgBase):
@@ -93,8 +92,23 @@ def test_a_service_shared_by_two_tasks_declared_from_python(models, events, dens
             np.testing.assert_array_equal(np.asarray(out[k], np.float32), expected[k])
 
 
+def test_without_the_property_an_algorithm_takes_the_one_service_of_its_task_whatever_its_name(models, events,
+                                                                                             run_job):
+    job = run_job(f'''
+        task = Sniper.Task("task"); task.setEvtMax(-1)
+        task.createSvc("JunoBridgeSvc/mine")
+        reader = task.createAlg("HitsReaderAlg/reader"); reader.property("Files").set([{str(events)!r}])
+        reco = task.createAlg("JunoBridgeAlg/reco"); reco.property("Model").set({models["onnx"]!r})
+        emit(ok=task.run())
+    ''')
+    assert job.result and job.result["ok"], job
+    assert "in the runtime of mine" in job.output, job
+
+
 def test_service_properties_that_cannot_work_fail_the_job_saying_why(models, events, run_job):
     for setup, message in [
+        ('task.createSvc("JunoBridgeSvc"); task.createSvc("JunoBridgeSvc/other")',
+         "task 'task' has 2 JunoBridgeSvc (JunoBridgeSvc, other): name one with the property Service"),
         ('reco.property("Service").set("nosuch")', "names 'nosuch', which neither this task nor a task above it has"),
         ('reco.property("Service").set("DataMemSvc")', "not a JunoBridgeSvc"),
         ('task.createSvc("JunoBridgeSvc").property("AsyncThreads").set(-2)', "AsyncThreads must be -1"),

@@ -7,6 +7,7 @@
 
 #include <SniperKernel/AlgFactory.h>
 #include <SniperKernel/ExecUnit.h>
+#include <SniperKernel/SniperJSON.h>
 
 #include <algorithm>
 #include <exception>
@@ -45,14 +46,35 @@ void check_mapping(const std::map<std::string, std::string>& mapping, const std:
   }
 }
 
-// The service named `name` in the task of `alg` or a task above it; nullptr when none has one.
+// The JunoBridgeSvc an algorithm opens its session in: the one named `name` in its task or a task above;
+// for an empty name, the one its task (else the nearest task above with any) has, if any. nullptr: none.
 RuntimeSvc* find_service(AlgBase* alg, const std::string& name) {
-  for (ExecUnit* task = alg->getParent(); task != nullptr; task = task->getParent())
-    if (SvcBase* svc = task->findSvc(name)) {
+  for (ExecUnit* task = alg->getParent(); task != nullptr; task = task->getParent()) {
+    if (!name.empty()) {
+      SvcBase* svc = task->findSvc(name);
+      if (svc == nullptr) continue;
       if (auto* ours = dynamic_cast<RuntimeSvc*>(svc)) return ours;
       throw Error(ErrorCode::InvalidArgument, "the property Service names '" + name + "', a " + svc->tag() +
                                                   " of task '" + task->objName() + "', not a JunoBridgeSvc");
     }
+    // A task lists its services only in its JSON form: "<type>/<name>", or "[i]:<type>/<name>" when shared.
+    std::vector<RuntimeSvc*> found;
+    std::string names;
+    const SniperJSON json = task->json();
+    const SniperJSON& services = json["services"];
+    for (auto it = services.vec_begin(); it != services.vec_end(); ++it) {
+      const std::string id = (*it)["identifier"].get<std::string>();
+      const std::string svc_name = id.substr(id.rfind('/') + 1);
+      if (auto* ours = dynamic_cast<RuntimeSvc*>(task->findSvc(svc_name))) {
+        found.push_back(ours);
+        names += (names.empty() ? "" : ", ") + svc_name;
+      }
+    }
+    if (found.size() > 1)
+      throw Error(ErrorCode::InvalidArgument, "task '" + task->objName() + "' has " + std::to_string(found.size()) +
+                                                  " JunoBridgeSvc (" + names + "): name one with the property Service");
+    if (found.size() == 1) return found.front();
+  }
   return nullptr;
 }
 
@@ -98,9 +120,9 @@ bool ModelAlg::initialize() {
     options.inter_op_threads = m_interOpThreads;
     options.providers = m_providers;
     if (m_interOpThreads > 1) options.execution_mode = "parallel";
-    // The task's JunoBridgeSvc (the one named "JunoBridgeSvc" unless Service names another) owns the
-    // runtime; without one, the process default runtime does (jobs written before the service).
-    RuntimeSvc* service = find_service(this, m_service.empty() ? "JunoBridgeSvc" : m_service);
+    // The task's JunoBridgeSvc (or the one Service names) owns the runtime; without one, the process
+    // default runtime does (jobs written before the service).
+    RuntimeSvc* service = find_service(this, m_service);
     if (service == nullptr && !m_service.empty())
       throw Error(ErrorCode::InvalidArgument, "the property Service names '" + m_service +
                                                   "', which neither this task nor a task above it has");

@@ -13,8 +13,8 @@
 //   task1.addSvc(svc); task2.addSvc(svc)
 // or in C++ `Sniper::create(...)` then `task->addSvc(...)`; a JSON job lists it under "SharedElems".
 // In one task alone: `task.createSvc("JunoBridgeSvc")`. A JunoBridgeAlg uses the service its property
-// Service names, by default the one named "JunoBridgeSvc" when its task (or a task above) has one, else
-// the process default runtime.
+// Service names, by default the JunoBridgeSvc its task (or the nearest task above) has, else the process
+// default runtime.
 #pragma once
 #include <juno_bridge/runtime.hpp>
 #include <juno_bridge/session.hpp>

@@ -5,8 +5,9 @@
 // a tensor not listed uses its own name), Threads (intra-op, 1), InterOpThreads (0: the backend's
 // default), Providers (["cpu"]), Backend ("" = by the model), ReleaseGIL (true: the GIL is released
 // around each run when this thread holds it, so Python threads go on during task.run()), Service (the
-// JunoBridgeSvc whose runtime opens the session: "" = the one named "JunoBridgeSvc" when the task or a
-// task above it has one, else the process default runtime; a name = that service, which must exist).
+// JunoBridgeSvc whose runtime opens the session: "" = the task's JunoBridgeSvc, or the nearest task
+// above's, when there is one (two in one task: name one), else the process default runtime; a name =
+// that service, which must exist).
 //
 // Per event: fillInputs(store) -> the model reads its inputs from the store and writes its outputs
 // into store tensors in place (same addresses every event while shapes stay) -> consumeOutputs(store).
