@@ -316,8 +316,7 @@ double median_event_us(const std::vector<Clock::time_point>& starts) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  const Options o = parse(argc, argv);
+int run(const Options& o) {
   if (o.alg == "reco" || o.alg == "bare") {
     // The backend's process-wide threads (ONNX Runtime's environment keeps one) exist before any task:
     // a session of the model, opened and closed in a runtime of its own, brings them first.
@@ -362,7 +361,8 @@ int main(int argc, char** argv) {
       best_s = seconds;
       event_us = median_event_us(job.clocks[0]->starts);
     }
-    events = static_cast<int64_t>(job.clocks[0]->starts.size()) - 1;
+    // With the reader, the last start is the one its stop ends.
+    events = static_cast<int64_t>(job.clocks[0]->starts.size()) - (o.fixed > 0 ? 0 : 1);
     if (!o.out.empty() && r == 0)
       for (size_t t = 0; t < job.collectors.size(); ++t)
         for (const auto& kv : job.collectors[t]->bytes) {
@@ -379,4 +379,13 @@ int main(int argc, char** argv) {
               static_cast<long long>(g_threads_peak.load()), thread_count(), o.tasks,
               static_cast<long long>(g_pool_threads.load()), static_cast<long long>(g_backends.load()));
   return 0;
+}
+
+int main(int argc, char** argv) {
+  const Options o = parse(argc, argv);
+  try {
+    return run(o);
+  } catch (const std::exception& e) {  // a model that does not open, a property SNiPER refuses
+    fail(e.what());
+  }
 }
