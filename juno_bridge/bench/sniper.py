@@ -4,13 +4,18 @@
 Default model (ONNX), toy events, 1 thread, per event:
   (s1) the project's C++ framework host (cpp/tools/framework_host.cpp), batch 1: scatter + run;
   (s2) a SNiPER job: HitsReaderAlg (HDF5 read + scatter) + JunoBridgeAlg, and (s0) the reader alone (the
-       event loop only, timed by a first Python algorithm that notes when each event starts):
-       JunoBridgeAlg's own cost is s2 - s0, compared with (s5) a C++ loop of Session::run alone;
+       event loop only, timed by a first Python algorithm that notes when each event starts; medians over
+       events, as (s5)'s): s2 - s0 compared with (s5) a C++ loop of Session::run alone;
   (s3) the C++ -> Python handoff of a [1, 2, 17612] float32 event: the tensor store's numpy view vs
        SNiPER's PyDataStore::set(std::vector<float>) plus the Python side's np.asarray of what it holds;
   (s4) a Python algorithm in SNiPER (SessionAlg, bound once; s4 - s0) vs a plain Python loop (bound run);
   (s6) a multi-task job: two tasks in two Python threads sharing one backend session, against one task
-       (whole runs, wall time over the events), with ReleaseGIL on (the default) and off.
+       (whole runs, wall time over the events), with ReleaseGIL on (the default) and off; and (s6d, s6e)
+       one and two tasks on C++ threads of jb-sniper-tasks sharing one JunoBridgeSvc;
+  (s7) where JunoBridgeAlg's time goes, in C++ tasks (jb-sniper-tasks), medians over events: over one fixed
+       event and a model of next to no work (a slice of pmt): SNiPER's loop alone, one empty algorithm
+       (SNiPER's own cost per algorithm), Session::run alone in an algorithm, JunoBridgeAlg; and over the
+       reader's events with the default model, Session::run alone and JunoBridgeAlg after the reader.
 The job runs in its own process (SNiPER's Python package and libraries come from SNIPER_PREFIX).
 """
 from __future__ import annotations
@@ -82,7 +87,8 @@ def job(reco=False, python=False, measure_handoff=False):
         keep.append(Handoff("handoff")); task.addAlg(keep[-1])
     assert task.run(), "the job failed"
     starts = keep[0].starts  # n events start, then the reader's stop at the (n + 1)-th
-    return (starts[-2] - starts[1]) / (len(starts) - 3)
+    times = np.diff(starts[1:-1])
+    return float(np.median(times)), float(times.mean())
 
 def job_whole():
     """One task (reader + JunoBridgeAlg), timed as two_tasks is: wall time of task.run() over n events."""
@@ -94,7 +100,9 @@ def job_whole():
     return (time.perf_counter() - start) / n
 
 def per_event(**kind):
-    return min(job(**kind) for _ in range(3))
+    """Seconds per event: the median (compared with the C++ loop's median) and the mean, the least of three jobs."""
+    runs = [job(**kind) for _ in range(3)]
+    return min(r[0] for r in runs), min(r[1] for r in runs)
 
 def two_tasks(release):
     """Two tasks (reader + JunoBridgeAlg, one shared backend session) in two Python threads: seconds per
@@ -112,7 +120,10 @@ def two_tasks(release):
     [th.start() for th in threads]; [th.join() for th in threads]
     return (time.perf_counter() - start) / (2 * n)
 
-out = dict(reader=per_event(), reco=per_event(reco=True), python=per_event(python=True))
+out = {}
+out["reader"], out["reader_mean"] = per_event()
+out["reco"], out["reco_mean"] = per_event(reco=True)
+out["python_median"], out["python"] = per_event(python=True)  # the mean, as the plain Python loop's
 out["reco_whole"] = min(job_whole() for _ in range(3))
 out["two_tasks"] = min(two_tasks(True) for _ in range(3))
 out["two_tasks_gil"] = min(two_tasks(False) for _ in range(3))
@@ -120,6 +131,43 @@ job(measure_handoff=True)
 out.update(handoff)
 print("RESULT " + json.dumps(out))
 '''
+
+
+def _slice_model(directory: Path) -> str:
+    """pmt [B, 2, 17612] -> vertex = pmt[:, :, :4], energy = its sum: JunoBridgeAlg's two outputs from next to
+    no work, so what is left of an event's time is the framework's and ours."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from juno_bridge.demo.models.builtin import IR_VERSION, OPSET
+
+    def ints(name, values):
+        return numpy_helper.from_array(np.array(values, np.int64), name)
+
+    graph = helper.make_graph(
+        [helper.make_node("Slice", ["pmt", "starts", "ends", "axes"], ["vertex"]),
+         helper.make_node("ReduceSum", ["vertex", "axes"], ["energy"], keepdims=0)], "pmt_slice",
+        [helper.make_tensor_value_info("pmt", TensorProto.FLOAT, ["B", 2, 17612])],
+        [helper.make_tensor_value_info("vertex", TensorProto.FLOAT, ["B", 2, 4]),
+         helper.make_tensor_value_info("energy", TensorProto.FLOAT, ["B"])],
+        [ints("starts", [0, 0]), ints("ends", [2, 4]), ints("axes", [1, 2])])
+    model = helper.make_model(graph, producer_name="juno-bridge", ir_version=IR_VERSION,
+                              opset_imports=[helper.make_opsetid("", OPSET)])
+    path = directory / "pmt_slice.onnx"
+    onnx.save(model, str(path))
+    return str(path)
+
+
+def _tasks(events: Path, model: str, *args: str) -> dict:
+    """One run of jb-sniper-tasks (C++ tasks on threads of their own): its JSON line."""
+    from juno_bridge import paths
+
+    proc = subprocess.run([str(paths.program("jb-sniper-tasks")), str(events), model, *args],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"jb-sniper-tasks {' '.join(args)} failed: {(proc.stderr or proc.stdout)[-500:]}")
+    return json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])  # SNiPER's banner
 
 
 def _default_model():
@@ -169,6 +217,21 @@ def run_bench(quick: bool = False) -> list[dict]:
         if proc.returncode != 0 or not lines:
             raise RuntimeError(f"the SNiPER job failed: {(proc.stderr or proc.stdout)[-500:]}")
         r = json.loads(lines[-1][7:])
+        # (s7): one fixed event, medians over events; each kind three times, interleaved, the least kept.
+        fixed, costs = ["--fixed", "3000" if quick else "20000", "--repeat", "3"], {}
+        tiny = _slice_model(Path(tmp))
+        for _ in range(3):
+            for kind in ("none", "empty", "bare", "reco"):
+                us = _tasks(h5, tiny, "--alg", kind, *fixed)["event_us"]
+                costs[kind] = min(costs.get(kind, us), us)
+            for kind in ("bare", "reco"):  # (s7e, s7f): the default model on the reader's events
+                us = _tasks(h5, model, "--alg", kind)["event_us"]
+                costs["events_" + kind] = min(costs.get("events_" + kind, us), us)
+        # (s6d, s6e): one and two tasks on C++ threads (events/s from wall time), one shared JunoBridgeSvc.
+        shared = ["--service", "--async-threads", "0"]
+        one = min(_tasks(h5, model, "--tasks", "1", *shared)["seconds"] for _ in range(3)) / n
+        two = min(_tasks(h5, model, "--tasks", "2", *shared)["seconds"] for _ in range(3)) / (2 * n)
+    by_s0 = 1e6 * r["reader"]
     # The plain Python loop of (s4): the same events, scatter + bound run per event.
     session = jb.Session(model, intra_op_threads=1)
     pmt = np.zeros((1, 2, NUM_LPMT), np.float32)
@@ -183,7 +246,8 @@ def run_bench(quick: bool = False) -> list[dict]:
         _row("(s1) C++ framework host, scatter + run", "c++", host_s),
         _row("(s0) SNiPER HitsReaderAlg alone (HDF5 read + scatter)", "c++", r["reader"]),
         _row("(s2) SNiPER HitsReaderAlg + JunoBridgeAlg", "c++", r["reco"],
-             f"JunoBridgeAlg alone {1e6 * (r['reco'] - r['reader']):.1f} us"),
+             f"JunoBridgeAlg alone {1e6 * (r['reco'] - r['reader']):.1f} us (medians; means: "
+             f"{1e6 * (r['reco_mean'] - r['reader_mean']):.1f} us)"),
         _row("(s5) C++ loop of Session::run alone (jb-bench-loop), median", "c++", loop["median_us"] * 1e-6),
         _row("(s3a) store -> numpy view of [1, 2, 17612]", "python", r["store_s"]),
         _row("(s3b) PyDataStore::set + np.asarray", "python", r["set_s"] + r["asarray_s"],
@@ -195,20 +259,40 @@ def run_bench(quick: bool = False) -> list[dict]:
              f"{r['reco_whole'] / r['two_tasks']:.2f}x one task's events/s"),
         _row("(s6c) two tasks in two threads, ReleaseGIL=false", "c++", r["two_tasks_gil"],
              f"{r['reco_whole'] / r['two_tasks_gil']:.2f}x one task's events/s"),
+        _row("(s6d) one C++ task on a thread (jb-sniper-tasks), whole run", "c++", one),
+        _row("(s6e) two C++ tasks on two threads, one JunoBridgeSvc", "c++", two,
+             f"{one / two:.2f}x one task's events/s"),
+        _row("(s7a) C++ task, fixed event: SNiPER's loop alone", "c++", costs["none"] * 1e-6),
+        _row("(s7b) ... + an empty algorithm", "c++", costs["empty"] * 1e-6,
+             f"SNiPER's own cost per algorithm {costs['empty'] - costs['none']:.2f} us"),
+        _row("(s7c) ... + Session::run alone (pmt slice model)", "c++", costs["bare"] * 1e-6),
+        _row("(s7d) ... + JunoBridgeAlg (pmt slice model)", "c++", costs["reco"] * 1e-6,
+             f"JunoBridgeAlg's own cost {costs['reco'] - costs['bare']:.2f} us"),
+        _row("(s7e) C++ task, HitsReaderAlg + Session::run alone", "c++", costs["events_bare"] * 1e-6,
+             f"the run after the reader: {costs['events_bare'] - by_s0:.0f} us over the reader (s0)"),
+        _row("(s7f) C++ task, HitsReaderAlg + JunoBridgeAlg", "c++", costs["events_reco"] * 1e-6,
+             f"JunoBridgeAlg's own cost {costs['events_reco'] - costs['events_bare']:.1f} us"),
     ]
 
 
 def targets(rows: list[dict]) -> list[tuple[str, float | None, float, bool]]:
     by = {r["method"].split(")")[0] + ")": r["median_us"] for r in rows}
     overhead = by["(s2)"] - by["(s0)"] - by["(s5)"]
+    own, own_events = by["(s7d)"] - by["(s7c)"], by["(s7f)"] - by["(s7e)"]
     return [
-        (f"JunoBridgeAlg in SNiPER (s2 - s0) minus Session::run alone (s5), us per event ({overhead:.1f})",
-         overhead, 2.0, False),
+        ("(s2 - s0) - (s5), us per event: the model after the reader in a job against a C++ loop on one synthetic "
+         "input (caches and data, not JunoBridgeAlg: compare s7e with s5)", overhead, None, False),
+        ("JunoBridgeAlg minus Session::run alone in the same C++ task, one fixed event (s7d - s7c), us per event",
+         own, 2.0, False),
+        ("JunoBridgeAlg minus Session::run alone in the same C++ task, the reader's events (s7f - s7e), us per event "
+         "(the model's own spread is larger than the target: s7d - s7c judges)", own_events, None, False),
         ("SNiPER job (reader + JunoBridgeAlg) vs the C++ framework host (s2 / s1)", by["(s2)"] / by["(s1)"], 1.1,
          False),
         ("store handoff vs PyDataStore::set, x faster", by["(s3b)"] / by["(s3a)"], 100.0, True),
         ("Python algorithm in SNiPER vs plain Python loop, ratio", by["(s4a)"] / by["(s4b)"], 1.1, False),
         ("two tasks in two threads vs one task, events/s, x (2 cores: at most 2)", by["(s6a)"] / by["(s6b)"], 1.5,
+         True),
+        ("two C++ tasks, one JunoBridgeSvc, vs one task, events/s, x (s6d / s6e)", by["(s6d)"] / by["(s6e)"], 1.7,
          True),
     ]
 

@@ -1,10 +1,15 @@
 // ModelAlg / JunoBridgeAlg: one juno-bridge session per algorithm, inputs and outputs in the store.
 #include "juno_bridge/sniper/ModelAlg.h"
 
+#include "juno_bridge/sniper/JunoBridgeSvc.h"
+
 #include "python_gil.hpp"
 
 #include <SniperKernel/AlgFactory.h>
+#include <SniperKernel/ExecUnit.h>
+#include <SniperKernel/SniperJSON.h>
 
+#include <algorithm>
 #include <exception>
 
 DECLARE_ALGORITHM(JunoBridgeAlg);
@@ -41,6 +46,38 @@ void check_mapping(const std::map<std::string, std::string>& mapping, const std:
   }
 }
 
+// The JunoBridgeSvc an algorithm opens its session in: the one named `name` in its task or a task above;
+// for an empty name, the one its task (else the nearest task above with any) has, if any. nullptr: none.
+RuntimeSvc* find_service(AlgBase* alg, const std::string& name) {
+  for (ExecUnit* task = alg->getParent(); task != nullptr; task = task->getParent()) {
+    if (!name.empty()) {
+      SvcBase* svc = task->findSvc(name);
+      if (svc == nullptr) continue;
+      if (auto* ours = dynamic_cast<RuntimeSvc*>(svc)) return ours;
+      throw Error(ErrorCode::InvalidArgument, "the property Service names '" + name + "', a " + svc->tag() +
+                                                  " of task '" + task->objName() + "', not a JunoBridgeSvc");
+    }
+    // A task lists its services only in its JSON form: "<type>/<name>", or "[i]:<type>/<name>" when shared.
+    std::vector<RuntimeSvc*> found;
+    std::string names;
+    const SniperJSON json = task->json();
+    const SniperJSON& services = json["services"];
+    for (auto it = services.vec_begin(); it != services.vec_end(); ++it) {
+      const std::string id = (*it)["identifier"].get<std::string>();
+      const std::string svc_name = id.substr(id.rfind('/') + 1);
+      if (auto* ours = dynamic_cast<RuntimeSvc*>(task->findSvc(svc_name))) {
+        found.push_back(ours);
+        names += (names.empty() ? "" : ", ") + svc_name;
+      }
+    }
+    if (found.size() > 1)
+      throw Error(ErrorCode::InvalidArgument, "task '" + task->objName() + "' has " + std::to_string(found.size()) +
+                                                  " JunoBridgeSvc (" + names + "): name one with the property Service");
+    if (found.size() == 1) return found.front();
+  }
+  return nullptr;
+}
+
 const std::string& key_of(const std::map<std::string, std::string>& mapping, const std::string& name) {
   auto it = mapping.find(name);
   return it == mapping.end() ? name : it->second;
@@ -57,6 +94,7 @@ ModelAlg::ModelAlg(const std::string& name) : AlgBase(name) {
   declProp("Providers", m_providers);
   declProp("Backend", m_backend);
   declProp("ReleaseGIL", m_releaseGIL);
+  declProp("Service", m_service);
 }
 
 ModelAlg::~ModelAlg() {
@@ -82,10 +120,17 @@ bool ModelAlg::initialize() {
     options.inter_op_threads = m_interOpThreads;
     options.providers = m_providers;
     if (m_interOpThreads > 1) options.execution_mode = "parallel";
+    // The task's JunoBridgeSvc (or the one Service names) owns the runtime; without one, the process
+    // default runtime does (jobs written before the service).
+    RuntimeSvc* service = find_service(this, m_service);
+    if (service == nullptr && !m_service.empty())
+      throw Error(ErrorCode::InvalidArgument, "the property Service names '" + m_service +
+                                                  "', which neither this task nor a task above it has");
     {
       GilRelease unlocked(m_releaseGIL);  // a python: model takes the GIL itself
-      session_ = std::make_unique<Session>(m_model, options);
+      session_ = service ? service->open(m_model, options) : std::make_unique<Session>(m_model, options);
     }
+    service_ = service;
     GilRelease::find_python();
     check_mapping(m_inputs, session_->inputs(), "Inputs", "input");
     check_mapping(m_outputs, session_->outputs(), "Outputs", "output");
@@ -101,16 +146,20 @@ bool ModelAlg::initialize() {
     index_.resize(out_keys_.size());
     for (size_t o = 0; o < index_.size(); ++o) index_[o] = static_cast<int32_t>(o);
     last_in_.clear();
+    entries_.assign(in_keys_.size() + out_keys_.size(), nullptr);
+    erasures_ = store_->erasures();
   } catch (const std::exception& e) {
     LogError << where() << ": " << e.what() << std::endl;
     session_.reset();
     return false;
   }
   const SessionStats stats = session_->stats();
-  LogInfo << "opened " << m_model << " on " << session_->backend_name() << std::endl;
+  LogInfo << "opened " << m_model << " on " << session_->backend_name()
+          << (service_ ? " in the runtime of " + service_->objName() : std::string()) << std::endl;
   if (stats.backend_users > 1)  // SessionOptions' default share: same model and options, one backend session
     LogInfo << "shares backend session " << stats.backend_id << " with " << stats.backend_users - 1
-            << " other open session(s) of the same model and options" << std::endl;
+            << " other open session(s) of the same model and options" << (service_ ? " in that runtime" : "")
+            << std::endl;
   return true;
 }
 
@@ -136,9 +185,19 @@ void ModelAlg::prepareOutputs() {
   last_in_ = in_;
 }
 
+// The store entry of `key`, kept between events while the store erases nothing (no lookup by name per event).
+const StoredTensor* ModelAlg::entry(size_t slot, const std::string& key) {
+  if (erasures_ != store_->erasures()) {
+    erasures_ = store_->erasures();
+    std::fill(entries_.begin(), entries_.end(), nullptr);
+  }
+  if (entries_[slot] == nullptr) entries_[slot] = store_->find(key);
+  return entries_[slot];
+}
+
 void ModelAlg::runModel() {
   for (size_t i = 0; i < in_keys_.size(); ++i) {
-    const StoredTensor* t = store_->find(in_keys_[i]);
+    const StoredTensor* t = entry(i, in_keys_[i]);
     if (t == nullptr)
       throw Error(ErrorCode::Input, "model input '" + session_->inputs()[i].name + "' reads store key '" +
                                         in_keys_[i] + "', which the tensor store lacks; it holds " +
@@ -147,7 +206,7 @@ void ModelAlg::runModel() {
   }
   if (!same_tensors(in_, last_in_)) prepareOutputs();
   for (size_t o = 0; o < out_keys_.size(); ++o) {
-    const StoredTensor* t = adopt_[o] ? nullptr : store_->find(out_keys_[o]);
+    const StoredTensor* t = adopt_[o] ? nullptr : entry(in_keys_.size() + o, out_keys_[o]);
     out_[o] = t ? t->view : TensorView();  // data nullptr: the backend allocates
     if (!t) adopt_[o] = true;
   }
@@ -183,6 +242,7 @@ bool ModelAlg::finalize() {
     session_->close();
     session_.reset();
   }
+  service_ = nullptr;
   store_ = nullptr;
   return true;
 }

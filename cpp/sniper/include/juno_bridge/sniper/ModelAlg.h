@@ -4,7 +4,10 @@
 // Properties: Model (any model string juno-bridge opens), Inputs / Outputs (model tensor -> store key;
 // a tensor not listed uses its own name), Threads (intra-op, 1), InterOpThreads (0: the backend's
 // default), Providers (["cpu"]), Backend ("" = by the model), ReleaseGIL (true: the GIL is released
-// around each run when this thread holds it, so Python threads go on during task.run()).
+// around each run when this thread holds it, so Python threads go on during task.run()), Service (the
+// JunoBridgeSvc whose runtime opens the session: "" = the task's JunoBridgeSvc, or the nearest task
+// above's, when there is one (two in one task: name one), else the process default runtime; a name =
+// that service, which must exist).
 //
 // Per event: fillInputs(store) -> the model reads its inputs from the store and writes its outputs
 // into store tensors in place (same addresses every event while shapes stay) -> consumeOutputs(store).
@@ -46,6 +49,8 @@
 
 namespace jb::sniper {
 
+class RuntimeSvc;
+
 class ModelAlg : public AlgBase {
  public:
   explicit ModelAlg(const std::string& name);
@@ -74,13 +79,16 @@ class ModelAlg : public AlgBase {
   std::vector<std::string> m_providers{"cpu"};
   std::string m_backend;
   bool m_releaseGIL = true;
+  std::string m_service;
 
  private:
   void runModel();
   void prepareOutputs();
+  const StoredTensor* entry(size_t slot, const std::string& key);
   std::string where() const;  // "JunoBridgeAlg 'reco' (model.onnx)" for messages
 
   std::unique_ptr<Session> session_;
+  RuntimeSvc* service_ = nullptr;      // whose runtime opened session_ (nullptr: the process default)
   TensorStore* store_ = nullptr;
   std::vector<std::string> in_keys_, out_keys_;
   std::vector<TensorView> in_, out_;
@@ -88,6 +96,8 @@ class ModelAlg : public AlgBase {
   std::vector<int32_t> index_;      // 0..outputs-1
   std::vector<bool> adopt_;          // outputs the backend allocates (shape unknown before the run)
   std::vector<TensorView> last_in_;  // input dtypes and shapes the output tensors were made for
+  std::vector<const StoredTensor*> entries_;  // store entries of in_keys_ then out_keys_ (null: look up)
+  uint64_t erasures_ = 0;                     // the store's erasures() when entries_ were found
 };
 
 }  // namespace jb::sniper

@@ -66,13 +66,20 @@ class TensorStore {
   const TensorView& at(const std::string& name) const;
   // The tensor checked against what the caller expects; -1 in `shape` matches any extent.
   const TensorView& at(const std::string& name, DType dtype, const std::vector<int64_t>& shape) const;
-  bool erase(const std::string& name) { return tensors_.erase(name) != 0; }
+  bool erase(const std::string& name) {
+    ++erasures_;
+    return tensors_.erase(name) != 0;
+  }
+  // Changes whenever a tensor is erased: until it does, a StoredTensor* from find() stays valid (a tensor
+  // made again, viewed or adopted under the same name keeps its entry), so an algorithm may keep it.
+  uint64_t erasures() const { return erasures_; }
   std::vector<std::string> names() const;
   std::string names_string() const;  // "a, b, c" or "nothing", for messages
   size_t size() const { return tensors_.size(); }
 
  private:
   std::map<std::string, StoredTensor> tensors_;
+  uint64_t erasures_ = 0;
 };
 
 }  // namespace jb::sniper
