@@ -28,8 +28,9 @@ bool RuntimeSvc::initialize() {
     LogError << m_tag << " '" << m_name << "': " << e.what() << std::endl;
     return false;
   }
-  LogInfo << "runtime with " << (m_asyncThreads == 0 ? std::string("no async threads (the calling thread)")
-                                                      : std::to_string(runtime_->async_threads()) + " async thread(s)")
+  LogInfo << "runtime with "
+          << (m_asyncThreads == 0 ? std::string("no async threads (the calling thread)")
+                                  : std::to_string(runtime_->async_threads()) + " async thread(s)")
           << std::endl;
   return true;
 }

@@ -124,8 +124,8 @@ bool ModelAlg::initialize() {
     // default runtime does (jobs written before the service).
     RuntimeSvc* service = find_service(this, m_service);
     if (service == nullptr && !m_service.empty())
-      throw Error(ErrorCode::InvalidArgument, "the property Service names '" + m_service +
-                                                  "', which neither this task nor a task above it has");
+      throw Error(ErrorCode::InvalidArgument,
+                  "the property Service names '" + m_service + "', which neither this task nor a task above it has");
     {
       GilRelease unlocked(m_releaseGIL);  // a python: model takes the GIL itself
       session_ = service ? service->open(m_model, options) : std::make_unique<Session>(m_model, options);

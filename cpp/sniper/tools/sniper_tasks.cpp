@@ -23,10 +23,10 @@
 // harness_threads (the threads this program starts), pool_threads (the service's pool threads started),
 // backend_sessions (the most backend sessions open in the service's runtime, else in the process, seen
 // from the tasks). Errors: stderr, exit status 1.
-#include <juno_bridge/hits.hpp>
-#include <juno_bridge/session.hpp>
 #include <juno_bridge/sniper/JunoBridgeSvc.h>
 #include <juno_bridge/sniper/TensorStore.h>
+#include <juno_bridge/hits.hpp>
+#include <juno_bridge/session.hpp>
 
 #include <SniperKernel/AlgBase.h>
 #include <SniperKernel/AlgFactory.h>
@@ -231,8 +231,10 @@ int parse_int(const char* text, const char* what, int minimum) {
 }
 
 Options parse(int argc, char** argv) {
-  if (argc < 3) fail("usage: jb-sniper-tasks EVENTS MODEL [--tasks N] [--alg reco|bare|empty|none] [--service] "
-                     "[--async-threads N] [--threads N] [--out DIR] [--repeat R] [--fixed N]");
+  if (argc < 3)
+    fail(
+        "usage: jb-sniper-tasks EVENTS MODEL [--tasks N] [--alg reco|bare|empty|none] [--service] "
+        "[--async-threads N] [--threads N] [--out DIR] [--repeat R] [--fixed N]");
   Options o;
   o.events = argv[1];
   o.model = argv[2];
@@ -278,10 +280,8 @@ Job build(const Options& o, SvcBase* service) {
     task->setLogLevel(3);
     if (service != nullptr && task->addSvc(service) == nullptr) fail("cannot add the service to a task");
     job.clocks.push_back(dynamic_cast<EventClockAlg*>(task->createAlg("EventClockAlg/clock")));
-    if (o.fixed > 0)
-      task->createAlg("FixedEventAlg/fixed");
-    else
-      set(task->createAlg("HitsReaderAlg/reader"), "Files", "[" + json_string(o.events) + "]");
+    if (o.fixed > 0) task->createAlg("FixedEventAlg/fixed");
+    else set(task->createAlg("HitsReaderAlg/reader"), "Files", "[" + json_string(o.events) + "]");
     if (o.alg == "reco") {
       AlgBase* reco = task->createAlg("JunoBridgeAlg/reco");
       set(reco, "Model", json_string(o.model));
@@ -295,9 +295,10 @@ Job build(const Options& o, SvcBase* service) {
     }
     if (!o.out.empty()) {
       auto* collect = dynamic_cast<CollectAlg*>(task->createAlg("CollectAlg/collect"));
-      set(collect, "Keys", o.alg == "reco"   ? R"(["vertex", "energy"])"
-                           : o.alg == "bare" ? R"(["bare_vertex", "bare_energy"])"
-                                             : R"(["pmt"])");
+      set(collect, "Keys",
+          o.alg == "reco"   ? R"(["vertex", "energy"])"
+          : o.alg == "bare" ? R"(["bare_vertex", "bare_energy"])"
+                            : R"(["pmt"])");
       job.collectors.push_back(collect);
     }
     job.tasks.push_back(std::move(task));
@@ -372,12 +373,13 @@ int run(const Options& o) {
           if (!f) fail("cannot write " + path);
         }
   }
-  std::printf("{\"tasks\": %d, \"events\": %lld, \"seconds\": %.6f, \"event_us\": %.3f, \"threads_before\": %d, "
-              "\"threads_peak\": %lld, \"threads_after\": %d, \"harness_threads\": %d, \"pool_threads\": %lld, "
-              "\"backend_sessions\": %lld}\n",
-              o.tasks, static_cast<long long>(events), best_s, event_us, threads_before,
-              static_cast<long long>(g_threads_peak.load()), thread_count(), o.tasks,
-              static_cast<long long>(g_pool_threads.load()), static_cast<long long>(g_backends.load()));
+  std::printf(
+      "{\"tasks\": %d, \"events\": %lld, \"seconds\": %.6f, \"event_us\": %.3f, \"threads_before\": %d, "
+      "\"threads_peak\": %lld, \"threads_after\": %d, \"harness_threads\": %d, \"pool_threads\": %lld, "
+      "\"backend_sessions\": %lld}\n",
+      o.tasks, static_cast<long long>(events), best_s, event_us, threads_before,
+      static_cast<long long>(g_threads_peak.load()), thread_count(), o.tasks,
+      static_cast<long long>(g_pool_threads.load()), static_cast<long long>(g_backends.load()));
   return 0;
 }
 
