@@ -30,7 +30,11 @@ cdef object foreign_array(object obj, str role, object name):
     """The numpy array that views `obj`'s memory (never a copy), or an error saying why there is none."""
     what = _what(role, name)
     if hasattr(obj, "__dlpack_device__"):
-        kind, index = obj.__dlpack_device__()
+        try:
+            kind, index = (int(x) for x in obj.__dlpack_device__())
+        except Exception as error:
+            raise InputTypeError(f"{what}: the {type(obj).__name__}'s __dlpack_device__() gave no (device type, "
+                                 f"device id): {error!r}") from error
         if kind != kDLCPU:
             raise InputError(f"{what}: the {type(obj).__name__} is on {_device_name(kind, index)}; {_HOST_ONLY}")
         if hasattr(obj, "__dlpack__"):
@@ -44,8 +48,8 @@ cdef object foreign_array(object obj, str role, object name):
                          f"memory (__dlpack__, as a torch CPU tensor), got {type(obj).__name__}")
 
 
-cdef str _device_name(object kind, object index):
-    return f"{_DLPACK_DEVICES.get(int(kind), f'DLPack device type {int(kind)}')}:{int(index)}"
+cdef str _device_name(int kind, int index):
+    return f"{_DLPACK_DEVICES.get(kind, f'DLPack device type {kind}')}:{index}"
 
 
 @cython.final

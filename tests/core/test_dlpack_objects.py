@@ -171,6 +171,12 @@ def test_a_failed_or_foreign_export_is_a_clear_error(add_session):
         def __dlpack__(self, **kwargs):
             return object()
 
+    class NoDevice(OnDevice):
+        def __dlpack_device__(self):
+            return "cpu"
+
+    with raises(jb.InputTypeError, "input 'a'", "the NoDevice's __dlpack_device__() gave no (device type, device id)"):
+        add_session.run({"a": NoDevice(), "b": b})
     with raises(jb.InputError, "input 'a'", "the Refuses refused its DLPack export", "cannot export this one"):
         add_session.run({"a": Refuses(a), "b": b})
     with raises(jb.InputTypeError, "input 'a'", "NotACapsule.__dlpack__() returned a object", "DLPack capsule"):
