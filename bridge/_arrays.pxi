@@ -1,5 +1,6 @@
-# numpy arrays <-> the core's tensor views: the dtype tables, fill_view (every check only Python can make),
-# the arrays over memory the runtime allocated, TensorInfo (included by _core.pyx).
+# numpy arrays <-> the core's tensor views: the dtype tables, fill_view (every check only Python can make; other
+# array objects are first viewed as numpy arrays, _foreign.pxi), the arrays over memory the runtime allocated,
+# TensorInfo (included by _core.pyx).
 
 # jb dtype code (the C ABI's jb_dtype) -> numpy dtype: the Python side's one dtype table
 # (juno_bridge.dtypes presents it; the C tables below are derived from it).
@@ -55,12 +56,9 @@ cdef int fill_view(object obj, jb_tensor_view* view, str role, object name, bint
     cdef cnp.ndarray arr
     if cnp.PyArray_Check(obj):
         arr = <cnp.ndarray>obj
-    elif PyObject_CheckBuffer(obj):
-        arr = np.asarray(memoryview(obj))  # a view of the exporter's memory in its own format, not a copy
-        keep.append(arr)  # alive until the run returns
     else:
-        raise InputTypeError(f"{_what(role, name)}: expected a numpy array or a buffer-protocol object, "
-                             f"got {type(obj).__name__}")
+        arr = foreign_array(obj, role, name)  # a view of a buffer-protocol or DLPack object's memory, or refused
+        keep.append(arr)  # alive until the run returns
     cdef int flags = cnp.PyArray_FLAGS(arr)
     if not (flags & cnp.NPY_ARRAY_C_CONTIGUOUS):
         raise InputError(f"{_what(role, name)}: expected a C-contiguous array, got strides {(<object>arr).strides} "
@@ -70,7 +68,8 @@ cdef int fill_view(object obj, jb_tensor_view* view, str role, object name, bint
         raise InputError(f"{_what(role, name)}: array data at {<uintptr_t>cnp.PyArray_DATA(arr):#x} is not aligned "
                          f"to its {arr.dtype.itemsize}-byte elements")
     if writable and not (flags & cnp.NPY_ARRAY_WRITEABLE):
-        raise InputError(f"{_what(role, name)}: the output buffer is read-only")
+        raise InputError(f"{_what(role, name)}: the output buffer is read-only"
+                         + ("" if arr is obj else f" (the {type(obj).__name__} exports its memory read-only)"))
     cdef int typenum = cnp.PyArray_TYPE(arr)
     cdef int32_t dtype = _JB_FROM_TYPENUM[typenum] if 0 <= typenum < 64 else (
         JB_DTYPE_BFLOAT16 if typenum == _BFLOAT16_TYPENUM else 0)

@@ -33,8 +33,8 @@ cdef inline int _fill(CallViews& views, object obj, jb_tensor_view* view, str ro
                       bint writable) except -1:
     """fill_view, the common case inline: a numpy array, C-contiguous and aligned (and writable for an
     output), of a supported dtype in native byte order, of a rank the core takes. Anything else goes to
-    fill_view, which checks it all again and views it (a buffer-protocol object, alive in `views`) or
-    says what is wrong."""
+    fill_view, which checks it all again and views it (a buffer-protocol or DLPack object, alive in `views`)
+    or says what is wrong."""
     cdef int flags, typenum, ndim, d
     cdef cnp.npy_intp* dims
     cdef int needed = cnp.NPY_ARRAY_C_CONTIGUOUS | cnp.NPY_ARRAY_ALIGNED

@@ -6,12 +6,13 @@ What juno_bridge._hits shares of it is declared in bridge/juno_bridge/_core.pxd.
 
 This file holds the module's imports and what the module-level functions need; the rest is included from
 the .pxi parts beside it, one per responsibility (as pyarrow's lib.pyx): _logging, _arrays (dtypes and
-numpy views), _calls (a call's views, the call layouts), _session, _binding, _async (run_async's completions),
-_runtime (jb.Runtime).
+numpy views), _foreign (other array objects: buffer protocol, DLPack), _calls (a call's views, the call
+layouts), _session, _binding, _async (run_async's completions), _runtime (jb.Runtime).
 """
 cimport cython
 from cpython.buffer cimport PyObject_CheckBuffer
 from cpython.dict cimport PyDict_Next
+from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid, PyCapsule_SetName
 from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
 from cython.operator cimport dereference as deref
 from libc.stdint cimport int32_t, int64_t, uintptr_t
@@ -33,6 +34,8 @@ from libjuno_bridge cimport (JB_DTYPE_BFLOAT16, JB_DTYPE_BOOL, JB_DTYPE_FLOAT16,
                              JB_DTYPE_INT8, JB_DTYPE_INT16, JB_DTYPE_INT32, JB_DTYPE_INT64, JB_DTYPE_UINT8,
                              JB_DTYPE_UINT16, JB_DTYPE_UINT32, JB_DTYPE_UINT64)
 from libjuno_bridge cimport jb_get_log_level, jb_set_log_callback, jb_set_log_level
+from libdlpack cimport (DLPACK_FLAG_BITMASK_READ_ONLY, DLPACK_MAJOR_VERSION, DLManagedTensor,
+                       DLManagedTensorVersioned, DLTensor, kDLCPU)
 import atexit
 import concurrent.futures
 import logging
@@ -54,6 +57,7 @@ cdef int raise_status(Status& status) except -1:
 
 include "_logging.pxi"
 include "_arrays.pxi"
+include "_foreign.pxi"
 include "_calls.pxi"
 include "_session.pxi"
 include "_binding.pxi"

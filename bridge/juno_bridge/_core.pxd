@@ -11,9 +11,9 @@ from libjuno_bridge cimport CSession, Status, jb_tensor_view
 # The one place a core error becomes a Python exception.
 cdef int raise_status(Status& status) except -1
 
-# Points `view` at a numpy array's (or buffer-protocol object's) memory after checking what only Python
-# sees: C-contiguous, aligned, writable when it is an output, a supported dtype in native byte order,
-# rank. Never copies. Errors name `role 'name'` (or `role` alone when name is None).
+# Points `view` at a numpy array's (or a buffer-protocol or CPU DLPack object's) memory after checking what
+# only Python sees: C-contiguous, aligned, writable when it is an output, a supported dtype in native byte
+# order, rank. Never copies. Errors name `role 'name'` (or `role` alone when name is None).
 cdef int fill_view(object obj, jb_tensor_view* view, str role, object name, bint writable, list keep) except -1
 
 # The numpy type number of a jb dtype code, -1 for none.
