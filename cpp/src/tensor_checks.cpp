@@ -74,14 +74,15 @@ void check_view(const TensorView& v, const TensorInfo& info, const char* role, b
     if (v.shape[d] < 0)
       throw Error(ErrorCode::Input, std::string(role) + " '" + info.name + "': negative dim in shape " +
                                         shape_string(v.shape, v.rank));
-    if (v.shape[d] != 0 && elements > INT64_MAX / 16 / v.shape[d])
+    // Overflow by the multiplication itself: no division on this per-call path.
+    if (__builtin_mul_overflow(elements, v.shape[d], &elements) || elements > INT64_MAX / 16)
       throw Error(ErrorCode::Input, std::string(role) + " '" + info.name + "': shape " +
                                         shape_string(v.shape, v.rank) + " is too large");
-    elements *= v.shape[d];
   }
   if (v.data == nullptr && elements > 0)
     throw Error(ErrorCode::InvalidArgument, std::string(role) + " '" + info.name + "': data pointer is NULL");
-  if (reinterpret_cast<uintptr_t>(v.data) % dtype_size(v.dtype) != 0)
+  const size_t element_size = dtype_size(v.dtype);  // 1, 2, 4 or 8: a mask, not a modulo
+  if ((reinterpret_cast<uintptr_t>(v.data) & (element_size - 1)) != 0)
     throw Error(ErrorCode::Input, std::string(role) + " '" + info.name + "': data at " +
                                       std::to_string(reinterpret_cast<uintptr_t>(v.data)) + " is not aligned to its " +
                                       std::to_string(dtype_size(v.dtype)) + "-byte elements");
