@@ -51,6 +51,36 @@ void Runtime::State::enrol(const std::shared_ptr<SessionGate>& gate) {
   gates.push_back(gate);
 }
 
+namespace {
+
+// The runtime whose `done` this thread is running, and how many of its completions are nested here.
+thread_local const Runtime::State* inside_completion = nullptr;
+thread_local int inside_depth = 0;
+
+}  // namespace
+
+Runtime::State::InsideCompletion::InsideCompletion(const State* state) noexcept
+    : previous(inside_completion), previous_depth(inside_depth) {
+  inside_depth = state == inside_completion ? inside_depth + 1 : 1;
+  inside_completion = state;
+}
+
+Runtime::State::InsideCompletion::~InsideCompletion() {
+  inside_completion = previous;
+  inside_depth = previous_depth;
+}
+
+void Runtime::State::completion_started() noexcept {
+  std::lock_guard<std::mutex> lock(completion_mutex);
+  ++completions;
+}
+
+void Runtime::State::completion_ended() noexcept {
+  std::lock_guard<std::mutex> lock(completion_mutex);
+  --completions;
+  completions_done.notify_all();  // close() may wait for 0, or for the ones its own thread is in
+}
+
 void Runtime::State::close() noexcept {
   std::vector<std::weak_ptr<SessionGate>> open;
   {
@@ -61,6 +91,13 @@ void Runtime::State::close() noexcept {
   }
   for (const auto& weak : open)
     if (auto gate = weak.lock()) gate->close();  // waits for that Session's runs in flight
+  {
+    // Then for their completions: a run leaves flight before its `done` is called (which may close the
+    // Session), and close() must not return while a `done` still runs, but for those this thread is in.
+    const int64_t own = inside_completion == this ? inside_depth : 0;
+    std::unique_lock<std::mutex> lock(completion_mutex);
+    completions_done.wait(lock, [&] { return completions <= own; });
+  }
   if (pool) pool->stop();
 }
 

@@ -153,16 +153,33 @@ namespace {
 // holds none of it once the backend has the run.
 template <class InFlight>
 struct Completion {
-  std::unique_ptr<InFlight> call;
-  Session::RunCallback done;
+  Completion(std::unique_ptr<InFlight> c, Session::RunCallback d, std::shared_ptr<Runtime::State> r)
+      : call(std::move(c)), done(std::move(d)), runtime(std::move(r)) {
+    runtime->completion_started();
+  }
+  ~Completion() {
+    if (!invoked) runtime->completion_ended();  // never started
+  }
+  Completion(const Completion&) = delete;
+  Completion& operator=(const Completion&) = delete;
 
   void operator()(std::exception_ptr error) {
+    invoked = true;
     call.reset();
-    try {
-      done(error);
-    } catch (...) {
+    {
+      Runtime::State::InsideCompletion mark(runtime.get());
+      try {
+        done(error);
+      } catch (...) {
+      }
     }
+    runtime->completion_ended();  // the runtime's close() waits for this too
   }
+
+  std::unique_ptr<InFlight> call;
+  Session::RunCallback done;
+  std::shared_ptr<Runtime::State> runtime;
+  bool invoked = false;
 };
 
 }  // namespace
@@ -177,8 +194,8 @@ void Session::run_async(const TensorView* inputs, size_t num_inputs, const int32
       done(error);
     };
   }
-  auto completion = std::make_shared<Completion<InFlight>>(
-      Completion<InFlight>{std::make_unique<InFlight>(*this, true), std::move(done)});  // in flight until done
+  auto completion = std::make_shared<Completion<InFlight>>(std::make_unique<InFlight>(*this, true), std::move(done),
+                                                           runtime_);  // in flight until done
   check_call(inputs, num_inputs, output_index, outputs, owned, num_outputs);
   if (bfloat16_as_uint16_) {
     in = bits_as_bfloat16(inputs, num_inputs, backend_->inputs(), nullptr);

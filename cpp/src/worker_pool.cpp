@@ -18,18 +18,21 @@ WorkerPool::WorkerPool(unsigned threads) : size_(std::max(1u, threads)) {}
 
 WorkerPool::~WorkerPool() { stop(); }
 
-WorkerPool::Crew* WorkerPool::crew() {
+std::shared_ptr<WorkerPool::Crew> WorkerPool::crew() {
   std::lock_guard<std::mutex> lock(crew_mutex_);
   if (stopped_) return nullptr;
   if (crew_ == nullptr || crew_->pid != getpid()) {
-    if (crew_ != nullptr) started_.store(0);  // the parent's crew is left as it is, unreachable
-    crew_ = new Crew(getpid());
+    if (crew_ != nullptr) {  // the parent's crew is left as it is, unreachable
+      new std::shared_ptr<Crew>(std::move(crew_));  // never released here (see Crew)
+      started_.store(0);
+    }
+    crew_ = std::make_shared<Crew>(getpid());
   }
   return crew_;
 }
 
 void WorkerPool::submit(std::function<void()> task) {
-  Crew* crew_now = crew();
+  const std::shared_ptr<Crew> crew_now = crew();
   if (crew_now == nullptr) return task();  // stopped: the task still runs, here (its run's `done` is owed)
   Crew& c = *crew_now;
   {
@@ -37,7 +40,7 @@ void WorkerPool::submit(std::function<void()> task) {
     c.queue.push_back(std::move(task));
     // A thread is started only when none is idle: a pool that serves one run at a time keeps one thread.
     if (c.idle < c.queue.size() && c.threads.size() < size_) {
-      c.threads.emplace_back([&c] { serve(c); });
+      c.threads.emplace_back([crew_now] { serve(*crew_now); });
       started_.fetch_add(1);
       return;  // the new thread takes the task
     }
@@ -62,12 +65,13 @@ void WorkerPool::serve(Crew& c) {
 }
 
 void WorkerPool::stop() noexcept {
-  Crew* c;
+  std::shared_ptr<Crew> c;
   {
     std::lock_guard<std::mutex> lock(crew_mutex_);
     stopped_ = true;
     c = crew_;
-    if (c == nullptr || c->pid != getpid()) return;  // none started here
+    if (c == nullptr || c->pid != getpid()) return;  // none started here, or already stopped
+    crew_ = nullptr;                                 // this call owns it now
   }
   std::vector<std::thread> threads;
   {
@@ -79,10 +83,7 @@ void WorkerPool::stop() noexcept {
   bool from_own_thread = false;
   for (auto& t : threads) from_own_thread |= t.get_id() == std::this_thread::get_id();
   for (auto& t : threads) from_own_thread ? t.detach() : t.join();
-  if (from_own_thread) return;  // the crew lives on for the threads still leaving it
-  std::lock_guard<std::mutex> lock(crew_mutex_);
-  if (crew_ == c) crew_ = nullptr;
-  delete c;
+  // Detached (stop() from one of its threads): the crew goes with the last of them.
 }
 
 }  // namespace jb

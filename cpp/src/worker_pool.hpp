@@ -32,8 +32,10 @@ class WorkerPool {
   int started() const noexcept { return started_.load(); }
 
  private:
-  // The queue and threads of one process: a forked child leaves its parent's behind (never destroyed:
-  // their mutex may have been held at the fork) and makes its own.
+  // The queue and threads of one process, shared by its threads: it goes with the last of them (or with
+  // stop(), once they are joined). A forked child leaves its parent's behind (never destroyed there: the
+  // parent's threads still hold it in the child's copy of memory, and its mutex may have been held at the
+  // fork) and makes its own.
   struct Crew {
     explicit Crew(pid_t p) : pid(p) {}
     const pid_t pid;
@@ -44,13 +46,13 @@ class WorkerPool {
     unsigned idle = 0;
     bool stopping = false;
   };
-  Crew* crew();  // nullptr once stopped
+  std::shared_ptr<Crew> crew();  // nullptr once stopped
   static void serve(Crew& crew);
 
   const unsigned size_;
   std::atomic<int> started_{0};
   std::mutex crew_mutex_;
-  Crew* crew_ = nullptr;
+  std::shared_ptr<Crew> crew_;
   bool stopped_ = false;
 };
 

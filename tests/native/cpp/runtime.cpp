@@ -233,8 +233,12 @@ int main(int argc, char** argv) {
     auto in = b.inputs();
     auto out = b.outputs();
     std::atomic<int> done{0};
+    // Each `done` takes a while after its run left flight: close() must wait for the `done`s too.
     for (int i = 0; i < 4; ++i)
-      session.run_async(in.data(), 1, kAllOutputs, out.data(), nullptr, 2, [&](std::exception_ptr) { ++done; });
+      session.run_async(in.data(), 1, kAllOutputs, out.data(), nullptr, 2, [&](std::exception_ptr) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        ++done;
+      });
     std::thread closer([&] { runtime.close(); });
     for (int i = 0; i < 1000 && runtime.is_open(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     check(!runtime.is_open(), "close(): the runtime refuses new work at once");
@@ -256,6 +260,21 @@ int main(int argc, char** argv) {
     } catch (const jb::Error& e) {
       check(std::string(e.what()).find("the runtime is closed") != std::string::npos, std::string("open: ") + e.what());
     }
+  }
+
+  // A `done` may close its own runtime (on the pool's thread): no deadlock, and the runtime ends closed.
+  {
+    jb::Runtime runtime(1);
+    jb::Session session(model, one_thread, runtime);
+    Buffers b(1);
+    auto in = b.inputs();
+    auto out = b.outputs();
+    std::promise<bool> closed_inside;
+    session.run_async(in.data(), 1, kAllOutputs, out.data(), nullptr, 2, [&](std::exception_ptr) {
+      runtime.close();
+      closed_inside.set_value(!runtime.is_open());
+    });
+    check(closed_inside.get_future().get() && !session.is_open(), "a done that closes its runtime returns");
   }
 
   // A Session may outlive its Runtime object: closed with it, destroyed later without harm.
