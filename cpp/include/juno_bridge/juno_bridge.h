@@ -128,7 +128,8 @@ JB_API int64_t jb_open_backend_count(void);
  * each task and must call jb_task_run on it exactly once, on any thread. A session opened with options
  * without a runtime uses the process default. ONNX Runtime's environment and the log sink stay
  * process-wide. jb_runtime_close refuses new sessions, waits for the runs in flight of the runtime's
- * sessions, closes them (their handles stay valid for jb_session_close) and stops the pool. */
+ * sessions (until their `done` has returned, but for one it is called from), closes them (their handles
+ * stay valid for jb_session_close) and stops the pool. */
 typedef struct jb_runtime jb_runtime;
 typedef struct jb_task jb_task;
 typedef void (*jb_executor)(void* context, jb_task* task);

@@ -41,8 +41,9 @@ class JB_API Runtime {
   static Runtime& process_default();
 
   // Refuses new Sessions, waits for the runs in flight of this runtime's Sessions (asynchronous ones
-  // included), then closes those Sessions (a later call on one throws "the session is closed") and stops
-  // the pool's threads. Safe from any thread but one of this runtime's pool, more than once.
+  // included, until their `done` has returned), then closes those Sessions (a later call on one throws
+  // "the session is closed") and stops the pool's threads. Safe from any thread, more than once, and from
+  // a `done` of its own (which it then does not wait for).
   void close() noexcept;
   bool is_open() const noexcept;
 
