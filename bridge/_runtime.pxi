@@ -31,8 +31,8 @@ cdef class _Task:
             del task
 
     def __dealloc__(self):
-        # Never run (an executor that dropped it): the runtime's own guard makes a later run a no-op, but
-        # a run whose task is dropped never ends; nothing better can be done than to free it.
+        # Never run (an executor that dropped it): freeing it ends the run unfinished, its Session's flight
+        # and the runtime's count released, and its future never settled.
         if self._task is not NULL:
             del self._task
 

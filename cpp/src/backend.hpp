@@ -51,6 +51,9 @@ class Backend {
 std::unique_ptr<Backend> open_backend(const std::string& model, const void* bytes, size_t size,
                                       const SessionOptions& options);
 
+// The model name "default" as the package's default model file; any other name as it is.
+std::string resolve_model_name(const std::string& model);
+
 // "backend, intra_op_threads, ...": the options every backend shares, for messages.
 std::string session_option_names();
 

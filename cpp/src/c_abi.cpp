@@ -57,10 +57,7 @@ void clear_last_error() {
 
 namespace {
 
-jb_status null_argument(const char* name) {
-  jb::set_last_error(JB_ERROR_INVALID_ARGUMENT, 0, (std::string("argument '") + name + "' is NULL").c_str());
-  return JB_ERROR_INVALID_ARGUMENT;
-}
+using jb::null_argument;
 
 jb::Runtime& runtime_of(const jb_options* options) {
   return options && options->runtime ? options->runtime->runtime : jb::Runtime::process_default();

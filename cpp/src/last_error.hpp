@@ -20,6 +20,12 @@ void clear_last_error();
 // only inside a catch block of a C entry point. Returns the status it recorded.
 jb_status set_last_error_from_current_exception() noexcept;
 
+// A C entry point's answer to a NULL pointer argument: the thread's last error names it.
+inline jb_status null_argument(const char* name) {
+  set_last_error(JB_ERROR_INVALID_ARGUMENT, 0, (std::string("argument '") + name + "' is NULL").c_str());
+  return JB_ERROR_INVALID_ARGUMENT;
+}
+
 // The body of a C entry point: the last error cleared, then set from any exception the body throws.
 template <class F>
 jb_status guarded(F&& body) noexcept {

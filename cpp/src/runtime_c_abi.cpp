@@ -4,14 +4,7 @@
 #include "c_handles.hpp"
 #include "last_error.hpp"
 
-namespace {
-
-jb_status null_argument(const char* name) {
-  jb::set_last_error(JB_ERROR_INVALID_ARGUMENT, 0, (std::string("argument '") + name + "' is NULL").c_str());
-  return JB_ERROR_INVALID_ARGUMENT;
-}
-
-}  // namespace
+using jb::null_argument;
 
 extern "C" {
 

@@ -14,8 +14,6 @@
 
 namespace jb {
 
-std::string resolve_model_name(const std::string& model);  // backend_routing.cpp
-
 Session::Session(std::shared_ptr<Backend> backend, const SessionOptions& options,
                  std::shared_ptr<Runtime::State> runtime)
     : gate_(std::make_shared<SessionGate>()),
