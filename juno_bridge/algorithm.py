@@ -9,6 +9,11 @@ callable takes and gives; this module holds what the ``python`` backend plugin
 
     jb.Session("python:mypkg.reco:reco")      # from Python, or from C++ through the same core
 
+The arrays in ``inputs`` and ``outputs`` are views of the caller's memory, lent for one run: the dicts
+are emptied when it returns, and a view still referenced then (kept in a list, an attribute, a suspended
+generator) is revoked and fails the run, naming it. A finished frame that still holds one by accident (a
+stack sampler such as Dask's worker profiler, a kept traceback) has its locals cleared instead.
+
 A class is instantiated once per session, with keyword options from the session's config entries
 (strings, converted by the types the decorator declares in ``options=``), and then called per run. An
 instance with a ``close()`` method has it called when its session closes (the last of the Sessions
@@ -26,8 +31,11 @@ client's ``async_infer``).
 """
 from __future__ import annotations
 
+import gc
 import importlib
+import inspect
 import traceback
+import types
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -179,10 +187,35 @@ def revoke(array: np.ndarray, what: str) -> None:
     array.__setstate__((1, array.shape, np.dtype(object), False, [marker] * array.size))
 
 
+_GENERATOR_CODE = (inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+                   | inspect.CO_ITERABLE_COROUTINE)
+
+
+def release_finished_frames(lent: np.ndarray) -> None:
+    """Clears the locals of finished frames that still reference a lent view (or a view derived from it).
+
+    A frame object outlives its call when something holds it: Dask's worker profiler samples every
+    thread's stack (``sys._current_frames()``) and may still hold the algorithm's frame, with its locals,
+    when the call returns; so may a traceback. Such a frame keeps the view only by accident, and clearing
+    it (``frame.clear()``) drops the reference without running any code. Executing frames refuse to be
+    cleared, and generator or coroutine frames are left alone (clearing one would close it): a view they
+    hold is kept, as is one in any other container. Called only when a view is still referenced after its
+    run: the referrer search walks the collector's objects, which costs milliseconds.
+    """
+    holders = gc.get_referrers(lent)
+    derived = [h for h in holders if isinstance(h, np.ndarray)]  # views of a view name the lease as base
+    for holder in holders + [f for view in derived for f in gc.get_referrers(view)]:
+        if isinstance(holder, types.FrameType) and not holder.f_code.co_flags & _GENERATOR_CODE:
+            try:
+                holder.clear()
+            except RuntimeError:  # still executing: a real reference
+                pass
+
+
 def format_exception(exc: BaseException) -> str:
     """The text a Python failure carries into the bridge's error: message and full traceback."""
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
 
 
 __all__ = ["AlgorithmSpec", "ReleasedViewError", "TensorSpec", "algorithm", "format_exception", "open_algorithm",
-           "revoke", "store_returned"]
+           "release_finished_frames", "revoke", "store_returned"]

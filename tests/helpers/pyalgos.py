@@ -1,6 +1,7 @@
 """Python algorithms the tests open through `python:helpers.pyalgos:<name>`, and C++ hosts through
 `python:pyalgos:<name>` with this directory on their PYTHONPATH."""
 import resource
+import sys
 import threading
 
 import numpy as np
@@ -89,6 +90,31 @@ def keeping_a_slice(inputs, outputs):
     outputs["y"][:] = inputs["x"]
     if keep[0]:
         kept.append(inputs["x"][1:])
+
+
+held_frames = []  # what a stack sampler (Dask's worker profiler) holds when a call returns mid-sample
+
+
+@jb.algorithm(inputs={"x": ("float32", ("B",))}, outputs={"y": ("float32", ("B",))})
+def sampled(inputs, outputs):
+    """Its frame outlives the call, holding the dicts, the input and a view derived from it."""
+    x = inputs["x"]
+    head = x[:1]
+    outputs["y"][:] = x + head
+    held_frames.append(sys._getframe())
+
+
+@jb.algorithm(inputs={"x": ("float32", ("B",))}, outputs={"y": ("float32", ("B",))})
+def keeping_a_generator(inputs, outputs):
+    """Keeps a suspended generator over the input: a real reference (its frame is not cleared)."""
+    outputs["y"][:] = inputs["x"]
+
+    def rows(x):
+        yield from x
+
+    started = rows(inputs["x"])
+    next(started)
+    kept.append(started)
 
 
 def _returning(value):

@@ -194,6 +194,33 @@ def test_a_kept_derived_view_fails_the_run_naming_the_input():
         pyalgos.keep[0] = True
 
 
+def test_a_finished_frame_someone_holds_does_not_keep_the_views():
+    # Dask's worker profiler samples every thread's stack; a call returning mid-sample leaves its frame,
+    # with its locals, alive for a moment: the run is not failed for it, and the frame holds no view.
+    pyalgos.held_frames.clear()
+    s = jb.Session("python:helpers.pyalgos:sampled")
+    x = np.arange(4, dtype=np.float32)
+    np.testing.assert_array_equal(s.run({"x": x})["y"], x + x[0])
+    (frame,) = pyalgos.held_frames
+    assert frame.f_locals == {}
+    out = np.empty(4, np.float32)
+    s.run({"x": x}, out={"y": out})  # again, into the caller's output
+    np.testing.assert_array_equal(out, x + x[0])
+    pyalgos.held_frames.clear()
+
+
+def test_a_kept_generator_still_keeps_its_view_and_is_not_closed():
+    pyalgos.kept.clear()
+    s = jb.Session("python:helpers.pyalgos:keeping_a_generator")
+    with pytest.raises(jb.RunError, match="kept input 'x' \\(revoked"):
+        s.run({"x": np.arange(4, dtype=np.float32)})
+    (gen,) = pyalgos.kept
+    assert gen.gi_frame is not None  # suspended, not finalized
+    with pytest.raises(jb.ReleasedViewError):
+        float(next(gen))
+    pyalgos.kept.clear()
+
+
 def _linear_onnx(path):
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", 32])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["B", 4])

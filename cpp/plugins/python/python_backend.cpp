@@ -106,10 +106,11 @@ Algorithm* Algorithm::open(const std::string& model, const void* bytes, size_t, 
   Ref module(PyImport_ImportModule("juno_bridge.algorithm"));
   if (!module) throw python_error(JB_ERROR_BACKEND_UNAVAILABLE, "python backend: cannot import juno_bridge: ");
   a->revoke = Ref(PyObject_GetAttrString(module.get(), "revoke"));
+  a->release_finished_frames = Ref(PyObject_GetAttrString(module.get(), "release_finished_frames"));
   a->store_returned = Ref(PyObject_GetAttrString(module.get(), "store_returned"));
   Ref open(PyObject_GetAttrString(module.get(), "open_algorithm"));
   Ref config(PyDict_New());
-  if (!a->revoke || !a->store_returned || !open || !config)
+  if (!a->revoke || !a->release_finished_frames || !a->store_returned || !open || !config)
     throw python_error(JB_ERROR_BACKEND_UNAVAILABLE, "python backend: ");
   for (const auto& [key, value] : options.pairs()) {  // the algorithm checks their names itself
     Ref v(PyUnicode_FromString(value.c_str()));
@@ -223,7 +224,7 @@ PyObject* Algorithm::async_done(PyObject* capsule, PyObject* args) {
                                             Py_TYPE(error)->tp_name);
     }
   }
-  failure = a->settle(loan, std::move(failure), true);
+  failure = a->settle(loan, std::move(failure));
   run->loan.reset();  // the scratch outputs too
   if (failure)
     run->done(run->user_data, static_cast<jb_status>(failure->code()), failure->backend_code(), failure->what());
@@ -239,11 +240,10 @@ void Algorithm::drop_async_run(PyObject* capsule) {
   PyObject *type = nullptr, *value = nullptr, *tb = nullptr;
   PyErr_Fetch(&type, &value, &tb);  // a destructor may run while an exception is pending
   Algorithm* a = std::exchange(run->algorithm, nullptr);
-  std::optional<Error> failure = a->settle(*run->loan,
-                                           Error(JB_ERROR_RUNTIME, "python model '" + a->model +
-                                                                       "': the algorithm's run_async dropped its done "
-                                                                       "callback without calling it"),
-                                           true);
+  std::optional<Error> failure =
+      a->settle(*run->loan, Error(JB_ERROR_RUNTIME, "python model '" + a->model +
+                                                        "': the algorithm's run_async dropped its done "
+                                                        "callback without calling it"));
   run->loan.reset();
   run->done(run->user_data, static_cast<jb_status>(failure->code()), failure->backend_code(), failure->what());
   PyErr_Restore(type, value, tb);
@@ -284,7 +284,7 @@ void Algorithm::run_async(const jb_tensor_view* inputs, const int32_t* output_in
   std::optional<Error> failure =
       python_error(JB_ERROR_RUNTIME, "python model '" + model + "': the algorithm's run_async raised an exception:\n");
   run->algorithm = nullptr;
-  failure = settle(lent, failure, true);
+  failure = settle(lent, failure);
   run->loan.reset();
   throw *failure;
 }

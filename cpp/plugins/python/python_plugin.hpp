@@ -106,7 +106,8 @@ class Lender {
 
   std::string model;
   std::vector<std::string> symbols;
-  Ref revoke;
+  Ref revoke;                   // juno_bridge.algorithm.revoke
+  Ref release_finished_frames;  // and release_finished_frames
 
   // Before the GIL: the outputs' shapes bound from the inputs and their memory (the caller's, allocated
   // for the caller, or scratch).
@@ -114,12 +115,14 @@ class Lender {
                      jb_plugin_owned* owned, size_t num_outputs, Loan& loan) const;
   // GIL held: the numpy views and their dicts; an error when they cannot be made.
   std::optional<Error> lend(const jb_tensor_view* inputs, Loan& loan);
-  // GIL held: releases the dicts (emptied first when `empty_dicts`: an asynchronous run ends while its
-  // dicts may still be referenced, by the caller of done()), takes the views back, revoking any the
+  // GIL held: empties and releases the dicts (an asynchronous run ends while the caller of done() still
+  // holds them; a plain one while a finished frame may), takes the views back, revoking any the
   // algorithm kept; the run's error.
-  std::optional<Error> settle(Loan& loan, std::optional<Error> failure, bool empty_dicts = false);
+  std::optional<Error> settle(Loan& loan, std::optional<Error> failure);
 
  private:
+  bool still_referenced(PyObject* lent);
+
   const std::vector<Declared>& ins_;   // the algorithm's inputs_ (ModelBase)
   const std::vector<Declared>& outs_;  // and outputs_
   std::vector<PyObject*> free_leases;

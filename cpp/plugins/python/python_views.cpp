@@ -209,9 +209,19 @@ std::optional<Error> Lender::lend(const jb_tensor_view* inputs, Loan& loan) {
   return std::nullopt;
 }
 
-std::optional<Error> Lender::settle(Loan& loan, std::optional<Error> failure, bool empty_dicts) {
+// Whether `lent` is still referenced beyond the loan's own reference. A finished frame someone still
+// holds (Dask's profiler samples the stacks; a traceback) keeps it by accident: those are cleared first.
+bool Lender::still_referenced(PyObject* lent) {
+  if (Py_REFCNT(lent) <= 1) return false;
+  Ref r(PyObject_CallFunctionObjArgs(release_finished_frames.get(), lent, nullptr));
+  if (!r) PyErr_Clear();
+  return Py_REFCNT(lent) > 1;
+}
+
+std::optional<Error> Lender::settle(Loan& loan, std::optional<Error> failure) {
+  // Emptied, so that a dict someone still holds (a finished frame's argument) holds no view.
   for (PyObject* dict : {loan.in_dict, loan.out_dict})
-    if (empty_dicts && dict) PyDict_Clear(dict);
+    if (dict) PyDict_Clear(dict);
   Py_CLEAR(loan.in_dict);
   Py_CLEAR(loan.out_dict);
   // Lifetime: the caller may free these buffers as soon as the run is over. A lent array the algorithm
@@ -224,7 +234,7 @@ std::optional<Error> Lender::settle(Loan& loan, std::optional<Error> failure, bo
     const bool is_input = j < num_inputs;
     const Declared& d = is_input ? ins_[j] : outs_[j - num_inputs];
     const std::string what = std::string(is_input ? "input '" : "output '") + d.name + "'";
-    if (Py_REFCNT(loan.lent[j]) > 1) {
+    if (still_referenced(loan.lent[j])) {
       Ref r(PyObject_CallFunction(revoke.get(), "Os", loan.lent[j], what.c_str()));
       if (!r) PyErr_Clear();
       kept += (kept.empty() ? "" : ", ") + what + " (revoked: it raises ReleasedViewError on use)";
@@ -232,7 +242,7 @@ std::optional<Error> Lender::settle(Loan& loan, std::optional<Error> failure, bo
     Py_DECREF(loan.lent[j]);
   }
   for (size_t j = 0; j < loan.leases.size(); ++j) {
-    if (Py_REFCNT(loan.leases[j]) <= 1) {
+    if (!still_referenced(loan.leases[j])) {
       free_leases.push_back(loan.leases[j]);
       continue;
     }
