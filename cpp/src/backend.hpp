@@ -25,6 +25,14 @@ class Backend {
   virtual const std::vector<TensorInfo>& outputs() const = 0;
   virtual ModelMetadata metadata() const = 0;
   virtual SessionStats stats() const { return {}; }
+  // The GPUs run() computes on, reading and writing their memory in place (none: host memory only).
+  virtual std::vector<Device> devices() const { return {}; }
+  bool takes(Device device) const {
+    if (device.host()) return true;
+    for (Device d : devices())
+      if (d == device) return true;
+    return false;
+  }
   // inputs: every model input in model order, already checked. outputs[i] is model output
   // output_index[i]; when outputs[i].data is nullptr the backend allocates it and sets owned[i].
   // Must be safe to call from many threads at once.

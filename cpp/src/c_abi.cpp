@@ -182,6 +182,17 @@ const char* jb_session_providers(const jb_session* session) {
   jb::clear_last_error();
   return session->providers.c_str();
 }
+int jb_session_takes_device(const jb_session* session, int32_t device, int32_t device_id) {
+  if (session == nullptr) return null_argument("session"), -1;
+  if (device < JB_DEVICE_CPU || device > JB_DEVICE_CUDA_PINNED) {
+    const std::string message = "unknown device kind " + std::to_string(device) + " (jb_device_kind: 0 to 2)";
+    jb::set_last_error(JB_ERROR_INVALID_ARGUMENT, 0, message.c_str());
+    return -1;
+  }
+  int takes = -1;
+  jb::guarded([&] { takes = session->session.takes({static_cast<jb::DeviceKind>(device), device_id}) ? 1 : 0; });
+  return takes;
+}
 const char* jb_session_async_mode(const jb_session* session) {
   const char* mode = "";
   if (session == nullptr) null_argument("session");

@@ -79,7 +79,11 @@ namespace {
 
 // A view's rank comes from the caller (the C ABI): a rank outside [0, kMaxRank] cannot be printed as
 // a shape, and reading its dims would run past the view.
+// The scatter reads and writes on the host.
 void check_rank(const TensorView& v, const char* what, int32_t expected, const char* dims) {
+  if (!v.device.host())
+    throw Error(ErrorCode::Input, std::string("scatter_hits: ") + what + ": expected host memory, got " +
+                                      v.device.name() + " memory (the scatter runs on the CPU)");
   if (v.rank == expected) return;
   const std::string got = v.rank >= 0 && v.rank <= kMaxRank ? "rank " + std::to_string(v.rank) + " " +
                                                                    shape_string(v.shape, v.rank)

@@ -7,12 +7,14 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <optional>
 
 #include "juno_bridge/backends.hpp"
 #include "juno_bridge/plugin.h"
 #include "last_error.hpp"
 #include "log.hpp"
 #include "platform.hpp"
+#include "plugin_views.hpp"
 
 namespace jb {
 namespace {
@@ -118,10 +120,10 @@ const PluginTable* load_plugin(const std::string& name) {
   // ABI 2 has the layout of 3 up to `options` (struct_size sits in what was padding).
   constexpr size_t kV2Size = offsetof(jb_plugin_api, options);
   const size_t size = api->abi_version == 2 ? kV2Size : api->struct_size;
-  if ((api->abi_version != 2 && api->abi_version != JB_PLUGIN_ABI_VERSION) || size < offsetof(jb_plugin_api, stats))
+  if (api->abi_version < 2 || api->abi_version > JB_PLUGIN_ABI_VERSION || size < offsetof(jb_plugin_api, stats))
     throw Error(ErrorCode::BackendUnavailable, "plugin '" + file + "' has ABI version " +
                                                    std::to_string(api->abi_version) + " (table of " +
-                                                   std::to_string(size) + " bytes); this core reads 2 and " +
+                                                   std::to_string(size) + " bytes); this core reads 2 to " +
                                                    std::to_string(JB_PLUGIN_ABI_VERSION) + ": rebuild it");
   PluginTable table;
   std::memcpy(&table.api, api, std::min(size, sizeof(jb_plugin_api)));
@@ -149,7 +151,7 @@ class PluginBackend final : public Backend {
  public:
   PluginBackend(const PluginTable& table, const std::string& model, const void* bytes, size_t size,
                 const SessionOptions& options)
-      : api_(&table.api), name_(table.api.name ? table.api.name : "plugin") {
+      : api_(&table.api), name_(table.api.name ? table.api.name : "plugin"), legacy_views_(table.api.abi_version < 4) {
     const auto pairs = table.declares_options ? declared_options(options) : legacy_options(options);
     std::vector<const char*> keys, values;
     for (const auto& [k, v] : pairs) {
@@ -210,7 +212,9 @@ class PluginBackend final : public Backend {
     jb_plugin_owned stack[kStack] = {};
     std::vector<jb_plugin_owned> heap(num_outputs > kStack ? num_outputs : 0);
     jb_plugin_owned* handles = num_outputs > kStack ? heap.data() : stack;
-    jb_status status = api_->run(handle_, as_c(inputs), num_inputs, output_index, as_c(outputs), handles, num_outputs);
+    PluginViews in(legacy_views_, inputs, num_inputs), out(legacy_views_, outputs, num_outputs);
+    jb_status status = api_->run(handle_, in.get(), num_inputs, output_index, out.get(), handles, num_outputs);
+    out.copy_back();
     // Whatever happened, every allocated output gets an owner, so nothing leaks.
     for (size_t i = 0; i < num_outputs; ++i) {
       if (handles[i].release == nullptr) continue;
@@ -235,10 +239,11 @@ class PluginBackend final : public Backend {
     run->owned = owned;
     run->done = std::move(done);
     run->backend = name_;
+    run->in.emplace(legacy_views_, run->inputs.data(), num_inputs);
+    run->out.emplace(legacy_views_, run->outputs.data(), num_outputs);
     clear_last_error();
-    jb_status status = api_->run_async(handle_, as_c(run->inputs.data()), num_inputs, run->index.data(),
-                                       as_c(run->outputs.data()), run->handles.data(), num_outputs, &complete_run_async,
-                                       run.get());
+    jb_status status = api_->run_async(handle_, run->in->get(), num_inputs, run->index.data(), run->out->get(),
+                                       run->handles.data(), num_outputs, &complete_run_async, run.get());
     if (status != JB_OK) {
       run->adopt_outputs(false);  // nothing the plugin allocated before refusing may leak
       throw_plugin_error(status, name_);
@@ -250,6 +255,7 @@ class PluginBackend final : public Backend {
   // One plugin run_async in flight: the arrays the plugin uses until it calls `done`.
   struct AsyncRun {
     std::vector<TensorView> inputs, outputs;
+    std::optional<PluginViews> in, out;  // of inputs and outputs, as the plugin reads them
     std::vector<int32_t> index;
     std::vector<jb_plugin_owned> handles;
     Tensor* owned = nullptr;
@@ -258,6 +264,7 @@ class PluginBackend final : public Backend {
 
     // As run does: every allocated output gets an owner; the caller's Tensor when the run succeeded.
     void adopt_outputs(bool succeeded) {
+      out->copy_back();
       for (size_t i = 0; i < handles.size(); ++i) {
         if (handles[i].release == nullptr) continue;
         std::shared_ptr<void> holder(handles[i].holder, handles[i].release);
@@ -332,6 +339,7 @@ class PluginBackend final : public Backend {
   void* handle_ = nullptr;
   std::vector<TensorInfo> inputs_, outputs_;
   bool async_native_ = false;  // the plugin's run_async serves this model (plugin.h)
+  bool legacy_views_;          // ABI 2 or 3: views without their device (plugin_views.hpp)
 };
 
 }  // namespace

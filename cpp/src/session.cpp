@@ -94,6 +94,18 @@ std::vector<std::string> Session::providers() const {
   return backend_->providers();
 }
 
+std::vector<Device> Session::devices() const {
+  InFlight call(*this);
+  std::vector<Device> all{Device::cpu()};
+  for (Device d : backend_->devices()) all.push_back(d);
+  return all;
+}
+
+bool Session::takes(Device device) const {
+  InFlight call(*this);
+  return backend_->takes(device);
+}
+
 SessionStats Session::stats() const {
   InFlight call(*this);
   SessionStats s = backend_->stats();

@@ -37,9 +37,28 @@ bool declares_nothing(const TensorInfo& info) {
   throw Error(ErrorCode::Unsupported, why);
 }
 
+// Memory the backend computes from in place, or an error naming where it is and what the session takes.
+void check_device(const TensorView& v, const TensorInfo& info, const char* role, const Backend& backend) {
+  if (v.device.kind == DeviceKind::CPU || backend.takes(v.device)) return;
+  const std::string what = std::string(role) + " '" + info.name + "': ";
+  if (!v.device.known())
+    throw Error(ErrorCode::Input, what + (v.device.kind == DeviceKind::CUDA
+                                              ? "cuda device id " + std::to_string(v.device.id) + ", expected >= 0"
+                                              : "unknown " + v.device.name() + " (cpu 0, cuda 1, cuda_pinned 2)"));
+  std::string takes = "host memory";
+  for (Device d : backend.devices()) takes += " and " + d.name() + " memory";
+  std::string providers;
+  for (const auto& p : backend.providers()) providers += (providers.empty() ? ", providers " : ",") + p;
+  const std::string where = "the buffer is in " + v.device.name() + " memory, but this session computes from ";
+  throw Error(ErrorCode::Input, what + where + takes + " (backend " + backend.name() + providers +
+                                    "); juno-bridge never copies between devices: pass memory the session takes, "
+                                    "or open the session where the buffer is (ONNX Runtime: providers cuda,cpu)");
+}
+
 // The checks one tensor must pass against what the model declares; `role` is "input" or "output".
 // `bits_as_bfloat16`: option bfloat16_as_uint16, a uint16 view passes for a bfloat16 tensor.
-void check_view(const TensorView& v, const TensorInfo& info, const char* role, bool bits_as_bfloat16) {
+void check_view(const TensorView& v, const TensorInfo& info, const char* role, bool bits_as_bfloat16,
+                const Backend& backend) {
   const bool unknown = declares_nothing(info);
   if (unknown) {
     if (dtype_size(v.dtype) == 0)
@@ -79,6 +98,7 @@ void check_view(const TensorView& v, const TensorInfo& info, const char* role, b
       throw Error(ErrorCode::Input, std::string(role) + " '" + info.name + "': shape " +
                                         shape_string(v.shape, v.rank) + " is too large");
   }
+  check_device(v, info, role, backend);
   if (v.data == nullptr && elements > 0)
     throw Error(ErrorCode::InvalidArgument, std::string(role) + " '" + info.name + "': data pointer is NULL");
   const size_t element_size = dtype_size(v.dtype);  // 1, 2, 4 or 8: a mask, not a modulo
@@ -96,7 +116,7 @@ void Session::check_inputs(const TensorView* inputs, size_t num_inputs) const {
     throw Error(ErrorCode::Input, "the model takes " + std::to_string(infos.size()) + " input(s) (" +
                                       known_names(infos) + "), got " + std::to_string(num_inputs));
   if (num_inputs && inputs == nullptr) throw Error(ErrorCode::InvalidArgument, "inputs array is NULL");
-  for (size_t i = 0; i < num_inputs; ++i) check_view(inputs[i], infos[i], "input", bfloat16_as_uint16_);
+  for (size_t i = 0; i < num_inputs; ++i) check_view(inputs[i], infos[i], "input", bfloat16_as_uint16_, *backend_);
 }
 
 void Session::check_outputs(const TensorView* inputs, size_t num_inputs, const int32_t* output_index,
@@ -116,7 +136,7 @@ void Session::check_outputs(const TensorView* inputs, size_t num_inputs, const i
       if (output_index[j] == k) throw Error(ErrorCode::Input, "output '" + infos[k].name + "' requested twice");
     if (infos[k].dtype == DType::Undefined && !declares_nothing(infos[k])) refuse_output_type(infos[k], infos);
     if (outputs[i].data == nullptr) continue;  // the backend allocates it
-    check_view(outputs[i], infos[k], "output", bfloat16_as_uint16_);
+    check_view(outputs[i], infos[k], "output", bfloat16_as_uint16_, *backend_);
     for (size_t j = 0; j < num_inputs; ++j)
       if (views_overlap(outputs[i], inputs[j]))
         throw Error(ErrorCode::Input, "output '" + infos[k].name + "' buffer overlaps input '" +

@@ -35,13 +35,14 @@ def make_view(spec) -> TensorView:
     v = TensorView()
     v.data = None if spec["data"] is None else BASE + spec["data"]
     v.dtype, v.rank = spec["dtype"], spec["rank"]
+    v.device, v.device_id = spec.get("device", 0), spec.get("device_id", 0)
     for i, d in enumerate(spec["shape"][:MAX_RANK]):
         v.shape[i] = d
     return v
 
 
 def view_state(v: TensorView):
-    return [v.data, v.dtype, v.rank, list(v.shape)]
+    return [v.data, v.dtype, v.rank, list(v.shape), v.device, v.device_id]
 
 
 def pool_bytes() -> bytes:

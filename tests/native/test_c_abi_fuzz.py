@@ -1,8 +1,9 @@
 """Property-based fuzzing of the C ABI through ctypes (hypothesis): jb_tensor_view values of any rank
-(-1..20 and extremes), dims negative, zero, huge and overflowing, dtype codes in and out of range, NULL,
-misaligned and overlapping data; option keys and values; open/run/close sequences from several threads;
-and jb_scatter_hits. Every example runs in a worker process (fuzz_worker.py), so a crash is a failing
-example with its inputs, and the worker is restarted for the next one."""
+(-1..20 and extremes), dims negative, zero, huge and overflowing, dtype codes in and out of range, devices
+(host, pinned, CUDA, undefined kinds and ids), NULL, misaligned and overlapping data; option keys and values;
+open/run/close sequences from several threads; and jb_scatter_hits. Every example runs in a worker process
+(fuzz_worker.py), so a crash is a failing example with its inputs, and the worker is restarted for the next
+one."""
 from __future__ import annotations
 
 import json
@@ -80,18 +81,25 @@ aligned = st.sampled_from(range(0, POOL_BYTES // 2, 4096))  # well apart: overla
 small = st.integers(0, 6)
 
 
+# Host memory (0), pinned host memory (2), CUDA memory (1: the CPU session refuses it), kinds no one defined.
+devices = st.one_of(st.just(0), st.sampled_from([0, 1, 2]), st.integers(-(2**31), 2**31 - 1))
+device_ids = st.one_of(st.just(0), st.integers(-2, 2), st.integers(-(2**31), 2**31 - 1))
+HOST = (0, 2)
+
+
 @st.composite
 def any_view(draw):
     return {"data": draw(offsets), "dtype": draw(dtypes), "rank": draw(ranks),
-            "shape": draw(st.lists(dims, min_size=MAX_RANK, max_size=MAX_RANK))}
+            "shape": draw(st.lists(dims, min_size=MAX_RANK, max_size=MAX_RANK)),
+            "device": draw(devices), "device_id": draw(device_ids)}
 
 
 @st.composite
 def float_view(draw, shape_tail, batch):
-    """A view that fits the model's signature (float32, aligned), so some examples run all the way."""
+    """A view that fits the model's signature (float32, aligned, host memory), so some examples run all the way."""
     shape = [batch, *shape_tail] + [0] * (MAX_RANK - 1 - len(shape_tail))
     return {"data": draw(aligned), "dtype": FLOAT32,
-            "rank": 1 + len(shape_tail), "shape": shape}
+            "rank": 1 + len(shape_tail), "shape": shape, "device": draw(st.sampled_from(HOST)), "device_id": 0}
 
 
 def claimed_bytes(v: dict) -> int | None:
@@ -131,7 +139,8 @@ def fits_model(inputs, outputs, index) -> tuple[bool, bool]:
     JB_OK; `must_succeed` means every check passes, so anything but JB_OK is a bug."""
     def ok_view(v, tail):
         return (v["dtype"] == FLOAT32 and v["rank"] == 1 + len(tail) and v["shape"][1:v["rank"]] == tail
-                and v["shape"][0] >= 0 and (v["data"] is None or v["data"] % 4 == 0))
+                and v["shape"][0] >= 0 and (v["data"] is None or v["data"] % 4 == 0)
+                and v.get("device", 0) in HOST)
     tails = {0: [4], 1: []}
     allowed = (len(inputs) == 1 and ok_view(inputs[0], [8]) and len(outputs) == len(index) >= 1
                and len(set(index)) == len(index) and all(k in tails for k in index)
@@ -162,7 +171,8 @@ def run_examples(draw):
         index = draw(st.one_of(st.sampled_from([[0], [1], [0, 1], [1, 0]]),
                                st.lists(st.integers(-2, 3), min_size=1, max_size=2)))
         outputs = [draw(st.one_of(float_view(tail, batch), float_view(tail, batch), any_view(), st.just(
-            {"data": None, "dtype": FLOAT32, "rank": 1 + len(tail), "shape": [batch, *tail] + [0] * (15 - len(tail))})))
+            {"data": None, "dtype": FLOAT32, "rank": 1 + len(tail), "shape": [batch, *tail] + [0] * (15 - len(tail)),
+             "device": 0, "device_id": 0})))
             for tail in ([4] if k == 0 else [] for k in index)]
     return {"op": "run", "api": api, "inputs": inputs, "outputs": outputs, "index": index}
 
@@ -199,13 +209,15 @@ def scatter_examples(draw):
     pmts = draw(st.one_of(st.integers(41, 64), st.integers(0, 64), dims))  # pool ids are -1..40
 
     def hit_array(dtype):
-        fitting = st.builds(lambda off: {"data": off, "dtype": dtype, "rank": 1, "shape": [hits] + [0] * 15},
-                            st.one_of(aligned, offsets))
+        fitting = st.builds(lambda off, device: {"data": off, "dtype": dtype, "rank": 1, "device": device,
+                                                 "device_id": 0, "shape": [hits] + [0] * 15},
+                            st.one_of(aligned, offsets), devices)
         return draw(st.one_of(fitting, fitting, any_view()))
     ids = hit_array(draw(st.sampled_from([INT32, INT64])))
     npe, time = hit_array(FLOAT32), draw(st.one_of(st.none(), st.just(hit_array(FLOAT32))))
-    fitting = st.builds(lambda off: {"data": off, "dtype": FLOAT32, "rank": 2, "shape": [channels, pmts] + [0] * 14},
-                        st.one_of(aligned, offsets))
+    fitting = st.builds(lambda off, device: {"data": off, "dtype": FLOAT32, "rank": 2, "device": device,
+                                             "device_id": 0, "shape": [channels, pmts] + [0] * 14},
+                        st.one_of(aligned, offsets), devices)
     slot = draw(st.one_of(fitting, fitting, any_view()))
     return {"op": "scatter", "views": [ids, npe, time, slot], "empty": draw(st.floats(width=32))}
 
@@ -222,6 +234,7 @@ def test_any_views_to_scatter_hits_get_a_status_and_a_refused_event_writes_nothi
         assert ids["dtype"] in (INT32, INT64) and ids["rank"] == 1 and npe["rank"] == 1 and slot["rank"] == 2
         assert npe["dtype"] == FLOAT32 and slot["dtype"] == FLOAT32 and npe["shape"][0] == ids["shape"][0]
         assert not overlap(slot, ids) and not overlap(slot, npe)
+        assert all(v["device"] in HOST for v in (ids, npe, slot)), "scattered into or from device memory"
     else:
         assert r["message"].startswith(("scatter_hits", "jb_scatter_hits")), r
         assert not r["pool_changed"], f"a refused event wrote memory: {r['message']}"

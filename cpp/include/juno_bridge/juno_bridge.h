@@ -47,12 +47,23 @@ typedef enum jb_dtype {
   JB_DTYPE_BFLOAT16 = 16 /* bfloat16: 2 bytes, the high half of a float32 (C code keeps it in uint16_t) */
 } jb_dtype;
 
+/* Where a view's memory lies. 0 is host memory, so a view zero-initialised or built without naming a
+ * device is host memory, as before devices existed. */
+typedef enum jb_device_kind {
+  JB_DEVICE_CPU = 0,        /* host memory */
+  JB_DEVICE_CUDA = 1,       /* memory of CUDA device device_id: only a session computing there takes it */
+  JB_DEVICE_CUDA_PINNED = 2 /* page-locked host memory (cudaHostAlloc, cudaHostRegister): host memory that a
+                               CUDA session copies to the GPU without staging; every session takes it */
+} jb_device_kind;
+
 /* C-contiguous memory owned by the caller. Never copied by the bridge. */
 typedef struct jb_tensor_view {
   void* data;
   int32_t dtype; /* jb_dtype */
   int32_t rank;
   int64_t shape[JB_MAX_RANK];
+  int32_t device;    /* jb_device_kind */
+  int32_t device_id; /* the CUDA device's ordinal for JB_DEVICE_CUDA; 0 otherwise */
 } jb_tensor_view;
 
 /* A model input or output. Pointers stay valid while the session is open. A dim is -1 when dynamic;
@@ -110,6 +121,10 @@ JB_API jb_status jb_session_output_index(const jb_session* session, const char* 
 /* The execution providers the session uses, comma-separated in order ("cuda,cpu"; "" for a backend
  * without providers); valid until close. */
 JB_API const char* jb_session_providers(const jb_session* session);
+/* 1 when the session computes from memory on that device without a copy by the caller: host memory
+ * (JB_DEVICE_CPU, JB_DEVICE_CUDA_PINNED) always, JB_DEVICE_CUDA device_id where the session runs on that
+ * GPU (ONNX Runtime with the CUDA provider active); else 0, and -1 for NULL or an unknown kind. */
+JB_API int jb_session_takes_device(const jb_session* session, int32_t device, int32_t device_id);
 /* How jb_session_run_async runs for this session (static text): "native", the backend's own
  * asynchronous call (ONNX Runtime's RunAsync, a plugin's run_async such as Triton's async_infer), or
  * "pool", the executor of the session's runtime (jb_runtime). Option async_runs: "auto" (native except for

@@ -25,9 +25,12 @@ extern "C" {
  *    its offset), jb_plugin_api.options and jb_plugin_host.library_dir at the end.
  * From 3 on, a table grows only at its end and the reader tells by struct_size which fields the writer
  * has (a field past struct_size is absent: NULL). abi_version changes only when a field changes meaning.
- * The core reads tables of ABI 2 (as if struct_size ended before `options`) and 3 (with or without the
- * asynchronous entries, and `staged`, at the end); the host table of 3 may end before `log`. */
-#define JB_PLUGIN_ABI_VERSION 3
+ * 4: jb_tensor_view carries its device (device, device_id at its end), so the views a plugin is handed
+ *    are 8 bytes longer each. A plugin is handed host memory only (JB_DEVICE_CPU or JB_DEVICE_CUDA_PINNED).
+ * The core reads tables of ABI 2 (as if struct_size ended before `options`), 3 (with or without the
+ * asynchronous entries, and `staged`, at the end) and 4; plugins of 2 and 3 are handed views laid out as
+ * they were built with. The host table of 3 may end before `log`. */
+#define JB_PLUGIN_ABI_VERSION 4
 
 /* What the core offers a plugin. */
 typedef struct jb_plugin_host {

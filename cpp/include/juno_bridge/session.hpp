@@ -106,6 +106,11 @@ class JB_API Session {
   // The execution providers the backend uses, in order of preference ("cuda", "cpu"); empty for a
   // backend that has no such notion.
   std::vector<std::string> providers() const;
+  // The memory run() reads and writes in place: host memory (Device::cpu(), pinned or not) first, then the
+  // GPUs the backend computes on (ONNX Runtime with the CUDA provider active: its device). A view on any
+  // other device is refused, naming these: never copied.
+  std::vector<Device> devices() const;
+  bool takes(Device device) const;
   SessionStats stats() const;
   size_t input_index(std::string_view name) const;   // throws naming the known inputs
   size_t output_index(std::string_view name) const;

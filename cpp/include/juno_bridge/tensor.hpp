@@ -84,6 +84,32 @@ template <> constexpr DType dtype_of<bool>() { return DType::Bool; }
 
 constexpr int kMaxRank = JB_MAX_RANK;
 
+// Where a view's memory lies (jb_device_kind). CUDAPinned is host memory the GPU copies from directly.
+enum class DeviceKind : int32_t { CPU = JB_DEVICE_CPU, CUDA = JB_DEVICE_CUDA, CUDAPinned = JB_DEVICE_CUDA_PINNED };
+
+struct Device {
+  DeviceKind kind = DeviceKind::CPU;
+  int32_t id = 0;  // the CUDA device's ordinal; 0 for host memory
+
+  static constexpr Device cpu() noexcept { return {}; }
+  static constexpr Device cuda(int32_t id = 0) noexcept { return {DeviceKind::CUDA, id}; }
+  static constexpr Device cuda_pinned() noexcept { return {DeviceKind::CUDAPinned, 0}; }
+  // Host memory, which every backend reads.
+  constexpr bool host() const noexcept { return kind == DeviceKind::CPU || kind == DeviceKind::CUDAPinned; }
+  constexpr bool known() const noexcept { return host() || (kind == DeviceKind::CUDA && id >= 0); }
+  friend constexpr bool operator==(Device a, Device b) noexcept { return a.kind == b.kind && a.id == b.id; }
+  friend constexpr bool operator!=(Device a, Device b) noexcept { return !(a == b); }
+  // "cpu", "cuda:0", "cuda_pinned"; "device kind 7" for a kind no one defined.
+  std::string name() const {
+    switch (kind) {
+      case DeviceKind::CPU: return "cpu";
+      case DeviceKind::CUDA: return "cuda:" + std::to_string(id);
+      case DeviceKind::CUDAPinned: return "cuda_pinned";
+    }
+    return "device kind " + std::to_string(static_cast<int32_t>(kind));
+  }
+};
+
 // Pointer, element type and shape of C-contiguous memory the caller owns. Layout-identical to the C
 // ABI's jb_tensor_view, so arrays of either pass through the C ABI without conversion.
 struct TensorView {
@@ -91,6 +117,7 @@ struct TensorView {
   DType dtype = DType::Undefined;
   int32_t rank = 0;
   int64_t shape[kMaxRank] = {};
+  Device device;  // host memory unless said otherwise: TensorView::of(p, {B, 8}).on(Device::cuda(0))
 
   TensorView() = default;
   TensorView(void* data, DType dtype, std::initializer_list<int64_t> dims) : data(data), dtype(dtype) {
@@ -108,6 +135,11 @@ struct TensorView {
   static TensorView of(T* data, const std::vector<int64_t>& dims) {
     return TensorView(const_cast<std::remove_const_t<T>*>(data), dtype_of<std::remove_const_t<T>>(), dims.data(),
                       dims.size());
+  }
+
+  TensorView& on(Device where) noexcept {
+    device = where;
+    return *this;
   }
 
   void set_shape(const int64_t* dims, size_t ndim) {
@@ -139,9 +171,14 @@ struct TensorView {
 static_assert(std::is_standard_layout<TensorView>::value, "TensorView must mirror jb_tensor_view");
 static_assert(sizeof(TensorView) == sizeof(jb_tensor_view), "TensorView must mirror jb_tensor_view");
 static_assert(offsetof(TensorView, shape) == offsetof(jb_tensor_view, shape), "TensorView must mirror jb_tensor_view");
+static_assert(offsetof(TensorView, device) == offsetof(jb_tensor_view, device) &&
+                  offsetof(TensorView, device) + sizeof(int32_t) == offsetof(jb_tensor_view, device_id),
+              "TensorView must mirror jb_tensor_view");
 
-// True when the bytes of two views share an address (views of countable memory, see nbytes()).
+// True when the bytes of two views share an address (views of countable memory, see nbytes(), in one
+// address space: host memory, or one GPU's).
 inline bool views_overlap(const TensorView& a, const TensorView& b) noexcept {
+  if (a.device.host() != b.device.host() || (!a.device.host() && a.device != b.device)) return false;
   const auto pa = reinterpret_cast<uintptr_t>(a.data), pb = reinterpret_cast<uintptr_t>(b.data);
   const size_t na = a.nbytes(), nb = b.nbytes();
   return na && nb && na != SIZE_MAX && nb != SIZE_MAX && pa < pb + nb && pb < pa + na;

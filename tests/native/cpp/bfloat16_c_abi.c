@@ -21,7 +21,7 @@ static uint16_t bits_of(float f) { /* exact for the small integers used here */
 }
 
 static jb_tensor_view view(void* data, int32_t dtype) {
-  jb_tensor_view v = {data, dtype, 2, {2, 3}};
+  jb_tensor_view v = {.data = data, .dtype = dtype, .rank = 2, .shape = {2, 3}};
   return v;
 }
 

@@ -679,6 +679,23 @@ int main(int argc, char** argv) {
   OrtMemoryInfo* cpu = NULL;
   expect_ok(IDX_CreateCpuMemoryInfo, api.CreateCpuMemoryInfo(OrtArenaAllocator, OrtMemTypeDefault, &cpu),
             "CreateCpuMemoryInfo(arena, default)");
+  /* Device memory is described by name in every build (the CUDA provider need not be there). */
+  {
+    static const char* const names[] = {"Cpu", "Cuda", "CudaPinned"};
+    size_t n;
+    for (n = 0; n < sizeof names / sizeof names[0]; ++n) {
+      OrtMemoryInfo* device = NULL;
+      char what[64];
+      snprintf(what, sizeof what, "CreateMemoryInfo(\"%s\", device allocator, 0)", names[n]);
+      if (expect_ok(IDX_CreateMemoryInfo,
+                    api.CreateMemoryInfo(names[n], OrtDeviceAllocator, 0, OrtMemTypeDefault, &device), what))
+        api.ReleaseMemoryInfo(device);
+    }
+    OrtMemoryInfo* unknown = NULL;
+    expect_error(IDX_CreateMemoryInfo,
+                 api.CreateMemoryInfo("NoSuchDevice", OrtDeviceAllocator, 0, OrtMemTypeDefault, &unknown), -1,
+                 "CreateMemoryInfo(\"NoSuchDevice\")");
+  }
   OrtAllocator* allocator = NULL;
   expect_ok(IDX_GetAllocatorWithDefaultOptions, api.GetAllocatorWithDefaultOptions(&allocator),
             "GetAllocatorWithDefaultOptions");

@@ -197,6 +197,40 @@ int main(int argc, char** argv) {
                     "jb_session_run with an output's data NULL");
   }
 
+  /* Devices: pinned host memory is host memory; CUDA memory is refused by a session on the CPU, naming both. */
+  {
+    jb_tensor_view on[8], out[8];
+    memcpy(on, inputs, sizeof(jb_tensor_view) * n_in);
+    memcpy(out, outputs, sizeof(jb_tensor_view) * n_out);
+    check(jb_session_takes_device(session, JB_DEVICE_CPU, 0) == 1 &&
+              jb_session_takes_device(session, JB_DEVICE_CUDA_PINNED, 0) == 1 &&
+              jb_session_takes_device(session, JB_DEVICE_CUDA, 0) == 0,
+          "a session on the CPU takes host memory, pinned or not, and no CUDA memory");
+    check(jb_session_takes_device(session, 7, 0) == -1 &&
+              strstr(jb_last_error_message(), "unknown device kind 7") != NULL,
+          "an unknown device kind: -1, '%s'", jb_last_error_message());
+    check(jb_session_takes_device(NULL, JB_DEVICE_CPU, 0) == -1, "jb_session_takes_device(NULL) is -1");
+    on[0].device = JB_DEVICE_CUDA_PINNED;
+    out[0].device = JB_DEVICE_CUDA_PINNED;
+    check(jb_session_run(session, on, n_in, out, n_out) == JB_OK, "a run from and into pinned host memory: %s",
+          jb_last_error_message());
+    on[0].device = JB_DEVICE_CUDA;
+    on[0].device_id = 1;
+    expect_status(jb_session_run(session, on, n_in, outputs, n_out), JB_ERROR_INPUT, "the buffer is in cuda:1 memory",
+                  "an input in CUDA memory");
+    on[0].device = 5;
+    expect_status(jb_session_run(session, on, n_in, outputs, n_out), JB_ERROR_INPUT, "unknown device kind 5",
+                  "an input on an unknown device kind");
+    on[0].device = JB_DEVICE_CUDA;
+    on[0].device_id = -1;
+    expect_status(jb_session_run(session, on, n_in, outputs, n_out), JB_ERROR_INPUT, "cuda device id -1",
+                  "an input on CUDA device -1");
+    out[0].device = JB_DEVICE_CUDA;
+    out[0].device_id = 0;
+    expect_status(jb_session_run(session, inputs, n_in, out, n_out), JB_ERROR_INPUT, "the buffer is in cuda:0 memory",
+                  "an output in CUDA memory");
+  }
+
   jb_session_close(session);
   jb_session_close(NULL); /* closing NULL is a no-op, like free */
   jb_options_free(options);

@@ -117,6 +117,16 @@ int main(int argc, char** argv) {
     session.run(inputs, outputs);
     check(true, "the session runs again after the errors");
 
+    // Devices: pinned host memory is host memory; CUDA memory is refused naming where it is.
+    check(session.devices() == std::vector<jb::Device>{jb::Device::cpu()} && session.takes(jb::Device::cuda_pinned()) &&
+              !session.takes(jb::Device::cuda(0)),
+          "Session::devices() is host memory alone, which takes pinned memory too");
+    std::vector<jb::TensorView> pinned{jb::TensorView::of(x.data(), {batch, features}).on(jb::Device::cuda_pinned())};
+    session.run(pinned, outputs);
+    check(true, "a run from pinned host memory");
+    std::vector<jb::TensorView> on_gpu{jb::TensorView::of(x.data(), {batch, features}).on(jb::Device::cuda(1))};
+    expect_error([&] { session.run(on_gpu, outputs); }, jb::ErrorCode::Input, x_info.name, "an input in cuda:1 memory");
+
     // Production behaviour: the providers it got, one backend session per model, asynchronous runs.
     const bool onnxruntime = session.backend_name() == "onnxruntime";  // a triton:// model has no providers here
     check(session.providers() == (onnxruntime ? std::vector<std::string>{"cpu"} : std::vector<std::string>{}),

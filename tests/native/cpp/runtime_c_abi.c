@@ -48,9 +48,9 @@ static void on_done(void* user_data, jb_status status, const char* message) {
 static void views(float* x, float* y, float* s, jb_tensor_view* in, jb_tensor_view out[2]) {
   memset(in, 0, sizeof *in);
   memset(out, 0, 2 * sizeof *out);
-  *in = (jb_tensor_view){x, JB_DTYPE_FLOAT32, 2, {BATCH, FEATURES}};
-  out[0] = (jb_tensor_view){y, JB_DTYPE_FLOAT32, 2, {BATCH, OUTPUTS}};
-  out[1] = (jb_tensor_view){s, JB_DTYPE_FLOAT32, 1, {BATCH}};
+  *in = (jb_tensor_view){.data = x, .dtype = JB_DTYPE_FLOAT32, .rank = 2, .shape = {BATCH, FEATURES}};
+  out[0] = (jb_tensor_view){.data = y, .dtype = JB_DTYPE_FLOAT32, .rank = 2, .shape = {BATCH, OUTPUTS}};
+  out[1] = (jb_tensor_view){.data = s, .dtype = JB_DTYPE_FLOAT32, .rank = 1, .shape = {BATCH}};
 }
 
 int main(int argc, char** argv) {

@@ -165,8 +165,9 @@ void churn(const std::string& model) {
               continue;
             }
             std::vector<float> x = values(2 * kFeatures, 1), y(2 * kOutputs), sum(2);
-            jb_tensor_view in{x.data(), JB_DTYPE_FLOAT32, 2, {2, kFeatures}};
-            jb_tensor_view out[2] = {{y.data(), JB_DTYPE_FLOAT32, 2, {2, kOutputs}}, {sum.data(), JB_DTYPE_FLOAT32, 1, {2}}};
+            jb_tensor_view in{x.data(), JB_DTYPE_FLOAT32, 2, {2, kFeatures}, JB_DEVICE_CPU, 0};
+            jb_tensor_view out[2] = {{y.data(), JB_DTYPE_FLOAT32, 2, {2, kOutputs}, JB_DEVICE_CPU, 0},
+                                     {sum.data(), JB_DTYPE_FLOAT32, 1, {2}, JB_DEVICE_CPU, 0}};
             if (jb_session_run(s, &in, 1, out, 2) != JB_OK) fail(std::string("churn: C run: ") + jb_last_error_message());
             jb_session_close(s);
           }
