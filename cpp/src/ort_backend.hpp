@@ -69,11 +69,12 @@ struct BoundValue {
   DType dtype = DType::Undefined;
   int32_t rank = -1;
   int64_t shape[kMaxRank] = {};
+  Device device;
   OrtValue* value = nullptr;
   const void* runtime_address = nullptr;  // what the runtime reports as the tensor's data
 
   bool matches(const TensorView& v) const {
-    return value != nullptr && v.data == data && v.dtype == dtype && v.rank == rank &&
+    return value != nullptr && v.data == data && v.dtype == dtype && v.rank == rank && v.device == device &&
            std::memcmp(v.shape, shape, sizeof(int64_t) * static_cast<size_t>(rank)) == 0;
   }
 };
@@ -86,6 +87,7 @@ class OrtBackend final : public Backend {
 
   const std::string& name() const override { return name_; }
   std::vector<std::string> providers() const override { return providers_; }
+  std::vector<Device> devices() const override { return devices_; }
   const std::vector<TensorInfo>& inputs() const override { return inputs_; }
   const std::vector<TensorInfo>& outputs() const override { return outputs_; }
 
@@ -111,6 +113,7 @@ class OrtBackend final : public Backend {
                                                std::vector<std::pair<std::string, std::string>>& skipped) const;
   static std::string short_provider_name(const std::string& full);
   void append_providers(OrtSessionOptions* so, const std::vector<std::string>& providers);
+  void describe_devices();
 
   // ort_signature.cpp
   std::string type_string(const OrtTypeInfo* type_info, const std::string& what, int depth);
@@ -141,6 +144,10 @@ class OrtBackend final : public Backend {
   std::atomic<uint64_t> tensors_wrapped_{0};
   std::vector<BoundValue> cache_inputs_, cache_outputs_;
   std::vector<std::string> providers_;  // what the session got, in order, "cpu" last
+  std::vector<Device> devices_;         // the GPU the CUDA provider computes on, when it is active
+  // How caller memory is described to ONNX Runtime, per device the session takes (describe_devices).
+  std::unique_ptr<OrtMemoryInfo, void (*)(OrtMemoryInfo*)> cuda_memory_{nullptr, nullptr},
+      pinned_memory_{nullptr, nullptr};
   std::vector<int> passthrough_;  // per output: the input it is (same name), or -1
   bool async_native_ = false;     // RunAsync serves run_async (probe_run_async)
 };

@@ -145,6 +145,21 @@ void OrtBackend::open_session(const std::string& path, const void* bytes, size_t
     for (size_t i = 0; i < providers_.size(); ++i) line += (i ? ", " : "") + providers_[i];
     log_message(JB_LOG_WARNING, "providers", line.c_str());
   }
+  describe_devices();
+}
+
+// The CUDA provider computes on device 0 (no device_id is set): its memory is taken in place, and pinned
+// host memory is described as pinned, so that ONNX Runtime copies it to the GPU without staging it.
+void OrtBackend::describe_devices() {
+  if (std::find(providers_.begin(), providers_.end(), "cuda") == providers_.end()) return;
+  OrtMemoryInfo* info = nullptr;
+  rt_.check(api_.CreateMemoryInfo("Cuda", OrtDeviceAllocator, 0, OrtMemTypeDefault, &info),
+            ErrorCode::BackendUnavailable, "describing CUDA device memory");
+  cuda_memory_ = {info, api_.ReleaseMemoryInfo};
+  rt_.check(api_.CreateMemoryInfo("CudaPinned", OrtDeviceAllocator, 0, OrtMemTypeCPUOutput, &info),
+            ErrorCode::BackendUnavailable, "describing CUDA pinned host memory");
+  pinned_memory_ = {info, api_.ReleaseMemoryInfo};
+  devices_.push_back(Device::cuda(0));
 }
 
 void OrtBackend::create_session(const std::string& path, const void* bytes, size_t size, OrtSessionOptions* so,

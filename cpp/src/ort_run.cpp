@@ -64,9 +64,11 @@ void OrtBackend::run(const TensorView* inputs, size_t num_inputs, const int32_t*
 OrtValue* OrtBackend::make_value(const TensorView& view) {
   static char empty_tensor_storage;  // ONNX Runtime wants a non-NULL pointer even for zero elements
   void* data = view.data ? view.data : &empty_tensor_storage;
+  const OrtMemoryInfo* where = view.device.kind == DeviceKind::CUDA                           ? cuda_memory_.get()
+                               : view.device.kind == DeviceKind::CUDAPinned && pinned_memory_ ? pinned_memory_.get()
+                                                                                              : rt_.cpu_memory();
   OrtValue* value = nullptr;
-  rt_.check(api_.CreateTensorWithDataAsOrtValue(rt_.cpu_memory(), data, view.nbytes(), view.shape,
-                                                static_cast<size_t>(view.rank),
+  rt_.check(api_.CreateTensorWithDataAsOrtValue(where, data, view.nbytes(), view.shape, static_cast<size_t>(view.rank),
                                                 static_cast<ONNXTensorElementDataType>(view.dtype), &value),
             ErrorCode::Input, "wrapping a tensor");
   tensors_wrapped_.fetch_add(1, std::memory_order_relaxed);
@@ -83,11 +85,18 @@ void OrtBackend::rebind(BoundValue& slot, const TensorView& view) {
   slot.data = view.data;
   slot.dtype = view.dtype;
   slot.rank = view.rank;
+  slot.device = view.device;
   std::memcpy(slot.shape, view.shape, sizeof(int64_t) * static_cast<size_t>(view.rank));
 }
 
 // An out= buffer for an output that is an input: the one case where writing the output means copying.
 void OrtBackend::fill_passthrough(const std::string& name, const TensorView& out, const TensorView& in) {
+  if (!out.device.host() || !in.device.host())
+    throw Error(ErrorCode::Unsupported, "output '" + name +
+                                            "' is the model's input of that name passed through, "
+                                            "which juno-bridge copies on the host only; got the input in " +
+                                            in.device.name() + " memory and the output in " + out.device.name() +
+                                            " memory: leave the output out of the run (it is the input)");
   if (out.rank != in.rank || std::memcmp(out.shape, in.shape, sizeof(int64_t) * static_cast<size_t>(in.rank)) != 0)
     throw Error(ErrorCode::Input, "output '" + name + "' is the model's input of that name passed through, so its "
                                   "buffer must have the input's shape " + shape_string(in.shape, in.rank) +
@@ -122,6 +131,7 @@ void OrtBackend::adopt(OrtValue* value, const TensorInfo& info, TensorView& view
   void* data = nullptr;
   rt_.check(api_.GetTensorMutableData(value, &data), ErrorCode::Runtime, "reading output " + info.name);
   view.data = data;
+  view.device = Device::cpu();  // what Run allocates lies in host memory (it copies from the GPU there)
   owned.view = view;
 }
 

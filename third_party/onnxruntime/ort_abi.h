@@ -128,6 +128,7 @@ typedef void (*OrtRunAsyncCallback)(void* user_data, OrtValue** outputs, size_t 
   X(63, 1, OrtStatus*, GetSymbolicDimensions, (const OrtTensorTypeAndShapeInfo* info, const char** dim_params, size_t dim_params_length)) \
   X(65, 1, OrtStatus*, GetTensorTypeAndShape, (const OrtValue* value, OrtTensorTypeAndShapeInfo** out)) \
   X(67, 1, OrtStatus*, GetValueType, (const OrtValue* value, ONNXType* out)) \
+  X(68, 1, OrtStatus*, CreateMemoryInfo, (const char* name, OrtAllocatorType type, int id, OrtMemType mem_type, OrtMemoryInfo** out)) \
   X(69, 1, OrtStatus*, CreateCpuMemoryInfo, (OrtAllocatorType type, OrtMemType mem_type, OrtMemoryInfo** out)) \
   X(76, 1, OrtStatus*, AllocatorFree, (OrtAllocator* allocator, void* p)) \
   X(78, 1, OrtStatus*, GetAllocatorWithDefaultOptions, (OrtAllocator** out)) \
