@@ -56,9 +56,16 @@ cdef int fill_view(object obj, jb_tensor_view* view, str role, object name, bint
     cdef cnp.ndarray arr
     if cnp.PyArray_Check(obj):
         arr = <cnp.ndarray>obj
+        view.device = JB_DEVICE_CPU
+        view.device_id = 0
     else:
-        arr = foreign_array(obj, role, name)  # a view of a buffer-protocol or DLPack object's memory, or refused
-        keep.append(arr)  # alive until the run returns
+        # A numpy view of a buffer-protocol or DLPack object's host memory (view.device says whether it is
+        # pinned), or a DLPack export of CUDA memory with `view` filled from it; or refused.
+        memory = foreign_memory(obj, view, role, name, writable)
+        keep.append(memory)  # alive until the run returns
+        if not cnp.PyArray_Check(memory):
+            return 0
+        arr = <cnp.ndarray>memory
     cdef int flags = cnp.PyArray_FLAGS(arr)
     if not (flags & cnp.NPY_ARRAY_C_CONTIGUOUS):
         raise InputError(f"{_what(role, name)}: expected a C-contiguous array, got strides {(<object>arr).strides} "

@@ -57,6 +57,8 @@ cdef inline int _fill(CallViews& views, object obj, jb_tensor_view* view, str ro
             view.rank = ndim
             for d in range(ndim):
                 view.shape[d] = dims[d]
+            view.device = JB_DEVICE_CPU
+            view.device_id = 0
             return 0
         return fill_view(obj, view, role, name, writable, None)  # raises
     return fill_view(obj, view, role, name, writable, _temporaries(views))

@@ -33,9 +33,10 @@ from libjuno_bridge cimport (JB_MAX_RANK, CSession, CTensorInfo, ModelMetadata, 
 from libjuno_bridge cimport (JB_DTYPE_BFLOAT16, JB_DTYPE_BOOL, JB_DTYPE_FLOAT16, JB_DTYPE_FLOAT32, JB_DTYPE_FLOAT64,
                              JB_DTYPE_INT8, JB_DTYPE_INT16, JB_DTYPE_INT32, JB_DTYPE_INT64, JB_DTYPE_UINT8,
                              JB_DTYPE_UINT16, JB_DTYPE_UINT32, JB_DTYPE_UINT64)
+from libjuno_bridge cimport JB_DEVICE_CPU, JB_DEVICE_CUDA, JB_DEVICE_CUDA_PINNED
 from libjuno_bridge cimport jb_get_log_level, jb_set_log_callback, jb_set_log_level
 from libdlpack cimport (DLPACK_FLAG_BITMASK_READ_ONLY, DLPACK_MAJOR_VERSION, DLManagedTensor,
-                       DLManagedTensorVersioned, DLTensor, kDLCPU)
+                       DLManagedTensorVersioned, DLTensor, kDLCPU, kDLCUDA, kDLCUDAHost)
 import atexit
 import concurrent.futures
 import logging

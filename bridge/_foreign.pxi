@@ -1,6 +1,6 @@
-# Arrays that are not numpy arrays, as numpy views of their memory for fill_view's checks: buffer-protocol
-# objects, and DLPack objects on the CPU (torch tensors, JAX arrays, ...). Device arrays (DLPack on another
-# device, __cuda_array_interface__) are refused before anything is exported (included by _core.pyx).
+# Arrays that are not numpy arrays: buffer-protocol objects and DLPack objects in host memory (torch tensors,
+# JAX arrays, ...) as numpy views of their memory for fill_view's checks; DLPack objects in CUDA memory as
+# views the core checks against the devices the session takes (included by _core.pyx).
 
 # DLPack (type code, bits) -> numpy type number, for every type numpy (with ml_dtypes) knows: those the
 # core does not take then get fill_view's own message, as the same numpy array would.
@@ -22,30 +22,39 @@ _DLPACK_DEVICES = {1: "cpu", 2: "cuda", 3: "cuda_host", 4: "opencl", 7: "vulkan"
                    10: "rocm", 11: "rocm_host", 12: "ext_dev", 13: "cuda_managed", 14: "oneapi", 15: "webgpu",
                    16: "hexagon", 17: "maia", 18: "trn"}
 cdef long double _NO_ELEMENTS  # where an array of no elements points, aligned for every dtype
-_HOST_ONLY = ("juno-bridge passes host memory only so far (device tensors: not yet), and never copies a device "
-              "tensor to the host silently: copy it to the host yourself (e.g. tensor.cpu()) or pass a host array")
+_DEVICES_TAKEN = ("juno-bridge takes host memory (DLPack cpu, cuda_host) and CUDA device memory (cuda) where the "
+                  "session computes on that GPU, and never copies between devices: copy it yourself (e.g. "
+                  "tensor.cpu()) or pass a host array")
 
 
-cdef object foreign_array(object obj, str role, object name):
-    """The numpy array that views `obj`'s memory (never a copy), or an error saying why there is none."""
+cdef object foreign_memory(object obj, jb_tensor_view* view, str role, object name, bint writable):
+    """What views `obj`'s memory, never a copy: a numpy array over host memory, with view.device set (cpu, or
+    cuda_pinned for DLPack's cuda_host); or, for CUDA device memory, the DLPack export with `view` filled
+    from it. Else an error saying why there is none."""
     what = _what(role, name)
+    view.device = JB_DEVICE_CPU
+    view.device_id = 0
     if hasattr(obj, "__dlpack_device__"):
         try:
             kind, index = (int(x) for x in obj.__dlpack_device__())
         except Exception as error:
             raise InputTypeError(f"{what}: the {type(obj).__name__}'s __dlpack_device__() gave no (device type, "
                                  f"device id): {error!r}") from error
-        if kind != kDLCPU:
-            raise InputError(f"{what}: the {type(obj).__name__} is on {_device_name(kind, index)}; {_HOST_ONLY}")
+        if kind != kDLCPU and kind != kDLCUDA and kind != kDLCUDAHost:
+            raise InputError(f"{what}: the {type(obj).__name__} is on {_device_name(kind, index)}; {_DEVICES_TAKEN}")
         if hasattr(obj, "__dlpack__"):
-            return _from_dlpack(obj, what)
+            return _from_dlpack(obj, what, view, writable)
+        if kind != kDLCPU:
+            raise InputTypeError(f"{what}: the {type(obj).__name__} is on {_device_name(kind, index)} and has no "
+                                 f"__dlpack__ to export it")
     elif hasattr(obj, "__cuda_array_interface__"):
-        raise InputError(f"{what}: the {type(obj).__name__} is on cuda (it has __cuda_array_interface__); "
-                         f"{_HOST_ONLY}")
+        raise InputError(f"{what}: the {type(obj).__name__} has __cuda_array_interface__ only, which does not say "
+                         f"which GPU its memory is on: pass a DLPack object (torch, CuPy and JAX arrays have "
+                         f"__dlpack__; numba: cupy.asarray(array)); {_DEVICES_TAKEN}")
     if PyObject_CheckBuffer(obj):
         return np.asarray(memoryview(obj))  # a view of the exporter's memory in its own format, not a copy
-    raise InputTypeError(f"{what}: expected a numpy array, a buffer-protocol object or a DLPack object in host "
-                         f"memory (__dlpack__, as a torch CPU tensor), got {type(obj).__name__}")
+    raise InputTypeError(f"{what}: expected a numpy array, a buffer-protocol object or a DLPack object "
+                         f"(__dlpack__, as a torch tensor), got {type(obj).__name__}")
 
 
 cdef str _device_name(int kind, int index):
@@ -66,9 +75,10 @@ cdef class _DLPackMemory:
             self.legacy.deleter(self.legacy)
 
 
-cdef object _from_dlpack(object obj, str what):
-    """A numpy view of a CPU DLPack object's memory, writable unless the export says read-only. numpy's own
-    from_dlpack knows no bfloat16, hence the capsule is read here."""
+cdef object _from_dlpack(object obj, str what, jb_tensor_view* view, bint writable):
+    """A numpy view of a DLPack object's host memory, writable unless the export says read-only (numpy's own
+    from_dlpack knows no bfloat16, hence the capsule is read here); for CUDA memory, the export itself, with
+    `view` filled from it."""
     try:
         try:
             capsule = obj.__dlpack__(max_version=(DLPACK_MAJOR_VERSION, 0), copy=False)
@@ -95,9 +105,10 @@ cdef object _from_dlpack(object obj, str what):
     else:
         raise InputTypeError(f"{what}: {type(obj).__name__}.__dlpack__() returned a {type(capsule).__name__}, "
                              f"not an unused DLPack capsule")
-    if tensor.device.device_type != kDLCPU:  # the exporter said cpu, then exported elsewhere
+    cdef int32_t kind = tensor.device.device_type
+    if kind != kDLCPU and kind != kDLCUDA and kind != kDLCUDAHost:  # it said one device, then exported elsewhere
         raise InputError(f"{what}: the {type(obj).__name__} is on "
-                         f"{_device_name(tensor.device.device_type, tensor.device.device_id)}; {_HOST_ONLY}")
+                         f"{_device_name(kind, tensor.device.device_id)}; {_DEVICES_TAKEN}")
     typenum = _DLPACK_TYPENUMS.get((tensor.dtype.code, tensor.dtype.bits)) if tensor.dtype.lanes == 1 else None
     if typenum is None:
         raise InputTypeError(f"{what}: the {type(obj).__name__}'s DLPack dtype (type code {tensor.dtype.code}, "
@@ -115,6 +126,11 @@ cdef object _from_dlpack(object obj, str what):
         strides[d] = tensor.strides[d] * itemsize if tensor.strides != NULL else 0
         empty = empty or dims[d] == 0
     cdef char* data = <char*>tensor.data + tensor.byte_offset
+    if kind == kDLCUDA:
+        _fill_device_view(tensor, data, <int>typenum, read_only and writable, what, view)
+        return memory
+    if kind == kDLCUDAHost:
+        view.device = JB_DEVICE_CUDA_PINNED
     if tensor.data == NULL:  # allowed for no elements; numpy would allocate memory for a NULL
         if not empty:
             raise InputError(f"{what}: the {type(obj).__name__}'s DLPack export has no data pointer")
@@ -126,3 +142,34 @@ cdef object _from_dlpack(object obj, str what):
                           0 if read_only else cnp.NPY_ARRAY_WRITEABLE, None)
     cnp.set_array_base(arr, memory)
     return arr
+
+
+cdef int _fill_device_view(DLTensor* tensor, char* data, int typenum, bint read_only_output, str what,
+                           jb_tensor_view* view) except -1:
+    """`view` over a DLPack tensor in CUDA memory, checked as fill_view checks a numpy array (the core then
+    checks the rest, and whether the session computes on that GPU). Nothing here reads the memory."""
+    cdef int32_t dtype = _JB_FROM_TYPENUM[typenum] if 0 <= typenum < 64 else (
+        JB_DTYPE_BFLOAT16 if typenum == _BFLOAT16_TYPENUM else 0)
+    if dtype == 0:
+        raise InputTypeError(f"{what}: dtype {cnp.PyArray_DescrFromType(typenum)} is not supported; "
+                             f"expected one of {', '.join(SUPPORTED_DTYPES)}")
+    if read_only_output:
+        raise InputError(f"{what}: the output buffer is read-only (its DLPack export says so)")
+    cdef int64_t expected = 1
+    cdef int d
+    if tensor.strides != NULL:
+        for d in reversed(range(tensor.ndim)):
+            if tensor.shape[d] != 1 and tensor.strides[d] != expected:
+                raise InputError(f"{what}: expected a C-contiguous tensor, got strides "
+                                 f"{tuple(tensor.strides[i] for i in range(tensor.ndim))} (in elements) for shape "
+                                 f"{tuple(tensor.shape[i] for i in range(tensor.ndim))}; juno-bridge never copies "
+                                 f"silently (torch: .contiguous())")
+            expected *= tensor.shape[d]
+    view.data = data
+    view.dtype = dtype
+    view.rank = tensor.ndim
+    for d in range(tensor.ndim):
+        view.shape[d] = tensor.shape[d]
+    view.device = JB_DEVICE_CUDA
+    view.device_id = tensor.device.device_id
+    return 0

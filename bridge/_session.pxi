@@ -180,6 +180,13 @@ cdef class Session:
         ones that initialised; [] for a backend without providers."""
         return [p.decode() for p in self._open().providers()]
 
+    @property
+    def devices(self):
+        """The memory the session computes from in place: "cpu" (host memory, pinned or not), then the GPUs
+        it runs on ("cuda:0" for ONNX Runtime with the CUDA provider). Tensors elsewhere are refused, never
+        copied."""
+        return [d.name().decode() for d in self._open().devices()]
+
     def close(self):
         """Releases the model now (a run in flight on another thread, and every run_async already
         made, finishes first)."""

@@ -5,6 +5,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 cdef enum:
     kDLCPU = 1
     kDLCUDA = 2
+    kDLCUDAHost = 3  # pinned host memory (cudaMallocHost)
     DLPACK_FLAG_BITMASK_READ_ONLY = 1
     DLPACK_MAJOR_VERSION = 1
 

@@ -16,11 +16,15 @@ cdef extern from "juno_bridge/juno_bridge.h" nogil:
         JB_DTYPE_UNDEFINED, JB_DTYPE_FLOAT32, JB_DTYPE_UINT8, JB_DTYPE_INT8, JB_DTYPE_UINT16, JB_DTYPE_INT16,
         JB_DTYPE_INT32, JB_DTYPE_INT64, JB_DTYPE_BOOL, JB_DTYPE_FLOAT16, JB_DTYPE_FLOAT64, JB_DTYPE_UINT32,
         JB_DTYPE_UINT64, JB_DTYPE_BFLOAT16
+    ctypedef enum jb_device_kind:
+        JB_DEVICE_CPU, JB_DEVICE_CUDA, JB_DEVICE_CUDA_PINNED
     ctypedef struct jb_tensor_view:
         void* data
         int32_t dtype
         int32_t rank
         int64_t shape[16]
+        int32_t device
+        int32_t device_id
     const char* jb_version()
     ctypedef void (*jb_log_callback)(void* user_data, int32_t level, const char* source, const char* message)
     void jb_set_log_callback(jb_log_callback callback, void* user_data)
@@ -37,6 +41,9 @@ cdef extern from "juno_bridge/session.hpp" namespace "jb" nogil:
 
     cdef cppclass TensorView:
         pass
+
+    cdef cppclass Device:
+        string name()
 
     cdef cppclass CTensorInfo "jb::TensorInfo":
         string name
@@ -71,6 +78,7 @@ cdef extern from "juno_bridge/session.hpp" namespace "jb" nogil:
     cdef cppclass CSession "jb::Session":
         bint is_open()
         vector[string] providers() except +
+        vector[Device] devices() except +
         const char* async_mode() except +
 
     cdef cppclass OnnxRuntimeInfo:

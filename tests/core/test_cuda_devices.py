@@ -1,0 +1,59 @@
+"""CUDA memory in place, on a session that computes on the GPU (ONNX Runtime's CUDA provider): torch CUDA
+tensors as inputs and out= buffers, read and written where they lie, agreeing with the CPU; pinned host
+tensors too. These need a GPU, onnxruntime-gpu (1.31.1) and torch built for CUDA, and skip without them
+(tests/core/test_dlpack_objects.py tests the same paths up to the device check on every machine). On a GPU
+machine with those installed in .venv:
+
+    cd tests && ../.venv/bin/pytest -q core/test_cuda_devices.py
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import juno_bridge as jb
+
+torch = pytest.importorskip("torch")
+CUDA_PROVIDER = "CUDAExecutionProvider" in jb.onnxruntime_info()["providers"]
+pytestmark = pytest.mark.skipif(not (torch.cuda.is_available() and CUDA_PROVIDER),
+                                reason="needs a CUDA device visible to torch and onnxruntime-gpu's CUDA provider")
+
+
+@pytest.fixture
+def gpu_session(add_f32):
+    with jb.Session(add_f32, providers=("cuda", "cpu"), require_providers=True) as s:
+        yield s
+
+
+def test_the_session_says_it_computes_on_the_gpu(gpu_session):
+    assert gpu_session.providers[0] == "cuda"
+    assert gpu_session.devices == ["cpu", "cuda:0"]
+
+
+def test_cuda_tensors_are_read_and_written_where_they_lie(gpu_session):
+    a = torch.randn(64, 3, device="cuda")
+    b = torch.randn(64, 3, device="cuda")
+    c = torch.full_like(a, float("nan"))
+    address = c.data_ptr()
+    assert gpu_session.run({"a": a, "b": b}, out={"c": c})["c"] is c
+    torch.cuda.synchronize()
+    assert c.data_ptr() == address
+    torch.testing.assert_close(c, a + b, rtol=1e-5, atol=0)
+    on_host = gpu_session.run({"a": a, "b": b})["c"]  # outputs it allocates are host memory
+    np.testing.assert_allclose(on_host, (a + b).cpu().numpy(), rtol=1e-5)
+
+
+def test_host_and_pinned_tensors_agree_with_the_cpu_session(gpu_session, add_f32):
+    a = torch.randn(64, 3).pin_memory()
+    b = torch.randn(64, 3)
+    expected = jb.Session(add_f32).run({"a": a.numpy(), "b": b.numpy()})["c"]
+    np.testing.assert_allclose(gpu_session.run({"a": a, "b": b})["c"], expected, rtol=1e-5)
+    out = torch.empty(64, 3).pin_memory()
+    gpu_session.run({"a": a, "b": b}, out={"c": out})
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5)
+
+
+def test_cuda_memory_on_a_session_computing_on_the_cpu_is_refused(add_f32):
+    a = torch.randn(2, 3, device="cuda")
+    with pytest.raises(jb.InputError, match="the buffer is in cuda:0 memory"):
+        jb.Session(add_f32).run({"a": a, "b": a})
