@@ -1,6 +1,7 @@
-"""The plugin SDK (plugin_sdk.hpp) and the plugin table of ABI 3, from programs and a plugin built here
+"""The plugin SDK (plugin_sdk.hpp) and the plugin table of ABI 4, from programs and a plugin built here
 against the installed headers only: the one exception translator, the one dtype table, and a plugin that
-is given exactly the options it declares, while a table laid out as ABI 2 still loads."""
+is given exactly the options it declares, while tables of ABI 2 and 3 still load and run (handed views laid
+out as they were built with)."""
 import os
 import shutil
 import subprocess
@@ -36,12 +37,14 @@ def test_one_translator_maps_every_exception_and_one_dtype_table_sizes_unknown_a
 
 @pytest.fixture(scope="module")
 def echo_plugins(tmp_path_factory):
-    """libjuno_bridge_optecho.so (ABI 3, declares intra_op_threads and colour),
+    """libjuno_bridge_optecho.so (ABI 4, declares intra_op_threads and colour),
     libjuno_bridge_optecho2.so (laid out as ABI 2, declares nothing), libjuno_bridge_optechoasync.so (with
-    an asynchronous run) and libjuno_bridge_optechoold.so (the same, its table's size that of a table
-    before the asynchronous entries) in one directory."""
+    an asynchronous run), libjuno_bridge_optechoasync3.so (the same declaring ABI 3: handed views of the
+    layout before devices) and libjuno_bridge_optechoold.so (its table's size that of a table before the
+    asynchronous entries) in one directory."""
     out = tmp_path_factory.mktemp("plugins")
     for name, flags in [("optecho", []), ("optecho2", ["-DECHO_ABI2"]), ("optechoasync", ["-DECHO_ASYNC"]),
+                        ("optechoasync3", ["-DECHO_ASYNC", "-DECHO_ABI3"]),
                         ("optechoold", ["-DECHO_ASYNC", "-DECHO_BEFORE_ASYNC"])]:
         compile_cxx(SOURCES / "option_echo_plugin.cpp", out / f"libjuno_bridge_{name}.so", "-shared", "-fPIC",
                     "-fvisibility=hidden", f"-DECHO_NAME={name}", *flags)
@@ -82,9 +85,10 @@ def test_a_table_laid_out_as_abi_2_still_loads_and_gets_every_option_as_before(e
                         "anything_at_all"}
 
 
-def test_a_plugins_own_asynchronous_run_serves_run_async(echo_plugins, monkeypatch):
+@pytest.mark.parametrize("name", ["optechoasync", "optechoasync3"])
+def test_a_plugins_own_asynchronous_run_serves_run_async(echo_plugins, monkeypatch, name):
     monkeypatch.setenv("JUNO_BRIDGE_PLUGIN_PATH", str(echo_plugins))
-    with jb.Session("anything", backend="optechoasync") as s:
+    with jb.Session("anything", backend=name) as s:
         assert s.async_mode == "native"
         xs = [np.arange(k, k + 5, dtype=np.float32) for k in range(100)]
         ys = [np.empty(5, np.float32) for _ in range(100)]
@@ -98,7 +102,7 @@ def test_a_plugins_own_asynchronous_run_serves_run_async(echo_plugins, monkeypat
             s.run_async({"x": np.ones(2, np.float32)}).result(timeout=60)
 
 
-@pytest.mark.parametrize("name", ["optecho", "optecho2", "optechoold"])
+@pytest.mark.parametrize("name", ["optecho", "optecho2", "optechoold"])  # optecho2: views of the old layout
 def test_a_table_without_the_asynchronous_entries_runs_async_on_the_worker_pool(echo_plugins, monkeypatch, name):
     monkeypatch.setenv("JUNO_BRIDGE_PLUGIN_PATH", str(echo_plugins))
     with jb.Session("anything", backend=name) as s:

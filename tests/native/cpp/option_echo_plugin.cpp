@@ -1,12 +1,15 @@
 // A backend plugin built on the SDK alone (plugin_sdk.hpp), for the tests of the plugin table: it
 // reports in its metadata ("custom.options") every option the core passed to open, and runs
 // y = 2 * x on float32 [n]. Built twice by tests/native/test_plugin_sdk.py:
-//   -DECHO_NAME=optecho                  ABI 3: declares intra_op_threads and colour
+//   -DECHO_NAME=optecho                  ABI 4: declares intra_op_threads and colour
 //   -DECHO_NAME=optecho2 -DECHO_ABI2     a table laid out as ABI 2 (no struct_size, no options), which
 //                                        the core still reads and passes every option, as ABI 2 did.
 //   -DECHO_ASYNC                         with a run_async of its own: y written on a thread it starts
 //   -DECHO_ASYNC -DECHO_BEFORE_ASYNC     the same, its struct_size that of a table before the
 //                                        asynchronous entries: the core must not see them.
+//   -DECHO_ASYNC -DECHO_ABI3             with a run_async, declaring ABI 3: the core hands it views laid
+//                                        out as before they carried a device (it reads the first one
+//                                        only, whose fields lie where they did).
 // A negative x[0] is an input error, from run and from run_async alike.
 #include <cstddef>
 #include <string>
@@ -85,6 +88,9 @@ jb_plugin_api make_api() {
   api.abi_version = 2;
   api.struct_size = 0;  // padding in ABI 2
   api.options = nullptr;
+#endif
+#ifdef ECHO_ABI3
+  api.abi_version = 3;
 #endif
 #ifdef ECHO_BEFORE_ASYNC
   api.struct_size = offsetof(jb_plugin_api, async_native);
