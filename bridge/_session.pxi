@@ -50,13 +50,18 @@ cdef class Session:
 
     bfloat16 tensors are ``ml_dtypes.bfloat16`` arrays; ``bfloat16_as_uint16=True`` takes and gives them
     as ``uint16`` arrays of their bits instead (the same memory; a uint16 array is refused without it).
+
+    ``cuda_graph=True`` (ONNX Runtime with ``providers=("cuda", "cpu")``) captures the first run as a CUDA
+    graph and replays it: the shapes and buffers must stay those of the first run (``bind()``), in CUDA
+    memory. ``devices`` says which memory the session takes in place.
     """
     # The attributes are declared in bridge/juno_bridge/_core.pxd (juno_bridge._hits reads _session).
 
     def __init__(self, model, *, backend=None, intra_op_threads=0, inter_op_threads=0,
                  optimization="all", providers=("cpu",), onnxruntime=None, log_level="warning",
                  execution_mode="sequential", global_thread_pool=False, require_providers=False,
-                 shared=True, async_runs="auto", bfloat16_as_uint16=False, config=None, runtime=None):
+                 shared=True, async_runs="auto", bfloat16_as_uint16=False, cuda_graph=False, config=None,
+                 runtime=None):
         cdef SessionOptions options
         cdef Status status
         cdef CRuntime* in_runtime = NULL
@@ -69,7 +74,8 @@ cdef class Session:
                     "optimization": optimization, "log_level": log_level,
                     "execution_mode": execution_mode, "global_thread_pool": int(bool(global_thread_pool)),
                     "require_providers": int(bool(require_providers)), "shared": int(bool(shared)),
-                    "async_runs": async_runs, "bfloat16_as_uint16": int(bool(bfloat16_as_uint16))}
+                    "async_runs": async_runs, "bfloat16_as_uint16": int(bool(bfloat16_as_uint16)),
+                    "cuda_graph": int(bool(cuda_graph))}
         if isinstance(providers, str):
             providers = (providers,)
         if not isinstance(providers, (list, tuple)) or not all(isinstance(p, str) for p in providers):

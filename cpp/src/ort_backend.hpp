@@ -112,7 +112,7 @@ class OrtBackend final : public Backend {
   std::vector<std::string> provider_candidates(const SessionOptions& options,
                                                std::vector<std::pair<std::string, std::string>>& skipped) const;
   static std::string short_provider_name(const std::string& full);
-  void append_providers(OrtSessionOptions* so, const std::vector<std::string>& providers);
+  void append_providers(OrtSessionOptions* so, const std::vector<std::string>& providers, bool cuda_graph);
   void describe_devices();
 
   // ort_signature.cpp

@@ -103,6 +103,13 @@ void OrtBackend::configure(OrtSessionOptions* so, const SessionOptions& o) {
 // is open; under require_providers it is an error instead.
 void OrtBackend::open_session(const std::string& path, const void* bytes, size_t size, const SessionOptions& options) {
   refuse_external_data_without_a_path(bytes, size, options);
+  std::string asked;
+  for (const auto& p : options.providers) asked += (asked.empty() ? "" : ",") + p;
+  if (options.cuda_graph && asked.find("cuda") == std::string::npos && asked.find("CUDA") == std::string::npos)
+    throw Error(ErrorCode::InvalidArgument,
+                "option 'cuda_graph' is for ONNX Runtime's CUDA provider, and the session "
+                "asks for providers " +
+                    asked + ": open it with providers cuda,cpu");
   OrtEnv* env = rt_.env(options.global_thread_pool, options.intra_op_threads, options.inter_op_threads);
   std::vector<std::pair<std::string, std::string>> skipped;  // provider, why
   const std::vector<std::string> candidates = provider_candidates(options, skipped);
@@ -114,7 +121,7 @@ void OrtBackend::open_session(const std::string& path, const void* bytes, size_t
     std::unique_ptr<OrtSessionOptions, void (*)(OrtSessionOptions*)> so_guard(so, api_.ReleaseSessionOptions);
     configure(so, options);  // a bad option is an error whatever the providers
     try {
-      append_providers(so, use);
+      append_providers(so, use, options.cuda_graph);
       create_session(path, bytes, size, so, env);
       for (const auto& full : use) providers_.push_back(short_provider_name(full));
       providers_.push_back("cpu");
@@ -146,6 +153,10 @@ void OrtBackend::open_session(const std::string& path, const void* bytes, size_t
     log_message(JB_LOG_WARNING, "providers", line.c_str());
   }
   describe_devices();
+  if (options.cuda_graph && devices_.empty())
+    log_message(JB_LOG_WARNING, "providers",
+                "option cuda_graph: the CUDA provider is not in use, so the session "
+                "runs without CUDA graphs");
 }
 
 // The CUDA provider computes on device 0 (no device_id is set): its memory is taken in place, and pinned
@@ -222,7 +233,7 @@ std::string OrtBackend::short_provider_name(const std::string& full) {
   return s;
 }
 
-void OrtBackend::append_providers(OrtSessionOptions* so, const std::vector<std::string>& providers) {
+void OrtBackend::append_providers(OrtSessionOptions* so, const std::vector<std::string>& providers, bool cuda_graph) {
   for (const auto& full : providers) {
     const std::string name = short_provider_name(full);
     if (full == "CUDAExecutionProvider") {
@@ -230,6 +241,12 @@ void OrtBackend::append_providers(OrtSessionOptions* so, const std::vector<std::
       rt_.check(api_.CreateCUDAProviderOptions(&cuda), ErrorCode::BackendUnavailable, "creating CUDA options");
       std::unique_ptr<OrtCUDAProviderOptionsV2, void (*)(OrtCUDAProviderOptionsV2*)> guard(
           cuda, api_.ReleaseCUDAProviderOptions);
+      if (cuda_graph) {
+        const char* key = "enable_cuda_graph";
+        const char* on = "1";
+        rt_.check(api_.UpdateCUDAProviderOptions(cuda, &key, &on, 1), ErrorCode::BackendUnavailable,
+                  "enabling CUDA graphs (option cuda_graph)");
+      }
       rt_.check(api_.SessionOptionsAppendExecutionProvider_CUDA_V2(so, cuda), ErrorCode::BackendUnavailable,
                 "enabling the CUDA execution provider");
     } else {

@@ -152,6 +152,9 @@ class PluginBackend final : public Backend {
   PluginBackend(const PluginTable& table, const std::string& model, const void* bytes, size_t size,
                 const SessionOptions& options)
       : api_(&table.api), name_(table.api.name ? table.api.name : "plugin"), legacy_views_(table.api.abi_version < 4) {
+    if (options.cuda_graph)
+      throw Error(ErrorCode::InvalidArgument, "option 'cuda_graph' is for ONNX Runtime's CUDA provider; the " + name_ +
+                                                  " backend does not take it");
     const auto pairs = table.declares_options ? declared_options(options) : legacy_options(options);
     std::vector<const char*> keys, values;
     for (const auto& [k, v] : pairs) {

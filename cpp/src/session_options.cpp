@@ -47,10 +47,10 @@ std::vector<std::string> parse_providers(const std::string& value) {
 
 }  // namespace
 
-const char* const kSessionOptionNames[] = {"backend",  "intra_op_threads", "inter_op_threads", "optimization",
-                                           "providers", "onnxruntime",     "log_level",        "execution_mode",
-                                           "global_thread_pool", "require_providers", "shared", "async_runs",
-                                           "bfloat16_as_uint16"};
+const char* const kSessionOptionNames[] = {
+    "backend",     "intra_op_threads", "inter_op_threads",   "optimization",       "providers",
+    "onnxruntime", "log_level",        "execution_mode",     "global_thread_pool", "require_providers",
+    "shared",      "async_runs",       "bfloat16_as_uint16", "cuda_graph"};
 
 void SessionOptions::set(const std::string& key, const std::string& value) {
   if (key.rfind(kConfigPrefix, 0) == 0) {
@@ -68,6 +68,7 @@ void SessionOptions::set(const std::string& key, const std::string& value) {
   else if (key == "require_providers") require_providers = parse_flag(key, value);
   else if (key == "shared") shared = parse_flag(key, value);
   else if (key == "bfloat16_as_uint16") bfloat16_as_uint16 = parse_flag(key, value);
+  else if (key == "cuda_graph") cuda_graph = parse_flag(key, value);
   else if (key == "async_runs") {
     if (value != "auto" && value != "native" && value != "pool")
       throw Error(ErrorCode::InvalidArgument, "option 'async_runs' must be auto, native or pool, got '" + value + "'");

@@ -57,3 +57,16 @@ def test_cuda_memory_on_a_session_computing_on_the_cpu_is_refused(add_f32):
     a = torch.randn(2, 3, device="cuda")
     with pytest.raises(jb.InputError, match="the buffer is in cuda:0 memory"):
         jb.Session(add_f32).run({"a": a, "b": a})
+
+
+def test_a_cuda_graph_replays_bound_runs_on_new_values_in_the_same_buffers(add_f32):
+    a, b, c = (torch.zeros(1, 3, device="cuda") for _ in range(3))
+    with jb.Session(add_f32, providers=("cuda", "cpu"), require_providers=True, cuda_graph=True) as s:
+        bound = s.bind({"a": a, "b": b}, out={"c": c})
+        for k in range(3):  # captured on the first run, replayed on the next
+            a.copy_(torch.full((1, 3), float(k), device="cuda"))
+            b.copy_(torch.arange(3.0, device="cuda"))
+            torch.cuda.synchronize()
+            bound.run()
+            torch.cuda.synchronize()
+            torch.testing.assert_close(c, a + b, rtol=1e-5, atol=0)

@@ -113,3 +113,28 @@ def test_a_broken_model_stays_the_models_error_under_require_providers(with_azur
     # The session fails with the provider, and without it: the model is at fault, not the provider.
     with pytest.raises(jb.ModelLoadError, match="INVALID_PROTOBUF"):
         jb.Session(b"not a model", providers=("azure", "cpu"), require_providers=True, **with_azure)
+
+
+def test_cuda_graph_is_refused_where_no_cuda_provider_is_asked_for(add_f32):
+    with pytest.raises(jb.InvalidArgumentError, match="option 'cuda_graph' is for ONNX Runtime's CUDA provider, and "
+                                                      "the session asks for providers cpu: open it with providers "
+                                                      "cuda,cpu"):
+        jb.Session(add_f32, cuda_graph=True)
+    with pytest.raises(jb.InvalidArgumentError, match="option 'cuda_graph'.*the python backend does not take it"):
+        jb.Session("python:helpers.pyalgos:reco", cuda_graph=True)
+
+
+@pytest.mark.skipif(HAS_GPU, reason="CUDA initialises here: nothing is skipped")
+def test_cuda_graph_where_cuda_is_skipped_runs_without_graphs_and_says_so(gpu_onnxruntime, add_f32, caplog):
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    with caplog.at_level(logging.WARNING, logger="juno_bridge.providers"):
+        with jb.Session(add_f32, onnxruntime=gpu_onnxruntime, providers=("cuda", "cpu"), cuda_graph=True) as s:
+            assert s.providers == ["cpu"] and s.devices == ["cpu"]
+            np.testing.assert_array_equal(s.run({"a": a, "b": a})["c"], 2 * a)
+            with jb.Session(add_f32, onnxruntime=gpu_onnxruntime, providers=("cuda", "cpu")) as plain:
+                assert plain._stats()["backend_id"] != s._stats()["backend_id"]  # graphs or not: not shared
+    logged = [r.getMessage() for r in caplog.records if r.name == "juno_bridge.providers"]
+    assert any("option cuda_graph: the CUDA provider is not in use" in m for m in logged), logged
+    with pytest.raises(jb.BackendUnavailableError, match="execution provider 'cuda'"):
+        jb.Session(add_f32, onnxruntime=gpu_onnxruntime, providers=("cuda", "cpu"), cuda_graph=True,
+                   require_providers=True)

@@ -167,6 +167,7 @@ typedef void (*OrtRunAsyncCallback)(void* user_data, OrtValue** outputs, size_t 
   X(151, 6, OrtStatus*, CreateEnvWithCustomLoggerAndGlobalThreadPools, (OrtLoggingFunction logging_function, void* logger_param, OrtLoggingLevel logging_level, const char* logid, const OrtThreadingOptions* tp_options, OrtEnv** out)) \
   X(204, 11, OrtStatus*, SessionOptionsAppendExecutionProvider_CUDA_V2, (OrtSessionOptions* options, const OrtCUDAProviderOptionsV2* cuda_options)) \
   X(205, 11, OrtStatus*, CreateCUDAProviderOptions, (OrtCUDAProviderOptionsV2** out)) \
+  X(206, 11, OrtStatus*, UpdateCUDAProviderOptions, (OrtCUDAProviderOptionsV2* cuda_options, const char* const* provider_options_keys, const char* const* provider_options_values, size_t num_keys)) \
   X(208, 11, void, ReleaseCUDAProviderOptions, (OrtCUDAProviderOptionsV2* object)) \
   X(216, 12, OrtStatus*, SessionOptionsAppendExecutionProvider, (OrtSessionOptions* options, const char* provider_name, const char* const* provider_options_keys, const char* const* provider_options_values, size_t num_keys)) \
   X(226, 14, OrtStatus*, UpdateEnvWithCustomLogLevel, (OrtEnv* ort_env, OrtLoggingLevel log_severity_level)) \

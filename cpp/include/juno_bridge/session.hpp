@@ -44,6 +44,11 @@ struct JB_API SessionOptions {
   // ml_dtypes): a uint16 view is taken for a bfloat16 input or output buffer, and the bfloat16 outputs the
   // backend allocates come back labelled uint16. Without it a uint16 view of a bfloat16 tensor is refused.
   bool bfloat16_as_uint16 = false;
+  // ONNX Runtime's CUDA provider: the first run is captured as a CUDA graph, later runs replay it (far less
+  // launch overhead at small batches). The shapes and the buffers' addresses must stay those of the first
+  // run (a bound run: Binding, or the same TensorViews each event), inputs and outputs in CUDA memory.
+  // Needs the cuda provider among `providers`; where it is skipped the session runs without graphs.
+  bool cuda_graph = false;
   // Backend-specific entries, checked by the backend that opens the model: a plugin's own options
   // ("num_runners", "signature"), refused by name unless the plugin declares them; or ONNX Runtime
   // session config entries, whose keys are "<area>.<name>" ("session.intra_op.allow_spinning").

@@ -589,6 +589,11 @@ static void check_providers(void) {
      * where a GPU and its libraries are and is an error code elsewhere, never a crash. */
     expect_ok(IDX_CreateCUDAProviderOptions, api.CreateCUDAProviderOptions(&cuda), "CreateCUDAProviderOptions on a GPU build");
     if (cuda) {
+      const char *keys[] = {"enable_cuda_graph"}, *values[] = {"1"}, *bad[] = {"not_a_number"};
+      expect_ok(IDX_UpdateCUDAProviderOptions, api.UpdateCUDAProviderOptions(cuda, keys, values, 1),
+                "UpdateCUDAProviderOptions(enable_cuda_graph=1) on a GPU build");
+      expect_error(IDX_UpdateCUDAProviderOptions, api.UpdateCUDAProviderOptions(cuda, keys, bad, 1), -1,
+                   "UpdateCUDAProviderOptions(enable_cuda_graph=not_a_number)");
       OrtStatus* status = api.SessionOptionsAppendExecutionProvider_CUDA_V2(options, cuda);
       check(IDX_SessionOptionsAppendExecutionProvider_CUDA_V2, 1, "SessionOptionsAppendExecutionProvider_CUDA_V2 on a "
             "GPU build: %s", status ? "an error code (CUDA cannot initialise here)" : "appended");
@@ -604,6 +609,13 @@ static void check_providers(void) {
     OrtStatus* status = api.CreateCUDAProviderOptions(&cuda);
     if (status != NULL) expect_error(IDX_CreateCUDAProviderOptions, status, -1, "CreateCUDAProviderOptions on a CPU build");
     else check(IDX_CreateCUDAProviderOptions, cuda != NULL, "CreateCUDAProviderOptions made options");
+    {
+      const char *keys[] = {"enable_cuda_graph"}, *values[] = {"1"};
+      expect_error(
+          IDX_UpdateCUDAProviderOptions,
+          api.UpdateCUDAProviderOptions(cuda ? cuda : (OrtCUDAProviderOptionsV2*)(void*)&stand_in, keys, values, 1), -1,
+          "UpdateCUDAProviderOptions on a CPU build");
+    }
     expect_error(IDX_SessionOptionsAppendExecutionProvider_CUDA_V2,
                  api.SessionOptionsAppendExecutionProvider_CUDA_V2(
                      options, cuda ? cuda : (const OrtCUDAProviderOptionsV2*)(const void*)&stand_in), -1,
