@@ -9,7 +9,7 @@ One group per backend of the registry (``juno_bridge.backends()``), each in its 
 Dask workers); what they share is in ``juno_bridge.bench.common``. The sniper group measures juno-bridge
 inside a SNiPER job (the default ONNX model; it needs SNIPER_PREFIX and says so without it); the model
 group the trained default model in each of its forms, against its library's own Python API and against
-the centroid baseline.
+the centroid baseline; the gpu group the default model on a CUDA device (it says what is missing without one).
 """
 from __future__ import annotations
 
@@ -31,7 +31,10 @@ _GROUP_OF_BACKEND = {"onnxruntime": "onnx", "torch": "torch", "tf": "tf", "pytho
 # models --model chooses).
 _FRAMEWORK_GROUPS = {"sniper": "JunoBridgeAlg and the tensor store in SNiPER jobs (needs SNIPER_PREFIX)",
                      "model": "the trained default model in every built form, and the centroid: events/s from "
-                              "Python and C++, the bridge against each library's own Python API"}
+                              "Python and C++, the bridge against each library's own Python API",
+                     "gpu": "the default model on a CUDA GPU: host, pinned and resident tensors, CUDA graphs, "
+                            "against onnxruntime's Python API and io_binding (needs onnxruntime-gpu and torch for "
+                            "CUDA)"}
 
 
 def groups() -> dict[str, BackendInfo]:
