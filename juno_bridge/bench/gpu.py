@@ -175,8 +175,8 @@ def group_targets(rows: list[Row]) -> list[Target]:
     if c:
         targets.append(("B=1024: (c) juno-bridge from host arrays, us per event", c.median_us / 1024, 5.0, False))
     if a and c:
-        targets.append(("B=1024: (c)/(a), juno-bridge host arrays vs onnxruntime's Python API", c.median_us / a.median_us,
-                        0.25, False))
+        targets.append(("B=1024: (c)/(a), juno-bridge host arrays vs onnxruntime's Python API",
+                        c.median_us / a.median_us, 0.25, False))
     for batch in (1, 64, 1024):
         b, d = row(batch, "(b)"), row(batch, "(d)")
         if b and d:
