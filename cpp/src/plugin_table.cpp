@@ -59,26 +59,26 @@ const PluginTable* load_plugin(const std::string& name) {
 
   const std::string file = plugin_path(name);
   if (file.empty()) {
-    for (const auto& b : backends())
-      if (b.plugin == name)
-        // A plugin is built only when its library is there at build time, so the order matters.
-        throw Error(ErrorCode::BackendUnavailable,
-                    "backend unavailable: '" + b.name + "' (libjuno_bridge_" + name + ".so was not built): " +
-                        (b.extra.empty() ? std::string("rebuild juno-bridge")
-                                         : "install with the " + b.extra + " extra and rebuild: first the extra's "
-                                           "packages (pip install 'juno-bridge[" + b.extra + "]'), then juno-bridge "
-                                           "again from source with pip install --no-build-isolation --no-deps "
-                                           "--force-reinstall <source>"));
+    for (const auto& b : backends()) {
+      if (b.plugin != name) continue;
+      // A plugin is built only when its library is there at build time, so the order matters.
+      const std::string how = b.extra.empty() ? "rebuild juno-bridge"
+                                              : "install with the " + b.extra + " extra and rebuild: first the " +
+                                                    "extra's packages (pip install 'juno-bridge[" + b.extra +
+                                                    "]'), then juno-bridge again from source with pip install " +
+                                                    "--no-build-isolation --no-deps --force-reinstall <source>";
+      throw Error(ErrorCode::BackendUnavailable,
+                  "backend unavailable: '" + b.name + "' (libjuno_bridge_" + name + ".so was not built): " + how);
+    }
     std::string built;
     for (const auto& dir : plugin_dirs())
       for (const auto& path : list_files(dir, "libjuno_bridge_")) {
         const std::string base = path.substr(path.rfind('/') + 1);
         built += ", " + base.substr(15, base.size() - 15 - 3);  // libjuno_bridge_<name>.so
       }
-    throw Error(ErrorCode::BackendUnavailable, "unknown backend '" + name + "': no plugin libjuno_bridge_" + name +
-                                                   ".so; the backends are " + backend_names() +
-                                                   " (plugins here: " + (built.empty() ? "none" : built.substr(2)) +
-                                                   ")");
+    throw Error(ErrorCode::BackendUnavailable,
+                "unknown backend '" + name + "': no plugin libjuno_bridge_" + name + ".so; the backends are " +
+                    backend_names() + " (plugins here: " + (built.empty() ? "none" : built.substr(2)) + ")");
   }
   std::string error;
   void* handle = open_library(file, error);
