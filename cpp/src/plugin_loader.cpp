@@ -61,6 +61,7 @@ class PluginBackend final : public Backend {
       for (size_t i = 0, n = api_->num_outputs(handle_); i < n; ++i) outputs_.push_back(info(false, i));
       async_native_ = options.async_runs != "pool" && api_->async_native && api_->run_async &&
                       api_->async_native(handle_) == 1;
+      if (!legacy_views_ && api_->devices) ask_devices();
     } catch (...) {
       api_->close(handle_);
       throw;
@@ -69,6 +70,7 @@ class PluginBackend final : public Backend {
   ~PluginBackend() override { api_->close(handle_); }
 
   const std::string& name() const override { return name_; }
+  std::vector<Device> devices() const override { return devices_; }
   const std::vector<TensorInfo>& inputs() const override { return inputs_; }
   const std::vector<TensorInfo>& outputs() const override { return outputs_; }
 
@@ -222,6 +224,20 @@ class PluginBackend final : public Backend {
     return pairs;
   }
 
+  // The GPUs the plugin takes memory of (plugin.h `devices`); a kind other than CUDA is not one.
+  void ask_devices() {
+    constexpr size_t kMost = 16;
+    int32_t kinds[kMost] = {}, ids[kMost] = {};
+    const size_t n = api_->devices(handle_, kinds, ids, kMost);
+    for (size_t i = 0; i < n && i < kMost; ++i) {
+      const Device d{static_cast<DeviceKind>(kinds[i]), ids[i]};
+      if (d.kind != DeviceKind::CUDA || d.id < 0)
+        throw Error(ErrorCode::BackendUnavailable, "plugin '" + name_ + "' names " + d.name() +
+                                                       " among its devices; a plugin names CUDA devices only");
+      devices_.push_back(d);
+    }
+  }
+
   TensorInfo info(bool input, size_t i) {
     jb_tensor_info c{};
     jb_status s = input ? api_->input_info(handle_, i, &c) : api_->output_info(handle_, i, &c);
@@ -235,6 +251,7 @@ class PluginBackend final : public Backend {
   std::vector<TensorInfo> inputs_, outputs_;
   bool async_native_ = false;  // the plugin's run_async serves this model (plugin.h)
   bool legacy_views_;          // ABI 2 or 3: views without their device (plugin_views.hpp)
+  std::vector<Device> devices_;  // the GPUs it takes memory of (plugin.h `devices`)
 };
 
 }  // namespace

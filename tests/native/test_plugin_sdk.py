@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import juno_bridge as jb
+from helpers.dlpack_fakes import OnDevice
 
 SOURCES = Path(__file__).resolve().parent / "cpp"
 PKG = Path(jb.__file__).resolve().parent
@@ -40,12 +41,13 @@ def echo_plugins(tmp_path_factory):
     """libjuno_bridge_optecho.so (ABI 4, declares intra_op_threads and colour),
     libjuno_bridge_optecho2.so (laid out as ABI 2, declares nothing), libjuno_bridge_optechoasync.so (with
     an asynchronous run), libjuno_bridge_optechoasync3.so (the same declaring ABI 3: handed views of the
-    layout before devices) and libjuno_bridge_optechoold.so (its table's size that of a table before the
-    asynchronous entries) in one directory."""
+    layout before devices), libjuno_bridge_optechoold.so (its table's size that of a table before the
+    asynchronous entries) and libjuno_bridge_optechodev.so (naming cuda:0 among its devices) in one
+    directory."""
     out = tmp_path_factory.mktemp("plugins")
     for name, flags in [("optecho", []), ("optecho2", ["-DECHO_ABI2"]), ("optechoasync", ["-DECHO_ASYNC"]),
                         ("optechoasync3", ["-DECHO_ASYNC", "-DECHO_ABI3"]),
-                        ("optechoold", ["-DECHO_ASYNC", "-DECHO_BEFORE_ASYNC"])]:
+                        ("optechoold", ["-DECHO_ASYNC", "-DECHO_BEFORE_ASYNC"]), ("optechodev", ["-DECHO_DEVICES"])]:
         compile_cxx(SOURCES / "option_echo_plugin.cpp", out / f"libjuno_bridge_{name}.so", "-shared", "-fPIC",
                     "-fvisibility=hidden", f"-DECHO_NAME={name}", *flags)
     return out
@@ -110,3 +112,20 @@ def test_a_table_without_the_asynchronous_entries_runs_async_on_the_worker_pool(
         y = np.empty(3, np.float32)
         assert s.run_async({"x": np.ones(3, np.float32)}, out={"y": y}).result(timeout=60)["y"] is y
         np.testing.assert_array_equal(y, [2, 2, 2])
+
+
+def test_a_plugin_naming_its_gpus_is_handed_their_memory_and_no_other(echo_plugins, monkeypatch):
+    monkeypatch.setenv("JUNO_BRIDGE_PLUGIN_PATH", str(echo_plugins))
+    x = np.arange(4, dtype=np.float32)
+    with jb.Session("anything", backend="optechodev") as s:
+        assert s.devices == ["cpu", "cuda:0"]
+        y = np.zeros(4, np.float32)
+        s.run({"x": OnDevice(x, 2, 0)}, out={"y": OnDevice(y, 2, 0)})  # handed as cuda:0 views, in place
+        np.testing.assert_array_equal(y, 2 * x)
+        with pytest.raises(jb.InputError, match="input 'x': the buffer is in cuda:1 memory, but this session "
+                                                "computes from host memory and cuda:0 memory"):
+            s.run({"x": OnDevice(x, 2, 1)}, out={"y": OnDevice(y, 2, 0)})
+    with jb.Session("anything", backend="optecho") as s:  # names none: host memory only
+        assert s.devices == ["cpu"]
+        with pytest.raises(jb.InputError, match="the buffer is in cuda:0 memory"):
+            s.run({"x": OnDevice(x, 2, 0)}, out={"y": np.zeros(4, np.float32)})

@@ -1,5 +1,6 @@
 """A .pt2 compiled for CUDA, where a GPU is present: host arrays are copied in, outputs copied out into the
-caller's buffers or handed over as host memory, and the session says where it runs. Without CUDA these
+caller's buffers or handed over as host memory, torch CUDA tensors are read and written in place, and the
+session says where it runs. Without CUDA these
 skip; the refusal there is tested in test_errors.py."""
 import copy
 
@@ -33,3 +34,19 @@ def test_a_cuda_package_runs_on_host_arrays_and_says_its_device(cuda_package):
         s.run({"x": x}, out={"y": out})
     np.testing.assert_allclose(allocated, expected, rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(out, allocated)
+
+
+def test_a_cuda_package_reads_and_writes_cuda_tensors_in_place(cuda_package):
+    x = torch.randn(5, 8, device="cuda")
+    with torch.no_grad():
+        expected = copy.deepcopy(tm.TINY).to("cuda")(x)
+    y = torch.full_like(expected, float("nan"))
+    address = y.data_ptr()
+    torch.cuda.synchronize()
+    with jb.Session(cuda_package) as s:
+        assert s.devices == ["cpu", "cuda:0"]
+        assert s.run({"x": x}, out={"y": y})["y"] is y
+        assert y.data_ptr() == address and s._stats()["input_addresses"] == [x.data_ptr()]  # read in place
+        torch.testing.assert_close(y, expected, rtol=1e-4, atol=1e-5)
+        host = s.run({"x": x})["y"]  # allocated outputs come back to the host
+        np.testing.assert_allclose(host, expected.cpu().numpy(), rtol=1e-4, atol=1e-5)

@@ -26,7 +26,8 @@ extern "C" {
  * From 3 on, a table grows only at its end and the reader tells by struct_size which fields the writer
  * has (a field past struct_size is absent: NULL). abi_version changes only when a field changes meaning.
  * 4: jb_tensor_view carries its device (device, device_id at its end), so the views a plugin is handed
- *    are 8 bytes longer each. A plugin is handed host memory only (JB_DEVICE_CPU or JB_DEVICE_CUDA_PINNED).
+ *    are 8 bytes longer each; `devices` at the end names the GPUs whose memory the plugin takes (else
+ *    host memory only: JB_DEVICE_CPU or JB_DEVICE_CUDA_PINNED).
  * The core reads tables of ABI 2 (as if struct_size ended before `options`), 3 (with or without the
  * asynchronous entries, and `staged`, at the end) and 4; plugins of 2 and 3 are handed views laid out as
  * they were built with. The host table of 3 may end before `log`. */
@@ -107,6 +108,12 @@ typedef struct jb_plugin_api {
   /* 3, optional (may be NULL): SessionStats.inputs_staged, the inputs the plugin copied into memory of
    * its own since open because its runtime cannot read them in place (TensorFlow's unaligned inputs). */
   jb_status (*staged)(void* handle, uint64_t* inputs_staged);
+
+  /* 4, optional (may be NULL): the GPUs `run` computes on for this model, reading and writing their
+   * memory in place. Writes up to `capacity` of them (kinds[i] JB_DEVICE_CUDA, ids[i] its ordinal) and
+   * returns how many there are; asked once at open. Without it, or 0, the plugin is handed host memory
+   * only: the core refuses any other before the plugin runs. */
+  size_t (*devices)(void* handle, int32_t* kinds, int32_t* ids, size_t capacity);
 } jb_plugin_api;
 
 /* Every plugin exports this symbol; it returns NULL (after host->set_error) when it cannot start. */

@@ -19,6 +19,7 @@
 //   void run(const jb_tensor_view* inputs, const int32_t* output_index, jb_tensor_view* outputs,
 //            jb_plugin_owned* owned, size_t num_outputs): the number of inputs is checked before;
 //   optionally static void close(Model*) when `delete` is not the way to release it;
+//   optionally std::vector<Device> devices() const: the GPUs whose memory run() takes in place (plugin.h);
 //   optionally, for a plugin with an asynchronous run of its own (plugin.h): bool async_native() const and
 //   void run_async(inputs, output_index, outputs, owned, num_outputs, done, user_data) (run's arguments
 //   and plugin.h's `done`), which throws when the run does not start.
@@ -171,6 +172,11 @@ template <class Model>
 struct HasInputsStaged<Model, std::void_t<decltype(&Model::inputs_staged)>> : std::true_type {};
 
 template <class Model, class = void>
+struct HasDevices : std::false_type {};
+template <class Model>
+struct HasDevices<Model, std::void_t<decltype(&Model::devices)>> : std::true_type {};
+
+template <class Model, class = void>
 struct HasRunAsync : std::false_type {};
 template <class Model>
 struct HasRunAsync<Model, std::void_t<decltype(&Model::run_async)>> : std::true_type {};
@@ -242,6 +248,19 @@ struct Table {
                    [&] { counted(handle, num_inputs).run(inputs, output_index, outputs, owned, num_outputs); });
   }
 
+  static size_t devices(void* handle, int32_t* kinds, int32_t* ids, size_t capacity) {
+    if constexpr (HasDevices<Model>::value) {
+      const std::vector<Device> gpus = model(handle).devices();
+      for (size_t i = 0; i < gpus.size() && i < capacity; ++i) {
+        kinds[i] = static_cast<int32_t>(gpus[i].kind);
+        ids[i] = gpus[i].id;
+      }
+      return gpus.size();
+    } else {
+      return 0;
+    }
+  }
+
   static int async_native(void* handle) {
     if constexpr (HasRunAsync<Model>::value) return model(handle).async_native() ? 1 : 0;
     else return 0;
@@ -262,10 +281,23 @@ struct Table {
   // `options`: the NULL-terminated names the plugin takes (plugin.h), in static storage.
   static constexpr jb_plugin_api api(const char* name, const char* const* options) {
     const bool has_async = HasRunAsync<Model>::value;
-    return {JB_PLUGIN_ABI_VERSION, sizeof(jb_plugin_api), name, &open, &close, &num_inputs, &num_outputs,
-            &input_info, &output_info, &metadata, &run, &stats, options,
-            has_async ? &async_native : nullptr, has_async ? &run_async : nullptr,
-            HasInputsStaged<Model>::value ? &staged : nullptr};
+    return {JB_PLUGIN_ABI_VERSION,
+            sizeof(jb_plugin_api),
+            name,
+            &open,
+            &close,
+            &num_inputs,
+            &num_outputs,
+            &input_info,
+            &output_info,
+            &metadata,
+            &run,
+            &stats,
+            options,
+            has_async ? &async_native : nullptr,
+            has_async ? &run_async : nullptr,
+            HasInputsStaged<Model>::value ? &staged : nullptr,
+            HasDevices<Model>::value ? &devices : nullptr};
   }
 };
 

@@ -142,6 +142,12 @@ class Model : public plugin::ModelBase<Info> {
     without_backtrace(JB_ERROR_RUNTIME, [&] { run_model(in, output_index, out, owned, num_outputs); });
   }
 
+  // A package compiled for CUDA computes on its GPU and reads and writes that GPU's memory in place.
+  std::vector<Device> devices() const {
+    if (!device_.is_cuda()) return {};
+    return {Device::cuda(device_.index())};
+  }
+
  private:
   void run_model(const jb_tensor_view* in, const int32_t* output_index, jb_tensor_view* out, jb_plugin_owned* owned,
                  size_t num_outputs) {
@@ -155,18 +161,30 @@ class Model : public plugin::ModelBase<Info> {
       if (!type) throw Error(JB_ERROR_INPUT_TYPE, "input '" + inputs_[i].sig.name + "': dtype code " +
                                                         std::to_string(in[i].dtype) + " has no torch equivalent");
       // from_blob wants a mutable pointer; torch only reads inputs of an inference-mode model.
-      tensors.push_back(at::from_blob(in[i].data, at::IntArrayRef(in[i].shape, in[i].rank), at::TensorOptions(*type)));
+      tensors.push_back(at::from_blob(in[i].data, at::IntArrayRef(in[i].shape, in[i].rank),
+                                      at::TensorOptions(*type).device(where(in[i]))));
       read_input_at(i, tensors.back().const_data_ptr());
-      // A package compiled for CUDA reads device memory: the host array is copied in (and outputs out).
-      if (device_.is_cuda()) tensors.back() = tensors.back().to(device_);
+      // A package compiled for CUDA reads device memory: a host array is copied in (and outputs out), memory
+      // on its GPU is read in place (the core hands it only that GPU's: devices()).
+      if (device_.is_cuda() && !tensors.back().is_cuda()) tensors.back() = tensors.back().to(device_);
     }
     count_wrapped(num_inputs);
     std::vector<at::Tensor> results = package_ ? run_package(tensors) : run_torchscript(std::move(tensors));
     if (results.size() != outputs_.size())
       throw Error(JB_ERROR_RUNTIME, "the model returned " + std::to_string(results.size()) + " tensor(s), its " +
                                           "signature declares " + std::to_string(outputs_.size()));
-    for (size_t i = 0; i < num_outputs; ++i)
+    bool on_gpu = false;
+    for (size_t i = 0; i < num_outputs; ++i) {
       deliver(results[output_index[i]], output_index[i], in, num_inputs, out[i], owned[i]);
+      on_gpu = on_gpu || (out[i].device == JB_DEVICE_CUDA);
+    }
+    if (on_gpu) torch::cuda::synchronize(device_.index());  // a copy into GPU memory is asynchronous
+  }
+
+  // The device of a view's memory, for from_blob.
+  static at::Device where(const jb_tensor_view& v) {
+    return v.device == JB_DEVICE_CUDA ? at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(v.device_id))
+                                      : at::Device(at::kCPU);
   }
 
   // Loads an AOTInductor package; returns the signature text it carries ("" when none).
@@ -490,7 +508,7 @@ class Model : public plugin::ModelBase<Info> {
         throw Error(JB_ERROR_INPUT, "output '" + info.sig.name + "': expected shape " +
                                           shape_string(result.sizes().data(), result.dim()) + ", got " +
                                           shape_string(out.shape, out.rank));
-      at::from_blob(out.data, result.sizes(), result.options().device(at::kCPU)).copy_(result);
+      at::from_blob(out.data, result.sizes(), result.options().device(where(out))).copy_(result);
       return;
     }
     at::Tensor kept = result.to(at::kCPU).contiguous();  // a CUDA package's output comes back to the host

@@ -10,6 +10,8 @@
 //   -DECHO_ASYNC -DECHO_ABI3             with a run_async, declaring ABI 3: the core hands it views laid
 //                                        out as before they carried a device (it reads the first one
 //                                        only, whose fields lie where they did).
+//   -DECHO_DEVICES                       names cuda:0 among its devices and runs on views of cuda:0 only
+//                                        (host memory the tests relabel: it reads them like any other).
 // A negative x[0] is an input error, from run and from run_async alike.
 #include <cstddef>
 #include <string>
@@ -48,8 +50,17 @@ class Echo {
   void stats(uint64_t* wrapped, const void**, size_t) const { *wrapped = 0; }
   void run(const jb_tensor_view* in, const int32_t*, jb_tensor_view* out, jb_plugin_owned*, size_t num_outputs) {
     if (num_outputs != 1 || out[0].data == nullptr) throw Error(JB_ERROR_INVALID_ARGUMENT, "echo: give y a buffer");
+#ifdef ECHO_DEVICES
+    for (const jb_tensor_view* v : {in, static_cast<const jb_tensor_view*>(out)})
+      if (v->device != JB_DEVICE_CUDA || v->device_id != 0)
+        throw Error(JB_ERROR_INPUT, "echo: expected a view of cuda:0, got device " + std::to_string(v->device) + ":" +
+                                        std::to_string(v->device_id));
+#endif
     twice(in, out);
   }
+#ifdef ECHO_DEVICES
+  std::vector<Device> devices() const { return {Device::cuda(0)}; }
+#endif
 #ifdef ECHO_ASYNC
   bool async_native() const { return true; }
   void run_async(const jb_tensor_view* in, const int32_t*, jb_tensor_view* out, jb_plugin_owned*, size_t num_outputs,
