@@ -6,7 +6,7 @@ import ctypes
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 from helpers import jb_c
 from helpers import tf_models as tm
@@ -46,13 +46,28 @@ def test_keras_inputs_come_in_the_order_the_model_defines_them(n):
     assert s.metadata()["custom"]["input_order"] == "positional"
 
 
+def _defined(feed) -> np.ndarray:
+    """What the models compute (tf_models.ORDERED_TWO / ORDERED_THREE), in numpy."""
+    z, a = feed["zeta_charge"], feed["alpha_time"]
+    if "category" not in feed:
+        return z * 10.0 + a
+    return z * 100.0 + feed["category"].astype(np.float32) * 10.0 + a
+
+
 @settings(max_examples=20, deadline=None)
 @given(n=st.sampled_from([2, 3]), batch=st.integers(1, 64), seed=st.integers(0, 2**32 - 1))
-def test_keras_positional_and_named_runs_equal_keras(n, batch, seed):
+@example(n=3, batch=3, seed=0)
+def test_keras_positional_and_named_runs_equal_the_model(n, batch, seed):
+    # The reference is the model's definition, which the SavedModel's own signature computes. Keras 3's
+    # eager call of the functional model is not one: with 3 events it adds category[j] to column j (it
+    # takes the [3, 1] input for a row: 10x-integer errors off the diagonal), so comparing with it failed
+    # whenever hypothesis drew B = 3.
     model, path = tm.keras_ordered(n)
     names = tm.ORDERED_TWO if n == 2 else tm.ORDERED_THREE
     feed = _feed(names, batch, seed)
-    want = np.asarray(model([feed[name] for name in names]))
+    want = _defined(feed)
+    if batch != 3:
+        np.testing.assert_allclose(np.asarray(model([feed[name] for name in names])), want, rtol=1e-6, atol=1e-5)
     s = _session(path)
     positional = s.run([feed[name] for name in names])["output_0"]
     named = s.run(dict(reversed(feed.items())))["output_0"]  # a dict in any order of keys
