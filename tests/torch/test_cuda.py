@@ -50,3 +50,16 @@ def test_a_cuda_package_reads_and_writes_cuda_tensors_in_place(cuda_package):
         torch.testing.assert_close(y, expected, rtol=1e-4, atol=1e-5)
         host = s.run({"x": x})["y"]  # allocated outputs come back to the host
         np.testing.assert_allclose(host, expected.cpu().numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_a_torchscript_module_moved_to_the_gpu_takes_host_arrays_and_cuda_tensors():
+    x = np.random.default_rng(2).standard_normal((5, 8)).astype(np.float32)
+    with torch.no_grad():
+        expected = tm.TINY(torch.from_numpy(x)).numpy()
+    with jb.Session(tm.tiny(".pt"), config={"device": "cuda:0"}) as s:
+        assert s.metadata()["custom"]["device"] == "cuda:0" and s.devices == ["cpu", "cuda:0"]
+        np.testing.assert_allclose(s.run({"x": x})["y"], expected, rtol=1e-4, atol=1e-5)  # copied in and out
+        on_gpu, y = torch.from_numpy(x).to("cuda"), torch.empty(5, 4, device="cuda")
+        torch.cuda.synchronize()
+        assert s.run({"x": on_gpu}, out={"y": y})["y"] is y  # read and written in place
+        np.testing.assert_allclose(y.cpu().numpy(), expected, rtol=1e-4, atol=1e-5)

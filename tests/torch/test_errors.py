@@ -141,6 +141,22 @@ def test_a_cpu_package_says_where_it_runs():
         assert s.metadata()["custom"]["AOTI_DEVICE_KEY"] == "cpu"
 
 
+def test_option_device_moves_a_module_where_asked_and_says_why_it_cannot():
+    x = np.random.default_rng(0).standard_normal((3, 8)).astype(np.float32)
+    with jb.Session(tm.tiny(".pt")) as plain, jb.Session(tm.tiny(".pt"), config={"device": "cpu"}) as s:
+        assert s.metadata()["custom"]["device"] == "cpu" and s.devices == ["cpu"]
+        np.testing.assert_array_equal(s.run({"x": x})["y"], plain.run({"x": x})["y"])
+    if not tm.torch.cuda.is_available():
+        with pytest.raises(jb.BackendUnavailableError, match="option device='cuda:0': no CUDA device is available"):
+            jb.Session(tm.tiny(".pt"), config={"device": "cuda"})
+    for bad in ("gpu", "cuda:", "cuda:x", "cuda0", "CPU"):
+        with pytest.raises(jb.InvalidArgumentError, match=f"option 'device' must be cpu, cuda or cuda:N, got '{bad}'"):
+            jb.Session(tm.tiny(".pt"), config={"device": bad})
+    with pytest.raises(jb.InvalidArgumentError, match="option device='cuda:1': .* was compiled for cpu, and a "
+                                                      "compiled package runs only there"):
+        jb.Session(tm.tiny(".pt2"), config={"device": "cuda:1"})
+
+
 def test_malformed_signature_is_a_model_load_error(tmp_path):
     bad = {tm.SIGNATURE_KEY: "juno_bridge.signature 1\ninput x f33 4"}
     path = tm.rewrite_package_metadata(tm.tiny(".pt2"), tmp_path / "bad_sig.pt2", lambda md: md.update(bad))

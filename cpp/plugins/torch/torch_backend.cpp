@@ -111,30 +111,40 @@ struct Info {
 
 class Model : public plugin::ModelBase<Info> {
  public:
-  Model(const std::string& path, const void* bytes, size_t size, int num_runners) : path_(path) {
+  // `device`: where a TorchScript module runs (option device; "" the CPU); a package runs where it was
+  // compiled for, and may only be asked for that.
+  Model(const std::string& path, const void* bytes, size_t size, int num_runners, const std::string& device)
+      : path_(path) {
     if (bytes == nullptr && !std::ifstream(path).good())
       throw Error(JB_ERROR_MODEL_LOAD, "cannot open model '" + path + "': no such file or not readable");
     std::string signature_text;
     if (bytes == nullptr && ends_with(path, ".pt2")) {
       signature_text = open_package(num_runners);
+      if (!device.empty() && at::Device(device) != device_)
+        throw Error(JB_ERROR_INVALID_ARGUMENT, "option device='" + device + "': '" + path_ + "' was compiled for " +
+                                                   device_.str() +
+                                                   ", and a compiled package runs only there: "
+                                                   "export it for that device (juno_bridge.export_torch)");
     } else {
       signature_text = open_torchscript(bytes, size);
+      if (!device.empty()) move_module(device);
     }
     describe(signature_text);
     seal();
   }
 
-
   // Concurrent runs of one .pt2 each need a model instance (activations only; weights are shared).
   static Model* open(const std::string& path, const void* bytes, size_t size, const plugin::Options& options) {
     int intra = 0;
     int runners = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
+    std::string device;
     for (const auto& [key, value] : options.pairs()) {
       if (key == "intra_op_threads") intra = plugin::parse_count("torch", key, value, 0);
       else if (key == "num_runners") runners = std::max(1, plugin::parse_count("torch", key, value, runners));
+      else if (key == "device") device = parse_device(value);
     }
     if (intra > 0) at::set_num_threads(intra);
-    return without_backtrace(JB_ERROR_MODEL_LOAD, [&] { return new Model(path, bytes, size, runners); });
+    return without_backtrace(JB_ERROR_MODEL_LOAD, [&] { return new Model(path, bytes, size, runners, device); });
   }
 
   void run(const jb_tensor_view* in, const int32_t* output_index, jb_tensor_view* out, jb_plugin_owned* owned,
@@ -179,6 +189,35 @@ class Model : public plugin::ModelBase<Info> {
       on_gpu = on_gpu || (out[i].device == JB_DEVICE_CUDA);
     }
     if (on_gpu) torch::cuda::synchronize(device_.index());  // a copy into GPU memory is asynchronous
+  }
+
+  // Option device: "cpu", "cuda" (device 0) or "cuda:N", spelled as torch spells a device.
+  static std::string parse_device(const std::string& value) {
+    const bool cuda = value.rfind("cuda", 0) == 0;
+    const std::string index = value.size() > 5 && value[4] == ':' ? value.substr(5) : "";
+    const bool digits = !index.empty() && index.size() < 4 &&
+                        std::all_of(index.begin(), index.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (value == "cpu" || value == "cuda") return value == "cuda" ? "cuda:0" : value;
+    if (cuda && digits) return value;
+    throw Error(JB_ERROR_INVALID_ARGUMENT, "torch: option 'device' must be cpu, cuda or cuda:N, got '" + value + "'");
+  }
+
+  // A TorchScript module moved to `device` (parse_device's spelling), where host inputs are copied to and
+  // outputs from, and whose GPU memory it reads and writes in place (devices()).
+  void move_module(const std::string& device) {
+    const at::Device where(device);
+    if (where.is_cuda()) {
+      if (!torch::cuda::is_available())
+        throw Error(JB_ERROR_BACKEND_UNAVAILABLE, "option device='" + device +
+                                                      "': no CUDA device is available to "
+                                                      "this libtorch (torch " +
+                                                      TORCH_VERSION + ")");
+      if (where.index() >= static_cast<c10::DeviceIndex>(torch::cuda::device_count()))
+        throw Error(JB_ERROR_BACKEND_UNAVAILABLE, "option device='" + device + "': this machine has " +
+                                                      std::to_string(torch::cuda::device_count()) + " CUDA device(s)");
+    }
+    module_->to(where);
+    device_ = where;
   }
 
   // The device of a view's memory, for from_blob.
@@ -270,7 +309,7 @@ class Model : public plugin::ModelBase<Info> {
   void describe(const std::string& text) {
     add_metadata("producer_name", "torch");
     add_metadata("custom.torch_version", TORCH_VERSION);
-    add_metadata("custom.device", device_.str());  // "cpu", or "cuda:0" for a CUDA package
+    add_metadata("custom.device", device_.str());  // "cpu", or "cuda:0": a CUDA package, or option device
     if (!text.empty()) {
       try {
         signature_ = parse_signature(text);
@@ -537,7 +576,7 @@ class Model : public plugin::ModelBase<Info> {
   Signature signature_;
 };
 
-constexpr const char* kOptions[] = {"intra_op_threads", "num_runners", nullptr};
+constexpr const char* kOptions[] = {"intra_op_threads", "num_runners", "device", nullptr};
 const jb_plugin_api kApi = plugin::Table<Model>::api("torch", kOptions);
 
 }  // namespace
