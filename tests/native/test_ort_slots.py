@@ -108,3 +108,16 @@ def test_every_declared_slot_behaves_as_documented_on_an_older_release(ort_slots
         f"exit {result.returncode}\n" + "\n".join(failures or lines[-20:]) + "\n" + result.stderr[-2000:])
     assert re.fullmatch(r"\d+ passed, 0 failed", lines[-1]), lines[-1]
     assert any("output 0 is of type seq(map(int64,tensor(float)))" in line for line in lines)
+
+
+def test_every_declared_slot_behaves_as_documented_on_the_gpu_build(ort_slots, slots_model, types_model,
+                                                                    gpu_onnxruntime):
+    """The same checks against onnxruntime-gpu 1.31.1, whose CUDA provider is listed: the GPU branch runs
+    (making, updating and appending CUDA options), with CUDA loading only where a GPU and its libraries are."""
+    result = run_program([ort_slots, gpu_onnxruntime, slots_model, "1.31.1", types_model])
+    lines = result.stdout.splitlines()
+    failures = [line for line in lines if line.startswith("FAIL")]
+    assert result.returncode == 0 and not failures, (
+        f"exit {result.returncode}\n" + "\n".join(failures or lines[-20:]) + "\n" + result.stderr[-2000:])
+    assert any("CreateCUDAProviderOptions on a GPU build -> OK" in line for line in lines)
+    assert any("UpdateCUDAProviderOptions(enable_cuda_graph=1) on a GPU build" in line for line in lines)
