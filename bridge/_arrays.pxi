@@ -42,6 +42,13 @@ cdef void _init_dtype_tables() noexcept:
 _init_dtype_tables()
 
 
+cdef inline int32_t jb_dtype_of(int typenum) noexcept:
+    """The core's dtype code for a numpy type number; 0 for a type the core does not take."""
+    if 0 <= typenum < 64:
+        return _JB_FROM_TYPENUM[typenum]
+    return JB_DTYPE_BFLOAT16 if typenum == _BFLOAT16_TYPENUM else 0
+
+
 cdef int numpy_typenum(int32_t dtype) noexcept:
     return _TYPENUM_FROM_JB[dtype] if 0 <= dtype < 17 else -1
 
@@ -78,8 +85,7 @@ cdef int fill_view(object obj, jb_tensor_view* view, str role, object name, bint
         raise InputError(f"{_what(role, name)}: the output buffer is read-only"
                          + ("" if arr is obj else f" (the {type(obj).__name__} exports its memory read-only)"))
     cdef int typenum = cnp.PyArray_TYPE(arr)
-    cdef int32_t dtype = _JB_FROM_TYPENUM[typenum] if 0 <= typenum < 64 else (
-        JB_DTYPE_BFLOAT16 if typenum == _BFLOAT16_TYPENUM else 0)
+    cdef int32_t dtype = jb_dtype_of(typenum)
     if dtype == 0 or cnp.PyArray_ISBYTESWAPPED(arr):
         raise InputTypeError(f"{_what(role, name)}: dtype {arr.dtype.str if not arr.dtype.isnative else arr.dtype} "
                              f"is not supported; expected one of {', '.join(SUPPORTED_DTYPES)} "

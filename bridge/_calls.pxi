@@ -45,10 +45,7 @@ cdef inline int _fill(CallViews& views, object obj, jb_tensor_view* view, str ro
         flags = cnp.PyArray_FLAGS(<cnp.ndarray>obj)
         typenum = cnp.PyArray_TYPE(<cnp.ndarray>obj)
         ndim = cnp.PyArray_NDIM(<cnp.ndarray>obj)
-        if 0 <= typenum < 64:
-            dtype = _JB_FROM_TYPENUM[typenum]
-        elif typenum == _BFLOAT16_TYPENUM:
-            dtype = JB_DTYPE_BFLOAT16
+        dtype = jb_dtype_of(typenum)
         if ((flags & needed) == needed and dtype != 0 and ndim <= JB_MAX_RANK
                 and not cnp.PyArray_ISBYTESWAPPED(<cnp.ndarray>obj)):
             dims = cnp.PyArray_DIMS(<cnp.ndarray>obj)

@@ -148,8 +148,7 @@ cdef int _fill_device_view(DLTensor* tensor, char* data, int typenum, bint read_
                            jb_tensor_view* view) except -1:
     """`view` over a DLPack tensor in CUDA memory, checked as fill_view checks a numpy array (the core then
     checks the rest, and whether the session computes on that GPU). Nothing here reads the memory."""
-    cdef int32_t dtype = _JB_FROM_TYPENUM[typenum] if 0 <= typenum < 64 else (
-        JB_DTYPE_BFLOAT16 if typenum == _BFLOAT16_TYPENUM else 0)
+    cdef int32_t dtype = jb_dtype_of(typenum)
     if dtype == 0:
         raise InputTypeError(f"{what}: dtype {cnp.PyArray_DescrFromType(typenum)} is not supported; "
                              f"expected one of {', '.join(SUPPORTED_DTYPES)}")

@@ -88,6 +88,15 @@ def add_f32(model_path) -> Path:
     return model_path("add_f32", onnx_models.add, np.float32)
 
 
+@pytest.fixture
+def add_session(add_f32):
+    """c = a + b on float32, one intra-op thread, closed after the test."""
+    import juno_bridge as jb
+
+    with jb.Session(add_f32, intra_op_threads=1) as s:
+        yield s
+
+
 @pytest.fixture(scope="session")
 def multi_io_model(model_path) -> Path:
     return model_path("multi_io", onnx_models.multi_io)

@@ -25,8 +25,12 @@ class Backend {
   virtual const std::vector<TensorInfo>& outputs() const = 0;
   virtual ModelMetadata metadata() const = 0;
   virtual SessionStats stats() const { return {}; }
-  // The GPUs run() computes on, reading and writing their memory in place (none: host memory only).
-  virtual std::vector<Device> devices() const { return {}; }
+  // The GPUs run() computes on, reading and writing their memory in place (none: host memory only);
+  // fixed at open, so run's checks read it without a copy.
+  virtual const std::vector<Device>& devices() const {
+    static const std::vector<Device> none;
+    return none;
+  }
   bool takes(Device device) const {
     if (device.host()) return true;
     for (Device d : devices())

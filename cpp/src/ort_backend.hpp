@@ -87,7 +87,7 @@ class OrtBackend final : public Backend {
 
   const std::string& name() const override { return name_; }
   std::vector<std::string> providers() const override { return providers_; }
-  std::vector<Device> devices() const override { return devices_; }
+  const std::vector<Device>& devices() const override { return devices_; }
   const std::vector<TensorInfo>& inputs() const override { return inputs_; }
   const std::vector<TensorInfo>& outputs() const override { return outputs_; }
 

@@ -104,11 +104,15 @@ void OrtBackend::configure(OrtSessionOptions* so, const SessionOptions& o) {
 void OrtBackend::open_session(const std::string& path, const void* bytes, size_t size, const SessionOptions& options) {
   refuse_external_data_without_a_path(bytes, size, options);
   std::string asked;
-  for (const auto& p : options.providers) asked += (asked.empty() ? "" : ",") + p;
-  if (options.cuda_graph && asked.find("cuda") == std::string::npos && asked.find("CUDA") == std::string::npos)
+  bool asks_cuda = false;  // "cuda", "CUDA" and "CUDAExecutionProvider" name the same one
+  for (const auto& p : options.providers) {
+    asked += (asked.empty() ? "" : ",") + p;
+    asks_cuda = asks_cuda || short_provider_name(p) == "cuda";
+  }
+  if (options.cuda_graph && !asks_cuda)
     throw Error(ErrorCode::InvalidArgument,
-                "option 'cuda_graph' is for ONNX Runtime's CUDA provider, and the session "
-                "asks for providers " +
+                "option 'cuda_graph' is for ONNX Runtime's CUDA provider, and the "
+                "session asks for providers " +
                     asked + ": open it with providers cuda,cpu");
   OrtEnv* env = rt_.env(options.global_thread_pool, options.intra_op_threads, options.inter_op_threads);
   std::vector<std::pair<std::string, std::string>> skipped;  // provider, why

@@ -70,7 +70,7 @@ class PluginBackend final : public Backend {
   ~PluginBackend() override { api_->close(handle_); }
 
   const std::string& name() const override { return name_; }
-  std::vector<Device> devices() const override { return devices_; }
+  const std::vector<Device>& devices() const override { return devices_; }
   const std::vector<TensorInfo>& inputs() const override { return inputs_; }
   const std::vector<TensorInfo>& outputs() const override { return outputs_; }
 

@@ -113,6 +113,21 @@ def async_in_flight(session, batch: int, requests: int, in_flight: int = 8) -> t
     return per_request, per_request
 
 
+def threads_per_call(work: Callable[[], None], threads: int, calls_per_thread: int) -> tuple[float, float]:
+    """Wall time per call (us) with `threads` threads each running `work` (which makes `calls_per_thread`
+    calls) at once: (per call, per call)."""
+    import threading
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    t0 = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    per_call = (time.perf_counter() - t0) / (threads * calls_per_thread) * 1e6
+    return per_call, per_call
+
+
 def machine_description() -> str:
     cpu = platform.processor() or platform.machine()
     try:

@@ -17,14 +17,13 @@ CUDA (for pinned and device tensors); without them it says which is missing and 
 from __future__ import annotations
 
 import importlib.util
-import threading
-import time
 from typing import Callable
 
 import numpy as np
 
 import juno_bridge as jb
-from juno_bridge.bench.common import Measure, Row, Settings, Target, find_row, side_by_side, time_calls
+from juno_bridge.bench.common import (Measure, Row, Settings, Target, find_row, side_by_side, threads_per_call,
+                                      time_calls)
 
 BATCHES, QUICK_BATCHES = (1, 64, 1024), (1, 1024)
 OUTPUTS = {"vertex": (3,), "energy": ()}
@@ -155,14 +154,7 @@ def _threads(session, x: np.ndarray, threads: int, calls: int) -> tuple[float, f
         for _ in range(per_thread):
             session.run({"pmt": x}, out=out)
 
-    workers = [threading.Thread(target=work) for _ in range(threads)]
-    t0 = time.perf_counter()
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    per_call = (time.perf_counter() - t0) / (per_thread * threads) * 1e6
-    return per_call, per_call
+    return threads_per_call(work, threads, per_thread)
 
 
 def group_targets(rows: list[Row]) -> list[Target]:

@@ -21,7 +21,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from dataclasses import asdict
@@ -31,7 +30,7 @@ import numpy as np
 
 import juno_bridge as jb
 from juno_bridge.bench.common import (Row, Settings, Target, async_in_flight, command_line, format_target,
-                                      machine_description, side_by_side, time_calls)
+                                      machine_description, side_by_side, threads_per_call, time_calls)
 from juno_bridge.demo.models.builtin import builtin_input, builtin_model
 
 IN_FLIGHT = 8
@@ -87,14 +86,7 @@ def _in_flight(session, batch: int, calls_per_thread: int) -> tuple[float, float
         for _ in range(calls_per_thread):
             session.run({"pmt": x}, out={"y": y})
 
-    work_threads = [threading.Thread(target=work) for _ in range(IN_FLIGHT)]
-    t0 = time.perf_counter()
-    for t in work_threads:
-        t.start()
-    for t in work_threads:
-        t.join()
-    per_request = (time.perf_counter() - t0) / (IN_FLIGHT * calls_per_thread) * 1e6
-    return per_request, per_request
+    return threads_per_call(work, IN_FLIGHT, calls_per_thread)
 
 
 def _throughput_rows(remote, batch: int, requests: int, check: np.ndarray, rounds: int) -> list[dict]:

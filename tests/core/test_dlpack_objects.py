@@ -44,12 +44,6 @@ def raises(error, *fragments):
     return pytest.raises(error, match="(?s)" + "".join(f"(?=.*{re.escape(f)})" for f in fragments))
 
 
-@pytest.fixture
-def add_session(add_f32):
-    with jb.Session(add_f32, intra_op_threads=1) as s:
-        yield s
-
-
 def operands(rows=2, cols=3):
     a = np.arange(rows * cols, dtype=np.float32).reshape(rows, cols)
     return a, a * 0.5 + 1

@@ -17,12 +17,6 @@ from juno_bridge._core import _RuntimeMemory
 from helpers.reference import sentinel_like
 
 
-@pytest.fixture
-def add_session(add_f32):
-    with jb.Session(add_f32, intra_op_threads=1) as s:
-        yield s
-
-
 def inputs(rows=4, cols=5):
     a = np.arange(rows * cols, dtype=np.float32).reshape(rows, cols)
     return a, a * 0.5 + 1

@@ -12,18 +12,14 @@ STATUSES = set(range(8))
 FLOAT32, INT32, INT64 = 1, 6, 7
 
 
-DEVICE_CPU, DEVICE_CUDA, DEVICE_CUDA_PINNED = range(3)
-
-
 class TensorView(ctypes.Structure):
     _fields_ = [("data", c_void_p), ("dtype", c_int32), ("rank", c_int32), ("shape", c_int64 * MAX_RANK),
                 ("device", c_int32), ("device_id", c_int32)]
 
 
-def view(data, dtype: int, shape, rank: int | None = None, device: int = DEVICE_CPU, device_id: int = 0) -> TensorView:
-    """A jb_tensor_view; `rank` may differ from len(shape) (the dims past 16 are dropped)."""
+def view(data, dtype: int, shape, rank: int | None = None) -> TensorView:
+    """A jb_tensor_view of host memory; `rank` may differ from len(shape) (the dims past 16 are dropped)."""
     v = TensorView()
-    v.device, v.device_id = device, device_id
     v.data = data
     v.dtype = dtype
     v.rank = len(shape) if rank is None else rank

@@ -55,12 +55,6 @@ def sessions(model_path):
     return get
 
 
-@pytest.fixture
-def add_session(add_f32):
-    with jb.Session(add_f32, intra_op_threads=1) as s:
-        yield s
-
-
 def test_torch_inputs_are_read_where_they_lie_and_out_tensors_hold_the_results(add_session):
     a = torch.arange(6, dtype=torch.float32).reshape(2, 3)
     b = torch.full((2, 3), 0.5)
