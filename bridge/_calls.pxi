@@ -61,6 +61,14 @@ cdef inline int _fill(CallViews& views, object obj, jb_tensor_view* view, str ro
     return fill_view(obj, view, role, name, writable, _temporaries(views))
 
 
+cdef inline void _allocated(jb_tensor_view* view) noexcept:
+    """`view` is an output the runtime allocates, in host memory (the rest of the view is the runtime's to
+    fill: CallViews' room is not cleared between calls)."""
+    view.data = NULL
+    view.device = JB_DEVICE_CPU
+    view.device_id = 0
+
+
 @cython.final
 cdef class _CallLayout:
     """How the arrays of one call signature (the input dict's keys in order, the keys of out=, the
@@ -112,7 +120,7 @@ cdef class _CallLayout:
         cdef jb_tensor_view* out_views = views.output_room(n_out)
         views.output_index = self.out_index.data()
         for i in range(n_out):
-            out_views[i].data = NULL  # allocated by the runtime unless out= gives a buffer
+            _allocated(&out_views[i])  # unless out= gives a buffer
         cdef bint allocating = out is None or <Py_ssize_t>self.out_slot.size() < n_out
         if out is not None:
             n = self.out_slot.size()
@@ -195,7 +203,7 @@ cdef _CallLayout _new_layout(Session session, object inputs, object out, object 
     for i in range(<Py_ssize_t>n_out):
         target = None if out is None else (<dict>out).get(names[i])
         if target is None:
-            out_views[i].data = NULL
+            _allocated(&out_views[i])
             allocating = True
         else:
             _fill(views, target, &out_views[i], "output", names[i], True)

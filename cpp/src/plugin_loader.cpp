@@ -109,6 +109,7 @@ class PluginBackend final : public Backend {
     jb_plugin_owned stack[kStack] = {};
     std::vector<jb_plugin_owned> heap(num_outputs > kStack ? num_outputs : 0);
     jb_plugin_owned* handles = num_outputs > kStack ? heap.data() : stack;
+    PluginViews::allocated_on_host(outputs, num_outputs);
     PluginViews in(legacy_views_, inputs, num_inputs), out(legacy_views_, outputs, num_outputs);
     jb_status status = api_->run(handle_, in.get(), num_inputs, output_index, out.get(), handles, num_outputs);
     out.copy_back();
@@ -137,6 +138,7 @@ class PluginBackend final : public Backend {
     run->done = std::move(done);
     run->backend = name_;
     run->in.emplace(legacy_views_, run->inputs.data(), num_inputs);
+    PluginViews::allocated_on_host(run->outputs.data(), num_outputs);
     run->out.emplace(legacy_views_, run->outputs.data(), num_outputs);
     clear_last_error();
     jb_status status = api_->run_async(handle_, run->in->get(), num_inputs, run->index.data(), run->out->get(),

@@ -30,6 +30,13 @@ class PluginViews {
     copies_.resize(n);
     for (size_t i = 0; i < n; ++i) std::memcpy(&copies_[i], &views[i], sizeof(LegacyView));
   }
+  // The outputs a plugin allocates (data NULL: nothing else of the view is read from the caller) lie in
+  // host memory; their views say so from the start, so a plugin never reads a device the caller left unset.
+  static void allocated_on_host(TensorView* outputs, size_t n) {
+    for (size_t i = 0; i < n; ++i)
+      if (outputs[i].data == nullptr) outputs[i].device = Device::cpu();
+  }
+
   jb_tensor_view* get() { return copies_.empty() ? as_c(views_) : reinterpret_cast<jb_tensor_view*>(copies_.data()); }
 
   // What the plugin wrote into outputs it allocated (data, dtype, rank, shape), back into the core's views.

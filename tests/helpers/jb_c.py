@@ -94,3 +94,34 @@ def run_isolated(code: str, timeout: float = 120):
     # The child imports this module as `jb_c`, from its own folder.
     prelude = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
     return subprocess.run([sys.executable, "-c", prelude + code], capture_output=True, text=True, timeout=timeout)
+
+
+def run_with_stale_output_views(model, batch: int, features: int) -> dict:
+    """Runs `model` (float32 x[batch, features] in, its first output allocated by the backend) through
+    jb_session_run_outputs in a child process, the output's view holding what a reused view may hold
+    (device JB_DEVICE_CUDA, device_id 7, a stale rank and shape) beside its NULL data: the status, the
+    error, and the view as the call left it (device, device_id, rank)."""
+    import json
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import json, ctypes
+        from jb_c import *
+        lib = load()
+        s = ctypes.c_void_p()
+        assert lib.jb_session_open({str(model).encode()!r}, None, ctypes.byref(s)) == OK, last_error(lib)
+        x = (ctypes.c_float * {batch * features})()
+        inp = view(ctypes.addressof(x), FLOAT32, [{batch}, {features}])
+        out = view(None, FLOAT32, [3, 3, 3])
+        out.device, out.device_id = 1, 7
+        index = (ctypes.c_int32 * 1)(0)
+        owned = (ctypes.c_void_p * 1)()
+        status = lib.jb_session_run_outputs(s, ctypes.byref(inp), 1, index, ctypes.byref(out), owned, 1)
+        lib.jb_tensor_free(owned[0])
+        lib.jb_session_close(s)
+        print(json.dumps({{"status": status, "error": last_error(lib), "device": out.device,
+                          "device_id": out.device_id, "rank": out.rank}}))
+        """)
+    result = run_isolated(code)
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr[-3000:]}"
+    return json.loads(result.stdout.splitlines()[-1])

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from helpers.jb_c import run_isolated
+from helpers.jb_c import OK, run_isolated, run_with_stale_output_views
 from helpers.native_build import write_mlp_model
 
 
@@ -112,3 +112,9 @@ def test_scatter_hits_refuses_a_slot_whose_byte_count_overflows():
     assert status == 2 and "too large" in message, (status, message)
     status, message = check(HITS + "result = hits(slot_shape=(1, 2**62), n=0)")  # 2^64 bytes: wraps to 0
     assert status == 2 and "too large" in message, (status, message)
+
+
+def test_an_output_the_backend_allocates_is_host_memory_whatever_its_view_held(model):
+    # Only data says "allocate": a view reused from a GPU run keeps its device, which is not read.
+    result = run_with_stale_output_views(model, batch=2, features=8)
+    assert result == {"status": OK, "error": [0, ""], "device": 0, "device_id": 0, "rank": 2}, result

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from helpers import torch_models as tm
+from helpers.jb_c import run_with_stale_output_views
 
 import juno_bridge as jb
 
@@ -193,3 +194,10 @@ def test_without_the_plugin_a_torch_model_is_backend_unavailable(tmp_path):
 def test_pt2_from_bytes_says_to_open_it_from_a_path():
     with pytest.raises(jb.ModelLoadError, match=r"\.pt2 packages must be opened from a path"):
         jb.Session(tm.tiny(".pt2").read_bytes(), backend="torch")
+
+
+@pytest.mark.parametrize("suffix", [".pt2", ".pt"])
+def test_an_output_the_plugin_allocates_is_host_memory_whatever_its_view_held(suffix):
+    # A stale CUDA device beside NULL data once made the plugin synchronise a GPU: "No CUDA GPUs are available".
+    result = run_with_stale_output_views(tm.tiny(suffix), batch=2, features=8)
+    assert result == {"status": 0, "error": [0, ""], "device": 0, "device_id": 0, "rank": 2}, result

@@ -74,7 +74,8 @@ typedef struct jb_plugin_api {
    * valid until close. */
   jb_status (*metadata)(void* handle, size_t* count, const char* const** keys, const char* const** values);
   /* inputs: every input in model order. outputs[i] is output output_index[i]; when its data is NULL
-   * the plugin allocates it, fills outputs[i] and sets owned[i]. Must be thread-safe. */
+   * the plugin allocates it in host memory (the core hands it with device JB_DEVICE_CPU), fills
+   * outputs[i] and sets owned[i]. Must be thread-safe. */
   jb_status (*run)(void* handle, const jb_tensor_view* inputs, size_t num_inputs, const int32_t* output_index,
                    jb_tensor_view* outputs, jb_plugin_owned* owned, size_t num_outputs);
 

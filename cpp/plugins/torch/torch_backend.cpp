@@ -183,12 +183,12 @@ class Model : public plugin::ModelBase<Info> {
     if (results.size() != outputs_.size())
       throw Error(JB_ERROR_RUNTIME, "the model returned " + std::to_string(results.size()) + " tensor(s), its " +
                                           "signature declares " + std::to_string(outputs_.size()));
-    bool on_gpu = false;
+    bool into_gpu = false;  // a copy into the caller's GPU memory, which is asynchronous
     for (size_t i = 0; i < num_outputs; ++i) {
+      into_gpu = into_gpu || (out[i].data != nullptr && out[i].device == JB_DEVICE_CUDA);
       deliver(results[output_index[i]], output_index[i], in, num_inputs, out[i], owned[i]);
-      on_gpu = on_gpu || (out[i].device == JB_DEVICE_CUDA);
     }
-    if (on_gpu) torch::cuda::synchronize(device_.index());  // a copy into GPU memory is asynchronous
+    if (into_gpu) torch::cuda::synchronize(device_.index());
   }
 
   // Option device: "cpu", "cuda" (device 0) or "cuda:N", spelled as torch spells a device.
@@ -560,6 +560,8 @@ class Model : public plugin::ModelBase<Info> {
     }
     auto* holder = new at::Tensor(std::move(kept));
     out.data = holder->data_ptr();
+    out.device = JB_DEVICE_CPU;
+    out.device_id = 0;
     out.dtype = dtype;
     out.rank = static_cast<int32_t>(holder->dim());
     for (int32_t d = 0; d < out.rank; ++d) out.shape[d] = holder->size(d);
