@@ -7,8 +7,8 @@ from libcpp.vector cimport vector
 cimport numpy as cnp
 
 from juno_bridge._core cimport Session, fill_view, numpy_typenum, raise_status
-from libjuno_bridge cimport (JB_DTYPE_FLOAT32, JB_DTYPE_INT32, JB_DTYPE_INT64, JB_MAX_RANK, CSession, Status, Tensor,
-                             jb_tensor_view)
+from libjuno_bridge cimport (JB_DEVICE_CPU, JB_DTYPE_FLOAT32, JB_DTYPE_INT32, JB_DTYPE_INT64, JB_MAX_RANK, CSession,
+                             Status, Tensor, jb_tensor_view)
 from libjuno_bridge_hits cimport (CBatchAssembler, EventResult, as_c_view, assembler_add, assembler_flush,
                                   assembler_next_slot, assembler_submit, kLargePmts, kSmallPmts, new_assembler,
                                   scatter_hits_checked)
@@ -51,6 +51,8 @@ def scatter_hits(pmt_ids, npe, time, out=None, *, num_pmts=NUM_LPMT, channels=2,
     view_of(npe, &npe_v, "npe", False)
     if time is None:
         time_v.data = NULL
+        time_v.device = JB_DEVICE_CPU
+        time_v.device_id = 0
         time_v.dtype = 1
         time_v.rank = 1
         time_v.shape[0] = 0

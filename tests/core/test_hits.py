@@ -106,6 +106,7 @@ def test_nan_times_propagate_like_numpy_minimum():
     (dict(npe=np.ones(1, np.float64)), jb.InputTypeError, ["npe", "float64"]),
     (dict(npe=np.ones(2, np.float32)), jb.InputError, ["npe", "[1]", "[2]"]),
     (dict(time=np.ones(3, np.float32)), jb.InputError, ["time", "[1]", "[3]"]),
+    (dict(time=None), jb.InputError, ["time", "expected shape [1]", "got [0]"]),  # two channels need times
     (dict(out=np.zeros((2, 4), np.float64)), jb.InputTypeError, ["out", "float64"]),
     (dict(out=np.zeros(8, np.float32)), jb.InputError, ["slot", "rank 2"]),
     (dict(out=np.zeros((4, 2), np.float32).T), jb.InputError, ["out", "C-contiguous"]),
