@@ -104,10 +104,12 @@ cdef int fill_view(object obj, jb_tensor_view* view, str role, object name, bint
 
 
 cdef class _RuntimeMemory:
-    """Keeps a backend-allocated output alive for as long as the numpy array that views it."""
+    """Keeps a backend-allocated output (or Session.empty's memory) alive for as long as the numpy array
+    that views it."""
     cdef shared_ptr[void] holder
     cdef readonly uintptr_t address  # the pointer the backend returned (tests check it is not copied)
     cdef readonly object aliased  # the caller's input this output is, when the model passes one through
+    cdef readonly str device  # where the memory is: "cpu", or "cuda_pinned" (page-locked host memory)
 
 
 cdef object aliased_input(const jb_tensor_view* out, const jb_tensor_view* ins, size_t n_in, list sources):
@@ -137,6 +139,7 @@ cdef object adopt(Tensor& tensor, object aliased):
     (<_RuntimeMemory>memory).holder = tensor.holder
     (<_RuntimeMemory>memory).address = <uintptr_t>view.data
     (<_RuntimeMemory>memory).aliased = aliased
+    (<_RuntimeMemory>memory).device = "cuda_pinned" if view.device == JB_DEVICE_CUDA_PINNED else "cpu"
     arr = cnp.PyArray_SimpleNewFromData(view.rank, dims, _TYPENUM_FROM_JB[view.dtype], view.data)
     cnp.set_array_base(arr, memory)
     return arr
@@ -154,3 +157,21 @@ cdef object to_info(const CTensorInfo* info):
         shape.append(info.shape[d])
         names.append(info.dim_names[d].value().decode() if info.dim_names[d].has_value() else None)
     return TensorInfo(name, dtype, tuple(shape), tuple(names), info.type_name.decode())
+
+
+cdef object session_empty(CSession* session, object shape, object dtype):
+    """Session.empty: a numpy array over the memory Session::empty allocates, which it keeps alive."""
+    dims = (shape,) if isinstance(shape, int) else tuple(shape)
+    cdef vector[int64_t] c_shape
+    for d in dims:
+        c_shape.push_back(operator.index(d))
+    wanted = np.dtype(dtype)
+    codes = [code for code, known in NUMPY_DTYPES.items() if known == wanted]
+    if not codes:
+        raise InputTypeError(f"Session.empty: dtype {wanted} is not one juno-bridge passes "
+                             f"({', '.join(str(d) for d in NUMPY_DTYPES.values())})")
+    cdef Tensor tensor
+    cdef Status status
+    if c_session_empty(deref(session), <DType>(<int32_t>codes[0]), c_shape, &tensor, &status):
+        raise_status(status)
+    return adopt(tensor, None)

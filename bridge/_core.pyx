@@ -23,11 +23,12 @@ from libcpp.vector cimport vector
 cimport numpy as cnp
 
 from libjuno_bridge cimport backends as c_backends, backend_plugin_path, BackendInfo
-from libjuno_bridge cimport (JB_MAX_RANK, CSession, CTensorInfo, ModelMetadata, OnnxRuntimeInfo,
+from libjuno_bridge cimport (JB_MAX_RANK, CSession, CTensorInfo, DType, ModelMetadata, OnnxRuntimeInfo,
                              CallViews, SessionOptions, Status, Tensor, get_onnxruntime_info, jb_tensor_view,
                              jb_version, open_session, open_session_bytes, run_session, run_session_async,
                              free_ended_thread_states,
-                             session_metadata, session_signature, session_stats, set_option, SessionStats,
+                             session_metadata, session_signature, session_stats,
+                             session_empty as c_session_empty, set_option, SessionStats,
                              CRuntime, RuntimeTask, make_runtime, make_runtime_with_executor, run_task,
                              open_backend_count as c_open_backend_count)
 from libjuno_bridge cimport (JB_DTYPE_BFLOAT16, JB_DTYPE_BOOL, JB_DTYPE_FLOAT16, JB_DTYPE_FLOAT32, JB_DTYPE_FLOAT64,
@@ -40,6 +41,7 @@ from libdlpack cimport (DLPACK_FLAG_BITMASK_READ_ONLY, DLPACK_MAJOR_VERSION, DLM
 import atexit
 import concurrent.futures
 import logging
+import operator
 import os
 import threading
 

@@ -83,6 +83,11 @@ inline int session_stats(const Session& session, SessionStats* out, Status* stat
   JB_GUARD(*out = session.stats())
 }
 
+inline int session_empty(const Session& session, DType dtype, const std::vector<int64_t>& shape, Tensor* out,
+                         Status* status) noexcept {
+  JB_GUARD(*out = session.empty(dtype, shape))
+}
+
 inline int run_session(Session& session, const jb_tensor_view* inputs, size_t num_inputs, const int32_t* output_index,
                        jb_tensor_view* outputs, Tensor* owned, size_t num_outputs, Status* status) noexcept {
   JB_GUARD(session.run(from_c(inputs), num_inputs, output_index, from_c(outputs), owned, num_outputs))

@@ -137,6 +137,7 @@ cdef extern from "glue.hpp" namespace "jb" nogil:
                           size_t num_outputs, AsyncDone done, void* user_data, Status* status)
     void free_ended_thread_states() noexcept
     int session_stats(const CSession& session, SessionStats* out, Status* status)
+    int session_empty(const CSession& session, DType dtype, const vector[int64_t]& shape, Tensor* out, Status* status)
     int get_onnxruntime_info(const string& library, OnnxRuntimeInfo* out, Status* status)
 
 

@@ -12,7 +12,8 @@
 
 namespace jb {
 
-class Backend {
+// Owned by shared_ptr (the sessions of a model share it), which a backend may extend to memory it hands out.
+class Backend : public std::enable_shared_from_this<Backend> {
  public:
   Backend();           // counts itself in open_backend_count() and takes the next id
   virtual ~Backend();
@@ -37,6 +38,15 @@ class Backend {
       if (d == device) return true;
     return false;
   }
+  // `nbytes` of host memory (64-byte aligned, uninitialised) for inputs the caller fills, as run() reads
+  // them fastest: page-locked where it copies inputs to a GPU (device cuda_pinned), so that the copy runs
+  // at the bus's speed; plain host memory otherwise (this default). Freed with the holder's last copy,
+  // which must not outlive the backend (Session::empty keeps it alive).
+  struct HostMemory {
+    std::shared_ptr<void> holder;  // holder.get() is the memory
+    Device device;
+  };
+  virtual HostMemory allocate_host(size_t nbytes);
   // inputs: every model input in model order, already checked. outputs[i] is model output
   // output_index[i]; when outputs[i].data is nullptr the backend allocates it and sets owned[i].
   // Must be safe to call from many threads at once.

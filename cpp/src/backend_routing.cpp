@@ -1,6 +1,8 @@
 // Which backend opens a model: the model name "default", the registry's choice by file name or the
-// `backend` option, and a site's own plugin; and what every Backend shares (its id, the open count).
+// `backend` option, and a site's own plugin; and what every Backend shares (its id, the open count, host memory).
+#include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <string>
 
 #include "backend.hpp"
@@ -23,6 +25,14 @@ int64_t open_backend_count() noexcept { return backends_open.load(); }
 
 void Backend::run_async(const TensorView*, size_t, const int32_t*, const TensorView*, Tensor*, size_t, Done) {
   throw Error(ErrorCode::Unsupported, "backend '" + name() + "' has no asynchronous call of its own");
+}
+
+Backend::HostMemory Backend::allocate_host(size_t nbytes) {
+  const size_t rounded = (std::max<size_t>(nbytes, 1) + 63) / 64 * 64;  // aligned_alloc wants a multiple
+  void* p = std::aligned_alloc(64, rounded);
+  if (p == nullptr)
+    throw Error(ErrorCode::Runtime, "out of memory allocating " + std::to_string(nbytes) + " bytes of host memory");
+  return {std::shared_ptr<void>(p, &std::free), Device::cpu()};
 }
 
 // The model name "default": the project's default model (vertex and energy), shipped in the Python package

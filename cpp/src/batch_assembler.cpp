@@ -6,20 +6,8 @@
 
 namespace jb {
 
-namespace {
-
-std::unique_ptr<float, void (*)(void*)> aligned_floats(size_t count) {
-  size_t bytes = (count * sizeof(float) + 63) / 64 * 64;  // aligned_alloc wants a multiple of the alignment
-  void* p = std::aligned_alloc(64, bytes ? bytes : 64);
-  if (p == nullptr) throw Error(ErrorCode::Runtime, "BatchAssembler: out of memory for the batch buffer");
-  return {static_cast<float*>(p), &std::free};
-}
-
-}  // namespace
-
 BatchAssembler::BatchAssembler(Session& session, int64_t batch_size, int64_t channels, int64_t num_pmts, float empty)
-    : session_(session), batch_size_(batch_size), channels_(channels), num_pmts_(num_pmts), empty_(empty),
-      buffer_(nullptr, &std::free) {
+    : session_(session), batch_size_(batch_size), channels_(channels), num_pmts_(num_pmts), empty_(empty) {
   if (batch_size < 1 || channels < 1 || num_pmts < 1)
     throw Error(ErrorCode::InvalidArgument, "BatchAssembler: batch_size, channels and num_pmts must be >= 1, got " +
                                                 std::to_string(batch_size) + ", " + std::to_string(channels) + ", " +
@@ -36,8 +24,8 @@ BatchAssembler::BatchAssembler(Session& session, int64_t batch_size, int64_t cha
     throw Error(ErrorCode::Input, "BatchAssembler: input '" + in.name + "' is " + dtype_name(in.dtype) + " " +
                                       in.shape_string() + "; the assembler fills float32 " + shape_string(want, 3));
   fixed_batch_ = in.shape[0] >= 0;
-  buffer_ = aligned_floats(static_cast<size_t>(batch_size * channels * num_pmts));
-  batch_ = TensorView(buffer_.get(), DType::Float32, {batch_size, channels, num_pmts});
+  buffer_ = session.empty(DType::Float32, {batch_size, channels, num_pmts});
+  batch_ = buffer_.view;
 }
 
 TensorView BatchAssembler::next_slot(uint64_t* event_id) {
@@ -45,7 +33,7 @@ TensorView BatchAssembler::next_slot(uint64_t* event_id) {
     throw Error(ErrorCode::InvalidArgument, "BatchAssembler: the slot handed out last has not been submitted");
   handed_out_ = true;
   if (event_id) *event_id = next_event_;
-  return TensorView(buffer_.get() + filled_ * channels_ * num_pmts_, DType::Float32, {channels_, num_pmts_});
+  return TensorView(slots() + filled_ * channels_ * num_pmts_, DType::Float32, {channels_, num_pmts_}).on(batch_.device);
 }
 
 std::vector<BatchAssembler::EventResult> BatchAssembler::submit() {
@@ -80,10 +68,10 @@ std::vector<BatchAssembler::EventResult> BatchAssembler::run_filled() {
   const size_t slot_floats = static_cast<size_t>(channels_ * num_pmts_);
   int64_t run_batch = n;
   if (fixed_batch_ && n < batch_size_) {
-    std::fill(buffer_.get() + n * slot_floats, buffer_.get() + batch_size_ * slot_floats, empty_);
+    std::fill(slots() + n * slot_floats, slots() + batch_size_ * slot_floats, empty_);
     run_batch = batch_size_;
   }
-  TensorView input(buffer_.get(), DType::Float32, {run_batch, channels_, num_pmts_});
+  TensorView input = TensorView(slots(), DType::Float32, {run_batch, channels_, num_pmts_}).on(batch_.device);
   std::vector<Tensor> outputs = session_.run(std::vector<TensorView>{input});
   ++runs_;
   const auto& infos = session_.outputs();

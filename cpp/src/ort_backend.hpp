@@ -4,6 +4,7 @@
 //   ort_signature.cpp  the model's inputs, outputs and metadata
 //   ort_run.cpp        the cached OrtValues over the caller's buffers, and run
 //   ort_run_async.cpp  run_async through ONNX Runtime's RunAsync, and its completion
+//   ort_pinned.cpp     pinned host memory for inputs (allocate_host) where the CUDA provider is active
 //
 // Zero-copy: every tensor reaches ONNX Runtime as an OrtValue made by CreateTensorWithDataAsOrtValue
 // over the caller's memory. Those OrtValues are cached per input/output and reused while the caller
@@ -17,7 +18,9 @@
 
 #include <array>
 #include <atomic>
+#include <cstdint>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -98,6 +101,9 @@ class OrtBackend final : public Backend {
   void run(const TensorView* inputs, size_t num_inputs, const int32_t* output_index, TensorView* outputs,
            Tensor* owned, size_t num_outputs) override;
 
+  // ort_pinned.cpp: pinned host memory where the CUDA provider is active
+  HostMemory allocate_host(size_t nbytes) override;
+
   // ort_run_async.cpp
   bool async_native() const override { return async_native_; }
   void run_async(const TensorView* inputs, size_t num_inputs, const int32_t* output_index, const TensorView* outputs,
@@ -126,6 +132,10 @@ class OrtBackend final : public Backend {
   void fill_passthrough(const std::string& name, const TensorView& out, const TensorView& in);
   void adopt(OrtValue* value, const TensorInfo& info, TensorView& view, Tensor& owned);
 
+  // ort_pinned.cpp
+  OrtAllocator* pinned_allocator();
+  bool in_pinned_block(const TensorView& view) const;
+
   // ort_run_async.cpp
   struct AsyncRun;
   static void complete_run_async(void* user_data, OrtValue** values, size_t, OrtStatus* status) noexcept;
@@ -148,6 +158,12 @@ class OrtBackend final : public Backend {
   // How caller memory is described to ONNX Runtime, per device the session takes (describe_devices).
   std::unique_ptr<OrtMemoryInfo, void (*)(OrtMemoryInfo*)> cuda_memory_{nullptr, nullptr},
       pinned_memory_{nullptr, nullptr};
+  // Pinned host memory (allocate_host): the CUDA provider's allocator, asked for once, and the blocks it
+  // gave that are still alive (address -> size), so that views into them are described as pinned.
+  mutable std::mutex pinned_mutex_;
+  OrtAllocator* pinned_allocator_ = nullptr;
+  bool pinned_asked_ = false;
+  std::map<uintptr_t, size_t> pinned_blocks_;
   std::vector<int> passthrough_;  // per output: the input it is (same name), or -1
   bool async_native_ = false;     // RunAsync serves run_async (probe_run_async)
 };

@@ -58,6 +58,7 @@ OrtBackend::~OrtBackend() {
   for (auto* cache : {&cache_inputs_, &cache_outputs_})
     for (auto& b : *cache)
       if (b.value) api_.ReleaseValue(b.value);
+  if (pinned_allocator_) api_.ReleaseAllocator(pinned_allocator_);  // every block is freed: each held this backend
   if (!g_in_run_async_completion) {
     api_.ReleaseSession(session_);
     return;

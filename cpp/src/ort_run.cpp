@@ -64,9 +64,12 @@ void OrtBackend::run(const TensorView* inputs, size_t num_inputs, const int32_t*
 OrtValue* OrtBackend::make_value(const TensorView& view) {
   static char empty_tensor_storage;  // ONNX Runtime wants a non-NULL pointer even for zero elements
   void* data = view.data ? view.data : &empty_tensor_storage;
-  const OrtMemoryInfo* where = view.device.kind == DeviceKind::CUDA                           ? cuda_memory_.get()
-                               : view.device.kind == DeviceKind::CUDAPinned && pinned_memory_ ? pinned_memory_.get()
-                                                                                              : rt_.cpu_memory();
+  // Host memory is pinned when the caller says so or when it lies in a block of allocate_host's.
+  const bool pinned = pinned_memory_ && (view.device.kind == DeviceKind::CUDAPinned ||
+                                         (view.device.kind == DeviceKind::CPU && in_pinned_block(view)));
+  const OrtMemoryInfo* where = view.device.kind == DeviceKind::CUDA ? cuda_memory_.get()
+                               : pinned                             ? pinned_memory_.get()
+                                                                    : rt_.cpu_memory();
   OrtValue* value = nullptr;
   rt_.check(api_.CreateTensorWithDataAsOrtValue(where, data, view.nbytes(), view.shape, static_cast<size_t>(view.rank),
                                                 static_cast<ONNXTensorElementDataType>(view.dtype), &value),

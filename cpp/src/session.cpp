@@ -114,6 +114,25 @@ SessionStats Session::stats() const {
   return s;
 }
 
+Tensor Session::empty(DType dtype, const std::vector<int64_t>& shape) const {
+  if (dtype_size(dtype) == 0)
+    throw Error(ErrorCode::InvalidArgument, std::string("Session::empty: dtype ") + dtype_name(dtype) + " has no element size");
+  if (shape.size() > static_cast<size_t>(kMaxRank))
+    throw Error(ErrorCode::InvalidArgument, "Session::empty: rank " + std::to_string(shape.size()) +
+                                                " is above the maximum of " + std::to_string(kMaxRank));
+  TensorView view(nullptr, dtype, shape.data(), shape.size());
+  int64_t bytes = dtype_size(dtype);
+  for (int64_t d : shape)
+    if (d < 0 || __builtin_mul_overflow(bytes, d, &bytes))
+      throw Error(ErrorCode::InvalidArgument, "Session::empty: shape " + shape_string(shape.data(), view.rank) +
+                                                  (d < 0 ? " has a negative dim" : " is too large"));
+  InFlight call(*this);
+  Backend::HostMemory memory = backend_->allocate_host(static_cast<size_t>(bytes));
+  view.data = memory.holder.get();
+  view.device = memory.device;
+  return Tensor{view, std::move(memory.holder)};
+}
+
 size_t Session::input_index(std::string_view name) const {
   InFlight call(*this);
   const auto& infos = backend_->inputs();

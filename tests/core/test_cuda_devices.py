@@ -1,8 +1,8 @@
 """CUDA memory in place, on a session that computes on the GPU (ONNX Runtime's CUDA provider): torch CUDA
 tensors as inputs and out= buffers, read and written where they lie, agreeing with the CPU; pinned host
-tensors too. These need a GPU, onnxruntime-gpu (1.31.1) and torch built for CUDA, and skip without them
-(tests/core/test_dlpack_objects.py tests the same paths up to the device check on every machine). On a GPU
-machine with those installed in .venv:
+tensors and Session.empty's pinned memory too. These need a GPU, onnxruntime-gpu (1.31.1) and torch built
+for CUDA, and skip without them (tests/core/test_dlpack_objects.py and test_session_empty.py test the same
+paths as far as a CPU goes, on every machine). On a GPU machine with those installed in .venv:
 
     cd tests && ../.venv/bin/pytest -q core/test_cuda_devices.py
 """
@@ -71,3 +71,37 @@ def test_a_cuda_graph_replays_bound_runs_on_new_values_in_the_same_buffers(add_f
             bound.run()
             torch.cuda.synchronize()
             torch.testing.assert_close(c, a + b, rtol=1e-5, atol=0)
+
+
+def test_session_empty_is_pinned_memory_read_where_it_lies_and_agreeing_with_the_cpu(gpu_session, add_f32):
+    a, b, c = gpu_session.empty((256, 3)), gpu_session.empty((256, 3)), gpu_session.empty((256, 3))
+    assert a.base.device == b.base.device == c.base.device == "cuda_pinned"
+    rng = np.random.default_rng(0)
+    a[...] = rng.normal(size=(256, 3))
+    b[...] = rng.normal(size=(256, 3))
+    assert gpu_session.run({"a": a, "b": b}, out={"c": c})["c"] is c
+    assert gpu_session._stats()["input_addresses"][0] == a.ctypes.data
+    expected = jb.Session(add_f32).run({"a": np.array(a), "b": np.array(b)})["c"]
+    np.testing.assert_allclose(c, expected, rtol=1e-5)
+    gpu_session.close()
+    a[...] = 1.0  # the pinned memory outlives the session (its model stays loaded until a, b, c go)
+    assert a.sum() == 768.0
+
+
+def test_the_batch_assembler_of_a_gpu_session_fills_pinned_memory(tmp_path):
+    from helpers.onnx_models import dense, save
+
+    s = jb.Session(save(dense(5, 4, 1, channels=2), tmp_path, "dense"), providers=("cuda", "cpu"),
+                   require_providers=True)
+    cpu = jb.Session(save(dense(5, 4, 1, channels=2), tmp_path, "dense_cpu"))
+    events = [(np.array([0, 3]), np.ones(2, np.float32), np.full(2, 7.0, np.float32)),
+              (np.array([4]), np.full(1, 2.0, np.float32), np.zeros(1, np.float32))]
+    results = []
+    for session in (s, cpu):
+        asm = jb.BatchAssembler(session, batch_size=2, channels=2, num_pmts=5)
+        asm.add(*events[0])
+        results.append(asm.add(*events[1]))
+    assert [len(r) for r in results] == [2, 2]
+    for (_, got), (_, want) in zip(results[0], results[1]):
+        for name in want:
+            np.testing.assert_allclose(got[name], want[name], rtol=1e-5)

@@ -67,6 +67,8 @@ def load() -> ctypes.CDLL:
         ("jb_session_run_outputs", c_int, [session, POINTER(TensorView), c_size_t, POINTER(c_int32),
                                            POINTER(TensorView), POINTER(tensor), c_size_t]),
         ("jb_tensor_free", None, [tensor]),
+        ("jb_session_empty", c_int, [session, c_int32, POINTER(c_int64), c_int32, POINTER(TensorView),
+                                     POINTER(tensor)]),
         ("jb_scatter_hits", c_int, [POINTER(TensorView)] * 4 + [c_float]),
         ("jb_set_log_callback", None, [LOG_CALLBACK, c_void_p]),
         ("jb_set_log_level", c_int, [c_int32]),

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from helpers.jb_c import OK, run_isolated, run_with_stale_output_views
+from helpers.jb_c import INVALID_ARGUMENT, OK, run_isolated, run_with_stale_output_views
 from helpers.native_build import write_mlp_model
 
 
@@ -118,3 +118,42 @@ def test_an_output_the_backend_allocates_is_host_memory_whatever_its_view_held(m
     # Only data says "allocate": a view reused from a GPU run keeps its device, which is not read.
     result = run_with_stale_output_views(model, batch=2, features=8)
     assert result == {"status": OK, "error": [0, ""], "device": 0, "device_id": 0, "rank": 2}, result
+
+
+def test_session_empty_hands_aligned_host_memory_that_outlives_the_session(model):
+    result = check(open_session(model) + """
+shape = (ctypes.c_int64 * 2)(3, 5)
+v = TensorView()
+owned = ctypes.c_void_p()
+status = lib.jb_session_empty(s, FLOAT32, shape, 2, ctypes.byref(v), ctypes.byref(owned))
+lib.jb_session_close(s)
+data = (ctypes.c_float * 15).from_address(v.data)
+data[:] = [1.0] * 15  # the caller's to fill, after close too
+result = {"status": status, "aligned": v.data % 64, "dtype": v.dtype, "shape": list(v.shape[:v.rank]),
+          "device": v.device, "sum": sum(data), "owned": bool(owned)}
+lib.jb_tensor_free(owned)
+""")
+    assert result == {"status": OK, "aligned": 0, "dtype": 1, "shape": [3, 5], "device": 0, "sum": 15.0,
+                      "owned": True}, result
+
+
+@pytest.mark.parametrize("call, words", [
+    ("lib.jb_session_empty(None, FLOAT32, shape, 2, ctypes.byref(v), ctypes.byref(owned))", "session"),
+    ("lib.jb_session_empty(s, FLOAT32, shape, 2, None, ctypes.byref(owned))", "view"),
+    ("lib.jb_session_empty(s, FLOAT32, shape, 2, ctypes.byref(v), None)", "owned"),
+    ("lib.jb_session_empty(s, FLOAT32, None, 2, ctypes.byref(v), ctypes.byref(owned))", "shape"),
+    ("lib.jb_session_empty(s, FLOAT32, shape, -1, ctypes.byref(v), ctypes.byref(owned))", "rank -1 is outside [0, 16]"),
+    ("lib.jb_session_empty(s, FLOAT32, shape, 17, ctypes.byref(v), ctypes.byref(owned))", "rank 17 is outside [0, 16]"),
+    ("lib.jb_session_empty(s, 99, shape, 2, ctypes.byref(v), ctypes.byref(owned))", "dtype undefined"),
+])
+def test_session_empty_refuses_bad_arguments_by_name_and_clears_owned(model, call, words):
+    result = check(open_session(model) + f"""
+shape = (ctypes.c_int64 * 2)(3, 5)
+v = TensorView()
+owned = ctypes.c_void_p(12345)
+status = {call}
+result = {{"status": status, "error": last_error(lib), "owned": owned.value}}
+""")
+    assert result["status"] == INVALID_ARGUMENT and words in result["error"][1], result
+    passed_owned = not call.endswith("None)")
+    assert result["owned"] == (None if passed_owned else 12345), result  # cleared whenever it was passed

@@ -22,7 +22,7 @@ def test_the_targets_are_per_event_and_side_by_side_ratios():
     def row(batch, label, us):
         return Row("gpu", "net", batch, label + " method", "python", us, us)
 
-    rows = [row(1024, "(a)", 24000.0), row(1024, "(c)", 4096.0), row(1024, "(b)", 2000.0),
+    rows = [row(1024, "(a)", 24000.0), row(1024, "(c)", 4096.0), row(1024, "(c'')", 3072.0), row(1024, "(b)", 2000.0),
             row(1024, "(d)", 2100.0), row(1, "(b)", 1500.0), row(1, "(d)", 1800.0), row(1, "(d')", 300.0)]
     targets = group_targets(rows)
 
@@ -31,8 +31,9 @@ def test_the_targets_are_per_event_and_side_by_side_ratios():
         return found
 
     assert target("B=1024: (c) juno-bridge from host arrays, us per event") == (4.0, 5.0, False)
+    assert target("B=1024: (c'') juno-bridge from Session.empty arrays") == (3.0, 5.0, False)
     assert target("B=1024: (c)/(a)") == (4096 / 24000, 0.25, False)  # against onnxruntime's Python API
     assert target("B=1024: (d)/(b)") == (2100 / 2000, 1.1, False)
     assert target("B=1: (d)/(b)") == (1.2, 1.1, False)
     assert target("B=1: (d') juno-bridge with cuda_graph") == (300.0, 400.0, False)
-    assert len(targets) == 5  # B=64 has no rows here: no target
+    assert len(targets) == 6  # B=64 has no rows here: no target

@@ -130,6 +130,7 @@ typedef void (*OrtRunAsyncCallback)(void* user_data, OrtValue** outputs, size_t 
   X(67, 1, OrtStatus*, GetValueType, (const OrtValue* value, ONNXType* out)) \
   X(68, 1, OrtStatus*, CreateMemoryInfo, (const char* name, OrtAllocatorType type, int id, OrtMemType mem_type, OrtMemoryInfo** out)) \
   X(69, 1, OrtStatus*, CreateCpuMemoryInfo, (OrtAllocatorType type, OrtMemType mem_type, OrtMemoryInfo** out)) \
+  X(75, 1, OrtStatus*, AllocatorAlloc, (OrtAllocator* allocator, size_t size, void** out)) \
   X(76, 1, OrtStatus*, AllocatorFree, (OrtAllocator* allocator, void* p)) \
   X(78, 1, OrtStatus*, GetAllocatorWithDefaultOptions, (OrtAllocator** out)) \
   X(92, 1, void, ReleaseEnv, (OrtEnv* object)) \
@@ -162,6 +163,8 @@ typedef void (*OrtRunAsyncCallback)(void* user_data, OrtValue** outputs, size_t 
   X(125, 4, OrtStatus*, GetAvailableProviders, (char*** out_ptr, int* provider_length)) \
   X(126, 4, OrtStatus*, ReleaseAvailableProviders, (char** ptr, int providers_length)) \
   X(130, 5, OrtStatus*, AddSessionConfigEntry, (OrtSessionOptions* options, const char* config_key, const char* config_value)) \
+  X(131, 5, OrtStatus*, CreateAllocator, (const OrtSession* session, const OrtMemoryInfo* mem_info, OrtAllocator** out)) \
+  X(132, 5, void, ReleaseAllocator, (OrtAllocator* allocator)) \
   X(147, 5, OrtStatus*, SetGlobalIntraOpNumThreads, (OrtThreadingOptions* tp_options, int intra_op_num_threads)) \
   X(148, 5, OrtStatus*, SetGlobalInterOpNumThreads, (OrtThreadingOptions* tp_options, int inter_op_num_threads)) \
   X(151, 6, OrtStatus*, CreateEnvWithCustomLoggerAndGlobalThreadPools, (OrtLoggingFunction logging_function, void* logger_param, OrtLoggingLevel logging_level, const char* logid, const OrtThreadingOptions* tp_options, OrtEnv** out)) \

@@ -1,5 +1,5 @@
-// BatchAssembler: per-event callers, batched inference. It keeps B event slots in one 64-byte aligned
-// [B, C, N] float32 buffer, hands out the next slot, runs a Session when all B are filled (or on flush)
+// BatchAssembler: per-event callers, batched inference. It keeps B event slots in one [B, C, N] float32
+// buffer from Session::empty (pinned host memory where the session copies it to a GPU), hands out the next slot, runs a Session when all B are filled (or on flush)
 // and returns each event's rows of the outputs, without copying them.
 //
 // One assembler per framework stream: it is not safe to share between threads (the Session is).
@@ -49,8 +49,10 @@ class JB_API BatchAssembler {
   int64_t batch_size_, channels_, num_pmts_;
   float empty_;
   bool fixed_batch_;  // the model fixes B: partial batches are padded
-  std::unique_ptr<float, void (*)(void*)> buffer_;
-  TensorView batch_;
+  float* slots() const noexcept { return static_cast<float*>(batch_.data); }
+
+  Tensor buffer_;      // the batch's memory (Session::empty)
+  TensorView batch_;   // buffer_'s view: [B, C, N], on the device Session::empty said
   int64_t filled_ = 0;
   bool handed_out_ = false;
   uint64_t next_event_ = 0, runs_ = 0;

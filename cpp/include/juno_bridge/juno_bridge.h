@@ -171,6 +171,13 @@ JB_API jb_status jb_session_run_outputs(jb_session* session, const jb_tensor_vie
                                         jb_tensor** owned, size_t num_outputs);
 JB_API void jb_tensor_free(jb_tensor* tensor);
 
+/* An uninitialised host tensor of `dtype` and shape[0..rank) for the caller to fill with inputs, in the
+ * memory the session reads fastest: page-locked (view->device JB_DEVICE_CUDA_PINNED) where it copies
+ * inputs to a GPU, plain 64-byte-aligned host memory (JB_DEVICE_CPU) otherwise. Fills *view and *owned,
+ * which keeps the memory alive (after jb_session_close too) until jb_tensor_free. */
+JB_API jb_status jb_session_empty(jb_session* session, int32_t dtype, const int64_t* shape, int32_t rank,
+                                  jb_tensor_view* view, jb_tensor** owned);
+
 /* Asynchronous jb_session_run_outputs: checks the call now (a bad one returns its error and `done` is
  * never called), starts it (through the backend's own asynchronous call or the runtime's executor: see
  * jb_session_async_mode) and returns JB_OK; `done` is then called exactly once, on a thread of the

@@ -73,7 +73,8 @@ struct SessionStats {
   uint64_t inputs_staged = 0;    // inputs copied into the backend's own memory since open (TensorFlow: unaligned)
   std::vector<const void*> input_addresses;  // per input, where the runtime reads it (last bound)
   uint64_t backend_id = 0;    // the backend session behind this Session (shared ones have the same id)
-  int64_t backend_users = 0;  // the open Sessions that use that backend session
+  int64_t backend_users = 0;  // the open Sessions that use that backend session (and, on a GPU session,
+                              // the Session::empty blocks alive, each of which keeps it loaded)
 };
 
 // Backend sessions open in the process now (a shared one counts once).
@@ -117,6 +118,13 @@ class JB_API Session {
   std::vector<Device> devices() const;
   bool takes(Device device) const;
   SessionStats stats() const;
+  // An uninitialised host tensor for the caller to fill with inputs, in the memory this session reads
+  // fastest: page-locked where it copies inputs to a GPU (ONNX Runtime's CUDA provider: view.device is
+  // Device::cuda_pinned(), and the copy runs at the bus's speed, not through the driver's staging), plain
+  // 64-byte-aligned host memory otherwise. The memory outlives close(); a GPU session's model stays
+  // loaded until the last such tensor is released. Throws for an unknown dtype, a negative dim, or a rank
+  // or size past the limits.
+  Tensor empty(DType dtype, const std::vector<int64_t>& shape) const;
   size_t input_index(std::string_view name) const;   // throws naming the known inputs
   size_t output_index(std::string_view name) const;
 

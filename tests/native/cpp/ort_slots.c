@@ -564,6 +564,32 @@ static void check_metadata(OrtSession* session, OrtAllocator* allocator) {
   check(IDX_ReleaseModelMetadata, 1, "released the metadata (returned)");
 }
 
+/* A session's allocator for a memory info: the CPU one allocates and frees blocks; one for CUDA pinned
+ * memory exists only where the CUDA provider runs the session (juno-bridge's Session::empty), elsewhere
+ * asking is an error code. */
+static void check_session_allocator(OrtSession* session, const OrtMemoryInfo* cpu) {
+  OrtAllocator* allocator = NULL;
+  OrtMemoryInfo* pinned = NULL;
+  if (expect_ok(IDX_CreateAllocator, api.CreateAllocator(session, cpu, &allocator), "CreateAllocator(session, cpu)") &&
+      check(IDX_CreateAllocator, allocator != NULL, "the session's CPU allocator is non-NULL")) {
+    void* p = NULL;
+    if (expect_ok(IDX_AllocatorAlloc, api.AllocatorAlloc(allocator, 4096, &p), "AllocatorAlloc(4096)") &&
+        check(IDX_AllocatorAlloc, p != NULL, "AllocatorAlloc gave a block")) {
+      memset(p, 0x5a, 4096);  /* the block is the caller's to write (ASan would see it short) */
+      expect_ok(IDX_AllocatorFree, api.AllocatorFree(allocator, p), "AllocatorFree of its own block");
+    }
+    api.ReleaseAllocator(allocator);
+    check(IDX_ReleaseAllocator, 1, "released the session's allocator (returned)");
+  }
+  if (expect_ok(IDX_CreateMemoryInfo, api.CreateMemoryInfo("CudaPinned", OrtDeviceAllocator, 0, OrtMemTypeCPUOutput, &pinned),
+                "CreateMemoryInfo(\"CudaPinned\") for an allocator")) {
+    OrtAllocator* none = NULL;
+    expect_error(IDX_CreateAllocator, api.CreateAllocator(session, pinned, &none), -1,
+                 "CreateAllocator(session, CudaPinned) on a session without the CUDA provider");
+    api.ReleaseMemoryInfo(pinned);
+  }
+}
+
 /* Providers: the CPU one is listed; asking for one this build lacks is an error code, not a crash. */
 static void check_providers(void) {
   char** providers = NULL;
@@ -798,6 +824,7 @@ int main(int argc, char** argv) {
     if (session) {
       check_signature(session, allocator);
       check_metadata(session, allocator);
+      check_session_allocator(session, cpu);
 
       expect_ok(IDX_CreateRunOptions, api.CreateRunOptions(&run_options), "CreateRunOptions");
       expect_ok(IDX_RunOptionsSetRunLogSeverityLevel, api.RunOptionsSetRunLogSeverityLevel(run_options, ORT_LOGGING_LEVEL_ERROR),

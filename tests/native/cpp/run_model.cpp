@@ -10,6 +10,7 @@
 // (on the process default runtime's pool, and through ONNX Runtime's RunAsync).
 // Prints the same "values ..." and PASS/FAIL lines as run_model.c, then "N passed, M failed".
 #include <atomic>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -127,6 +128,18 @@ int main(int argc, char** argv) {
     std::vector<jb::TensorView> on_gpu{jb::TensorView::of(x.data(), {batch, features}).on(jb::Device::cuda(1))};
     expect_error([&] { session.run(on_gpu, outputs); }, jb::ErrorCode::Input, x_info.name, "an input in cuda:1 memory");
 
+    // Session::empty: memory the session reads fastest (host memory here, pinned on a GPU session), filled
+    // in place and read where it lies, outliving close().
+    jb::Tensor staged = session.empty(jb::DType::Float32, {batch, features});
+    std::memcpy(staged.view.data, x.data(), x.size() * sizeof(float));
+    session.run(std::vector<jb::TensorView>{staged.view}, outputs);
+    const std::vector<const void*> read_at = session.stats().input_addresses;  // none from a triton:// model
+    check(staged.view.device == jb::Device::cpu() && reinterpret_cast<uintptr_t>(staged.view.data) % 64 == 0 &&
+              (read_at.empty() || read_at[0] == staged.view.data),
+          "Session::empty gives aligned host memory, read where it lies");
+    expect_error([&] { session.empty(jb::DType::Float32, {-1}); }, jb::ErrorCode::InvalidArgument, "",
+                 "Session::empty with a negative dim");
+
     // Production behaviour: the providers it got, one backend session per model, asynchronous runs.
     const bool onnxruntime = session.backend_name() == "onnxruntime";  // a triton:// model has no providers here
     check(session.providers() == (onnxruntime ? std::vector<std::string>{"cpu"} : std::vector<std::string>{}),
@@ -184,6 +197,8 @@ int main(int argc, char** argv) {
 
     session.close();
     expect_error([&] { session.run(inputs, outputs); }, jb::ErrorCode::InvalidArgument, "", "run after close");
+    static_cast<float*>(staged.view.data)[0] = 1.0f;  // still the caller's (ASan: no use after free)
+    check(true, "Session::empty's memory outlives close()");
   } catch (const jb::Error& e) {
     std::fprintf(stderr, "juno-bridge error %d: %s\n", static_cast<int>(e.code()), e.what());
     return 1;
