@@ -33,7 +33,8 @@ TensorView BatchAssembler::next_slot(uint64_t* event_id) {
     throw Error(ErrorCode::InvalidArgument, "BatchAssembler: the slot handed out last has not been submitted");
   handed_out_ = true;
   if (event_id) *event_id = next_event_;
-  return TensorView(slots() + filled_ * channels_ * num_pmts_, DType::Float32, {channels_, num_pmts_}).on(batch_.device);
+  return TensorView(slots() + filled_ * channels_ * num_pmts_, DType::Float32, {channels_, num_pmts_})
+      .on(batch_.device);
 }
 
 std::vector<BatchAssembler::EventResult> BatchAssembler::submit() {

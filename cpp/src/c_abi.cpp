@@ -263,16 +263,16 @@ jb_status jb_session_run_outputs(jb_session* session, const jb_tensor_view* inpu
 
 void jb_tensor_free(jb_tensor* tensor) { delete tensor; }
 
-jb_status jb_session_empty(jb_session* session, int32_t dtype, const int64_t* shape, int32_t rank,
-                           jb_tensor_view* view, jb_tensor** owned) {
+jb_status jb_session_empty(jb_session* session, int32_t dtype, const int64_t* shape, int32_t rank, jb_tensor_view* view,
+                           jb_tensor** owned) {
   if (owned) *owned = nullptr;
   if (session == nullptr) return null_argument("session");
   if (view == nullptr) return null_argument("view");
   if (owned == nullptr) return null_argument("owned");
   if (shape == nullptr && rank > 0) return null_argument("shape");
   if (rank < 0 || rank > JB_MAX_RANK) {
-    const std::string message = "jb_session_empty: rank " + std::to_string(rank) + " is outside [0, " +
-                                std::to_string(JB_MAX_RANK) + "]";
+    const std::string message =
+        "jb_session_empty: rank " + std::to_string(rank) + " is outside [0, " + std::to_string(JB_MAX_RANK) + "]";
     jb::set_last_error(JB_ERROR_INVALID_ARGUMENT, 0, message.c_str());
     return JB_ERROR_INVALID_ARGUMENT;
   }

@@ -116,7 +116,8 @@ SessionStats Session::stats() const {
 
 Tensor Session::empty(DType dtype, const std::vector<int64_t>& shape) const {
   if (dtype_size(dtype) == 0)
-    throw Error(ErrorCode::InvalidArgument, std::string("Session::empty: dtype ") + dtype_name(dtype) + " has no element size");
+    throw Error(ErrorCode::InvalidArgument,
+                std::string("Session::empty: dtype ") + dtype_name(dtype) + " has no element size");
   if (shape.size() > static_cast<size_t>(kMaxRank))
     throw Error(ErrorCode::InvalidArgument, "Session::empty: rank " + std::to_string(shape.size()) +
                                                 " is above the maximum of " + std::to_string(kMaxRank));

@@ -1,6 +1,6 @@
 // BatchAssembler: per-event callers, batched inference. It keeps B event slots in one [B, C, N] float32
-// buffer from Session::empty (pinned host memory where the session copies it to a GPU), hands out the next slot, runs a Session when all B are filled (or on flush)
-// and returns each event's rows of the outputs, without copying them.
+// buffer from Session::empty (pinned host memory where the session copies it to a GPU), hands out the next slot, runs a
+// Session when all B are filled (or on flush) and returns each event's rows of the outputs, without copying them.
 //
 // One assembler per framework stream: it is not safe to share between threads (the Session is).
 #pragma once
@@ -51,8 +51,8 @@ class JB_API BatchAssembler {
   bool fixed_batch_;  // the model fixes B: partial batches are padded
   float* slots() const noexcept { return static_cast<float*>(batch_.data); }
 
-  Tensor buffer_;      // the batch's memory (Session::empty)
-  TensorView batch_;   // buffer_'s view: [B, C, N], on the device Session::empty said
+  Tensor buffer_;  // the batch's memory (Session::empty)
+  TensorView batch_;  // buffer_'s view: [B, C, N], on the device Session::empty said
   int64_t filled_ = 0;
   bool handed_out_ = false;
   uint64_t next_event_ = 0, runs_ = 0;

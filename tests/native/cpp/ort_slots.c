@@ -581,7 +581,8 @@ static void check_session_allocator(OrtSession* session, const OrtMemoryInfo* cp
     api.ReleaseAllocator(allocator);
     check(IDX_ReleaseAllocator, 1, "released the session's allocator (returned)");
   }
-  if (expect_ok(IDX_CreateMemoryInfo, api.CreateMemoryInfo("CudaPinned", OrtDeviceAllocator, 0, OrtMemTypeCPUOutput, &pinned),
+  if (expect_ok(IDX_CreateMemoryInfo,
+                api.CreateMemoryInfo("CudaPinned", OrtDeviceAllocator, 0, OrtMemTypeCPUOutput, &pinned),
                 "CreateMemoryInfo(\"CudaPinned\") for an allocator")) {
     OrtAllocator* none = NULL;
     expect_error(IDX_CreateAllocator, api.CreateAllocator(session, pinned, &none), -1,
