@@ -99,6 +99,13 @@ class TensorStore(Mapping):
         """Where C++ algorithms find the tensor's data (equal to the array's data pointer)."""
         return self._handle.address(name)
 
+    def memory(self, name: str) -> tuple[str, str]:
+        """Where the tensor's bytes are: ``(device, source)``, device ``"cpu"`` or ``"cuda_pinned"``
+        (page-locked), source the ``JunoBridgeAlg`` whose session made the storage (it reads the tensor: on
+        a GPU its memory is pinned) or ``""`` for the store's own memory and for views."""
+        device, source = self._handle.memory(name)
+        return device, source
+
     def __repr__(self) -> str:
         try:
             held = ", ".join(self) or "empty"

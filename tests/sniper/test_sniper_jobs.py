@@ -318,3 +318,36 @@ def test_the_store_holds_every_dtype_python_names(run_job):
     for name, (dtype, same_memory, values) in job.result["seen"].items():
         assert dtype == name and same_memory, (name, dtype, same_memory)
         assert values == ([0.0, 1.0, 1.0, 1.0, 1.0, 1.0] if name == "bool" else [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]), name
+
+
+def test_a_readers_input_is_made_in_memory_from_its_session(models, events, dense_events, run_job):
+    # On a GPU session that memory is pinned (Session.empty), so the copy to the device needs no staging;
+    # here it is host memory either way, and the store says whose session made it.
+    job = run_job(f'''
+        task = Sniper.Task("task"); task.setEvtMax(-1)
+        reader = task.createAlg("HitsReaderAlg/reader"); reader.property("Files").set([{str(events)!r}])
+        reco = task.createAlg("JunoBridgeAlg/reco"); reco.property("Model").set({models["onnx"]!r})
+        again = task.createAlg("JunoBridgeAlg/again"); again.property("Model").set({models["onnx"]!r})
+        again.property("Outputs").set({{"vertex": "vertex2", "energy": "energy2"}})
+        seen = []
+        class Probe(Sniper.PyAlgBase):
+            def initialize(self): self.store = jbs.store(self); return True
+            def execute(self):
+                seen.append(dict(pmt=self.store.memory("pmt"), vertex=self.store.memory("vertex"),
+                                 address=self.store.address("pmt"), read=jbs.input_addresses(reco)[0],
+                                 read_again=jbs.input_addresses(again)[0],
+                                 same=bool(np.array_equal(self.store["vertex"], self.store["vertex2"]))))
+                return True
+            def finalize(self): return True
+        probe = Probe("probe"); task.addAlg(probe)
+        ok = task.run()
+        emit(ok=ok, seen=seen)
+    ''')
+    assert job.result and job.result["ok"], job
+    seen = job.result["seen"]
+    assert len(seen) == N_EVENTS
+    for s in seen:
+        assert s["pmt"] == ["cpu", "reco"]  # the first reader's session made it; the second reads it too
+        assert s["vertex"] == ["cpu", ""]   # an output: the store's own memory
+        assert s["read"] == s["read_again"] == s["address"] and s["same"]
+    assert len({s["address"] for s in seen}) == 1  # made once, reused in place every event

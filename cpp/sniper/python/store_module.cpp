@@ -134,6 +134,13 @@ class StoreHandle {
   uintptr_t address(const std::string& name) const {
     return reinterpret_cast<uintptr_t>(lock()->at(name).data);
   }
+  // (device, source): where the bytes are ("cpu", "cuda_pinned") and the reader whose session made them.
+  bp::tuple memory(const std::string& name) const {
+    auto store = lock();
+    store->at(name);  // an unknown name: the error naming the store's keys
+    const StoredTensor& t = *store->find(name);
+    return bp::make_tuple(t.view.device.name(), t.source);
+  }
   bool erase(const std::string& name) { return lock()->erase(name); }
   const std::string& task() const { return task_; }
 
@@ -215,6 +222,7 @@ BOOST_PYTHON_MODULE(_sniper) {
       .def("get", &StoreHandle::get)
       .def("create", &StoreHandle::create)
       .def("address", &StoreHandle::address)
+      .def("memory", &StoreHandle::memory)
       .def("erase", &StoreHandle::erase)
       .add_property("task", bp::make_function(&StoreHandle::task, bp::return_value_policy<bp::copy_const_reference>()));
   bp::def("store_of", &store_of);

@@ -62,27 +62,52 @@ const TensorView& TensorStore::create(const std::string& name, DType dtype, cons
                                       Origin origin) {
   TensorView wanted = make_view(nullptr, dtype, shape, name);
   StoredTensor& t = tensors_[name];
-  if (t.owned() && t.capacity >= wanted.nbytes()) {
+  const auto allocator = allocators_.find(name);
+  const std::string source = allocator == allocators_.end() ? std::string() : allocator->second.first;
+  if (t.owned() && t.capacity >= wanted.nbytes() && t.source == source) {
     wanted.data = t.view.data;  // reused in place: the same address as last event
+    wanted.device = t.view.device;
+  } else if (allocator != allocators_.end()) {
+    Tensor storage = allocator->second.second(dtype, shape);  // the reader's Session::empty
+    std::memset(storage.view.data, 0, storage.view.nbytes());
+    t.holder = std::move(storage.holder);
+    t.capacity = wanted.nbytes() == 0 ? kAlignment : wanted.nbytes();
+    wanted.data = storage.view.data;
+    wanted.device = storage.view.device;
   } else {
     t.holder = aligned_storage(wanted.nbytes());
     t.capacity = wanted.nbytes() == 0 ? kAlignment : wanted.nbytes();
     wanted.data = t.holder.get();
   }
+  t.source = source;
   t.view = wanted;
   t.origin = origin;
   return t.view;
+}
+
+bool TensorStore::allocate_with(const std::string& name, const std::string& by, Allocator allocator) {
+  return allocators_.emplace(name, std::make_pair(by, std::move(allocator))).second;
+}
+
+void TensorStore::release_allocator(const std::string& name, const std::string& by) {
+  auto it = allocators_.find(name);
+  if (it != allocators_.end() && it->second.first == by) allocators_.erase(it);
+}
+
+std::string TensorStore::allocator_of(const std::string& name) const {
+  auto it = allocators_.find(name);
+  return it == allocators_.end() ? std::string() : it->second.first;
 }
 
 void TensorStore::view(const std::string& name, const TensorView& v, std::shared_ptr<void> owner, Origin origin) {
   if (v.data == nullptr && v.nbytes() != 0)
     throw Error(ErrorCode::InvalidArgument, "TensorStore: view '" + name + "' has no data");
   make_view(v.data, v.dtype, v.dims(), name);
-  tensors_[name] = StoredTensor{v, std::move(owner), 0, origin};
+  tensors_[name] = StoredTensor{v, std::move(owner), 0, origin, {}};
 }
 
 void TensorStore::adopt(const std::string& name, const Tensor& tensor) {
-  tensors_[name] = StoredTensor{tensor.view, tensor.holder, 0, Origin::Cpp};
+  tensors_[name] = StoredTensor{tensor.view, tensor.holder, 0, Origin::Cpp, {}};
 }
 
 const StoredTensor* TensorStore::find(const std::string& name) const {

@@ -86,10 +86,13 @@ class ModelAlg : public AlgBase {
   void prepareOutputs();
   const StoredTensor* entry(size_t slot, const std::string& key);
   std::string where() const;  // "JunoBridgeAlg 'reco' (model.onnx)" for messages
+  void allocateInputs();      // the store makes this algorithm's inputs in memory from its session
+  void releaseInputs();       // ... no longer (finalize, destruction)
 
   std::unique_ptr<Session> session_;
   RuntimeSvc* service_ = nullptr;      // whose runtime opened session_ (nullptr: the process default)
   TensorStore* store_ = nullptr;
+  std::weak_ptr<TensorStore> store_alive_;  // the same store, to release allocators only while it exists
   std::vector<std::string> in_keys_, out_keys_;
   std::vector<TensorView> in_, out_;
   std::vector<Tensor> owned_;

@@ -1,7 +1,8 @@
 // jb::sniper::TensorStore: named, typed tensors shared by every algorithm of a SNiPER task, C++ and Python.
 //
 // A tensor is either storage the store owns (64-byte aligned, reused across events at a stable address
-// while its size fits) or a view of memory an algorithm owns. Storage is reference counted: a numpy
+// while its size fits; from a reading JunoBridgeAlg's session, pinned where that session computes on a
+// GPU) or a view of memory an algorithm owns. Storage is reference counted: a numpy
 // array handed to Python keeps the bytes it shows alive past the event and past the store. The store
 // itself lives in the task's DataMemSvc (key "JunoBridgeTensors") and goes with the task's finalize.
 //
@@ -14,6 +15,7 @@
 #include <SniperKernel/IDataBlock.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -27,10 +29,11 @@ namespace jb::sniper {
 enum class Origin { Cpp, Python };
 
 struct StoredTensor {
-  TensorView view;                // dtype, shape, where the bytes are
+  TensorView view;                // dtype, shape, where the bytes are (view.device: pinned or not)
   std::shared_ptr<void> holder;   // keeps the bytes alive (null: a view whose owner did not share it)
   size_t capacity = 0;            // bytes of owned storage (0 for a view)
   Origin origin = Origin::Cpp;
+  std::string source;             // owned storage from a reader's session: that algorithm's name ("": the store's)
   bool owned() const { return capacity > 0; }
 };
 
@@ -53,6 +56,14 @@ class TensorStore {
   T* create(const std::string& name, const std::vector<int64_t>& shape) {
     return static_cast<T*>(create(name, dtype_of<T>(), shape).data);
   }
+  // The storage create() makes for `name` comes from `allocator` (a reading algorithm's Session::empty:
+  // pinned host memory where that session copies inputs to a GPU) instead of the store's own aligned
+  // memory, from the next create() on. The first reader to ask for a name keeps it: false for the others.
+  // `by` names the reader (StoredTensor::source), which takes its allocator back with release_allocator.
+  using Allocator = std::function<Tensor(DType, const std::vector<int64_t>&)>;
+  bool allocate_with(const std::string& name, const std::string& by, Allocator allocator);
+  void release_allocator(const std::string& name, const std::string& by);
+  std::string allocator_of(const std::string& name) const;  // who allocates its storage ("": the store)
   // A view of memory the caller owns. With an `owner` sharing that memory, Python arrays keep it
   // alive; without one, Python refuses the tensor (it could outlive the memory).
   void view(const std::string& name, const TensorView& view, std::shared_ptr<void> owner = {},
@@ -79,6 +90,7 @@ class TensorStore {
 
  private:
   std::map<std::string, StoredTensor> tensors_;
+  std::map<std::string, std::pair<std::string, Allocator>> allocators_;  // name -> (reader, its allocator)
   uint64_t erasures_ = 0;
 };
 
