@@ -253,8 +253,8 @@ void ModelAlg::allocateInputs() {
     });
     if (on_gpu)
       LogInfo << "store key '" << key << "' is made in "
-              << (mine ? "pinned host memory from this session" : "memory from " + store_->allocator_of(key) +
-                                                                        "'s session, which reads it first")
+              << (mine ? "pinned host memory from this session"
+                       : "memory from " + store_->allocator_of(key) + "'s session, which reads it first")
               << std::endl;
   }
 }
