@@ -74,6 +74,29 @@ class PluginBackend final : public Backend {
   const std::vector<TensorInfo>& inputs() const override { return inputs_; }
   const std::vector<TensorInfo>& outputs() const override { return outputs_; }
 
+  // Host memory the plugin reads fastest (plugin.h allocate_host), else the core's. The block holds the
+  // backend: the plugin's model may own the allocator.
+  HostMemory allocate_host(size_t nbytes) override {
+    if (legacy_views_ || api_->allocate_host == nullptr) return Backend::allocate_host(nbytes);
+    void* data = nullptr;
+    int32_t device = JB_DEVICE_CPU;
+    jb_plugin_owned owned{};
+    clear_last_error();
+    if (jb_status s = api_->allocate_host(handle_, nbytes, &data, &device, &owned); s != JB_OK)
+      throw_plugin_error(s, name_);
+    std::shared_ptr<void> holder(data, [owned, self = shared_from_this()](void*) {
+      if (owned.release) owned.release(owned.holder);
+    });
+    if (data == nullptr) return Backend::allocate_host(nbytes);  // none of its own (holder releases any)
+    if (device != JB_DEVICE_CPU && device != JB_DEVICE_CUDA_PINNED)
+      throw Error(ErrorCode::Runtime, "plugin '" + name_ + "' handed host memory on device kind " +
+                                          std::to_string(device) + " (expected cpu 0 or cuda_pinned 2)");
+    if (reinterpret_cast<uintptr_t>(data) % 64 != 0)
+      throw Error(ErrorCode::Runtime, "plugin '" + name_ + "' handed host memory at " +
+                                          std::to_string(reinterpret_cast<uintptr_t>(data)) + ", not 64-byte aligned");
+    return {std::move(holder), Device{static_cast<DeviceKind>(device), 0}};
+  }
+
   SessionStats stats() const override {
     SessionStats st;
     if (api_->stats == nullptr) return st;  // the plugin offers no evidence: all zero

@@ -2,6 +2,8 @@
 against the installed headers only: the one exception translator, the one dtype table, and a plugin that
 is given exactly the options it declares, while tables of ABI 2 and 3 still load and run (handed views laid
 out as they were built with)."""
+import gc
+import logging
 import os
 import shutil
 import subprocess
@@ -42,12 +44,13 @@ def echo_plugins(tmp_path_factory):
     libjuno_bridge_optecho2.so (laid out as ABI 2, declares nothing), libjuno_bridge_optechoasync.so (with
     an asynchronous run), libjuno_bridge_optechoasync3.so (the same declaring ABI 3: handed views of the
     layout before devices), libjuno_bridge_optechoold.so (its table's size that of a table before the
-    asynchronous entries) and libjuno_bridge_optechodev.so (naming cuda:0 among its devices) in one
-    directory."""
+    asynchronous entries), libjuno_bridge_optechodev.so (naming cuda:0 among its devices) and
+    libjuno_bridge_optechopin.so (handing Session.empty memory of its own, labelled pinned) in one directory."""
     out = tmp_path_factory.mktemp("plugins")
     for name, flags in [("optecho", []), ("optecho2", ["-DECHO_ABI2"]), ("optechoasync", ["-DECHO_ASYNC"]),
                         ("optechoasync3", ["-DECHO_ASYNC", "-DECHO_ABI3"]),
-                        ("optechoold", ["-DECHO_ASYNC", "-DECHO_BEFORE_ASYNC"]), ("optechodev", ["-DECHO_DEVICES"])]:
+                        ("optechoold", ["-DECHO_ASYNC", "-DECHO_BEFORE_ASYNC"]), ("optechodev", ["-DECHO_DEVICES"]),
+                        ("optechopin", ["-DECHO_PINNED"])]:
         compile_cxx(SOURCES / "option_echo_plugin.cpp", out / f"libjuno_bridge_{name}.so", "-shared", "-fPIC",
                     "-fvisibility=hidden", f"-DECHO_NAME={name}", *flags)
     return out
@@ -129,3 +132,28 @@ def test_a_plugin_naming_its_gpus_is_handed_their_memory_and_no_other(echo_plugi
         assert s.devices == ["cpu"]
         with pytest.raises(jb.InputError, match="the buffer is in cuda:0 memory"):
             s.run({"x": OnDevice(x, 2, 0)}, out={"y": np.zeros(4, np.float32)})
+
+
+def test_session_empty_is_the_plugins_own_memory_where_it_hands_some(echo_plugins, monkeypatch, caplog):
+    monkeypatch.setenv("JUNO_BRIDGE_PLUGIN_PATH", str(echo_plugins))
+    level = jb.get_log_level()
+    jb.set_log_level("info")
+    try:
+        with caplog.at_level(logging.INFO, logger="juno_bridge.echo"):
+            s = jb.Session("anything", backend="optechopin")
+            x = s.empty(5)
+            assert x.base.device == "cuda_pinned" and x.ctypes.data % 64 == 0  # what the plugin said
+            x[:] = np.arange(5)
+            y = np.empty(5, np.float32)
+            s.run({"x": x}, out={"y": y})
+            np.testing.assert_array_equal(y, 2 * np.arange(5))
+            s.close()
+            x[:] = 1.0  # outlives the session; the plugin releases it when the array goes
+            assert not [r for r in caplog.records if "released" in r.getMessage()]
+            del x
+            gc.collect()
+            assert [r.getMessage() for r in caplog.records] == ["released 20 bytes"]
+    finally:
+        jb.set_log_level(level)
+    plain = jb.Session("anything", backend="optecho").empty(5)  # no entry: the core's host memory
+    assert plain.base.device == "cpu" and plain.ctypes.data % 64 == 0

@@ -63,3 +63,16 @@ def test_a_torchscript_module_moved_to_the_gpu_takes_host_arrays_and_cuda_tensor
         torch.cuda.synchronize()
         assert s.run({"x": on_gpu}, out={"y": y})["y"] is y  # read and written in place
         np.testing.assert_allclose(y.cpu().numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_session_empty_of_a_gpu_model_is_torchs_pinned_memory(cuda_package):
+    x = np.random.default_rng(3).standard_normal((5, 8)).astype(np.float32)
+    with torch.no_grad():
+        expected = tm.TINY(torch.from_numpy(x)).numpy()
+    with jb.Session(cuda_package) as s:
+        staged = s.empty((5, 8))
+        assert staged.base.device == "cuda_pinned" and staged.ctypes.data % 64 == 0
+        staged[...] = x
+        np.testing.assert_allclose(s.run({"x": staged})["y"], expected, rtol=1e-4, atol=1e-5)
+        assert s._stats()["input_addresses"] == [staged.ctypes.data]  # the plugin read it where it lies
+    staged[...] = 0.0  # outlives the session

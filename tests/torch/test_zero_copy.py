@@ -44,3 +44,13 @@ def test_handed_over_output_never_aliases_the_callers_input():
     out = s.run({s.inputs()[0].name: x})[s.outputs()[0].name]
     np.testing.assert_array_equal(out, x.reshape(3, 10))
     assert not np.shares_memory(out, x)
+
+
+def test_session_empty_on_the_cpu_is_host_memory_read_in_place(session):
+    # On the CPU the plugin has no memory of its own to offer (tests/torch/test_cuda.py: pinned on a GPU).
+    x = session.empty((3, 8))
+    assert x.base.device == "cpu" and x.ctypes.data % 64 == 0
+    x[...] = np.arange(24).reshape(3, 8)
+    y = session.run({"x": x})["y"]
+    assert session._stats()["input_addresses"] == [x.ctypes.data]
+    np.testing.assert_array_equal(y, session.run({"x": np.array(x)})["y"])

@@ -115,6 +115,12 @@ typedef struct jb_plugin_api {
    * returns how many there are; asked once at open. Without it, or 0, the plugin is handed host memory
    * only: the core refuses any other before the plugin runs. */
   size_t (*devices)(void* handle, int32_t* kinds, int32_t* ids, size_t capacity);
+
+  /* 4, optional (may be NULL, or past struct_size): `nbytes` of host memory for inputs, as `run` reads them
+   * fastest (page-locked where it copies inputs to a GPU), for Session::empty: sets *data (64-byte aligned),
+   * *device (JB_DEVICE_CUDA_PINNED or JB_DEVICE_CPU) and *owned, whose release the core calls when the
+   * caller lets go. *data NULL: no memory of its own for this model (the core's host memory is used). */
+  jb_status (*allocate_host)(void* handle, size_t nbytes, void** data, int32_t* device, jb_plugin_owned* owned);
 } jb_plugin_api;
 
 /* Every plugin exports this symbol; it returns NULL (after host->set_error) when it cannot start. */

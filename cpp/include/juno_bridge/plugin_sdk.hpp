@@ -20,6 +20,8 @@
 //            jb_plugin_owned* owned, size_t num_outputs): the number of inputs is checked before;
 //   optionally static void close(Model*) when `delete` is not the way to release it;
 //   optionally std::vector<Device> devices() const: the GPUs whose memory run() takes in place (plugin.h);
+//   optionally HostBlock allocate_host(size_t nbytes): host memory run() reads fastest (plugin.h), or an
+//   empty HostBlock where the model has none of its own;
 //   optionally, for a plugin with an asynchronous run of its own (plugin.h): bool async_native() const and
 //   void run_async(inputs, output_index, outputs, owned, num_outputs, done, user_data) (run's arguments
 //   and plugin.h's `done`), which throws when the run does not start.
@@ -177,6 +179,19 @@ template <class Model>
 struct HasDevices<Model, std::void_t<decltype(&Model::devices)>> : std::true_type {};
 
 template <class Model, class = void>
+struct HasAllocateHost : std::false_type {};
+template <class Model>
+struct HasAllocateHost<Model, std::void_t<decltype(&Model::allocate_host)>> : std::true_type {};
+
+// What Model::allocate_host hands the core: memory (data nullptr: none of its own), where it is, and
+// how it is released.
+struct HostBlock {
+  void* data = nullptr;
+  Device device;  // Device::cuda_pinned() or Device::cpu()
+  jb_plugin_owned owned{};
+};
+
+template <class Model, class = void>
 struct HasRunAsync : std::false_type {};
 template <class Model>
 struct HasRunAsync<Model, std::void_t<decltype(&Model::run_async)>> : std::true_type {};
@@ -261,6 +276,18 @@ struct Table {
     }
   }
 
+  static jb_status allocate_host(void* handle, size_t nbytes, void** data, int32_t* device, jb_plugin_owned* owned) {
+    return guarded(JB_ERROR_RUNTIME, [&] {
+      if (data == nullptr || device == nullptr || owned == nullptr)
+        throw Error(JB_ERROR_INVALID_ARGUMENT, "plugin allocate_host: NULL data, device or owned");
+      HostBlock block;
+      if constexpr (HasAllocateHost<Model>::value) block = model(handle).allocate_host(nbytes);
+      *data = block.data;
+      *device = static_cast<int32_t>(block.device.kind);
+      *owned = block.owned;
+    });
+  }
+
   static int async_native(void* handle) {
     if constexpr (HasRunAsync<Model>::value) return model(handle).async_native() ? 1 : 0;
     else return 0;
@@ -297,7 +324,8 @@ struct Table {
             has_async ? &async_native : nullptr,
             has_async ? &run_async : nullptr,
             HasInputsStaged<Model>::value ? &staged : nullptr,
-            HasDevices<Model>::value ? &devices : nullptr};
+            HasDevices<Model>::value ? &devices : nullptr,
+            HasAllocateHost<Model>::value ? &allocate_host : nullptr};
   }
 };
 

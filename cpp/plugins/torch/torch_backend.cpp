@@ -158,6 +158,19 @@ class Model : public plugin::ModelBase<Info> {
     return {Device::cuda(device_.index())};
   }
 
+  // Session.empty: pinned host memory (torch's own pinned allocator) where the model runs on a GPU, so the
+  // copy of a host input to it runs at the bus's speed; none of its own on the CPU.
+  plugin::HostBlock allocate_host(size_t nbytes) {
+    plugin::HostBlock block;
+    if (!device_.is_cuda() || nbytes == 0) return block;
+    auto* pinned = new at::Tensor(
+        at::empty({static_cast<int64_t>(nbytes)}, at::TensorOptions(at::kByte).pinned_memory(true)));
+    block.data = pinned->data_ptr();
+    block.device = Device::cuda_pinned();
+    block.owned = {pinned, [](void* h) { delete static_cast<at::Tensor*>(h); }};
+    return block;
+  }
+
  private:
   void run_model(const jb_tensor_view* in, const int32_t* output_index, jb_tensor_view* out, jb_plugin_owned* owned,
                  size_t num_outputs) {

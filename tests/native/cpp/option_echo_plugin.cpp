@@ -12,8 +12,11 @@
 //                                        only, whose fields lie where they did).
 //   -DECHO_DEVICES                       names cuda:0 among its devices and runs on views of cuda:0 only
 //                                        (host memory the tests relabel: it reads them like any other).
+//   -DECHO_PINNED                        hands Session::empty host memory of its own, labelled pinned,
+//                                        and logs "echo: released N bytes" when the core lets it go.
 // A negative x[0] is an input error, from run and from run_async alike.
 #include <cstddef>
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
@@ -60,6 +63,25 @@ class Echo {
   }
 #ifdef ECHO_DEVICES
   std::vector<Device> devices() const { return {Device::cuda(0)}; }
+#endif
+#ifdef ECHO_PINNED
+  plugin::HostBlock allocate_host(size_t nbytes) {
+    struct Block {
+      void* data;
+      size_t nbytes;
+    };
+    plugin::HostBlock block;
+    block.data = std::aligned_alloc(64, (nbytes + 64) / 64 * 64);
+    if (block.data == nullptr) throw Error(JB_ERROR_RUNTIME, "echo: out of memory");
+    block.device = Device::cuda_pinned();  // as a CUDA plugin's pinned memory says
+    block.owned = {new Block{block.data, nbytes}, [](void* h) {
+                     auto* b = static_cast<Block*>(h);
+                     plugin::log(JB_LOG_INFO, "echo", "released " + std::to_string(b->nbytes) + " bytes");
+                     std::free(b->data);
+                     delete b;
+                   }};
+    return block;
+  }
 #endif
 #ifdef ECHO_ASYNC
   bool async_native() const { return true; }
