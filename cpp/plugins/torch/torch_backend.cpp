@@ -163,8 +163,8 @@ class Model : public plugin::ModelBase<Info> {
   plugin::HostBlock allocate_host(size_t nbytes) {
     plugin::HostBlock block;
     if (!device_.is_cuda() || nbytes == 0) return block;
-    auto* pinned = new at::Tensor(
-        at::empty({static_cast<int64_t>(nbytes)}, at::TensorOptions(at::kByte).pinned_memory(true)));
+    auto* pinned =
+        new at::Tensor(at::empty({static_cast<int64_t>(nbytes)}, at::TensorOptions(at::kByte).pinned_memory(true)));
     block.data = pinned->data_ptr();
     block.device = Device::cuda_pinned();
     block.owned = {pinned, [](void* h) { delete static_cast<at::Tensor*>(h); }};
