@@ -146,7 +146,23 @@ def do_sequence(ex):
     return {"results": per_thread}
 
 
-HANDLERS = {"run": do_run, "scatter": do_scatter, "options": do_options, "sequence": do_sequence}
+def do_empty(ex):
+    shape = (ctypes.c_int64 * MAX_RANK)(*ex["shape"])
+    v, owned = TensorView(), ctypes.c_void_p(1)
+    status = lib.jb_session_empty(shared, ex["dtype"], None if ex["shape_null"] else shape, ex["rank"],
+                                  ctypes.byref(v), ctypes.byref(owned))
+    code, message = last_error(lib)
+    nbytes = ex["nbytes"]
+    if status == OK and nbytes:  # the first and the last byte are the caller's (ASan: not past the block)
+        ctypes.memset(v.data, 0x5A, 1)
+        ctypes.memset(v.data + nbytes - 1, 0x5A, 1)
+    result = {"status": status, "code": code, "message": message, "owned": owned.value is not None,
+              "view": view_state(v) if status == OK else None}
+    lib.jb_tensor_free(owned)
+    return result
+
+
+HANDLERS = {"run": do_run, "scatter": do_scatter, "options": do_options, "sequence": do_sequence, "empty": do_empty}
 
 for line in sys.stdin:
     example = json.loads(line)

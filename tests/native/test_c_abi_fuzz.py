@@ -240,6 +240,52 @@ def test_any_views_to_scatter_hits_get_a_status_and_a_refused_event_writes_nothi
         assert not r["pool_changed"], f"a refused event wrote memory: {r['message']}"
 
 
+@st.composite
+def empty_examples(draw):
+    """jb_session_empty's arguments: small shapes, or ones with a negative or overflowing dim; ranks and
+    dtype codes in and out of range; a NULL shape. The shape array always has MAX_RANK dims (zeros past
+    those drawn), since the library reads `rank` of them."""
+    shape = draw(st.lists(st.integers(0, 16), max_size=4))
+    if draw(st.booleans()):
+        shape.insert(draw(st.integers(0, len(shape))), draw(st.sampled_from([-1, -(2**63), 2**62, 2**63 - 1])))
+        shape.append(draw(st.sampled_from([4, 2**40])))
+    shape = (shape + [0] * MAX_RANK)[:MAX_RANK]
+    rank = draw(st.one_of(st.integers(0, 6), ranks))
+    return {"op": "empty", "dtype": draw(dtypes), "shape": shape, "rank": rank,
+            "shape_null": draw(st.booleans()) and rank > 0}
+
+
+def empty_nbytes(example) -> int | None:
+    """The bytes jb_session_empty must hand, or None where it must refuse (as Session::empty counts)."""
+    rank = example["rank"]
+    itemsize = {**ITEMSIZE, 16: 2}.get(example["dtype"])  # bfloat16 too: any dtype with a size
+    if itemsize is None or not 0 <= rank <= MAX_RANK or example["shape_null"]:
+        return None
+    n = itemsize
+    for d in example["shape"][:rank]:
+        if d < 0 or n * d > 2**63 - 1:
+            return None
+        n *= d
+    return n
+
+
+@settings(max_examples=5 * SCALE)
+@given(example=empty_examples())
+def test_session_empty_hands_exactly_the_tensor_asked_for_or_refuses_it(worker, example):
+    nbytes = empty_nbytes(example)
+    assume(nbytes is None or nbytes <= 1 << 16)  # a huge valid request is memory, not a finding (ASan aborts)
+    r = worker.ask({**example, "nbytes": nbytes})
+    event(f"status {r['status']}")
+    if nbytes is None:
+        assert r["status"] == 1 and r["code"] == 1 and r["message"] and not r["owned"], r  # owned cleared
+    else:
+        rank = example["rank"]
+        data, dtype, got_rank, shape, device, device_id = r["view"]
+        assert r["status"] == 0 and r["owned"] and data % 64 == 0, r
+        assert (dtype, got_rank, shape[:rank], device, device_id) == (example["dtype"], rank,
+                                                                      example["shape"][:rank], 0, 0), r
+
+
 KEYS = ["backend", "intra_op_threads", "inter_op_threads", "optimization", "providers", "onnxruntime", "log_level",
         "execution_mode", "global_thread_pool", "require_providers", "shared", "", "session.no_such_entry",
         "intra_op_thread"]
