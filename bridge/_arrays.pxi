@@ -166,12 +166,12 @@ cdef object session_empty(CSession* session, object shape, object dtype):
     for d in dims:
         c_shape.push_back(operator.index(d))
     wanted = np.dtype(dtype)
-    codes = [code for code, known in NUMPY_DTYPES.items() if known == wanted]
-    if not codes:
+    cdef int32_t code = jb_dtype_of(wanted.num) if wanted.isnative else 0
+    if code == 0:
         raise InputTypeError(f"Session.empty: dtype {wanted} is not one juno-bridge passes "
                              f"({', '.join(str(d) for d in NUMPY_DTYPES.values())})")
     cdef Tensor tensor
     cdef Status status
-    if c_session_empty(deref(session), <DType>(<int32_t>codes[0]), c_shape, &tensor, &status):
+    if c_session_empty(deref(session), <DType>code, c_shape, &tensor, &status):
         raise_status(status)
     return adopt(tensor, None)

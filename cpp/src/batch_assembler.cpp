@@ -25,7 +25,6 @@ BatchAssembler::BatchAssembler(Session& session, int64_t batch_size, int64_t cha
                                       in.shape_string() + "; the assembler fills float32 " + shape_string(want, 3));
   fixed_batch_ = in.shape[0] >= 0;
   buffer_ = session.empty(DType::Float32, {batch_size, channels, num_pmts});
-  batch_ = buffer_.view;
 }
 
 TensorView BatchAssembler::next_slot(uint64_t* event_id) {
@@ -34,7 +33,7 @@ TensorView BatchAssembler::next_slot(uint64_t* event_id) {
   handed_out_ = true;
   if (event_id) *event_id = next_event_;
   return TensorView(slots() + filled_ * channels_ * num_pmts_, DType::Float32, {channels_, num_pmts_})
-      .on(batch_.device);
+      .on(buffer_.view.device);
 }
 
 std::vector<BatchAssembler::EventResult> BatchAssembler::submit() {
@@ -72,7 +71,7 @@ std::vector<BatchAssembler::EventResult> BatchAssembler::run_filled() {
     std::fill(slots() + n * slot_floats, slots() + batch_size_ * slot_floats, empty_);
     run_batch = batch_size_;
   }
-  TensorView input = TensorView(slots(), DType::Float32, {run_batch, channels_, num_pmts_}).on(batch_.device);
+  TensorView input = TensorView(slots(), DType::Float32, {run_batch, channels_, num_pmts_}).on(buffer_.view.device);
   std::vector<Tensor> outputs = session_.run(std::vector<TensorView>{input});
   ++runs_;
   const auto& infos = session_.outputs();

@@ -39,7 +39,7 @@ class JB_API BatchAssembler {
 
   int64_t batch_size() const noexcept { return batch_size_; }
   size_t pending() const noexcept { return static_cast<size_t>(filled_); }
-  const TensorView& batch() const noexcept { return batch_; }  // the whole [B, C, N] buffer
+  const TensorView& batch() const noexcept { return buffer_.view; }  // the whole [B, C, N] buffer
   uint64_t runs() const noexcept { return runs_; }
 
  private:
@@ -49,10 +49,9 @@ class JB_API BatchAssembler {
   int64_t batch_size_, channels_, num_pmts_;
   float empty_;
   bool fixed_batch_;  // the model fixes B: partial batches are padded
-  float* slots() const noexcept { return static_cast<float*>(batch_.data); }
+  float* slots() const noexcept { return buffer_.data<float>(); }
 
-  Tensor buffer_;  // the batch's memory (Session::empty)
-  TensorView batch_;  // buffer_'s view: [B, C, N], on the device Session::empty said
+  Tensor buffer_;  // the batch's memory (Session::empty): [B, C, N], on the device it said
   int64_t filled_ = 0;
   bool handed_out_ = false;
   uint64_t next_event_ = 0, runs_ = 0;

@@ -246,8 +246,8 @@ bool ModelAlg::execute() {
 // with no staging copy of ours; plain aligned host memory otherwise, as the store's own.
 void ModelAlg::allocateInputs() {
   const bool on_gpu = session_->devices().size() > 1;
+  Session* session = session_.get();
   for (const std::string& key : in_keys_) {
-    Session* session = session_.get();
     const bool mine = store_->allocate_with(key, m_name, [session](DType dtype, const std::vector<int64_t>& shape) {
       return session->empty(dtype, shape);
     });

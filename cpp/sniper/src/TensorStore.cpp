@@ -67,15 +67,15 @@ const TensorView& TensorStore::create(const std::string& name, DType dtype, cons
   if (t.owned() && t.capacity >= wanted.nbytes() && t.source == source) {
     wanted.data = t.view.data;  // reused in place: the same address as last event
     wanted.device = t.view.device;
-  } else if (allocator != allocators_.end()) {
-    Tensor storage = allocator->second.second(dtype, shape);  // the reader's Session::empty
-    std::memset(storage.view.data, 0, storage.view.nbytes());
-    t.holder = std::move(storage.holder);
-    t.capacity = wanted.nbytes() == 0 ? kAlignment : wanted.nbytes();
-    wanted.data = storage.view.data;
-    wanted.device = storage.view.device;
   } else {
-    t.holder = aligned_storage(wanted.nbytes());
+    if (allocator != allocators_.end()) {
+      Tensor storage = allocator->second.second(dtype, shape);  // the reader's Session::empty
+      std::memset(storage.view.data, 0, storage.view.nbytes());
+      t.holder = std::move(storage.holder);
+      wanted.device = storage.view.device;
+    } else {
+      t.holder = aligned_storage(wanted.nbytes());
+    }
     t.capacity = wanted.nbytes() == 0 ? kAlignment : wanted.nbytes();
     wanted.data = t.holder.get();
   }
