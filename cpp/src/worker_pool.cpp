@@ -1,6 +1,7 @@
 // WorkerPool: threads started on demand up to a fixed size, one queue, fork-aware.
 #include "worker_pool.hpp"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -49,6 +50,7 @@ void WorkerPool::submit(std::function<void()> task) {
 }
 
 void WorkerPool::serve(Crew& c) {
+  pthread_setname_np(pthread_self(), "jb-async");  // what top -H, gdb and /proc/<pid>/task/*/comm show
   for (;;) {
     std::function<void()> task;
     {

@@ -27,7 +27,7 @@ def test_cpp_runtime(model, tmp_path):
     build(["g++", "-O1", "-g0", "-Wall", "-Wextra", "-pthread", *paths.cflags(), CPP_TESTS / "runtime.cpp",
            "-o", exe, *paths.libs()])
     checks = checks_of(run_program([exe, model]))
-    assert len(checks) == 29 and all(c.startswith("PASS") for c in checks), checks
+    assert len(checks) == 30 and all(c.startswith("PASS") for c in checks), checks
     assert "PASS close(): returned after the 4 runs in flight finished" in checks
 
 

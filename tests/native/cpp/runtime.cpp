@@ -45,6 +45,24 @@ int thread_count() {
   return n;
 }
 
+// Threads named as the runtime's pool names its own.
+int pool_thread_count() {
+  int n = 0;
+  if (DIR* dir = opendir("/proc/self/task")) {
+    while (dirent* e = readdir(dir)) {
+      if (e->d_name[0] == '.') continue;
+      const std::string path = std::string("/proc/self/task/") + e->d_name + "/comm";
+      char name[32] = {};
+      if (FILE* f = std::fopen(path.c_str(), "r")) {
+        n += std::fgets(name, sizeof name, f) != nullptr && std::strncmp(name, "jb-async", 8) == 0;
+        std::fclose(f);
+      }
+    }
+    closedir(dir);
+  }
+  return n;
+}
+
 constexpr int64_t kBatch = 16, kFeatures = 8, kOutputs = 4;
 
 struct Buffers {
@@ -142,6 +160,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string model = argv[1];
+  // The counts below are of our threads: a sanitizer runtime may start a helper thread of its own at the
+  // process's first thread creation (TSan does), so one thread is created and joined before any count.
+  std::thread([] {}).join();
   jb::SessionOptions one_thread;
   one_thread.intra_op_threads = 1;
   one_thread.async_runs = "pool";
@@ -179,11 +200,13 @@ int main(int argc, char** argv) {
           "pool: at most 2 threads started (" + std::to_string(pool.started_threads()) + ")");
     check(during - before <= 2,
           "pool: the process has at most 2 more threads (" + std::to_string(during - before) + ")");
+    check(pool_thread_count() == pool.started_threads(),
+          "pool: its threads are named jb-async (" + std::to_string(pool_thread_count()) + ")");
     bool off_main = true;
     for (auto id : done_on) off_main &= id != std::this_thread::get_id();
     check(off_main, "pool: done is called on the pool's threads");
     pool.close();
-    check(thread_count() == before, "pool: close() joins its threads");
+    check(thread_count() == before && pool_thread_count() == 0, "pool: close() joins its threads");
   }
 
   // Size 0: the work runs on the calling thread, before run_async returns.
