@@ -34,6 +34,7 @@ typedef struct OrtModelMetadata OrtModelMetadata;
 typedef struct OrtThreadingOptions OrtThreadingOptions;
 typedef struct OrtAllocator OrtAllocator;
 typedef struct OrtCUDAProviderOptionsV2 OrtCUDAProviderOptionsV2;
+typedef struct OrtIoBinding OrtIoBinding;
 
 /* Enumerations (values are part of the ABI). */
 typedef enum OrtErrorCode {
@@ -130,6 +131,8 @@ typedef void (*OrtRunAsyncCallback)(void* user_data, OrtValue** outputs, size_t 
   X(67, 1, OrtStatus*, GetValueType, (const OrtValue* value, ONNXType* out)) \
   X(68, 1, OrtStatus*, CreateMemoryInfo, (const char* name, OrtAllocatorType type, int id, OrtMemType mem_type, OrtMemoryInfo** out)) \
   X(69, 1, OrtStatus*, CreateCpuMemoryInfo, (OrtAllocatorType type, OrtMemType mem_type, OrtMemoryInfo** out)) \
+  X(71, 1, OrtStatus*, MemoryInfoGetName, (const OrtMemoryInfo* ptr, const char** out)) \
+  X(72, 1, OrtStatus*, MemoryInfoGetId, (const OrtMemoryInfo* ptr, int* out)) \
   X(75, 1, OrtStatus*, AllocatorAlloc, (OrtAllocator* allocator, size_t size, void** out)) \
   X(76, 1, OrtStatus*, AllocatorFree, (OrtAllocator* allocator, void* p)) \
   X(78, 1, OrtStatus*, GetAllocatorWithDefaultOptions, (OrtAllocator** out)) \
@@ -165,9 +168,17 @@ typedef void (*OrtRunAsyncCallback)(void* user_data, OrtValue** outputs, size_t 
   X(130, 5, OrtStatus*, AddSessionConfigEntry, (OrtSessionOptions* options, const char* config_key, const char* config_value)) \
   X(131, 5, OrtStatus*, CreateAllocator, (const OrtSession* session, const OrtMemoryInfo* mem_info, OrtAllocator** out)) \
   X(132, 5, void, ReleaseAllocator, (OrtAllocator* allocator)) \
+  X(133, 5, OrtStatus*, RunWithBinding, (OrtSession* session, const OrtRunOptions* run_options, const OrtIoBinding* binding_ptr)) \
+  X(134, 5, OrtStatus*, CreateIoBinding, (OrtSession* session, OrtIoBinding** out)) \
+  X(135, 5, void, ReleaseIoBinding, (OrtIoBinding* binding_ptr)) \
+  X(136, 5, OrtStatus*, BindInput, (OrtIoBinding* binding_ptr, const char* name, const OrtValue* val_ptr)) \
+  X(137, 5, OrtStatus*, BindOutput, (OrtIoBinding* binding_ptr, const char* name, const OrtValue* val_ptr)) \
+  X(138, 5, OrtStatus*, BindOutputToDevice, (OrtIoBinding* binding_ptr, const char* name, const OrtMemoryInfo* mem_info_ptr)) \
+  X(140, 5, OrtStatus*, GetBoundOutputValues, (const OrtIoBinding* binding_ptr, OrtAllocator* allocator, OrtValue*** output, size_t* output_count)) \
   X(147, 5, OrtStatus*, SetGlobalIntraOpNumThreads, (OrtThreadingOptions* tp_options, int intra_op_num_threads)) \
   X(148, 5, OrtStatus*, SetGlobalInterOpNumThreads, (OrtThreadingOptions* tp_options, int inter_op_num_threads)) \
   X(151, 6, OrtStatus*, CreateEnvWithCustomLoggerAndGlobalThreadPools, (OrtLoggingFunction logging_function, void* logger_param, OrtLoggingLevel logging_level, const char* logid, const OrtThreadingOptions* tp_options, OrtEnv** out)) \
+  X(194, 10, OrtStatus*, GetTensorMemoryInfo, (const OrtValue* value, const OrtMemoryInfo** mem_info)) \
   X(204, 11, OrtStatus*, SessionOptionsAppendExecutionProvider_CUDA_V2, (OrtSessionOptions* options, const OrtCUDAProviderOptionsV2* cuda_options)) \
   X(205, 11, OrtStatus*, CreateCUDAProviderOptions, (OrtCUDAProviderOptionsV2** out)) \
   X(206, 11, OrtStatus*, UpdateCUDAProviderOptions, (OrtCUDAProviderOptionsV2* cuda_options, const char* const* provider_options_keys, const char* const* provider_options_values, size_t num_keys)) \
