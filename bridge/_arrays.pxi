@@ -103,18 +103,40 @@ cdef int fill_view(object obj, jb_tensor_view* view, str role, object name, bint
     return 0
 
 
-cdef class _RuntimeMemory:
-    """Keeps a backend-allocated output (or Session.empty's memory) alive for as long as the numpy array
-    that views it."""
+cdef class RuntimeMemory:
+    """Memory juno-bridge's backend allocated (an output given no buffer, or Session.empty's), alive while
+    this object is: the base of the numpy array over host memory, or itself the result for an output in GPU
+    memory (output_device="cuda" without torch or CuPy). A DLPack exporter (_exports.pxi): torch.from_dlpack,
+    cupy.from_dlpack, np.from_dlpack and juno-bridge's own inputs take it without a copy."""
     cdef shared_ptr[void] holder
     cdef readonly uintptr_t address  # the pointer the backend returned (tests check it is not copied)
     cdef readonly object aliased  # the caller's input this output is, when the model passes one through
-    cdef readonly str device  # where the memory is: "cpu", or "cuda_pinned" (page-locked host memory)
+    cdef readonly str device  # "cpu", "cuda_pinned" (page-locked host memory) or "cuda:N"
+    cdef jb_tensor_view view  # data, dtype, shape and device, for DLPack
+
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        return _export(self, stream, max_version, dl_device, copy)
+
+    def __dlpack_device__(self):
+        return _dlpack_device(self)
+
+    @property
+    def shape(self):
+        return tuple(self.view.shape[d] for d in range(self.view.rank))
+
+    @property
+    def dtype(self):
+        return np.dtype(NUMPY_DTYPES[self.view.dtype])
+
+    def __repr__(self):
+        return f"RuntimeMemory(shape={self.shape}, dtype={self.dtype}, device={self.device!r})"
 
 
 cdef object aliased_input(const jb_tensor_view* out, const jb_tensor_view* ins, size_t n_in, list sources):
     """The caller's input whose memory a runtime-allocated output lies in, or None. ONNX Runtime hands a graph
     input that is also a graph output straight back: the output array must then keep that input alive."""
+    if out.device == JB_DEVICE_CUDA:
+        return None  # GPU memory: never the caller's host arrays
     cdef uintptr_t address = <uintptr_t>out.data
     cdef uintptr_t start
     cdef size_t j, nbytes
@@ -135,11 +157,15 @@ cdef object adopt(Tensor& tensor, object aliased):
     cdef int d
     for d in range(view.rank):
         dims[d] = view.shape[d]
-    memory = _RuntimeMemory.__new__(_RuntimeMemory)
-    (<_RuntimeMemory>memory).holder = tensor.holder
-    (<_RuntimeMemory>memory).address = <uintptr_t>view.data
-    (<_RuntimeMemory>memory).aliased = aliased
-    (<_RuntimeMemory>memory).device = "cuda_pinned" if view.device == JB_DEVICE_CUDA_PINNED else "cpu"
+    cdef RuntimeMemory memory = RuntimeMemory.__new__(RuntimeMemory)
+    memory.holder = tensor.holder
+    memory.address = <uintptr_t>view.data
+    memory.aliased = aliased
+    memory.view = view[0]
+    if view.device == JB_DEVICE_CUDA:
+        memory.device = f"cuda:{view.device_id}"
+        return device_output(memory)
+    memory.device = "cuda_pinned" if view.device == JB_DEVICE_CUDA_PINNED else "cpu"
     arr = cnp.PyArray_SimpleNewFromData(view.rank, dims, _TYPENUM_FROM_JB[view.dtype], view.data)
     cnp.set_array_base(arr, memory)
     return arr

@@ -12,10 +12,11 @@ layouts), _session, _binding, _async (run_async's completions), _runtime (jb.Run
 cimport cython
 from cpython.buffer cimport PyObject_CheckBuffer
 from cpython.dict cimport PyDict_Next
-from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid, PyCapsule_SetName
+from cpython.pycapsule cimport PyCapsule_GetPointer, PyCapsule_IsValid, PyCapsule_New, PyCapsule_SetName
 from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
 from cython.operator cimport dereference as deref
 from libc.stdint cimport int32_t, int64_t, uintptr_t
+from libc.stdlib cimport calloc, free
 from libcpp.memory cimport shared_ptr, unique_ptr
 from libcpp.string cimport string
 from libcpp.vector cimport vector
@@ -40,6 +41,7 @@ from libdlpack cimport (DLPACK_FLAG_BITMASK_READ_ONLY, DLPACK_MAJOR_VERSION, DLM
                        DLManagedTensorVersioned, DLTensor, kDLCPU, kDLCUDA, kDLCUDAHost)
 import atexit
 import concurrent.futures
+import importlib
 import logging
 import operator
 import os
@@ -61,6 +63,7 @@ cdef int raise_status(Status& status) except -1:
 include "_logging.pxi"
 include "_arrays.pxi"
 include "_foreign.pxi"
+include "_exports.pxi"
 include "_calls.pxi"
 include "_session.pxi"
 include "_binding.pxi"

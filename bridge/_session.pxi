@@ -54,6 +54,11 @@ cdef class Session:
     ``cuda_graph=True`` (ONNX Runtime with ``providers=("cuda", "cpu")``) captures the first run as a CUDA
     graph and replays it: the shapes and buffers must stay those of the first run (``bind()``), in CUDA
     memory. ``devices`` says which memory the session takes in place.
+
+    ``output_device="cuda"`` (ONNX Runtime with ``providers=("cuda", "cpu")``): the outputs given no ``out=``
+    buffer are allocated on the GPU and returned there, zero-copy, as torch tensors (torch with CUDA
+    installed), else CuPy arrays, else ``RuntimeMemory`` objects (DLPack: ``cupy.from_dlpack(m)``). A session
+    that cannot use the CUDA provider is refused rather than given host outputs.
     """
     # The attributes are declared in bridge/juno_bridge/_core.pxd (juno_bridge._hits reads _session).
 
@@ -61,7 +66,7 @@ cdef class Session:
                  optimization="all", providers=("cpu",), onnxruntime=None, log_level="warning",
                  execution_mode="sequential", global_thread_pool=False, require_providers=False,
                  shared=True, async_runs="auto", bfloat16_as_uint16=False, cuda_graph=False, config=None,
-                 runtime=None):
+                 runtime=None, output_device="cpu"):
         cdef SessionOptions options
         cdef Status status
         cdef CRuntime* in_runtime = NULL
@@ -75,7 +80,7 @@ cdef class Session:
                     "execution_mode": execution_mode, "global_thread_pool": int(bool(global_thread_pool)),
                     "require_providers": int(bool(require_providers)), "shared": int(bool(shared)),
                     "async_runs": async_runs, "bfloat16_as_uint16": int(bool(bfloat16_as_uint16)),
-                    "cuda_graph": int(bool(cuda_graph))}
+                    "cuda_graph": int(bool(cuda_graph)), "output_device": output_device}
         if isinstance(providers, str):
             providers = (providers,)
         if not isinstance(providers, (list, tuple)) or not all(isinstance(p, str) for p in providers):

@@ -13,8 +13,8 @@ from juno_bridge.errors import (BackendUnavailableError, Error, InputError, Inpu
 from juno_bridge.tensor_info import TensorInfo
 
 try:
-    from juno_bridge._core import (SUPPORTED_DTYPES, Runtime, Session, get_log_level, onnxruntime_info,
-                                   set_log_level)
+    from juno_bridge._core import (SUPPORTED_DTYPES, Runtime, RuntimeMemory, Session, get_log_level,
+                                   onnxruntime_info, set_log_level)
 except ModuleNotFoundError as _missing:
     if _missing.name != "juno_bridge._core":
         raise
@@ -47,7 +47,7 @@ def __getattr__(name):
 
 __all__ = [
     "Session", "Runtime", "set_log_level", "get_log_level", "backends", "BackendInfo", "export_torch", "TensorInfo",
-    "onnxruntime_info", "SUPPORTED_DTYPES",
+    "onnxruntime_info", "SUPPORTED_DTYPES", "RuntimeMemory",
     "Error", "InvalidArgumentError", "InputError", "InputTypeError", "ModelLoadError",
     "BackendUnavailableError", "RunError", "UnsupportedError",
     "algorithm", "ReleasedViewError", "scatter_hits", "BatchAssembler", "empty",

@@ -3,6 +3,7 @@
 //   ort_open.cpp       opening the session: options, execution providers, creation; the backend's life
 //   ort_signature.cpp  the model's inputs, outputs and metadata
 //   ort_run.cpp        the cached OrtValues over the caller's buffers, and run
+//   ort_io_binding.cpp runs whose outputs ONNX Runtime allocates on the GPU (output_device=cuda)
 //   ort_run_async.cpp  run_async through ONNX Runtime's RunAsync, and its completion
 //   ort_pinned.cpp     pinned host memory for inputs (allocate_host) where the CUDA provider is active
 //
@@ -132,6 +133,11 @@ class OrtBackend final : public Backend {
   void fill_passthrough(const std::string& name, const TensorView& out, const TensorView& in);
   void adopt(OrtValue* value, const TensorInfo& info, TensorView& view, Tensor& owned);
 
+  // ort_io_binding.cpp
+  void run_with_binding(OrtValue* const* in_values, size_t num_inputs, const char* const* out_names,
+                        OrtValue** out_values, size_t num_outputs);
+  Device device_of(const OrtValue* value, const std::string& name) const;
+
   // ort_pinned.cpp
   OrtAllocator* pinned_allocator();
   bool in_pinned_block(const TensorView& view) const;
@@ -166,6 +172,7 @@ class OrtBackend final : public Backend {
   std::map<uintptr_t, size_t> pinned_blocks_;
   std::vector<int> passthrough_;  // per output: the input it is (same name), or -1
   bool async_native_ = false;     // RunAsync serves run_async (probe_run_async)
+  bool output_on_device_ = false;  // output_device=cuda: allocated outputs are bound to cuda_memory_
 };
 
 }  // namespace jb

@@ -51,7 +51,8 @@ OrtBackend::OrtBackend(const std::string& path, const void* bytes, size_t size, 
   run_options_ = nullptr;  // default run options
   // RunAsync only when asked for (SessionOptions::async_runs): on the CPU the core's pool serves more runs
   // (measured in the README, Python, on run_async).
-  async_native_ = options.async_runs == "native" && probe_run_async();
+  // RunAsync allocates outputs in host memory: outputs on the GPU (output_device) are run by the pool.
+  async_native_ = options.async_runs == "native" && !output_on_device_ && probe_run_async();
 }
 
 OrtBackend::~OrtBackend() {
@@ -115,6 +116,9 @@ void OrtBackend::open_session(const std::string& path, const void* bytes, size_t
                 "option 'cuda_graph' is for ONNX Runtime's CUDA provider, and the "
                 "session asks for providers " +
                     asked + ": open it with providers cuda,cpu");
+  if (options.output_device == "cuda" && !asks_cuda)
+    throw Error(ErrorCode::InvalidArgument, "option output_device=cuda needs ONNX Runtime's CUDA provider, and the "
+                                            "session asks for providers " + asked + ": open it with providers cuda,cpu");
   OrtEnv* env = rt_.env(options.global_thread_pool, options.intra_op_threads, options.inter_op_threads);
   std::vector<std::pair<std::string, std::string>> skipped;  // provider, why
   const std::vector<std::string> candidates = provider_candidates(options, skipped);
@@ -158,6 +162,16 @@ void OrtBackend::open_session(const std::string& path, const void* bytes, size_t
     log_message(JB_LOG_WARNING, "providers", line.c_str());
   }
   describe_devices();
+  if (options.output_device == "cuda" && devices_.empty()) {
+    api_.ReleaseSession(session_);
+    session_ = nullptr;
+    std::string why;
+    for (const auto& [provider, reason] : skipped) why += "; " + provider + " was skipped: " + reason;
+    throw Error(ErrorCode::BackendUnavailable,
+                "option output_device=cuda: the CUDA provider is not in use, so outputs cannot be allocated in "
+                "GPU memory (juno-bridge never hands host memory where GPU memory was asked for)" + why);
+  }
+  output_on_device_ = options.output_device == "cuda";
   if (options.cuda_graph && devices_.empty())
     log_message(JB_LOG_WARNING, "providers",
                 "option cuda_graph: the CUDA provider is not in use, so the session "

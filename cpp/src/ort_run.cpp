@@ -47,9 +47,14 @@ void OrtBackend::run(const TensorView* inputs, size_t num_inputs, const int32_t*
     out_values[i] = outputs[i].data ? bind(cache_outputs_[k], outputs[i]) : nullptr;
   }
 
-  rt_.check(api_.Run(session_, run_options_, input_names_.data(), in_values.data(), num_inputs, out_names.data(),
-                     num_outputs, out_values.data()),
-            ErrorCode::Runtime, "running the model");
+  bool allocates = false;
+  for (size_t i = 0; i < num_outputs; ++i) allocates |= outputs[i].data == nullptr;
+  if (output_on_device_ && allocates)
+    run_with_binding(in_values.data(), num_inputs, out_names.data(), out_values.data(), num_outputs);
+  else
+    rt_.check(api_.Run(session_, run_options_, input_names_.data(), in_values.data(), num_inputs, out_names.data(),
+                       num_outputs, out_values.data()),
+              ErrorCode::Runtime, "running the model");
 
   // Every runtime-allocated value gets its owner first, so one that cannot be passed leaks nothing.
   for (size_t i = 0; i < num_outputs; ++i)
@@ -134,7 +139,9 @@ void OrtBackend::adopt(OrtValue* value, const TensorInfo& info, TensorView& view
   void* data = nullptr;
   rt_.check(api_.GetTensorMutableData(value, &data), ErrorCode::Runtime, "reading output " + info.name);
   view.data = data;
-  view.device = Device::cpu();  // what Run allocates lies in host memory (it copies from the GPU there)
+  // Run allocates in host memory (it copies from the GPU there); a bound run where it was bound, as a rule,
+  // but an output bound to a device the session lacks lands in host memory: its own memory info tells.
+  view.device = output_on_device_ ? device_of(value, info.name) : Device::cpu();
   owned.view = view;
 }
 

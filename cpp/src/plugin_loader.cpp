@@ -47,6 +47,11 @@ class PluginBackend final : public Backend {
     if (options.cuda_graph)
       throw Error(ErrorCode::InvalidArgument, "option 'cuda_graph' is for ONNX Runtime's CUDA provider; the " + name_ +
                                                   " backend does not take it");
+    if (options.output_device != "cpu")
+      throw Error(ErrorCode::InvalidArgument, "option 'output_device' " + options.output_device +
+                                                  " is for ONNX Runtime's CUDA provider; the " + name_ +
+                                                  " backend allocates its outputs in host memory (pass out= "
+                                                  "buffers on the GPU it names instead)");
     const auto pairs = table.declares_options ? declared_options(options) : legacy_options(options);
     std::vector<const char*> keys, values;
     for (const auto& [k, v] : pairs) {

@@ -50,7 +50,7 @@ std::vector<std::string> parse_providers(const std::string& value) {
 const char* const kSessionOptionNames[] = {
     "backend",     "intra_op_threads", "inter_op_threads",   "optimization",       "providers",
     "onnxruntime", "log_level",        "execution_mode",     "global_thread_pool", "require_providers",
-    "shared",      "async_runs",       "bfloat16_as_uint16", "cuda_graph"};
+    "shared",      "async_runs",       "bfloat16_as_uint16", "cuda_graph",         "output_device"};
 
 void SessionOptions::set(const std::string& key, const std::string& value) {
   if (key.rfind(kConfigPrefix, 0) == 0) {
@@ -73,6 +73,11 @@ void SessionOptions::set(const std::string& key, const std::string& value) {
     if (value != "auto" && value != "native" && value != "pool")
       throw Error(ErrorCode::InvalidArgument, "option 'async_runs' must be auto, native or pool, got '" + value + "'");
     async_runs = value;
+  }
+  else if (key == "output_device") {
+    if (value != "cpu" && value != "cuda")
+      throw Error(ErrorCode::InvalidArgument, "option 'output_device' must be cpu or cuda, got '" + value + "'");
+    output_device = value;
   }
   else if (key == "providers") providers = parse_providers(value);
   else if (key.empty()) {

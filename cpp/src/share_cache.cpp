@@ -39,7 +39,7 @@ std::string share_key(const std::string& model, const void* bytes, size_t size, 
   key += '\n' + o.backend + '\n' + to_string(o.intra_op_threads) + ',' + to_string(o.inter_op_threads) + ',' +
          o.optimization + ',' + o.onnxruntime + ',' + (env_ort ? env_ort : "") + ',' + o.log_level + ',' +
          o.execution_mode + ',' + to_string(o.global_thread_pool) + ',' + to_string(o.require_providers) + ',' +
-         o.async_runs + ',' + to_string(o.cuda_graph);
+         o.async_runs + ',' + to_string(o.cuda_graph) + ',' + o.output_device;
   for (const auto& p : o.providers) key += "\np:" + p;
   for (const auto& [k, v] : o.config) key += "\nc:" + k + '=' + v;
   return key;

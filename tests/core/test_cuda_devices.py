@@ -8,6 +8,8 @@ paths as far as a CPU goes, on every machine). On a GPU machine with those insta
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -105,3 +107,33 @@ def test_the_batch_assembler_of_a_gpu_session_fills_pinned_memory(tmp_path):
     for (_, got), (_, want) in zip(results[0], results[1]):
         for name in want:
             np.testing.assert_allclose(got[name], want[name], rtol=1e-5)
+
+
+def test_output_device_cuda_returns_outputs_on_the_gpu_agreeing_with_the_cpu(add_f32):
+    a, b = torch.randn(64, 3), torch.randn(64, 3)
+    expected = jb.Session(add_f32).run({"a": a.numpy(), "b": b.numpy()})["c"]
+    with jb.Session(add_f32, providers=("cuda", "cpu"), output_device="cuda") as s:
+        c = s.run({"a": a.numpy(), "b": b.numpy()})["c"]  # host inputs, the output allocated on the GPU
+        assert isinstance(c, torch.Tensor) and c.device == torch.device("cuda", 0)
+        np.testing.assert_allclose(c.cpu().numpy(), expected, rtol=1e-5)
+        d = s.run({"a": c, "b": c})["c"]  # chained on the GPU: the output read where it lies
+        np.testing.assert_allclose(d.cpu().numpy(), 2 * expected, rtol=1e-5)
+        given = torch.empty(64, 3, device="cuda")
+        assert s.run({"a": c, "b": c}, out={"c": given})["c"] is given  # out= buffers stay the caller's
+        f = s.run_async({"a": a.numpy(), "b": b.numpy()}).result()["c"]
+        assert f.device.type == "cuda"
+        np.testing.assert_allclose(f.cpu().numpy(), expected, rtol=1e-5)
+
+
+def test_a_device_output_is_runtime_memory_for_any_dlpack_consumer(add_f32, monkeypatch):
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    with jb.Session(add_f32, providers=("cuda", "cpu"), output_device="cuda") as s:
+        with monkeypatch.context() as without:  # as on a machine with neither torch nor CuPy installed
+            without.setitem(sys.modules, "torch", None)
+            without.setitem(sys.modules, "cupy", None)
+            c = s.run({"a": a, "b": a})["c"]
+        assert isinstance(c, jb.RuntimeMemory) and c.device == "cuda:0" and c.shape == (2, 3)
+        assert c.__dlpack_device__() == (2, 0)
+        t = torch.from_dlpack(c)
+        assert t.data_ptr() == c.address
+        np.testing.assert_array_equal(t.cpu().numpy(), 2 * a)

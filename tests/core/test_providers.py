@@ -138,3 +138,13 @@ def test_cuda_graph_where_cuda_is_skipped_runs_without_graphs_and_says_so(gpu_on
     with pytest.raises(jb.BackendUnavailableError, match="execution provider 'cuda'"):
         jb.Session(add_f32, onnxruntime=gpu_onnxruntime, providers=("cuda", "cpu"), cuda_graph=True,
                    require_providers=True)
+
+
+@pytest.mark.skipif(HAS_GPU, reason="CUDA initialises here: nothing is skipped")
+def test_output_device_cuda_where_cuda_is_skipped_is_refused_never_given_host_memory(gpu_onnxruntime, add_f32):
+    with pytest.raises(jb.BackendUnavailableError, match=r"option output_device=cuda: the CUDA provider is not in use, "
+                                                         r"so outputs cannot be allocated in GPU memory .*; cuda was "
+                                                         r"skipped: "):
+        jb.Session(add_f32, onnxruntime=gpu_onnxruntime, providers=("cuda", "cpu"), output_device="cuda")
+    with jb.Session(add_f32, onnxruntime=gpu_onnxruntime, providers=("cuda", "cpu")) as s:  # without it: opens
+        assert s.providers == ["cpu"]

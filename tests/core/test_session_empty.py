@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import juno_bridge as jb
-from juno_bridge._core import _RuntimeMemory
+from juno_bridge._core import RuntimeMemory
 from juno_bridge.dtypes import NUMPY_DTYPES
 
 DTYPES = sorted(NUMPY_DTYPES.values(), key=str)
@@ -23,7 +23,7 @@ def test_the_array_has_the_shape_and_dtype_asked_for_in_aligned_host_memory(add_
     a = add_session.empty(shape, dtype)
     assert a.shape == tuple(shape) and a.dtype == dtype
     assert a.flags.c_contiguous and a.flags.writeable and a.flags.owndata is False
-    assert isinstance(a.base, _RuntimeMemory) and a.base.address == a.ctypes.data
+    assert isinstance(a.base, RuntimeMemory) and a.base.address == a.ctypes.data
     assert a.ctypes.data % 64 == 0
     assert a.base.device == "cpu"  # no GPU: nothing to pin for
     a.reshape(-1).view(np.uint8)[:] = 0xA5  # every byte is the caller's to write

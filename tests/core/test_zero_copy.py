@@ -13,7 +13,7 @@ import pytest
 
 import juno_bridge as jb
 from helpers import onnx_models
-from juno_bridge._core import _RuntimeMemory
+from juno_bridge._core import RuntimeMemory
 from helpers.reference import sentinel_like
 
 
@@ -35,7 +35,7 @@ def test_out_buffer_is_the_callers_array_written_in_place(add_session):
 def test_runtime_allocated_output_is_the_runtimes_memory_not_a_copy(add_session):
     a, b = inputs()
     c = add_session.run({"a": a, "b": b})["c"]
-    assert isinstance(c.base, _RuntimeMemory)
+    assert isinstance(c.base, RuntimeMemory)
     assert c.base.address == c.ctypes.data  # the pointer ONNX Runtime returned is the array's data
     assert c.flags.c_contiguous and c.flags.writeable and c.flags.aligned
     np.testing.assert_array_equal(c, a + b)

@@ -157,3 +157,27 @@ def test_session_empty_is_the_plugins_own_memory_where_it_hands_some(echo_plugin
         jb.set_log_level(level)
     plain = jb.Session("anything", backend="optecho").empty(5)  # no entry: the core's host memory
     assert plain.base.device == "cpu" and plain.ctypes.data % 64 == 0
+
+
+def test_a_dlpack_consumer_keeps_the_plugins_memory_until_it_lets_it_go(echo_plugins, monkeypatch, caplog):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setenv("JUNO_BRIDGE_PLUGIN_PATH", str(echo_plugins))
+    level = jb.get_log_level()
+    jb.set_log_level("info")
+    try:
+        with caplog.at_level(logging.INFO, logger="juno_bridge.echo"):
+            s = jb.Session("anything", backend="optechopin")
+            x = s.empty(5)
+            x[:] = np.arange(5)
+            t = torch.from_dlpack(x.base)  # host memory, pinned or not, is exported as kDLCPU
+            assert t.data_ptr() == x.ctypes.data
+            del x
+            s.close()
+            gc.collect()
+            assert not [r for r in caplog.records if "released" in r.getMessage()]
+            assert t.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]  # the export alone holds the plugin's block
+            del t
+            gc.collect()
+            assert [r.getMessage() for r in caplog.records] == ["released 20 bytes"]
+    finally:
+        jb.set_log_level(level)

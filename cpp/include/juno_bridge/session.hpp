@@ -49,6 +49,10 @@ struct JB_API SessionOptions {
   // run (a bound run: Binding, or the same TensorViews each event), inputs and outputs in CUDA memory.
   // Needs the cuda provider among `providers`; where it is skipped the session runs without graphs.
   bool cuda_graph = false;
+  // Where the outputs the backend allocates (those given no buffer) lie: "cpu" (host memory, the default)
+  // or "cuda" (ONNX Runtime's CUDA provider allocates them on its GPU; the Tensor's view says cuda:N).
+  // "cuda" needs the CUDA provider in use: a session that cannot use it is refused, never given host memory.
+  std::string output_device = "cpu";
   // Backend-specific entries, checked by the backend that opens the model: a plugin's own options
   // ("num_runners", "signature"), refused by name unless the plugin declares them; or ONNX Runtime
   // session config entries, whose keys are "<area>.<name>" ("session.intra_op.allow_spinning").
