@@ -117,8 +117,10 @@ void OrtBackend::open_session(const std::string& path, const void* bytes, size_t
                 "session asks for providers " +
                     asked + ": open it with providers cuda,cpu");
   if (options.output_device == "cuda" && !asks_cuda)
-    throw Error(ErrorCode::InvalidArgument, "option output_device=cuda needs ONNX Runtime's CUDA provider, and the "
-                                            "session asks for providers " + asked + ": open it with providers cuda,cpu");
+    throw Error(ErrorCode::InvalidArgument,
+                "option output_device=cuda needs ONNX Runtime's CUDA provider, and the "
+                "session asks for providers " +
+                    asked + ": open it with providers cuda,cpu");
   OrtEnv* env = rt_.env(options.global_thread_pool, options.intra_op_threads, options.inter_op_threads);
   std::vector<std::pair<std::string, std::string>> skipped;  // provider, why
   const std::vector<std::string> candidates = provider_candidates(options, skipped);
@@ -169,7 +171,8 @@ void OrtBackend::open_session(const std::string& path, const void* bytes, size_t
     for (const auto& [provider, reason] : skipped) why += "; " + provider + " was skipped: " + reason;
     throw Error(ErrorCode::BackendUnavailable,
                 "option output_device=cuda: the CUDA provider is not in use, so outputs cannot be allocated in "
-                "GPU memory (juno-bridge never hands host memory where GPU memory was asked for)" + why);
+                "GPU memory (juno-bridge never hands host memory where GPU memory was asked for)" +
+                    why);
   }
   output_on_device_ = options.output_device == "cuda";
   if (options.cuda_graph && devices_.empty())

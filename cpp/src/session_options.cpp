@@ -73,13 +73,11 @@ void SessionOptions::set(const std::string& key, const std::string& value) {
     if (value != "auto" && value != "native" && value != "pool")
       throw Error(ErrorCode::InvalidArgument, "option 'async_runs' must be auto, native or pool, got '" + value + "'");
     async_runs = value;
-  }
-  else if (key == "output_device") {
+  } else if (key == "output_device") {
     if (value != "cpu" && value != "cuda")
       throw Error(ErrorCode::InvalidArgument, "option 'output_device' must be cpu or cuda, got '" + value + "'");
     output_device = value;
-  }
-  else if (key == "providers") providers = parse_providers(value);
+  } else if (key == "providers") providers = parse_providers(value);
   else if (key.empty()) {
     throw Error(ErrorCode::InvalidArgument, "option key must not be empty");
   } else {

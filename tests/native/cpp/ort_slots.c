@@ -650,7 +650,8 @@ static void check_io_binding(OrtSession* session, const OrtMemoryInfo* cpu, cons
             "m lies in host memory (%s:%d), not where it was bound", name ? name : "NULL", id);
     api.GetTensorMemoryInfo(bound[0], &where);
     api.MemoryInfoGetName(where, &name);
-    check(IDX_MemoryInfoGetName, name && strcmp(name, "Cpu") == 0, "y's memory is named Cpu (%s)", name ? name : "NULL");
+    check(IDX_MemoryInfoGetName, name && strcmp(name, "Cpu") == 0, "y's memory is named Cpu (%s)",
+          name ? name : "NULL");
   }
   for (i = 0; i < count; ++i) api.ReleaseValue(bound[i]);
   if (bound) api.AllocatorFree(allocator, bound);
