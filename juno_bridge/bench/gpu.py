@@ -4,11 +4,13 @@ every way a caller can feed it, side by side:
     (a) onnxruntime InferenceSession.run, CUDA provider, host numpy arrays
     (b) onnxruntime io_binding, inputs and outputs resident on the GPU
     (b') the same with enable_cuda_graph
+    (b'') onnxruntime io_binding, input resident, outputs allocated by onnxruntime on the GPU each run
     (c) juno-bridge Session.run(out=), host numpy arrays
     (c') juno-bridge Session.run(out=), pinned host tensors (torch pin_memory)
     (c'') juno-bridge Session.run(out=), arrays from Session.empty (pinned by the session, filled in place)
     (d) juno-bridge Session.bind(...).run(), torch CUDA tensors resident
     (d') the same with cuda_graph=True
+    (e) juno-bridge Session.run(), torch CUDA tensor in, output_device="cuda": outputs allocated on the GPU
     (t) the torch module on the GPU, tensors resident
     (m) juno-bridge host arrays from 4 threads on one session: time per call (throughput)
 
@@ -101,6 +103,10 @@ def _contestants(ort, torch, ort_session, session, module, path, x, host_out) ->
         return binding, (pmt, outs)  # the values live as long as the binding is used
 
     binding, keep = resident_binding(ort_session)
+    allocating = ort_session.io_binding()  # (b''): the outputs onnxruntime allocates on the GPU, each run
+    allocating.bind_ortvalue_input("pmt", keep[0])
+    for k in OUTPUTS:
+        allocating.bind_output(k, "cuda")
     graph_binding, keep_graph = resident_binding(ort_graph)
     pinned_in = torch.from_numpy(x).pin_memory()
     pinned_out = {k: torch.empty((batch, *s)).pin_memory() for k, s in OUTPUTS.items()}
@@ -114,6 +120,9 @@ def _contestants(ort, torch, ort_session, session, module, path, x, host_out) ->
                          cuda_graph=True, shared=False)
     graph_out = {k: torch.empty((batch, *s), device="cuda") for k, s in OUTPUTS.items()}
     graph_bound = graphed.bind({"pmt": device_in}, out=graph_out)
+    on_device = jb.Session(path, providers=("cuda", "cpu"), require_providers=True, intra_op_threads=1,
+                           output_device="cuda")
+    device_feed = {"pmt": device_in}
 
     def torch_resident():
         with torch.inference_mode():
@@ -133,6 +142,8 @@ def _contestants(ort, torch, ort_session, session, module, path, x, host_out) ->
             lambda k, w: time_calls(lambda: ort_session.run_with_iobinding(binding), k, w),
         "(b') onnxruntime io_binding, resident, enable_cuda_graph":
             lambda k, w: time_calls(lambda: ort_graph.run_with_iobinding(graph_binding), k, w),
+        "(b'') onnxruntime io_binding, input resident, outputs allocated on the GPU":
+            lambda k, w: time_calls(lambda: ort_session.run_with_iobinding(allocating), k, w),
         "(c) juno-bridge Session.run(out=), host arrays":
             lambda k, w: time_calls(lambda: session.run(feed, out=host_out), k, w),
         "(c') juno-bridge Session.run(out=), pinned tensors":
@@ -143,6 +154,8 @@ def _contestants(ort, torch, ort_session, session, module, path, x, host_out) ->
             lambda k, w: time_calls(device_run(bound.run), k, w),
         "(d') juno-bridge bind().run(), resident, cuda_graph=True":
             lambda k, w: time_calls(device_run(graph_bound.run), k, w),
+        "(e) juno-bridge Session.run(), CUDA tensor in, output_device='cuda'":
+            lambda k, w: time_calls(device_run(lambda: on_device.run(device_feed)), k, w),
         "(t) torch module on the GPU, resident":
             lambda k, w: time_calls(torch_resident, k, w),
         "(m) juno-bridge host arrays, 4 threads on one session (per call)":
@@ -184,6 +197,10 @@ def group_targets(rows: list[Row]) -> list[Target]:
         if b and d:
             targets.append((f"B={batch}: (d)/(b), juno-bridge resident vs onnxruntime io_binding",
                             d.median_us / b.median_us, 1.1, False))
+        allocating, on_device = row(batch, "(b'')"), row(batch, "(e)")
+        if allocating and on_device:
+            targets.append((f"B={batch}: (e)/(b''), juno-bridge GPU outputs vs onnxruntime io_binding allocating",
+                            on_device.median_us / allocating.median_us, 1.1, False))
     graph = row(1, "(d')")
     if graph:
         targets.append(("B=1: (d') juno-bridge with cuda_graph, us per call", graph.median_us, 400.0, False))

@@ -23,7 +23,8 @@ def test_the_targets_are_per_event_and_side_by_side_ratios():
         return Row("gpu", "net", batch, label + " method", "python", us, us)
 
     rows = [row(1024, "(a)", 24000.0), row(1024, "(c)", 4096.0), row(1024, "(c'')", 3072.0), row(1024, "(b)", 2000.0),
-            row(1024, "(d)", 2100.0), row(1, "(b)", 1500.0), row(1, "(d)", 1800.0), row(1, "(d')", 300.0)]
+            row(1024, "(d)", 2100.0), row(1, "(b)", 1500.0), row(1, "(d)", 1800.0), row(1, "(d')", 300.0),
+            row(1024, "(b'')", 2500.0), row(1024, "(e)", 2600.0)]
     targets = group_targets(rows)
 
     def target(prefix):
@@ -36,4 +37,5 @@ def test_the_targets_are_per_event_and_side_by_side_ratios():
     assert target("B=1024: (d)/(b)") == (2100 / 2000, 1.1, False)
     assert target("B=1: (d)/(b)") == (1.2, 1.1, False)
     assert target("B=1: (d') juno-bridge with cuda_graph") == (300.0, 400.0, False)
-    assert len(targets) == 6  # B=64 has no rows here: no target
+    assert target("B=1024: (e)/(b'')") == (2600 / 2500, 1.1, False)  # GPU outputs vs io_binding allocating
+    assert len(targets) == 7  # B=64 has no rows here, nor B=1 (e): no target
