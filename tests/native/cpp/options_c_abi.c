@@ -35,6 +35,13 @@ int main(int argc, char** argv) {
         "another backend's option is refused by the one that opens the model");
   check(open_with(argv[1], "config.session.intra_op.allow_spinning", "0") == JB_OK,
         "config.<key> reaches ONNX Runtime as a session config entry");
+  check(open_with(argv[1], "output_device", "gpu") == JB_ERROR_INVALID_ARGUMENT &&
+            strstr(jb_last_error_message(), "option 'output_device' must be cpu or cuda, got 'gpu'"),
+        "output_device takes cpu or cuda");
+  check(open_with(argv[1], "output_device", "cuda") == JB_ERROR_INVALID_ARGUMENT &&
+            strstr(jb_last_error_message(), "output_device=cuda needs ONNX Runtime's CUDA provider"),
+        "output_device=cuda on a session of the CPU provider is refused, never given host memory");
+  check(open_with(argv[1], "output_device", "cpu") == JB_OK, "output_device=cpu is the default, said out loud");
 
   size_t n = jb_backend_count();
   check(n >= 5, "the registry lists the backends");
