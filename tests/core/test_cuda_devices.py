@@ -1,8 +1,9 @@
 """CUDA memory in place, on a session that computes on the GPU (ONNX Runtime's CUDA provider): torch CUDA
 tensors as inputs and out= buffers, read and written where they lie, agreeing with the CPU; pinned host
-tensors and Session.empty's pinned memory too. These need a GPU, onnxruntime-gpu (1.31.1) and torch built
-for CUDA, and skip without them (tests/core/test_dlpack_objects.py and test_session_empty.py test the same
-paths as far as a CPU goes, on every machine). On a GPU machine with those installed in .venv:
+tensors and Session.empty's pinned memory too; outputs allocated on the GPU (output_device="cuda"). These
+need a GPU, onnxruntime-gpu (1.31.1) and torch built for CUDA, and skip without them (on every machine,
+tests/core/test_dlpack_objects.py and test_session_empty.py test the same paths as far as a CPU goes, and
+test_runtime_memory.py the DLPack export of outputs). On a GPU machine with those installed in .venv:
 
     cd tests && ../.venv/bin/pytest -q core/test_cuda_devices.py
 """
