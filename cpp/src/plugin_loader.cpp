@@ -2,7 +2,9 @@
 // views it reads, plugin_views.hpp); finding and starting a plugin is plugin_table.cpp.
 #include "plugin_loader.hpp"
 
+#include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <cstdlib>
 #include <optional>
 
@@ -21,7 +23,8 @@ std::vector<std::pair<std::string, std::string>> shared_options(const SessionOpt
           {"inter_op_threads", std::to_string(o.inter_op_threads)},
           {"optimization", o.optimization},
           {"log_level", o.log_level},
-          {"execution_mode", o.execution_mode}};
+          {"execution_mode", o.execution_mode},
+          {"output_device", o.output_device}};
 }
 
 TensorInfo to_info(const jb_tensor_info& c) {
@@ -47,9 +50,9 @@ class PluginBackend final : public Backend {
     if (options.cuda_graph)
       throw Error(ErrorCode::InvalidArgument, "option 'cuda_graph' is for ONNX Runtime's CUDA provider; the " + name_ +
                                                   " backend does not take it");
-    if (options.output_device != "cpu")
-      throw Error(ErrorCode::InvalidArgument, "option 'output_device' " + options.output_device +
-                                                  " is for ONNX Runtime's CUDA provider; the " + name_ +
+    output_on_device_ = options.output_device == "cuda";
+    if (output_on_device_ && !declares(table, "output_device"))
+      throw Error(ErrorCode::InvalidArgument, "option 'output_device' cuda: the " + name_ +
                                                   " backend allocates its outputs in host memory (pass out= "
                                                   "buffers on the GPU it names instead)");
     const auto pairs = table.declares_options ? declared_options(options) : legacy_options(options);
@@ -67,6 +70,11 @@ class PluginBackend final : public Backend {
       async_native_ = options.async_runs != "pool" && api_->async_native && api_->run_async &&
                       api_->async_native(handle_) == 1;
       if (!legacy_views_ && api_->devices) ask_devices();
+      if (output_on_device_ && devices_.empty())
+        throw Error(ErrorCode::InvalidArgument, "option 'output_device' cuda: the " + name_ +
+                                                    " backend runs this model on no GPU, so its outputs lie in host "
+                                                    "memory (juno-bridge never hands host memory where GPU memory "
+                                                    "was asked for)");
     } catch (...) {
       api_->close(handle_);
       throw;
@@ -141,16 +149,18 @@ class PluginBackend final : public Backend {
     PluginViews in(legacy_views_, inputs, num_inputs), out(legacy_views_, outputs, num_outputs);
     jb_status status = api_->run(handle_, in.get(), num_inputs, output_index, out.get(), handles, num_outputs);
     out.copy_back();
+    const std::string misplaced = status == JB_OK ? misplaced_output(outputs, output_index, handles, num_outputs) : "";
     // Whatever happened, every allocated output gets an owner, so nothing leaks.
     for (size_t i = 0; i < num_outputs; ++i) {
       if (handles[i].release == nullptr) continue;
       std::shared_ptr<void> holder(handles[i].holder, handles[i].release);
-      if (status == JB_OK && owned) {
+      if (status == JB_OK && misplaced.empty() && owned) {
         owned[i].view = outputs[i];
         owned[i].holder = std::move(holder);
       }
     }
     if (status != JB_OK) throw_plugin_error(status, name_);
+    if (!misplaced.empty()) throw Error(ErrorCode::Runtime, misplaced);
   }
 
   bool async_native() const override { return async_native_; }
@@ -165,6 +175,7 @@ class PluginBackend final : public Backend {
     run->owned = owned;
     run->done = std::move(done);
     run->backend = name_;
+    run->self = this;
     run->in.emplace(legacy_views_, run->inputs.data(), num_inputs);
     PluginViews::allocated_on_host(run->outputs.data(), num_outputs);
     run->out.emplace(legacy_views_, run->outputs.data(), num_outputs);
@@ -188,18 +199,23 @@ class PluginBackend final : public Backend {
     Tensor* owned = nullptr;
     Done done;
     std::string backend;
+    const PluginBackend* self = nullptr;  // alive until `done` (the core holds the backend for the run)
 
-    // As run does: every allocated output gets an owner; the caller's Tensor when the run succeeded.
-    void adopt_outputs(bool succeeded) {
+    // As run does: every allocated output gets an owner; the caller's Tensor when the run succeeded and
+    // each lies where it may. Returns why one does not, or "".
+    std::string adopt_outputs(bool succeeded) {
       out->copy_back();
+      const std::string misplaced =
+          succeeded ? self->misplaced_output(outputs.data(), index.data(), handles.data(), handles.size()) : "";
       for (size_t i = 0; i < handles.size(); ++i) {
         if (handles[i].release == nullptr) continue;
         std::shared_ptr<void> holder(handles[i].holder, handles[i].release);
-        if (succeeded && owned) {
+        if (succeeded && misplaced.empty() && owned) {
           owned[i].view = outputs[i];
           owned[i].holder = std::move(holder);
         }
       }
+      return misplaced;
     }
   };
 
@@ -207,7 +223,8 @@ class PluginBackend final : public Backend {
     std::unique_ptr<AsyncRun> run(static_cast<AsyncRun*>(user_data));
     std::exception_ptr error;
     try {
-      run->adopt_outputs(status == JB_OK);
+      const std::string misplaced = run->adopt_outputs(status == JB_OK);
+      if (status == JB_OK && !misplaced.empty()) throw Error(ErrorCode::Runtime, misplaced);
       if (status != JB_OK)
         throw Error(static_cast<ErrorCode>(status),
                     message && *message ? message : run->backend + " backend failed without a message", backend_code);
@@ -250,8 +267,33 @@ class PluginBackend final : public Backend {
   // An ABI 2 plugin declares nothing and skips by name what it does not take.
   static std::vector<std::pair<std::string, std::string>> legacy_options(const SessionOptions& options) {
     auto pairs = shared_options(options);
+    pairs.erase(std::remove_if(pairs.begin(), pairs.end(), [](const auto& kv) { return kv.first == "output_device"; }),
+                pairs.end());  // newer than ABI 2 (such a plugin cannot allocate on a GPU: refused at open)
     pairs.insert(pairs.end(), options.config.begin(), options.config.end());
     return pairs;
+  }
+
+  static bool declares(const PluginTable& table, const char* option) {
+    for (const char* const* n = table.declares_options ? table.api.options : nullptr; n && *n; ++n)
+      if (std::strcmp(*n, option) == 0) return true;
+    return false;
+  }
+
+  // An output the plugin allocated lies in host memory, or with output_device=cuda on a GPU the plugin
+  // names: why the first that does not, or "". (The caller would read it as what it says it is.)
+  std::string misplaced_output(const TensorView* outputs, const int32_t* index, const jb_plugin_owned* handles,
+                               size_t n) const {
+    for (size_t i = 0; i < n; ++i) {
+      if (handles[i].release == nullptr) continue;
+      const Device& d = outputs[i].device;
+      if (d.host() || (output_on_device_ && std::find(devices_.begin(), devices_.end(), d) != devices_.end()))
+        continue;
+      std::string may = "host memory";
+      for (const Device& g : devices_) may += output_on_device_ ? " or " + g.name() + " memory" : "";
+      return "plugin '" + name_ + "' allocated output '" + outputs_[index[i]].name + "' in " + d.name() +
+             " memory; expected " + may + (output_on_device_ ? "" : " (GPU outputs need option output_device=cuda)");
+    }
+    return "";
   }
 
   // The GPUs the plugin takes memory of (plugin.h `devices`); a kind other than CUDA is not one.
@@ -282,6 +324,7 @@ class PluginBackend final : public Backend {
   bool async_native_ = false;  // the plugin's run_async serves this model (plugin.h)
   bool legacy_views_;          // ABI 2 or 3: views without their device (plugin_views.hpp)
   std::vector<Device> devices_;  // the GPUs it takes memory of (plugin.h `devices`)
+  bool output_on_device_ = false;  // output_device=cuda: it may allocate outputs on those GPUs
 };
 
 }  // namespace

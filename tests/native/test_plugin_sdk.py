@@ -3,10 +3,12 @@ against the installed headers only: the one exception translator, the one dtype 
 is given exactly the options it declares, while tables of ABI 2 and 3 still load and run (handed views laid
 out as they were built with)."""
 import gc
+import importlib.util
 import logging
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -181,3 +183,62 @@ def test_a_dlpack_consumer_keeps_the_plugins_memory_until_it_lets_it_go(echo_plu
             assert [r.getMessage() for r in caplog.records] == ["released 20 bytes"]
     finally:
         jb.set_log_level(level)
+
+
+def test_a_plugin_allocating_outputs_on_its_gpu_hands_them_back_as_device_memory(echo_plugins, monkeypatch,
+                                                                                 caplog):
+    """optechodev with output_device=cuda allocates y in host memory it labels cuda:0 (cuda:3 with
+    colour=astray): the core takes it as GPU memory of a GPU the plugin names, and Python hands it back as
+    device memory that is never read on the host. torch and CuPy are hidden, as on a machine with neither:
+    the output is then the RuntimeMemory itself."""
+    monkeypatch.setenv("JUNO_BRIDGE_PLUGIN_PATH", str(echo_plugins))
+    monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    x = OnDevice(np.arange(4, dtype=np.float32), 2, 0)
+    level = jb.get_log_level()
+    jb.set_log_level("info")
+
+    def released():
+        return [r.getMessage() for r in caplog.records if "released" in r.getMessage()]
+
+    try:
+        with caplog.at_level(logging.INFO, logger="juno_bridge.echo"):
+            with jb.Session("anything", backend="optechodev", output_device="cuda") as s:
+                assert received(s)["output_device"] == "cuda"
+                y = s.run({"x": x})["y"]
+                assert isinstance(y, jb.RuntimeMemory)
+                assert (y.device, y.shape, y.dtype, y.__dlpack_device__()) == ("cuda:0", (4,), np.float32, (2, 0))
+                with pytest.raises(BufferError, match="the memory is on cuda:0, not on cpu:0"):
+                    y.__dlpack__(dl_device=(1, 0))
+                assert released() == []
+                del y
+                gc.collect()
+                assert released() == ["released 16 bytes"]
+                z = s.run_async({"x": x}).result(timeout=60)["y"]
+                assert isinstance(z, jb.RuntimeMemory) and z.device == "cuda:0"
+                del z
+            with jb.Session("anything", backend="optechodev", output_device="cuda", config={"colour": "astray"}) as s:
+                with pytest.raises(jb.RunError, match="plugin 'optechodev' allocated output 'y' in cuda:3 memory; "
+                                                      "expected host memory or cuda:0 memory"):
+                    s.run({"x": x})
+                with pytest.raises(jb.RunError, match="allocated output 'y' in cuda:3 memory"):
+                    s.run_async({"x": x}).result(timeout=60)
+            gc.collect()
+            assert released() == ["released 16 bytes"] * 4  # the refused ones too: nothing leaks
+    finally:
+        jb.set_log_level(level)
+    with pytest.raises(jb.InvalidArgumentError, match="option 'output_device' cuda: the optecho backend allocates "
+                                                      "its outputs in host memory"):
+        jb.Session("anything", backend="optecho", output_device="cuda")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
+def test_an_output_torch_cannot_take_comes_back_as_runtime_memory(echo_plugins, monkeypatch):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("torch computes on a GPU here: it would take the labelled host memory as GPU memory")
+    monkeypatch.setenv("JUNO_BRIDGE_PLUGIN_PATH", str(echo_plugins))
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    with jb.Session("anything", backend="optechodev", output_device="cuda") as s:
+        y = s.run({"x": OnDevice(np.arange(4, dtype=np.float32), 2, 0)})["y"]
+    assert isinstance(y, jb.RuntimeMemory) and y.device == "cuda:0"  # a CPU-only torch refused it

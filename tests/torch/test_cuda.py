@@ -76,3 +76,17 @@ def test_session_empty_of_a_gpu_model_is_torchs_pinned_memory(cuda_package):
         np.testing.assert_allclose(s.run({"x": staged})["y"], expected, rtol=1e-4, atol=1e-5)
         assert s._stats()["input_addresses"] == [staged.ctypes.data]  # the plugin read it where it lies
     staged[...] = 0.0  # outlives the session
+
+
+@pytest.mark.parametrize("model", ["package", "torchscript"])
+def test_output_device_cuda_leaves_the_outputs_on_the_gpu_as_torch_tensors(cuda_package, model):
+    x = np.random.default_rng(3).standard_normal((5, 8)).astype(np.float32)
+    with torch.no_grad():
+        expected = tm.TINY(torch.from_numpy(x)).numpy()
+    path, config = (cuda_package, None) if model == "package" else (tm.tiny(".pt"), {"device": "cuda"})
+    with jb.Session(path, config=config, output_device="cuda") as s:
+        y = s.run({"x": x})["y"]
+        assert isinstance(y, torch.Tensor) and y.device == torch.device("cuda", 0)
+        np.testing.assert_allclose(y.cpu().numpy(), expected, rtol=1e-4, atol=1e-5)
+        z = s.run({"x": torch.from_numpy(x).to("cuda")})["y"]  # device in, device out: no host copy
+        np.testing.assert_allclose(z.cpu().numpy(), expected, rtol=1e-4, atol=1e-5)

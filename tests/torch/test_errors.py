@@ -158,6 +158,17 @@ def test_option_device_moves_a_module_where_asked_and_says_why_it_cannot():
         jb.Session(tm.tiny(".pt2"), config={"device": "cuda:1"})
 
 
+@pytest.mark.parametrize("suffix", [".pt2", ".pt"])
+def test_output_device_cuda_for_a_model_on_the_cpu_is_refused_never_given_host_memory(suffix):
+    with pytest.raises(jb.InvalidArgumentError, match=r"option output_device=cuda: .* runs on the CPU, so its "
+                                                      r"outputs lie in host memory \(a .pt: option device='cuda'; "
+                                                      r"a .pt2: export it for CUDA\)"):
+        jb.Session(tm.tiny(suffix), output_device="cuda")
+    x = np.ones((2, 8), np.float32)
+    with jb.Session(tm.tiny(suffix), output_device="cpu") as s:  # the default, said out loud
+        assert isinstance(s.run({"x": x})["y"], np.ndarray)
+
+
 def test_malformed_signature_is_a_model_load_error(tmp_path):
     bad = {tm.SIGNATURE_KEY: "juno_bridge.signature 1\ninput x f33 4"}
     path = tm.rewrite_package_metadata(tm.tiny(".pt2"), tmp_path / "bad_sig.pt2", lambda md: md.update(bad))

@@ -113,8 +113,10 @@ class Model : public plugin::ModelBase<Info> {
  public:
   // `device`: where a TorchScript module runs (option device; "" the CPU); a package runs where it was
   // compiled for, and may only be asked for that.
-  Model(const std::string& path, const void* bytes, size_t size, int num_runners, const std::string& device)
-      : path_(path) {
+  // `outputs_on_device`: option output_device=cuda, the outputs it allocates stay on the model's GPU.
+  Model(const std::string& path, const void* bytes, size_t size, int num_runners, const std::string& device,
+        bool outputs_on_device)
+      : path_(path), outputs_on_device_(outputs_on_device) {
     if (bytes == nullptr && !std::ifstream(path).good())
       throw Error(JB_ERROR_MODEL_LOAD, "cannot open model '" + path + "': no such file or not readable");
     std::string signature_text;
@@ -129,6 +131,10 @@ class Model : public plugin::ModelBase<Info> {
       signature_text = open_torchscript(bytes, size);
       if (!device.empty()) move_module(device);
     }
+    if (outputs_on_device_ && !device_.is_cuda())
+      throw Error(JB_ERROR_INVALID_ARGUMENT, "option output_device=cuda: '" + path_ +
+                                                 "' runs on the CPU, so its outputs lie in host memory (a .pt: "
+                                                 "option device='cuda'; a .pt2: export it for CUDA)");
     describe(signature_text);
     seal();
   }
@@ -138,13 +144,15 @@ class Model : public plugin::ModelBase<Info> {
     int intra = 0;
     int runners = static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
     std::string device;
+    bool outputs_on_device = false;  // the core checked the value: cpu or cuda
     for (const auto& [key, value] : options.pairs()) {
       if (key == "intra_op_threads") intra = plugin::parse_count("torch", key, value, 0);
       else if (key == "num_runners") runners = std::max(1, plugin::parse_count("torch", key, value, runners));
       else if (key == "device") device = parse_device(value);
+      else if (key == "output_device") outputs_on_device = value == "cuda";
     }
     if (intra > 0) at::set_num_threads(intra);
-    return without_backtrace(JB_ERROR_MODEL_LOAD, [&] { return new Model(path, bytes, size, runners, device); });
+    return without_backtrace(JB_ERROR_MODEL_LOAD, [&] { return new Model(path, bytes, size, runners, device, outputs_on_device); });
   }
 
   void run(const jb_tensor_view* in, const int32_t* output_index, jb_tensor_view* out, jb_plugin_owned* owned,
@@ -196,10 +204,10 @@ class Model : public plugin::ModelBase<Info> {
     if (results.size() != outputs_.size())
       throw Error(JB_ERROR_RUNTIME, "the model returned " + std::to_string(results.size()) + " tensor(s), its " +
                                           "signature declares " + std::to_string(outputs_.size()));
-    bool into_gpu = false;  // a copy into the caller's GPU memory, which is asynchronous
+    bool into_gpu = false;  // a copy into GPU memory, or an output left there: complete before run returns
     for (size_t i = 0; i < num_outputs; ++i) {
-      into_gpu = into_gpu || (out[i].data != nullptr && out[i].device == JB_DEVICE_CUDA);
       deliver(results[output_index[i]], output_index[i], in, num_inputs, out[i], owned[i]);
+      into_gpu = into_gpu || out[i].device == JB_DEVICE_CUDA;
     }
     if (into_gpu) torch::cuda::synchronize(device_.index());
   }
@@ -563,7 +571,8 @@ class Model : public plugin::ModelBase<Info> {
       at::from_blob(out.data, result.sizes(), result.options().device(where(out))).copy_(result);
       return;
     }
-    at::Tensor kept = result.to(at::kCPU).contiguous();  // a CUDA package's output comes back to the host
+    // A CUDA model's output comes back to the host, unless output_device=cuda keeps it on its GPU.
+    at::Tensor kept = (outputs_on_device_ ? result : result.to(at::kCPU)).contiguous();
     // An output that is a view of an input would hand the caller's own memory back as "owned".
     const char* p = static_cast<const char*>(kept.const_data_ptr());
     for (size_t j = 0; j < num_inputs; ++j) {
@@ -573,8 +582,8 @@ class Model : public plugin::ModelBase<Info> {
     }
     auto* holder = new at::Tensor(std::move(kept));
     out.data = holder->data_ptr();
-    out.device = JB_DEVICE_CPU;
-    out.device_id = 0;
+    out.device = holder->is_cuda() ? JB_DEVICE_CUDA : JB_DEVICE_CPU;
+    out.device_id = holder->is_cuda() ? holder->device().index() : 0;
     out.dtype = dtype;
     out.rank = static_cast<int32_t>(holder->dim());
     for (int32_t d = 0; d < out.rank; ++d) out.shape[d] = holder->size(d);
@@ -584,6 +593,7 @@ class Model : public plugin::ModelBase<Info> {
 
   std::string path_;
   at::Device device_ = at::kCPU;  // where the model runs: the CPU, or a CUDA package's GPU
+  bool outputs_on_device_ = false;  // option output_device=cuda
   std::unique_ptr<torch::inductor::AOTIModelPackageLoader> package_;
   std::optional<torch::jit::Module> module_;
   std::vector<std::string> script_input_names_;
@@ -591,7 +601,7 @@ class Model : public plugin::ModelBase<Info> {
   Signature signature_;
 };
 
-constexpr const char* kOptions[] = {"intra_op_threads", "num_runners", "device", nullptr};
+constexpr const char* kOptions[] = {"intra_op_threads", "num_runners", "device", "output_device", nullptr};
 const jb_plugin_api kApi = plugin::Table<Model>::api("torch", kOptions);
 
 }  // namespace

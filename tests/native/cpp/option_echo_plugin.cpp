@@ -11,7 +11,10 @@
 //                                        out as before they carried a device (it reads the first one
 //                                        only, whose fields lie where they did).
 //   -DECHO_DEVICES                       names cuda:0 among its devices and runs on views of cuda:0 only
-//                                        (host memory the tests relabel: it reads them like any other).
+//                                        (host memory the tests relabel: it reads them like any other);
+//                                        declares output_device: with cuda it allocates y in host memory
+//                                        labelled cuda:0 (cuda:3 with colour=astray), logging "echo: released
+//                                        N bytes" when the core lets it go.
 //   -DECHO_PINNED                        hands Session::empty host memory of its own, labelled pinned,
 //                                        and logs "echo: released N bytes" when the core lets it go.
 // A negative x[0] is an input error, from run and from run_async alike.
@@ -19,6 +22,7 @@
 #include <cstdlib>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "juno_bridge/plugin_sdk.hpp"
@@ -41,7 +45,11 @@ class Echo {
  public:
   static Echo* open(const std::string&, const void*, size_t, const plugin::Options& options) {
     auto* e = new Echo;
-    for (const auto& [k, v] : options.pairs()) e->received_ += (e->received_.empty() ? "" : ";") + k + "=" + v;
+    for (const auto& [k, v] : options.pairs()) {
+      e->received_ += (e->received_.empty() ? "" : ";") + k + "=" + v;
+      e->allocates_on_ = k == "output_device" && v == "cuda" ? 0 : e->allocates_on_;
+      e->astray_ = e->astray_ || (k == "colour" && v == "astray");
+    }
     e->keys_ = {"producer_name", "custom.options"};
     e->values_ = {"option_echo_plugin", e->received_.c_str()};
     return e;
@@ -51,10 +59,12 @@ class Echo {
   const std::vector<const char*>& metadata_keys() const { return keys_; }
   const std::vector<const char*>& metadata_values() const { return values_; }
   void stats(uint64_t* wrapped, const void**, size_t) const { *wrapped = 0; }
-  void run(const jb_tensor_view* in, const int32_t*, jb_tensor_view* out, jb_plugin_owned*, size_t num_outputs) {
+  void run(const jb_tensor_view* in, const int32_t*, jb_tensor_view* out, jb_plugin_owned* owned, size_t num_outputs) {
+    const bool allocated = num_outputs == 1 && out[0].data == nullptr && allocates_on_ >= 0;
+    if (allocated) allocate(in[0], out[0], owned[0]);
     if (num_outputs != 1 || out[0].data == nullptr) throw Error(JB_ERROR_INVALID_ARGUMENT, "echo: give y a buffer");
 #ifdef ECHO_DEVICES
-    for (const jb_tensor_view* v : {in, static_cast<const jb_tensor_view*>(out)})
+    for (const jb_tensor_view* v : {in, allocated ? in : static_cast<const jb_tensor_view*>(out)})
       if (v->device != JB_DEVICE_CUDA || v->device_id != 0)
         throw Error(JB_ERROR_INPUT, "echo: expected a view of cuda:0, got device " + std::to_string(v->device) + ":" +
                                         std::to_string(v->device_id));
@@ -101,6 +111,22 @@ class Echo {
 #endif
 
  private:
+  // y in host memory of its own, labelled as output_device=cuda asked (the tests never read it as GPU memory).
+  void allocate(const jb_tensor_view& x, jb_tensor_view& y, jb_plugin_owned& owned) const {
+    const size_t nbytes = static_cast<size_t>(x.shape[0]) * sizeof(float);
+    y = x;
+    y.data = std::calloc(1, nbytes + 1);
+    y.device = JB_DEVICE_CUDA;
+    y.device_id = astray_ ? 3 : allocates_on_;
+    owned.holder = new std::pair<void*, size_t>(y.data, nbytes);
+    owned.release = [](void* h) {
+      auto* block = static_cast<std::pair<void*, size_t>*>(h);
+      plugin::log(JB_LOG_INFO, "echo", "released " + std::to_string(block->second) + " bytes");
+      std::free(block->first);
+      delete block;
+    };
+  }
+
   static void twice(const jb_tensor_view* in, jb_tensor_view* out) {
     const auto* x = static_cast<const float*>(in[0].data);
     auto* y = static_cast<float*>(out[0].data);
@@ -110,10 +136,16 @@ class Echo {
 
   std::vector<Info> inputs_{{"x"}}, outputs_{{"y"}};
   std::string received_;
+  int allocates_on_ = -1;  // output_device=cuda: the GPU it says y lies on
+  bool astray_ = false;    // colour=astray: a GPU it does not name
   std::vector<const char*> keys_, values_;
 };
 
+#ifdef ECHO_DEVICES
+constexpr const char* kOptions[] = {"intra_op_threads", "colour", "output_device", nullptr};
+#else
 constexpr const char* kOptions[] = {"intra_op_threads", "colour", nullptr};
+#endif
 
 jb_plugin_api make_api() {
   jb_plugin_api api = plugin::Table<Echo>::api(JB_STR(ECHO_NAME), kOptions);
