@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 
 #include "juno_bridge/plugin.h"
@@ -286,8 +286,7 @@ class PluginBackend final : public Backend {
     for (size_t i = 0; i < n; ++i) {
       if (handles[i].release == nullptr) continue;
       const Device& d = outputs[i].device;
-      if (d.host() || (output_on_device_ && std::find(devices_.begin(), devices_.end(), d) != devices_.end()))
-        continue;
+      if (d.host() || (output_on_device_ && std::find(devices_.begin(), devices_.end(), d) != devices_.end())) continue;
       std::string may = "host memory";
       for (const Device& g : devices_) may += output_on_device_ ? " or " + g.name() + " memory" : "";
       return "plugin '" + name_ + "' allocated output '" + outputs_[index[i]].name + "' in " + d.name() +

@@ -152,7 +152,8 @@ class Model : public plugin::ModelBase<Info> {
       else if (key == "output_device") outputs_on_device = value == "cuda";
     }
     if (intra > 0) at::set_num_threads(intra);
-    return without_backtrace(JB_ERROR_MODEL_LOAD, [&] { return new Model(path, bytes, size, runners, device, outputs_on_device); });
+    return without_backtrace(JB_ERROR_MODEL_LOAD,
+                             [&] { return new Model(path, bytes, size, runners, device, outputs_on_device); });
   }
 
   void run(const jb_tensor_view* in, const int32_t* output_index, jb_tensor_view* out, jb_plugin_owned* owned,
