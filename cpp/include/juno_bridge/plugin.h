@@ -75,7 +75,9 @@ typedef struct jb_plugin_api {
   jb_status (*metadata)(void* handle, size_t* count, const char* const** keys, const char* const** values);
   /* inputs: every input in model order. outputs[i] is output output_index[i]; when its data is NULL
    * the plugin allocates it in host memory (the core hands it with device JB_DEVICE_CPU), fills
-   * outputs[i] and sets owned[i]. Must be thread-safe. */
+   * outputs[i] and sets owned[i]. A plugin that declares the option output_device may, when it is
+   * "cuda", allocate it on a GPU it names (`devices`) and say so in outputs[i].device/device_id; an
+   * output anywhere else is refused (and released). Must be thread-safe. */
   jb_status (*run)(void* handle, const jb_tensor_view* inputs, size_t num_inputs, const int32_t* output_index,
                    jb_tensor_view* outputs, jb_plugin_owned* owned, size_t num_outputs);
 
