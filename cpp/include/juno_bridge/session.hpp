@@ -50,8 +50,9 @@ struct JB_API SessionOptions {
   // Needs the cuda provider among `providers`; where it is skipped the session runs without graphs.
   bool cuda_graph = false;
   // Where the outputs the backend allocates (those given no buffer) lie: "cpu" (host memory, the default)
-  // or "cuda" (ONNX Runtime's CUDA provider allocates them on its GPU; the Tensor's view says cuda:N).
-  // "cuda" needs the CUDA provider in use: a session that cannot use it is refused, never given host memory.
+  // or "cuda" (on the GPU the model runs on; the Tensor's view says cuda:N). "cuda" needs ONNX Runtime's
+  // CUDA provider in use, or a plugin that declares the option (torch) running the model on a GPU: any
+  // other session is refused, never given host memory.
   std::string output_device = "cpu";
   // Backend-specific entries, checked by the backend that opens the model: a plugin's own options
   // ("num_runners", "signature"), refused by name unless the plugin declares them; or ONNX Runtime
