@@ -52,20 +52,23 @@ cdef class Runtime:
     ``close()`` (or leaving a ``with`` block) refuses new Sessions, waits for the runs in flight of the
     runtime's Sessions, closes them and stops the pool.
     """
-    cdef unique_ptr[CRuntime] _runtime
+    cdef shared_ptr[CRuntime] _runtime  # shared with a framework's service where it owns the runtime
     cdef readonly object executor
+    cdef readonly str service  # the SNiPER JunoBridgeSvc whose runtime this is (None: the caller's own)
 
     def __init__(self, async_threads=None, *, executor=None):
         cdef Status status
         cdef int threads
+        cdef unique_ptr[CRuntime] made
         if executor is not None:
             if async_threads is not None:
                 raise InvalidArgumentError("give async_threads or executor, not both")
             if not callable(executor):
                 raise InvalidArgumentError(f"executor must be callable as executor(task), got {executor!r}")
             self.executor = executor
-            if make_runtime_with_executor(_hand_to_executor, <void*>executor, &self._runtime, &status):
+            if make_runtime_with_executor(_hand_to_executor, <void*>executor, &made, &status):
                 raise_status(status)
+            self._runtime.reset(made.release())
             return
         if async_threads is None:
             threads = -1
@@ -74,8 +77,9 @@ cdef class Runtime:
                                        f"number of threads, got {async_threads!r}")
         else:
             threads = async_threads
-        if make_runtime(threads, &self._runtime, &status):
+        if make_runtime(threads, &made, &status):
             raise_status(status)
+        self._runtime.reset(made.release())
 
     cdef CRuntime* _get(self) except NULL:
         if not self._runtime:
@@ -119,14 +123,30 @@ cdef class Runtime:
         self.close()
 
     def __dealloc__(self):
-        cdef unique_ptr[CRuntime] runtime
+        cdef shared_ptr[CRuntime] runtime
         runtime.swap(self._runtime)
         with nogil:
-            runtime.reset()  # closes it: its Sessions' runs finish first
+            runtime.reset()  # the last holder closes it: its Sessions' runs finish first
 
     def __repr__(self):
         if not self._runtime:
             return "Runtime(<uninitialised>)"
         kind = self.executor_kind
         detail = f"{self.async_threads} threads" if kind == "pool" else kind
-        return f"Runtime({detail}{', closed' if self.closed else ''})"
+        of = f", of {self.service}" if self.service is not None else ""
+        return f"Runtime({detail}{of}{', closed' if self.closed else ''})"
+
+
+def _service_runtime(capsule, str service, uintptr_t core):
+    """The jb.Runtime over a SNiPER JunoBridgeSvc's runtime (juno_bridge.sniper.SessionAlg): `capsule` holds a
+    std::shared_ptr to it, made by the SNiPER package, whose juno-bridge core's jb_version lies at `core`.
+    The service closes it at its finalize, whoever holds it."""
+    if core != <uintptr_t>&jb_version:
+        raise InvalidArgumentError(f"the SNiPER package links another juno-bridge core than this Python module "
+                                   f"(two libjuno_bridge are loaded): service {service}'s runtime cannot be used "
+                                   f"from Python")
+    cdef shared_ptr[CRuntime]* held = <shared_ptr[CRuntime]*>PyCapsule_GetPointer(capsule, b"juno_bridge.shared_runtime")
+    cdef Runtime runtime = Runtime.__new__(Runtime)
+    runtime._runtime = held[0]
+    runtime.service = service
+    return runtime

@@ -137,18 +137,30 @@ class SessionAlg(Sniper.PyAlgBase):
     and run per event without a copy: inputs are the store's arrays, outputs store tensors that Python
     creates (C++ algorithms read them). ``inputs`` / ``outputs`` map model tensor names to store keys
     (default: the same names); other keywords go to ``juno_bridge.Session``. The first event (and any
-    change of the inputs' shapes or addresses) runs the model once more to learn the output shapes."""
+    change of the inputs' shapes or addresses) runs the model once more to learn the output shapes.
 
-    def __init__(self, name: str, model: str, inputs: dict | None = None, outputs: dict | None = None, **options):
+    The session opens in the runtime of a ``JunoBridgeSvc``, as a ``JunoBridgeAlg``'s does: the one
+    ``service`` names, else the one its task (or the nearest task above) has, else the process default; so
+    it shares a backend session with the JunoBridgeAlg instances of the same model and options there.
+    ``runtime=`` a ``juno_bridge.Runtime`` of the caller's own overrides that."""
+
+    def __init__(self, name: str, model: str, inputs: dict | None = None, outputs: dict | None = None,
+                 service: str = "", **options):
         super().__init__(name)
         self.model, self.inputs, self.outputs, self.options = model, dict(inputs or {}), dict(outputs or {}), options
+        self.service = service
         self.session = self.store = self._binding = self._bound_to = None
 
     def initialize(self) -> bool:
         import juno_bridge as jb
+        from juno_bridge._core import _service_runtime
 
         try:
-            self.session = jb.Session(self.model, **self.options)
+            options = dict(self.options)
+            if "runtime" not in options:
+                found = _sniper.runtime_of(self, self.service)
+                options["runtime"] = _service_runtime(*found) if found is not None else None
+            self.session = jb.Session(self.model, **options)
             self.store = store(self)
         except (jb.Error, ValueError, TypeError) as err:
             self.LogError(f"{self.objName()} ({self.model}): {err}")

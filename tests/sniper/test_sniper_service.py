@@ -195,3 +195,56 @@ def test_a_json_job_declares_the_shared_service_under_shared_elems(models, event
     assert proc.returncode == 0, output
     assert "runtime with 3 async thread(s)" in output and "in the runtime of JunoBridgeSvc" in output, output
     assert "events processed 12" in output, output
+
+
+def test_a_python_session_alg_opens_its_session_in_the_tasks_service(models, events, dense_events, run_job):
+    """jbs.SessionAlg takes the service as JunoBridgeAlg does: with one JunoBridgeSvc in the task, both
+    algorithms of one model and options share one backend session in it; a SessionAlg naming another
+    service, or given a runtime of the caller's own, does not."""
+    job = run_job(f'''
+        import juno_bridge as jb
+        task = Sniper.Task("task"); task.setEvtMax(-1)
+        task.createSvc("JunoBridgeSvc")
+        reader = task.createAlg("HitsReaderAlg/reader"); reader.property("Files").set([{str(events)!r}])
+        reco = task.createAlg("JunoBridgeAlg/reco"); reco.property("Model").set({models["onnx"]!r})
+        pyreco = jbs.SessionAlg("pyreco", {models["onnx"]!r}, outputs={{"vertex": "py_vertex", "energy": "py_energy"}},
+                                intra_op_threads=1)  # JunoBridgeAlg's Threads: the same options
+        task.addAlg(pyreco)
+        own = jb.Runtime(0)
+        mine = jbs.SessionAlg("mine", {models["onnx"]!r}, outputs={{"vertex": "my_vertex", "energy": "my_energy"}},
+                              intra_op_threads=1, runtime=own)
+        task.addAlg(mine)
+        seen = {{}}
+        class Probe(Sniper.PyAlgBase):
+            def initialize(self): return True
+            def execute(self):
+                seen.update(reco=jbs.session_stats(reco)["backend_id"],
+                            py=pyreco.session._stats()["backend_id"], mine=mine.session._stats()["backend_id"],
+                            runtime=repr(pyreco.session.runtime), count=pyreco.session.runtime.open_backend_count())
+                return True
+            def finalize(self): return True
+        probe = Probe("probe"); task.addAlg(probe)
+        collect = Collector("collect", ["vertex", "py_vertex", "my_vertex"]); task.addAlg(collect)
+        ok = task.run()
+        emit(ok=ok, closed=pyreco.session is None, **seen, **{{k: v.tolist() for k, v in collect.stacked().items()}})
+    ''')
+    assert job.result and job.result["ok"], job
+    r = job.result
+    assert r["py"] == r["reco"] and r["count"] == 1  # one backend session in the service's runtime
+    assert r["mine"] != r["reco"]                    # the caller's own runtime: a session of its own
+    assert r["runtime"].startswith("Runtime(") and "of JunoBridgeSvc" in r["runtime"], r["runtime"]
+    expected = plain_session(models["onnx"], dense_events)
+    for key in ("vertex", "py_vertex", "my_vertex"):
+        np.testing.assert_array_equal(np.asarray(r[key], np.float32), expected["vertex"])
+
+
+def test_a_session_alg_naming_a_service_that_is_not_there_fails_saying_so(models, events, run_job):
+    job = run_job(f'''
+        task = Sniper.Task("task"); task.setEvtMax(-1)
+        reader = task.createAlg("HitsReaderAlg/reader"); reader.property("Files").set([{str(events)!r}])
+        pyreco = jbs.SessionAlg("pyreco", {models["onnx"]!r}, service="nosuch")
+        task.addAlg(pyreco)  # SNiPER holds a plain pointer: keep the object
+        emit(ok=task.run())
+    ''')
+    assert job.result and job.result["ok"] is False, job
+    assert "service='nosuch' names no service of task 'task' or a task above it" in job.output, job

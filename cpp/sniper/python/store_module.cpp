@@ -4,6 +4,8 @@
 #include <boost/python.hpp>
 #include <numpy/arrayobject.h>
 
+#include <juno_bridge/juno_bridge.h>
+#include <juno_bridge/sniper/JunoBridgeSvc.h>
 #include <juno_bridge/sniper/ModelAlg.h>
 #include <juno_bridge/sniper/TensorStore.h>
 
@@ -204,6 +206,31 @@ double time_pydatastore_set(ExecUnit& task, const std::string& block, const std:
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / iterations;
 }
 
+// The runtime of the JunoBridgeSvc a Python algorithm opens its session in (jb::sniper::find_service's
+// rule), for juno_bridge._core to hold: (capsule of a std::shared_ptr<jb::Runtime>, the service's name,
+// the address of jb_version in the core this package links, so Python can tell it is its own core). None
+// when the algorithm's tasks have no JunoBridgeSvc.
+bp::object runtime_of(AlgBase& alg, const std::string& service) {
+  jb::sniper::RuntimeSvc* svc = jb::sniper::find_service(&alg, service);
+  if (svc == nullptr) {
+    if (!service.empty())
+      throw jb::Error(jb::ErrorCode::InvalidArgument, "service='" + service + "' names no service of task '" +
+                                                          alg.getParent()->objName() + "' or a task above it");
+    return bp::object();
+  }
+  std::shared_ptr<jb::Runtime> runtime = svc->shared_runtime();
+  if (!runtime)
+    throw jb::Error(jb::ErrorCode::Runtime, "JunoBridgeSvc '" + svc->objName() + "' is not initialized (or was finalized)");
+  PyObject* capsule = PyCapsule_New(new std::shared_ptr<jb::Runtime>(std::move(runtime)), "juno_bridge.shared_runtime",
+                                    [](PyObject* c) {
+                                      delete static_cast<std::shared_ptr<jb::Runtime>*>(
+                                          PyCapsule_GetPointer(c, "juno_bridge.shared_runtime"));
+                                    });
+  if (capsule == nullptr) bp::throw_error_already_set();
+  return bp::make_tuple(bp::object(bp::handle<>(capsule)), svc->objName(),
+                        reinterpret_cast<uintptr_t>(&jb_version));
+}
+
 void translate(const jb::Error& e) {
   bp::object errors = bp::import("juno_bridge.errors");
   bp::object cls = errors.attr("error_class")(static_cast<int>(e.code()));
@@ -228,5 +255,6 @@ BOOST_PYTHON_MODULE(_sniper) {
   bp::def("store_of", &store_of);
   bp::def("input_addresses", &input_addresses);
   bp::def("session_stats", &session_stats);
+  bp::def("runtime_of", &runtime_of);
   bp::def("time_pydatastore_set", &time_pydatastore_set);
 }

@@ -6,8 +6,6 @@
 #include "python_gil.hpp"
 
 #include <SniperKernel/AlgFactory.h>
-#include <SniperKernel/ExecUnit.h>
-#include <SniperKernel/SniperJSON.h>
 
 #include <algorithm>
 #include <exception>
@@ -44,38 +42,6 @@ void check_mapping(const std::map<std::string, std::string>& mapping, const std:
                                                   "', which the model does not have; its " + kind + "s: " +
                                                   names(infos));
   }
-}
-
-// The JunoBridgeSvc an algorithm opens its session in: the one named `name` in its task or a task above;
-// for an empty name, the one its task (else the nearest task above with any) has, if any. nullptr: none.
-RuntimeSvc* find_service(AlgBase* alg, const std::string& name) {
-  for (ExecUnit* task = alg->getParent(); task != nullptr; task = task->getParent()) {
-    if (!name.empty()) {
-      SvcBase* svc = task->findSvc(name);
-      if (svc == nullptr) continue;
-      if (auto* ours = dynamic_cast<RuntimeSvc*>(svc)) return ours;
-      throw Error(ErrorCode::InvalidArgument, "the property Service names '" + name + "', a " + svc->tag() +
-                                                  " of task '" + task->objName() + "', not a JunoBridgeSvc");
-    }
-    // A task lists its services only in its JSON form: "<type>/<name>", or "[i]:<type>/<name>" when shared.
-    std::vector<RuntimeSvc*> found;
-    std::string names;
-    const SniperJSON json = task->json();
-    const SniperJSON& services = json["services"];
-    for (auto it = services.vec_begin(); it != services.vec_end(); ++it) {
-      const std::string id = (*it)["identifier"].get<std::string>();
-      const std::string svc_name = id.substr(id.rfind('/') + 1);
-      if (auto* ours = dynamic_cast<RuntimeSvc*>(task->findSvc(svc_name))) {
-        found.push_back(ours);
-        names += (names.empty() ? "" : ", ") + svc_name;
-      }
-    }
-    if (found.size() > 1)
-      throw Error(ErrorCode::InvalidArgument, "task '" + task->objName() + "' has " + std::to_string(found.size()) +
-                                                  " JunoBridgeSvc (" + names + "): name one with the property Service");
-    if (found.size() == 1) return found.front();
-  }
-  return nullptr;
 }
 
 const std::string& key_of(const std::map<std::string, std::string>& mapping, const std::string& name) {

@@ -21,6 +21,8 @@
 
 #include <SniperKernel/SvcBase.h>
 
+class AlgBase;
+
 #include <memory>
 #include <mutex>
 #include <string>
@@ -40,12 +42,20 @@ class RuntimeSvc : public SvcBase {
   std::unique_ptr<jb::Session> open(const std::string& model, const jb::SessionOptions& options);
   // The runtime (nullptr before initialize and after finalize).
   jb::Runtime* runtime() const { return runtime_.get(); }
+  // The same, held: for a Python algorithm's jb.Runtime, which may outlive the service's finalize (the
+  // runtime is closed then all the same).
+  std::shared_ptr<jb::Runtime> shared_runtime();
 
  private:
   int m_asyncThreads = 0;
   std::mutex mutex_;  // guards runtime_ against a task's finalize while another task opens
-  std::unique_ptr<jb::Runtime> runtime_;
+  std::shared_ptr<jb::Runtime> runtime_;
 };
+
+// The JunoBridgeSvc an algorithm opens its session in: the one named `name` in its task or a task above;
+// for an empty name, the one its task (else the nearest task above with any) has, if any. nullptr: none.
+// Throws jb::Error when `name` is not a JunoBridgeSvc, or when a task has two and none is named.
+RuntimeSvc* find_service(AlgBase* alg, const std::string& name);
 
 }  // namespace jb::sniper
 
