@@ -220,15 +220,14 @@ bp::object runtime_of(AlgBase& alg, const std::string& service) {
   }
   std::shared_ptr<jb::Runtime> runtime = svc->shared_runtime();
   if (!runtime)
-    throw jb::Error(jb::ErrorCode::Runtime, "JunoBridgeSvc '" + svc->objName() + "' is not initialized (or was finalized)");
-  PyObject* capsule = PyCapsule_New(new std::shared_ptr<jb::Runtime>(std::move(runtime)), "juno_bridge.shared_runtime",
-                                    [](PyObject* c) {
-                                      delete static_cast<std::shared_ptr<jb::Runtime>*>(
-                                          PyCapsule_GetPointer(c, "juno_bridge.shared_runtime"));
-                                    });
+    throw jb::Error(jb::ErrorCode::Runtime,
+                    "JunoBridgeSvc '" + svc->objName() + "' is not initialized (or was finalized)");
+  PyObject* capsule = PyCapsule_New(
+      new std::shared_ptr<jb::Runtime>(std::move(runtime)), "juno_bridge.shared_runtime", [](PyObject* c) {
+        delete static_cast<std::shared_ptr<jb::Runtime>*>(PyCapsule_GetPointer(c, "juno_bridge.shared_runtime"));
+      });
   if (capsule == nullptr) bp::throw_error_already_set();
-  return bp::make_tuple(bp::object(bp::handle<>(capsule)), svc->objName(),
-                        reinterpret_cast<uintptr_t>(&jb_version));
+  return bp::make_tuple(bp::object(bp::handle<>(capsule)), svc->objName(), reinterpret_cast<uintptr_t>(&jb_version));
 }
 
 void translate(const jb::Error& e) {
