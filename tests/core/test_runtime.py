@@ -179,3 +179,20 @@ def test_a_thread_pool_executor_can_be_the_executor(add_f32):
             for feed, future in [(f, session.run_async(f)) for f in feeds]:
                 np.testing.assert_array_equal(future.result(timeout=60)["c"], feed["a"] + feed["b"])
         assert len(names) == 10 and all(n.startswith("framework") for n in names)
+
+
+def test_a_service_runtime_from_another_juno_bridge_core_is_refused_untouched():
+    """juno_bridge.sniper.SessionAlg takes a SNiPER JunoBridgeSvc's runtime (tests/sniper/test_sniper_service.py);
+    when the SNiPER package links another libjuno_bridge than this module, the runtime is refused before its
+    pointer is read (here a capsule over NULL, with another core's address)."""
+    import ctypes
+
+    from juno_bridge._core import _service_runtime
+
+    new = ctypes.pythonapi.PyCapsule_New
+    new.restype, new.argtypes = ctypes.py_object, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+    name = ctypes.create_string_buffer(b"juno_bridge.shared_runtime")
+    capsule = new(ctypes.cast(name, ctypes.c_void_p), name, None)  # any non-NULL pointer: never read
+    with pytest.raises(jb.InvalidArgumentError, match="the SNiPER package links another juno-bridge core than this "
+                                                      "Python module .*service JunoBridgeSvc's runtime cannot be used"):
+        _service_runtime(capsule, "JunoBridgeSvc", 8)
