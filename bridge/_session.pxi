@@ -55,10 +55,11 @@ cdef class Session:
     graph and replays it: the shapes and buffers must stay those of the first run (``bind()``), in CUDA
     memory. ``devices`` says which memory the session takes in place.
 
-    ``output_device="cuda"`` (ONNX Runtime with ``providers=("cuda", "cpu")``): the outputs given no ``out=``
-    buffer are allocated on the GPU and returned there, zero-copy, as torch tensors (torch with CUDA
-    installed), else CuPy arrays, else ``RuntimeMemory`` objects (DLPack: ``cupy.from_dlpack(m)``). A session
-    that cannot use the CUDA provider is refused rather than given host outputs.
+    ``output_device="cuda"`` (ONNX Runtime with ``providers=("cuda", "cpu")``, or the torch plugin for a
+    model on a GPU): the outputs given no ``out=`` buffer are allocated on the GPU and returned there,
+    zero-copy, as torch tensors (torch with CUDA installed), else CuPy arrays, else ``RuntimeMemory`` objects
+    (DLPack: ``cupy.from_dlpack(m)``). A session that cannot compute on a GPU is refused, never given host
+    outputs.
     """
     # The attributes are declared in bridge/juno_bridge/_core.pxd (juno_bridge._hits reads _session).
 
