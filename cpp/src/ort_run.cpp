@@ -47,9 +47,9 @@ void OrtBackend::run(const TensorView* inputs, size_t num_inputs, const int32_t*
     out_values[i] = outputs[i].data ? bind(cache_outputs_[k], outputs[i]) : nullptr;
   }
 
-  bool allocates = false;
-  for (size_t i = 0; i < num_outputs; ++i) allocates |= outputs[i].data == nullptr;
-  if (output_on_device_ && allocates)
+  bool allocates_on_device = false;  // only output_device=cuda runs look: the CPU path stays as it was
+  for (size_t i = 0; output_on_device_ && i < num_outputs; ++i) allocates_on_device |= outputs[i].data == nullptr;
+  if (allocates_on_device)
     run_with_binding(in_values.data(), num_inputs, out_names.data(), out_values.data(), num_outputs);
   else
     rt_.check(api_.Run(session_, run_options_, input_names_.data(), in_values.data(), num_inputs, out_names.data(),

@@ -136,97 +136,91 @@ def test_a_plugin_naming_its_gpus_is_handed_their_memory_and_no_other(echo_plugi
             s.run({"x": OnDevice(x, 2, 0)}, out={"y": np.zeros(4, np.float32)})
 
 
-def test_session_empty_is_the_plugins_own_memory_where_it_hands_some(echo_plugins, monkeypatch, caplog):
+@pytest.fixture
+def echo_log(echo_plugins, monkeypatch, caplog):
+    """The echo plugins on the plugin path and their info lines ("released N bytes") in caplog, juno-bridge's
+    log level restored after."""
     monkeypatch.setenv("JUNO_BRIDGE_PLUGIN_PATH", str(echo_plugins))
     level = jb.get_log_level()
     jb.set_log_level("info")
     try:
         with caplog.at_level(logging.INFO, logger="juno_bridge.echo"):
-            s = jb.Session("anything", backend="optechopin")
-            x = s.empty(5)
-            assert x.base.device == "cuda_pinned" and x.ctypes.data % 64 == 0  # what the plugin said
-            x[:] = np.arange(5)
-            y = np.empty(5, np.float32)
-            s.run({"x": x}, out={"y": y})
-            np.testing.assert_array_equal(y, 2 * np.arange(5))
-            s.close()
-            x[:] = 1.0  # outlives the session; the plugin releases it when the array goes
-            assert not [r for r in caplog.records if "released" in r.getMessage()]
-            del x
-            gc.collect()
-            assert [r.getMessage() for r in caplog.records] == ["released 20 bytes"]
+            yield caplog
     finally:
         jb.set_log_level(level)
+
+
+def test_session_empty_is_the_plugins_own_memory_where_it_hands_some(echo_log):
+    caplog = echo_log
+    s = jb.Session("anything", backend="optechopin")
+    x = s.empty(5)
+    assert x.base.device == "cuda_pinned" and x.ctypes.data % 64 == 0  # what the plugin said
+    x[:] = np.arange(5)
+    y = np.empty(5, np.float32)
+    s.run({"x": x}, out={"y": y})
+    np.testing.assert_array_equal(y, 2 * np.arange(5))
+    s.close()
+    x[:] = 1.0  # outlives the session; the plugin releases it when the array goes
+    assert not [r for r in caplog.records if "released" in r.getMessage()]
+    del x
+    gc.collect()
+    assert [r.getMessage() for r in caplog.records] == ["released 20 bytes"]
     plain = jb.Session("anything", backend="optecho").empty(5)  # no entry: the core's host memory
     assert plain.base.device == "cpu" and plain.ctypes.data % 64 == 0
 
 
-def test_a_dlpack_consumer_keeps_the_plugins_memory_until_it_lets_it_go(echo_plugins, monkeypatch, caplog):
+def test_a_dlpack_consumer_keeps_the_plugins_memory_until_it_lets_it_go(echo_log):
     torch = pytest.importorskip("torch")
-    monkeypatch.setenv("JUNO_BRIDGE_PLUGIN_PATH", str(echo_plugins))
-    level = jb.get_log_level()
-    jb.set_log_level("info")
-    try:
-        with caplog.at_level(logging.INFO, logger="juno_bridge.echo"):
-            s = jb.Session("anything", backend="optechopin")
-            x = s.empty(5)
-            x[:] = np.arange(5)
-            t = torch.from_dlpack(x.base)  # host memory, pinned or not, is exported as kDLCPU
-            assert t.data_ptr() == x.ctypes.data
-            del x
-            s.close()
-            gc.collect()
-            assert not [r for r in caplog.records if "released" in r.getMessage()]
-            assert t.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]  # the export alone holds the plugin's block
-            del t
-            gc.collect()
-            assert [r.getMessage() for r in caplog.records] == ["released 20 bytes"]
-    finally:
-        jb.set_log_level(level)
+    caplog = echo_log
+    s = jb.Session("anything", backend="optechopin")
+    x = s.empty(5)
+    x[:] = np.arange(5)
+    t = torch.from_dlpack(x.base)  # host memory, pinned or not, is exported as kDLCPU
+    assert t.data_ptr() == x.ctypes.data
+    del x
+    s.close()
+    gc.collect()
+    assert not [r for r in caplog.records if "released" in r.getMessage()]
+    assert t.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]  # the export alone holds the plugin's block
+    del t
+    gc.collect()
+    assert [r.getMessage() for r in caplog.records] == ["released 20 bytes"]
 
 
-def test_a_plugin_allocating_outputs_on_its_gpu_hands_them_back_as_device_memory(echo_plugins, monkeypatch,
-                                                                                 caplog):
+def test_a_plugin_allocating_outputs_on_its_gpu_hands_them_back_as_device_memory(echo_log, monkeypatch):
     """optechodev with output_device=cuda allocates y in host memory it labels cuda:0 (cuda:3 with
     colour=astray): the core takes it as GPU memory of a GPU the plugin names, and Python hands it back as
     device memory that is never read on the host. torch and CuPy are hidden, as on a machine with neither:
     the output is then the RuntimeMemory itself."""
-    monkeypatch.setenv("JUNO_BRIDGE_PLUGIN_PATH", str(echo_plugins))
     monkeypatch.setitem(sys.modules, "torch", None)
     monkeypatch.setitem(sys.modules, "cupy", None)
     x = OnDevice(np.arange(4, dtype=np.float32), 2, 0)
-    level = jb.get_log_level()
-    jb.set_log_level("info")
 
     def released():
-        return [r.getMessage() for r in caplog.records if "released" in r.getMessage()]
+        return [r.getMessage() for r in echo_log.records if "released" in r.getMessage()]
 
-    try:
-        with caplog.at_level(logging.INFO, logger="juno_bridge.echo"):
-            with jb.Session("anything", backend="optechodev", output_device="cuda") as s:
-                assert received(s)["output_device"] == "cuda"
-                y = s.run({"x": x})["y"]
-                assert isinstance(y, jb.RuntimeMemory)
-                assert (y.device, y.shape, y.dtype, y.__dlpack_device__()) == ("cuda:0", (4,), np.float32, (2, 0))
-                with pytest.raises(BufferError, match="the memory is on cuda:0, not on cpu:0"):
-                    y.__dlpack__(dl_device=(1, 0))
-                assert released() == []
-                del y
-                gc.collect()
-                assert released() == ["released 16 bytes"]
-                z = s.run_async({"x": x}).result(timeout=60)["y"]
-                assert isinstance(z, jb.RuntimeMemory) and z.device == "cuda:0"
-                del z
-            with jb.Session("anything", backend="optechodev", output_device="cuda", config={"colour": "astray"}) as s:
-                with pytest.raises(jb.RunError, match="plugin 'optechodev' allocated output 'y' in cuda:3 memory; "
-                                                      "expected host memory or cuda:0 memory"):
-                    s.run({"x": x})
-                with pytest.raises(jb.RunError, match="allocated output 'y' in cuda:3 memory"):
-                    s.run_async({"x": x}).result(timeout=60)
-            gc.collect()
-            assert released() == ["released 16 bytes"] * 4  # the refused ones too: nothing leaks
-    finally:
-        jb.set_log_level(level)
+    with jb.Session("anything", backend="optechodev", output_device="cuda") as s:
+        assert received(s)["output_device"] == "cuda"
+        y = s.run({"x": x})["y"]
+        assert isinstance(y, jb.RuntimeMemory)
+        assert (y.device, y.shape, y.dtype, y.__dlpack_device__()) == ("cuda:0", (4,), np.float32, (2, 0))
+        with pytest.raises(BufferError, match="the memory is on cuda:0, not on cpu:0"):
+            y.__dlpack__(dl_device=(1, 0))
+        assert released() == []
+        del y
+        gc.collect()
+        assert released() == ["released 16 bytes"]
+        z = s.run_async({"x": x}).result(timeout=60)["y"]
+        assert isinstance(z, jb.RuntimeMemory) and z.device == "cuda:0"
+        del z
+    with jb.Session("anything", backend="optechodev", output_device="cuda", config={"colour": "astray"}) as s:
+        with pytest.raises(jb.RunError, match="plugin 'optechodev' allocated output 'y' in cuda:3 memory; "
+                                              "expected host memory or cuda:0 memory"):
+            s.run({"x": x})
+        with pytest.raises(jb.RunError, match="allocated output 'y' in cuda:3 memory"):
+            s.run_async({"x": x}).result(timeout=60)
+    gc.collect()
+    assert released() == ["released 16 bytes"] * 4  # the refused ones too: nothing leaks
     with pytest.raises(jb.InvalidArgumentError, match="option 'output_device' cuda: the optecho backend allocates "
                                                       "its outputs in host memory"):
         jb.Session("anything", backend="optecho", output_device="cuda")
