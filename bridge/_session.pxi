@@ -59,7 +59,9 @@ cdef class Session:
     model on a GPU): the outputs given no ``out=`` buffer are allocated on the GPU and returned there,
     zero-copy, as torch tensors (torch with CUDA installed), else CuPy arrays, else ``RuntimeMemory`` objects
     (DLPack: ``cupy.from_dlpack(m)``). A session that cannot compute on a GPU is refused, never given host
-    outputs.
+    outputs. ``staging="pinned"`` (a session that copies its inputs to a GPU) copies pageable host arrays,
+    inputs and ``out=``, through pinned buffers of the session's own, which the GPU reads at the bus's
+    speed; pinned (``empty()``) and device memory pass as they are, ``_stats()`` counts what was staged.
     """
     # The attributes are declared in bridge/juno_bridge/_core.pxd (juno_bridge._hits reads _session).
 
@@ -67,7 +69,7 @@ cdef class Session:
                  optimization="all", providers=("cpu",), onnxruntime=None, log_level="warning",
                  execution_mode="sequential", global_thread_pool=False, require_providers=False,
                  shared=True, async_runs="auto", bfloat16_as_uint16=False, cuda_graph=False, config=None,
-                 runtime=None, output_device="cpu"):
+                 runtime=None, output_device="cpu", staging="off"):
         cdef SessionOptions options
         cdef Status status
         cdef CRuntime* in_runtime = NULL
@@ -81,7 +83,7 @@ cdef class Session:
                     "execution_mode": execution_mode, "global_thread_pool": int(bool(global_thread_pool)),
                     "require_providers": int(bool(require_providers)), "shared": int(bool(shared)),
                     "async_runs": async_runs, "bfloat16_as_uint16": int(bool(bfloat16_as_uint16)),
-                    "cuda_graph": int(bool(cuda_graph)), "output_device": output_device}
+                    "cuda_graph": int(bool(cuda_graph)), "output_device": output_device, "staging": staging}
         if isinstance(providers, str):
             providers = (providers,)
         if not isinstance(providers, (list, tuple)) or not all(isinstance(p, str) for p in providers):
@@ -171,15 +173,15 @@ cdef class Session:
 
     def _stats(self):
         """Zero-copy evidence for tests: runtime tensors made over caller memory since open, inputs copied
-        into the backend's own memory since open (TensorFlow's unaligned ones), and where the runtime reads
-        each input (the address it reports for the last bound input)."""
+        into memory not the caller's since open (TensorFlow's unaligned ones; staging's, and the bytes it
+        copied), and where the runtime reads each input (the address it reports for the last bound input)."""
         cdef SessionStats st
         cdef Status status
         if session_stats(deref(self._open()), &st, &status):
             raise_status(status)
         return {"tensors_wrapped": st.tensors_wrapped, "inputs_staged": st.inputs_staged,
                 "input_addresses": [<uintptr_t>st.input_addresses[i] for i in range(st.input_addresses.size())],
-                "backend_id": st.backend_id, "backend_users": st.backend_users}
+                "bytes_staged": st.bytes_staged, "backend_id": st.backend_id, "backend_users": st.backend_users}
 
     @property
     def backend(self):

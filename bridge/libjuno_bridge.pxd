@@ -69,6 +69,7 @@ cdef extern from "juno_bridge/session.hpp" namespace "jb" nogil:
     cdef cppclass SessionStats:
         uint64_t tensors_wrapped
         uint64_t inputs_staged
+        uint64_t bytes_staged
         vector[const void*] input_addresses
         uint64_t backend_id
         int64_t backend_users

@@ -4,7 +4,9 @@
 
 #include <exception>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -47,6 +49,11 @@ class Backend : public std::enable_shared_from_this<Backend> {
     Device device;
   };
   virtual HostMemory allocate_host(size_t nbytes);
+  // allocate_host's memory as the core hands it out (Session::empty, staging): a pinned block is
+  // remembered while it lives, so that a view into it is known as pinned however the caller labelled it
+  // (a numpy array over it says host memory). The block holds this backend.
+  HostMemory host_memory(size_t nbytes);
+  bool in_pinned_block(const TensorView& view) const;
   // inputs: every model input in model order, already checked. outputs[i] is model output
   // output_index[i]; when outputs[i].data is nullptr the backend allocates it and sets owned[i].
   // Must be safe to call from many threads at once.
@@ -66,6 +73,8 @@ class Backend : public std::enable_shared_from_this<Backend> {
 
  private:
   const uint64_t id_;
+  mutable std::mutex pinned_mutex_;
+  std::map<uintptr_t, size_t> pinned_blocks_;  // host_memory's pinned blocks alive: address -> size
 };
 
 // Opens `model` (a path, or the bytes when `bytes` is non-null) with the backend named in options or

@@ -35,6 +35,36 @@ Backend::HostMemory Backend::allocate_host(size_t nbytes) {
   return {std::shared_ptr<void>(p, &std::free), Device::cpu()};
 }
 
+Backend::HostMemory Backend::host_memory(size_t nbytes) {
+  HostMemory memory = allocate_host(nbytes);
+  if (memory.device.kind != DeviceKind::CUDAPinned) return memory;
+  const auto start = reinterpret_cast<uintptr_t>(memory.holder.get());
+  {
+    std::lock_guard<std::mutex> lock(pinned_mutex_);
+    pinned_blocks_[start] = std::max<size_t>(nbytes, 1);
+  }
+  // Forgotten before it is freed, while this backend is surely alive (the block holds it).
+  void* data = memory.holder.get();
+  memory.holder = std::shared_ptr<void>(data, [self = shared_from_this(), inner = std::move(memory.holder)](void* p) mutable {
+    {
+      std::lock_guard<std::mutex> lock(self->pinned_mutex_);
+      self->pinned_blocks_.erase(reinterpret_cast<uintptr_t>(p));
+    }
+    inner.reset();
+  });
+  return memory;
+}
+
+bool Backend::in_pinned_block(const TensorView& view) const {
+  std::lock_guard<std::mutex> lock(pinned_mutex_);
+  if (pinned_blocks_.empty()) return false;
+  const auto start = reinterpret_cast<uintptr_t>(view.data);
+  auto it = pinned_blocks_.upper_bound(start);
+  if (it == pinned_blocks_.begin()) return false;
+  --it;
+  return start - it->first + view.nbytes() <= it->second;
+}
+
 // The model name "default": the project's default model (vertex and energy), shipped in the Python package
 // beside this library (juno_bridge/lib/../demo/models/default.onnx). Any other name is itself.
 std::string resolve_model_name(const std::string& model) {

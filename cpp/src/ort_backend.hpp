@@ -21,7 +21,6 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -140,7 +139,6 @@ class OrtBackend final : public Backend {
 
   // ort_pinned.cpp
   OrtAllocator* pinned_allocator();
-  bool in_pinned_block(const TensorView& view) const;
 
   // ort_run_async.cpp
   struct AsyncRun;
@@ -164,12 +162,10 @@ class OrtBackend final : public Backend {
   // How caller memory is described to ONNX Runtime, per device the session takes (describe_devices).
   std::unique_ptr<OrtMemoryInfo, void (*)(OrtMemoryInfo*)> cuda_memory_{nullptr, nullptr},
       pinned_memory_{nullptr, nullptr};
-  // Pinned host memory (allocate_host): the CUDA provider's allocator, asked for once, and the blocks it
-  // gave that are still alive (address -> size), so that views into them are described as pinned.
-  mutable std::mutex pinned_mutex_;
+  // Pinned host memory (allocate_host): the CUDA provider's allocator, asked for once.
+  std::mutex allocator_mutex_;
   OrtAllocator* pinned_allocator_ = nullptr;
   bool pinned_asked_ = false;
-  std::map<uintptr_t, size_t> pinned_blocks_;
   std::vector<int> passthrough_;  // per output: the input it is (same name), or -1
   bool async_native_ = false;     // RunAsync serves run_async (probe_run_async)
   bool output_on_device_ = false;  // output_device=cuda: allocated outputs are bound to cuda_memory_

@@ -1,8 +1,8 @@
 // Host memory for inputs on a session that computes on a GPU: page-locked blocks from the CUDA provider's
 // own pinned allocator (ONNX Runtime's "CudaPinned"), which the GPU reads by DMA at the bus's speed, where
-// pageable memory is staged by the driver at a fraction of it. The blocks are remembered, so that a view
-// into one is described to ONNX Runtime as pinned however the caller labelled it (a numpy array over it
-// says host memory).
+// pageable memory is staged by the driver at a fraction of it. The core remembers the blocks
+// (Backend::host_memory), so that a view into one is described to ONNX Runtime as pinned however the
+// caller labelled it (a numpy array over it says host memory).
 #include <algorithm>
 #include <string>
 
@@ -20,18 +20,10 @@ Backend::HostMemory OrtBackend::allocate_host(size_t nbytes) {
             "allocating " + std::to_string(nbytes) + " bytes of pinned host memory");
   if (p == nullptr)
     throw Error(ErrorCode::Runtime, "allocating " + std::to_string(nbytes) + " bytes of pinned host memory: no memory");
-  {
-    std::lock_guard<std::mutex> lock(pinned_mutex_);
-    pinned_blocks_[reinterpret_cast<uintptr_t>(p)] = nbytes;
-  }
   // The allocator lives in the session: the block keeps the backend alive until it is freed.
   std::shared_ptr<Backend> self = shared_from_this();
   return {std::shared_ptr<void>(p,
                                 [this, allocator, self](void* q) {
-                                  {
-                                    std::lock_guard<std::mutex> lock(pinned_mutex_);
-                                    pinned_blocks_.erase(reinterpret_cast<uintptr_t>(q));
-                                  }
                                   if (OrtStatus* s = api_.AllocatorFree(allocator, q)) api_.ReleaseStatus(s);
                                 }),
           Device::cuda_pinned()};
@@ -41,7 +33,7 @@ Backend::HostMemory OrtBackend::allocate_host(size_t nbytes) {
 // session has none (then allocate_host hands plain host memory, and says so in the log).
 OrtAllocator* OrtBackend::pinned_allocator() {
   if (!pinned_memory_) return nullptr;
-  std::lock_guard<std::mutex> lock(pinned_mutex_);
+  std::lock_guard<std::mutex> lock(allocator_mutex_);
   if (!pinned_asked_) {
     pinned_asked_ = true;
     OrtAllocator* allocator = nullptr;
@@ -55,16 +47,6 @@ OrtAllocator* OrtBackend::pinned_allocator() {
     pinned_allocator_ = allocator;
   }
   return pinned_allocator_;
-}
-
-bool OrtBackend::in_pinned_block(const TensorView& view) const {
-  std::lock_guard<std::mutex> lock(pinned_mutex_);
-  if (pinned_blocks_.empty()) return false;
-  const auto start = reinterpret_cast<uintptr_t>(view.data);
-  auto it = pinned_blocks_.upper_bound(start);
-  if (it == pinned_blocks_.begin()) return false;
-  --it;
-  return start - it->first + view.nbytes() <= std::max<size_t>(it->second, 1);
 }
 
 }  // namespace jb

@@ -20,6 +20,7 @@ Session::Session(std::shared_ptr<Backend> backend, const SessionOptions& options
       backend_(backend.get()),
       runtime_(std::move(runtime)),
       bfloat16_as_uint16_(options.bfloat16_as_uint16) {
+  gate_->stager = Stager::open(*backend, options);
   gate_->backend = std::move(backend);
   all_outputs_.resize(backend_->outputs().size());
   for (size_t i = 0; i < all_outputs_.size(); ++i) all_outputs_[i] = static_cast<int32_t>(i);
@@ -109,6 +110,7 @@ bool Session::takes(Device device) const {
 SessionStats Session::stats() const {
   InFlight call(*this);
   SessionStats s = backend_->stats();
+  if (gate_->stager) gate_->stager->count(s);
   s.backend_id = backend_->id();
   s.backend_users = gate_->backend.use_count();
   return s;
@@ -128,7 +130,7 @@ Tensor Session::empty(DType dtype, const std::vector<int64_t>& shape) const {
       throw Error(ErrorCode::InvalidArgument, "Session::empty: shape " + shape_string(shape.data(), view.rank) +
                                                   (d < 0 ? " has a negative dim" : " is too large"));
   InFlight call(*this);
-  Backend::HostMemory memory = backend_->allocate_host(static_cast<size_t>(bytes));
+  Backend::HostMemory memory = backend_->host_memory(static_cast<size_t>(bytes));
   view.data = memory.holder.get();
   view.device = memory.device;
   return Tensor{view, std::move(memory.holder)};
@@ -160,10 +162,26 @@ void Session::run(const TensorView* inputs, size_t num_inputs, const int32_t* ou
 void Session::run_open(const TensorView* inputs, size_t num_inputs, const int32_t* output_index,
                        TensorView* outputs, Tensor* owned, size_t num_outputs) {
   check_call(inputs, num_inputs, output_index, outputs, owned, num_outputs);
-  if (!bfloat16_as_uint16_) return backend_->run(inputs, num_inputs, output_index, outputs, owned, num_outputs);
-  const auto in = bits_as_bfloat16(inputs, num_inputs, backend_->inputs(), nullptr);
-  auto out = bits_as_bfloat16(outputs, num_outputs, backend_->outputs(), output_index);
-  backend_->run(in.data(), num_inputs, output_index, out.data(), owned, num_outputs);
+  Stager* stager = gate_->stager.get();  // stable while in flight
+  if (!bfloat16_as_uint16_ && stager == nullptr)
+    return backend_->run(inputs, num_inputs, output_index, outputs, owned, num_outputs);
+  std::vector<TensorView> in16, out16;  // option bfloat16_as_uint16: the relabelled views
+  const TensorView* in = inputs;
+  TensorView* out = outputs;
+  if (bfloat16_as_uint16_) {
+    in16 = bits_as_bfloat16(inputs, num_inputs, backend_->inputs(), nullptr);
+    out16 = bits_as_bfloat16(outputs, num_outputs, backend_->outputs(), output_index);
+    in = in16.data();
+    out = out16.data();
+  }
+  if (stager != nullptr) {
+    Stager::Lease lease = stager->stage(in, num_inputs, output_index, out, num_outputs);
+    backend_->run(lease.inputs(), num_inputs, output_index, lease.outputs(), owned, num_outputs);
+    lease.finish(out);
+  } else {
+    backend_->run(in, num_inputs, output_index, out, owned, num_outputs);
+  }
+  if (!bfloat16_as_uint16_) return;
   for (size_t i = 0; i < num_outputs; ++i) {
     if (outputs[i].data == nullptr) outputs[i] = out[i];  // allocated by the backend
     bfloat16_as_bits(outputs[i]);
@@ -233,14 +251,25 @@ void Session::run_async(const TensorView* inputs, size_t num_inputs, const int32
     inputs = in.data();
     outputs = out.data();
   }
+  std::shared_ptr<Stager::Lease> lease;  // option staging=pinned: inputs copied now, while the caller waits
+  if (Stager* stager = gate_->stager.get()) {
+    lease = std::make_shared<Stager::Lease>(stager->stage(inputs, num_inputs, output_index, outputs, num_outputs));
+    inputs = lease->inputs();
+    outputs = lease->outputs();
+  }
+  // The backend's work done: staged out= outputs back in the caller's buffers (still in flight), then the end.
+  auto finish = [completion, lease](std::exception_ptr error) mutable {
+    if (lease && !error) lease->finish(nullptr);
+    lease.reset();
+    (*completion)(error);
+  };
   if (backend_->async_native()) {
     try {
-      backend_->run_async(inputs, num_inputs, output_index, outputs, owned, num_outputs,
-                          [completion](std::exception_ptr error) { (*completion)(error); });
+      backend_->run_async(inputs, num_inputs, output_index, outputs, owned, num_outputs, finish);
     } catch (...) {
       // Not started: that is the run's error, reported as any other, from a pool thread (never from
       // inside run_async, where the caller may hold what `done` takes).
-      runtime_->submit([completion, error = std::current_exception()] { (*completion)(error); });
+      runtime_->submit([finish, error = std::current_exception()]() mutable { finish(error); });
     }
     return;
   }
@@ -251,7 +280,7 @@ void Session::run_async(const TensorView* inputs, size_t num_inputs, const int32
   auto job = std::make_shared<Job>(Job{{inputs, inputs + num_inputs}, {outputs, outputs + num_outputs},
                                        {output_index, output_index + num_outputs}});
   Backend* backend = backend_;  // alive while the call is in flight
-  runtime_->submit([completion, job, backend, owned] {
+  runtime_->submit([finish, job, backend, owned]() mutable {
     std::exception_ptr error;
     try {
       backend->run(job->inputs.data(), job->inputs.size(), job->index.data(), job->outputs.data(), owned,
@@ -259,7 +288,7 @@ void Session::run_async(const TensorView* inputs, size_t num_inputs, const int32
     } catch (...) {
       error = std::current_exception();
     }
-    (*completion)(error);
+    finish(error);
   });
 }
 

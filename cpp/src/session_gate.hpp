@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "backend.hpp"
+#include "staging.hpp"
 
 namespace jb {
 
@@ -21,11 +22,14 @@ struct SessionGate {
   std::mutex mutex;  // serialises close() and its wait; guards `backend` once open
   std::condition_variable idle;
   std::shared_ptr<Backend> backend;  // a shared backend session lives on while other Sessions use it
+  std::shared_ptr<Stager> stager;    // option staging=pinned: this Session's pinned blocks, else none
 
   void close() noexcept {
     std::unique_lock<std::mutex> lock(mutex);
     closed.store(true);
     idle.wait(lock, [this] { return in_flight.load() == 0; });
+    if (stager) stager->close();  // its blocks hold the backend
+    stager.reset();
     backend.reset();
   }
 };

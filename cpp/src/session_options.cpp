@@ -50,7 +50,8 @@ std::vector<std::string> parse_providers(const std::string& value) {
 const char* const kSessionOptionNames[] = {
     "backend",     "intra_op_threads", "inter_op_threads",   "optimization",       "providers",
     "onnxruntime", "log_level",        "execution_mode",     "global_thread_pool", "require_providers",
-    "shared",      "async_runs",       "bfloat16_as_uint16", "cuda_graph",         "output_device"};
+    "shared",      "async_runs",       "bfloat16_as_uint16", "cuda_graph",         "output_device",
+    "staging"};
 
 void SessionOptions::set(const std::string& key, const std::string& value) {
   if (key.rfind(kConfigPrefix, 0) == 0) {
@@ -77,6 +78,10 @@ void SessionOptions::set(const std::string& key, const std::string& value) {
     if (value != "cpu" && value != "cuda")
       throw Error(ErrorCode::InvalidArgument, "option 'output_device' must be cpu or cuda, got '" + value + "'");
     output_device = value;
+  } else if (key == "staging") {
+    if (value != "off" && value != "pinned")
+      throw Error(ErrorCode::InvalidArgument, "option 'staging' must be off or pinned, got '" + value + "'");
+    staging = value;
   } else if (key == "providers") providers = parse_providers(value);
   else if (key.empty()) {
     throw Error(ErrorCode::InvalidArgument, "option key must not be empty");

@@ -12,8 +12,8 @@ namespace {
 
 // What makes two opens the same backend session: the model (a file by its resolved path, size and
 // modification time, so a rewritten file is a new model; bytes by size and hash; any other name, such
-// as python:module:f, as written) and every option but `shared` and `bfloat16_as_uint16` (the Session's
-// own). Built by concatenation, never through iostreams: a stream formats through the global locale,
+// as python:module:f, as written) and every option but `shared`, `bfloat16_as_uint16` and `staging` (the
+// Session's own). Built by concatenation, never through iostreams: a stream formats through the global locale,
 // whose facets a library linked to another libstdc++ (a static one, under -static-libstdc++) must not touch.
 std::string share_key(const std::string& model, const void* bytes, size_t size, const SessionOptions& o) {
   using std::to_string;

@@ -15,7 +15,7 @@ unsigned default_async_threads() {
   return std::max(2u, std::thread::hardware_concurrency());
 }
 
-WorkerPool::WorkerPool(unsigned threads) : size_(std::max(1u, threads)) {}
+WorkerPool::WorkerPool(unsigned threads, const char* name) : size_(std::max(1u, threads)), name_(name) {}
 
 WorkerPool::~WorkerPool() { stop(); }
 
@@ -27,7 +27,7 @@ std::shared_ptr<WorkerPool::Crew> WorkerPool::crew() {
       new std::shared_ptr<Crew>(std::move(crew_));  // never released here (see Crew)
       started_.store(0);
     }
-    crew_ = std::make_shared<Crew>(getpid());
+    crew_ = std::make_shared<Crew>(getpid(), name_);
   }
   return crew_;
 }
@@ -50,7 +50,7 @@ void WorkerPool::submit(std::function<void()> task) {
 }
 
 void WorkerPool::serve(Crew& c) {
-  pthread_setname_np(pthread_self(), "jb-async");  // what top -H, gdb and /proc/<pid>/task/*/comm show
+  pthread_setname_np(pthread_self(), c.name);  // what top -H, gdb and /proc/<pid>/task/*/comm show
   for (;;) {
     std::function<void()> task;
     {

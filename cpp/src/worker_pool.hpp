@@ -16,7 +16,8 @@ namespace jb {
 
 class WorkerPool {
  public:
-  explicit WorkerPool(unsigned threads);
+  // `name`: what the threads are called (pthread_setname_np: top -H, gdb), at most 15 characters.
+  explicit WorkerPool(unsigned threads, const char* name = "jb-async");
   ~WorkerPool();  // stop()
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
@@ -37,8 +38,9 @@ class WorkerPool {
   // parent's threads still hold it in the child's copy of memory, and its mutex may have been held at the
   // fork) and makes its own.
   struct Crew {
-    explicit Crew(pid_t p) : pid(p) {}
+    Crew(pid_t p, const char* n) : pid(p), name(n) {}
     const pid_t pid;
+    const char* const name;
     std::mutex mutex;
     std::condition_variable ready;
     std::deque<std::function<void()>> queue;
@@ -50,6 +52,7 @@ class WorkerPool {
   static void serve(Crew& crew);
 
   const unsigned size_;
+  const char* const name_;
   std::atomic<int> started_{0};
   std::mutex crew_mutex_;
   std::shared_ptr<Crew> crew_;

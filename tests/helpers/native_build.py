@@ -23,6 +23,19 @@ def build(cmd: list, cwd: Path | None = None) -> None:
                              f"{result.stdout}\n{result.stderr}")
 
 
+CXX = os.environ.get("CXX", "g++")
+
+
+def compile_sdk_program(source: Path, out: Path, *flags: str) -> Path:
+    """A C++ source compiled against the installed package's headers alone (a plugin: with -shared)."""
+    import juno_bridge
+
+    pkg = Path(juno_bridge.__file__).resolve().parent
+    build([CXX, "-std=c++17", "-O1", "-g0", "-Wall", "-Wextra", "-Werror", source, "-o", out,
+           f"-I{pkg / 'include'}", *flags])
+    return out
+
+
 def build_against_package(source: Path, exe: Path, optimization: str = "-O1") -> Path:
     """A C++ program compiled and linked against the installed package, as a user builds one."""
     import juno_bridge

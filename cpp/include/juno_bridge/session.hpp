@@ -54,6 +54,15 @@ struct JB_API SessionOptions {
   // CUDA provider in use, or a plugin that declares the option (torch) running the model on a GPU: any
   // other session is refused, never given host memory.
   std::string output_device = "cpu";
+  // How host arrays reach a session that copies its inputs to a GPU: "off" (the default) hands the
+  // caller's memory to the backend as it is; "pinned" copies each pageable host input into a pinned block
+  // of the Session's own (and writes each pageable out= output there, then copies it back), so that the
+  // GPU reads it by DMA at the bus's speed instead of through the driver's small staging buffer. Large
+  // copies are split over a few threads. Memory already pinned (Session::empty) or on a device passes as
+  // it is; SessionStats counts what was staged. Needs a backend with pinned memory (ONNX Runtime's CUDA
+  // provider in use, a plugin's model on a GPU); where the CUDA provider was asked for and skipped the
+  // session runs without staging (logged), any other session is refused. The Session's own option.
+  std::string staging = "off";
   // Backend-specific entries, checked by the backend that opens the model: a plugin's own options
   // ("num_runners", "signature"), refused by name unless the plugin declares them; or ONNX Runtime
   // session config entries, whose keys are "<area>.<name>" ("session.intra_op.allow_spinning").
@@ -75,7 +84,9 @@ struct ModelMetadata {
 // Counters that let tests prove the zero-copy promise from outside.
 struct SessionStats {
   uint64_t tensors_wrapped = 0;  // runtime tensor objects made over caller memory since open
-  uint64_t inputs_staged = 0;    // inputs copied into the backend's own memory since open (TensorFlow: unaligned)
+  uint64_t inputs_staged = 0;    // inputs copied into memory not the caller's since open (TensorFlow: unaligned
+                                 // ones; option staging=pinned: pageable ones)
+  uint64_t bytes_staged = 0;     // option staging=pinned: the bytes copied through its pinned blocks (in and back)
   std::vector<const void*> input_addresses;  // per input, where the runtime reads it (last bound)
   uint64_t backend_id = 0;    // the backend session behind this Session (shared ones have the same id)
   int64_t backend_users = 0;  // the open Sessions that use that backend session (and, on a GPU session,

@@ -16,8 +16,11 @@
 //                                        labelled cuda:0 (cuda:3 with colour=astray), logging "echo: released
 //                                        N bytes" when the core lets it go.
 //   -DECHO_PINNED                        hands Session::empty host memory of its own, labelled pinned,
-//                                        and logs "echo: released N bytes" when the core lets it go.
+//                                        and logs "echo: released N bytes" when the core lets it go; its
+//                                        stats say where it last read x, and a run logs (verbose) the
+//                                        devices of the views it was handed ("echo: x cuda_pinned, y cpu").
 // A negative x[0] is an input error, from run and from run_async alike.
+#include <atomic>
 #include <cstddef>
 #include <cstdlib>
 #include <string>
@@ -58,7 +61,10 @@ class Echo {
   const std::vector<Info>& outputs() const { return outputs_; }
   const std::vector<const char*>& metadata_keys() const { return keys_; }
   const std::vector<const char*>& metadata_values() const { return values_; }
-  void stats(uint64_t* wrapped, const void**, size_t) const { *wrapped = 0; }
+  void stats(uint64_t* wrapped, const void** addresses, size_t n) const {
+    *wrapped = 0;
+    if (n > 0) addresses[0] = last_x_.load();
+  }
   void run(const jb_tensor_view* in, const int32_t*, jb_tensor_view* out, jb_plugin_owned* owned, size_t num_outputs) {
     const bool allocated = num_outputs == 1 && out[0].data == nullptr && allocates_on_ >= 0;
     if (allocated) allocate(in[0], out[0], owned[0]);
@@ -68,6 +74,10 @@ class Echo {
       if (v->device != JB_DEVICE_CUDA || v->device_id != 0)
         throw Error(JB_ERROR_INPUT, "echo: expected a view of cuda:0, got device " + std::to_string(v->device) + ":" +
                                         std::to_string(v->device_id));
+#endif
+#ifdef ECHO_PINNED
+    last_x_.store(in[0].data);
+    plugin::log(JB_LOG_VERBOSE, "echo", std::string("x ") + device_name(in[0]) + ", y " + device_name(out[0]));
 #endif
     twice(in, out);
   }
@@ -98,6 +108,9 @@ class Echo {
   void run_async(const jb_tensor_view* in, const int32_t*, jb_tensor_view* out, jb_plugin_owned*, size_t num_outputs,
                  plugin::RunAsyncDone done, void* user_data) {
     if (num_outputs != 1 || out[0].data == nullptr) throw Error(JB_ERROR_INVALID_ARGUMENT, "echo: give y a buffer");
+#ifdef ECHO_PINNED
+    last_x_.store(in[0].data);
+#endif
     std::thread([in, out, done, user_data] {
       try {
         twice(in, out);
@@ -127,6 +140,10 @@ class Echo {
     };
   }
 
+  static const char* device_name(const jb_tensor_view& v) {
+    return v.device == JB_DEVICE_CPU ? "cpu" : v.device == JB_DEVICE_CUDA_PINNED ? "cuda_pinned" : "cuda";
+  }
+
   static void twice(const jb_tensor_view* in, jb_tensor_view* out) {
     const auto* x = static_cast<const float*>(in[0].data);
     auto* y = static_cast<float*>(out[0].data);
@@ -139,6 +156,7 @@ class Echo {
   int allocates_on_ = -1;  // output_device=cuda: the GPU it says y lies on
   bool astray_ = false;    // colour=astray: a GPU it does not name
   std::vector<const char*> keys_, values_;
+  std::atomic<const void*> last_x_{nullptr};  // where run last read x
 };
 
 #ifdef ECHO_DEVICES
