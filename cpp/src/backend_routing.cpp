@@ -45,13 +45,14 @@ Backend::HostMemory Backend::host_memory(size_t nbytes) {
   }
   // Forgotten before it is freed, while this backend is surely alive (the block holds it).
   void* data = memory.holder.get();
-  memory.holder = std::shared_ptr<void>(data, [self = shared_from_this(), inner = std::move(memory.holder)](void* p) mutable {
-    {
-      std::lock_guard<std::mutex> lock(self->pinned_mutex_);
-      self->pinned_blocks_.erase(reinterpret_cast<uintptr_t>(p));
-    }
-    inner.reset();
-  });
+  memory.holder =
+      std::shared_ptr<void>(data, [self = shared_from_this(), inner = std::move(memory.holder)](void* p) mutable {
+        {
+          std::lock_guard<std::mutex> lock(self->pinned_mutex_);
+          self->pinned_blocks_.erase(reinterpret_cast<uintptr_t>(p));
+        }
+        inner.reset();
+      });
   return memory;
 }
 

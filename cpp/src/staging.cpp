@@ -44,8 +44,8 @@ std::shared_ptr<Stager> Stager::open(Backend& backend, const SessionOptions& opt
   for (const auto& p : got) providers += (providers.empty() ? "" : ",") + p;
   throw Error(ErrorCode::InvalidArgument,
               "option staging=pinned copies host arrays through pinned memory for a session that copies its inputs "
-              "to a GPU, and this session (backend " + backend.name() +
-                  (providers.empty() ? "" : ", providers " + providers) +
+              "to a GPU, and this session (backend " +
+                  backend.name() + (providers.empty() ? "" : ", providers " + providers) +
                   ") computes from host memory, which it reads in place: open it with providers cuda,cpu (ONNX "
                   "Runtime) or a model on a GPU (torch), or leave staging off");
 }
