@@ -8,6 +8,8 @@ every way a caller can feed it, side by side:
     (c) juno-bridge Session.run(out=), host numpy arrays
     (c') juno-bridge Session.run(out=), pinned host tensors (torch pin_memory)
     (c'') juno-bridge Session.run(out=), arrays from Session.empty (pinned by the session, filled in place)
+    (c''') juno-bridge Session.run(out=), host numpy arrays, staging="pinned" (copied through the session's
+          pinned buffers; the same backend session as (c))
     (d) juno-bridge Session.bind(...).run(), torch CUDA tensors resident
     (d') the same with cuda_graph=True
     (e) juno-bridge Session.run(), torch CUDA tensor in, output_device="cuda": outputs allocated on the GPU
@@ -65,21 +67,29 @@ def group_rows(settings: Settings) -> list[Row]:
     options.intra_op_num_threads = 1
     ort_session = ort.InferenceSession(path, options, providers=["CUDAExecutionProvider"])
     session = jb.Session(path, providers=("cuda", "cpu"), require_providers=True, intra_op_threads=1)
+    staged = jb.Session(path, providers=("cuda", "cpu"), require_providers=True, intra_op_threads=1,
+                        staging="pinned")
     module = default.torch_module().to("cuda").eval()
     rows: list[Row] = []
     for batch in QUICK_BATCHES if settings.is_quick else BATCHES:
         x = _events(batch)
         expected = ort_session.run(None, {"pmt": x})
         host_out = {k: np.empty((batch, *s), np.float32) for k, s in OUTPUTS.items()}
+        staged_out = {k: np.empty((batch, *s), np.float32) for k, s in OUTPUTS.items()}
         session.run({"pmt": x}, out=host_out)
+        staged.run({"pmt": x}, out=staged_out)
         for name, want in zip(OUTPUTS, expected):  # the same provider's kernels: agreement before any number
-            np.testing.assert_allclose(host_out[name], want, rtol=1e-5, atol=1e-5 * float(np.abs(want).max()))
+            for got in (host_out[name], staged_out[name]):
+                np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(np.abs(want).max()))
         contestants = _contestants(ort, torch, ort_session, session, module, path, x, host_out)
+        contestants["(c''') juno-bridge Session.run(out=), host arrays, staging='pinned'"] = (
+            lambda k, w: time_calls(lambda: staged.run({"pmt": x}, out=staged_out), k, w))
         n = max(20, settings.iterations // (10 if batch > 64 else 2))
         for method, timing in side_by_side(contestants, n, max(5, settings.warmup // 10)).items():
             rows.append(Row("gpu", "net", batch, method, "python", *timing,
                             extra={"note": f"{timing[0] / batch:.2f} us/event"}))
     session.close()
+    staged.close()
     return rows
 
 
@@ -178,8 +188,8 @@ def _threads(session, x: np.ndarray, threads: int, calls: int) -> tuple[float, f
 
 def group_targets(rows: list[Row]) -> list[Target]:
     """Issue 21's targets: host arrays at the copy limit, device-resident at io_binding's, graphs at B = 1."""
-    def row(batch, label):
-        return find_row(rows, "net", batch, label, "gpu")
+    def row(batch, label):  # "(c'') " is not "(c''') "
+        return find_row(rows, "net", batch, label + " ", "gpu")
 
     targets: list[Target] = []
     a, c = row(1024, "(a)"), row(1024, "(c)")
@@ -188,10 +198,17 @@ def group_targets(rows: list[Row]) -> list[Target]:
     if a and c:
         targets.append(("B=1024: (c)/(a), juno-bridge host arrays vs onnxruntime's Python API",
                         c.median_us / a.median_us, 0.25, False))
-    staged = row(1024, "(c'')")
-    if staged:
+    filled = row(1024, "(c'')")
+    if filled:
         targets.append(("B=1024: (c'') juno-bridge from Session.empty arrays, us per event",
+                        filled.median_us / 1024, 5.0, False))
+    staged = row(1024, "(c''')")
+    if staged:
+        targets.append(("B=1024: (c''') juno-bridge from host arrays, staging='pinned', us per event",
                         staged.median_us / 1024, 5.0, False))
+    if a and staged:
+        targets.append(("B=1024: (c''')/(a), juno-bridge host arrays staged vs onnxruntime's Python API",
+                        staged.median_us / a.median_us, 0.25, False))
     for batch in (1, 64, 1024):
         b, d = row(batch, "(b)"), row(batch, "(d)")
         if b and d:

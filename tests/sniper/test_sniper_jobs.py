@@ -167,6 +167,7 @@ def test_the_gil_is_released_during_task_run(models, events, run_job):
     ("wrong_key", "which the tensor store lacks"),
     ("unknown_input", "which the model does not have"),
     ("wrong_shape", "pmt"),
+    ("staging_on_cpu", "option staging=pinned copies host arrays through pinned memory"),
 ])
 def test_errors_end_the_job_with_a_clear_message(case, message, models, events, run_job):
     model = "/nonexistent/vertex.onnx" if case == "missing_model" else models["onnx"]
@@ -175,6 +176,7 @@ def test_errors_end_the_job_with_a_clear_message(case, message, models, events, 
         "wrong_key": 'reco.property("Inputs").set({"pmt": "no_such_key"})',
         "unknown_input": 'reco.property("Inputs").set({"hits": "pmt"})',
         "wrong_shape": 'reco.property("Inputs").set({"pmt": "bad"})',
+        "staging_on_cpu": 'reco.property("Staging").set("pinned")',  # the CPU provider: nothing to stage for
     }[case]
     job = run_job(f'''
         class Bad(Sniper.PyAlgBase):

@@ -24,7 +24,7 @@ def test_the_targets_are_per_event_and_side_by_side_ratios():
 
     rows = [row(1024, "(a)", 24000.0), row(1024, "(c)", 4096.0), row(1024, "(c'')", 3072.0), row(1024, "(b)", 2000.0),
             row(1024, "(d)", 2100.0), row(1, "(b)", 1500.0), row(1, "(d)", 1800.0), row(1, "(d')", 300.0),
-            row(1024, "(b'')", 2500.0), row(1024, "(e)", 2600.0)]
+            row(1024, "(b'')", 2500.0), row(1024, "(e)", 2600.0), row(1024, "(c''')", 6144.0)]
     targets = group_targets(rows)
 
     def target(prefix):
@@ -33,9 +33,11 @@ def test_the_targets_are_per_event_and_side_by_side_ratios():
 
     assert target("B=1024: (c) juno-bridge from host arrays, us per event") == (4.0, 5.0, False)
     assert target("B=1024: (c'') juno-bridge from Session.empty arrays") == (3.0, 5.0, False)
+    assert target("B=1024: (c''') juno-bridge from host arrays, staging='pinned'") == (6.0, 5.0, False)
+    assert target("B=1024: (c''')/(a)") == (6144 / 24000, 0.25, False)
     assert target("B=1024: (c)/(a)") == (4096 / 24000, 0.25, False)  # against onnxruntime's Python API
     assert target("B=1024: (d)/(b)") == (2100 / 2000, 1.1, False)
     assert target("B=1: (d)/(b)") == (1.2, 1.1, False)
     assert target("B=1: (d') juno-bridge with cuda_graph") == (300.0, 400.0, False)
     assert target("B=1024: (e)/(b'')") == (2600 / 2500, 1.1, False)  # GPU outputs vs io_binding allocating
-    assert len(targets) == 7  # B=64 has no rows here, nor B=1 (e): no target
+    assert len(targets) == 9  # B=64 has no rows here, nor B=1 (e): no target

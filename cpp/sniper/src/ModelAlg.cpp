@@ -58,6 +58,7 @@ ModelAlg::ModelAlg(const std::string& name) : AlgBase(name) {
   declProp("Threads", m_threads);
   declProp("InterOpThreads", m_interOpThreads);
   declProp("Providers", m_providers);
+  declProp("Staging", m_staging);
   declProp("Backend", m_backend);
   declProp("ReleaseGIL", m_releaseGIL);
   declProp("Service", m_service);
@@ -86,6 +87,7 @@ bool ModelAlg::initialize() {
     options.intra_op_threads = m_threads;
     options.inter_op_threads = m_interOpThreads;
     options.providers = m_providers;
+    options.staging = m_staging;
     if (m_interOpThreads > 1) options.execution_mode = "parallel";
     // The task's JunoBridgeSvc (or the one Service names) owns the runtime; without one, the process
     // default runtime does (jobs written before the service).

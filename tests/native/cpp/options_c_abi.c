@@ -42,6 +42,13 @@ int main(int argc, char** argv) {
             strstr(jb_last_error_message(), "output_device=cuda needs ONNX Runtime's CUDA provider"),
         "output_device=cuda on a session of the CPU provider is refused, never given host memory");
   check(open_with(argv[1], "output_device", "cpu") == JB_OK, "output_device=cpu is the default, said out loud");
+  check(open_with(argv[1], "staging", "yes") == JB_ERROR_INVALID_ARGUMENT &&
+            strstr(jb_last_error_message(), "option 'staging' must be off or pinned, got 'yes'"),
+        "staging takes off or pinned");
+  check(open_with(argv[1], "staging", "pinned") == JB_ERROR_INVALID_ARGUMENT &&
+            strstr(jb_last_error_message(), "computes from host memory, which it reads in place"),
+        "staging=pinned on a session of the CPU provider is refused: nothing is copied to a GPU");
+  check(open_with(argv[1], "staging", "off") == JB_OK, "staging=off is the default, said out loud");
 
   size_t n = jb_backend_count();
   check(n >= 5, "the registry lists the backends");

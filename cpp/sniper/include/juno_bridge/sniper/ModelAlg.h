@@ -77,6 +77,7 @@ class ModelAlg : public AlgBase {
   int m_threads = 1;
   int m_interOpThreads = 0;
   std::vector<std::string> m_providers{"cpu"};
+  std::string m_staging = "off";  // SessionOptions::staging: "pinned" stages pageable store tensors on a GPU
   std::string m_backend;
   bool m_releaseGIL = true;
   std::string m_service;
