@@ -1,6 +1,7 @@
 """CUDA memory in place, on a session that computes on the GPU (ONNX Runtime's CUDA provider): torch CUDA
 tensors as inputs and out= buffers, read and written where they lie, agreeing with the CPU; pinned host
-tensors and Session.empty's pinned memory too; outputs allocated on the GPU (output_device="cuda"). These
+tensors and Session.empty's pinned memory too; outputs allocated on the GPU (output_device="cuda"); host
+arrays staged through pinned blocks (staging="pinned"). These
 need a GPU, onnxruntime-gpu (1.31.1) and torch built for CUDA, and skip without them (on every machine,
 tests/core/test_dlpack_objects.py and test_session_empty.py test the same paths as far as a CPU goes, and
 test_runtime_memory.py the DLPack export of outputs). On a GPU machine with those installed in .venv:
@@ -138,3 +139,26 @@ def test_a_device_output_is_runtime_memory_for_any_dlpack_consumer(add_f32, monk
         t = torch.from_dlpack(c)
         assert t.data_ptr() == c.address
         np.testing.assert_array_equal(t.cpu().numpy(), 2 * a)
+
+
+def test_staging_copies_host_arrays_through_pinned_blocks_agreeing_with_the_cpu(add_f32):
+    """staging="pinned" on the CUDA provider: pageable numpy inputs and out= go through the session's pinned
+    blocks (large ones split over threads), the results agree with the CPU, torch CUDA tensors pass as
+    they are."""
+    rng = np.random.default_rng(5)
+    with jb.Session(add_f32, providers=("cuda", "cpu"), require_providers=True, staging="pinned") as s:
+        for rows in (1, 64, 1 << 19):  # the last: 6 MB per array, copied by several threads
+            a, b = (rng.standard_normal((rows, 3)).astype(np.float32) for _ in range(2))
+            c = np.full_like(a, np.nan)
+            before = s._stats()
+            s.run({"a": a, "b": b}, out={"c": c})
+            np.testing.assert_allclose(c, jb.Session(add_f32).run({"a": a, "b": b})["c"], rtol=1e-5)
+            after = s._stats()
+            assert after["inputs_staged"] - before["inputs_staged"] == 2
+            assert after["bytes_staged"] - before["bytes_staged"] == 3 * a.nbytes
+            assert a.ctypes.data not in after["input_addresses"]
+        on_gpu = torch.ones(4, 3, device="cuda")
+        before = s._stats()["bytes_staged"]
+        torch.cuda.synchronize()
+        np.testing.assert_allclose(s.run({"a": on_gpu, "b": on_gpu})["c"], 2 * np.ones((4, 3)), rtol=1e-6)
+        assert s._stats()["bytes_staged"] == before

@@ -211,3 +211,17 @@ def test_staging_is_the_sessions_own_option_so_it_shares_the_backend(staged, ech
     assert read_x_at(plain) == x.ctypes.data and handed(echo_log)[-1] == "x cpu, y cpu"
     staged.run({"x": x}, out={"y": np.empty(16, np.float32)})
     assert read_x_at(staged) != x.ctypes.data and handed(echo_log)[-1] == "x cuda_pinned, y cuda_pinned"
+
+
+def test_a_bound_loop_is_staged_every_run_so_refills_in_place_are_seen(staged, echo_log):
+    """bind(): the caller refills x in place between runs; each run copies it afresh into the same block."""
+    x, y = np.zeros(32, np.float32), np.empty(32, np.float32)
+    bound = staged.bind({"x": x}, out={"y": y})
+    blocks = set()
+    for event in range(1, 4):
+        x[:] = event
+        bound.run()
+        assert (y == 2 * event).all()
+        blocks.add(read_x_at(staged))
+    assert len(blocks) == 1 and x.ctypes.data not in blocks
+    assert handed(echo_log)[-3:] == ["x cuda_pinned, y cuda_pinned"] * 3

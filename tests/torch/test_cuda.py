@@ -90,3 +90,15 @@ def test_output_device_cuda_leaves_the_outputs_on_the_gpu_as_torch_tensors(cuda_
         np.testing.assert_allclose(y.cpu().numpy(), expected, rtol=1e-4, atol=1e-5)
         z = s.run({"x": torch.from_numpy(x).to("cuda")})["y"]  # device in, device out: no host copy
         np.testing.assert_allclose(z.cpu().numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_staging_hands_a_gpu_model_host_arrays_in_torchs_pinned_memory(cuda_package):
+    x = np.random.default_rng(4).standard_normal((5, 8)).astype(np.float32)
+    with torch.no_grad():
+        expected = tm.TINY(torch.from_numpy(x)).numpy()
+    with jb.Session(cuda_package, staging="pinned") as s:
+        y = np.empty((5, 4), np.float32)
+        s.run({"x": x}, out={"y": y})
+        np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-5)
+        assert s._stats()["input_addresses"] != [x.ctypes.data]  # read from the session's pinned block
+        assert s._stats()["bytes_staged"] == x.nbytes + y.nbytes

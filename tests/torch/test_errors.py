@@ -169,6 +169,13 @@ def test_output_device_cuda_for_a_model_on_the_cpu_is_refused_never_given_host_m
         assert isinstance(s.run({"x": x})["y"], np.ndarray)
 
 
+@pytest.mark.parametrize("suffix", [".pt2", ".pt"])
+def test_staging_for_a_model_on_the_cpu_is_refused_since_nothing_is_copied_to_a_gpu(suffix):
+    with pytest.raises(jb.InvalidArgumentError, match=r"option staging=pinned .* \(backend torch\) computes from "
+                                                      r"host memory, which it reads in place"):
+        jb.Session(tm.tiny(suffix), staging="pinned")
+
+
 def test_malformed_signature_is_a_model_load_error(tmp_path):
     bad = {tm.SIGNATURE_KEY: "juno_bridge.signature 1\ninput x f33 4"}
     path = tm.rewrite_package_metadata(tm.tiny(".pt2"), tmp_path / "bad_sig.pt2", lambda md: md.update(bad))
