@@ -2,6 +2,7 @@
 #include "staging.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <condition_variable>
 #include <cstring>
 #include <string>
@@ -19,9 +20,13 @@ constexpr size_t kSplitFrom = size_t{4} << 20;  // a copy this large is split ov
 constexpr size_t kMinChunk = size_t{1} << 20;   // ...into parts of at least this
 constexpr size_t kBlocksKept = 2;               // per tensor: a run and the next one's (run_async)
 
+// ONNX Runtime's spelling of a provider: "cuda", "CUDA" and "CUDAExecutionProvider" name the same one.
 bool asks_cuda(const SessionOptions& options) {
-  for (const auto& p : options.providers)
-    if (p == "cuda" || p == "CUDA" || p == "CUDAExecutionProvider") return true;
+  for (std::string p : options.providers) {
+    p = p.substr(0, p.find("ExecutionProvider"));
+    std::transform(p.begin(), p.end(), p.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (p == "cuda") return true;
+  }
   return false;
 }
 
