@@ -18,17 +18,12 @@
 #include <string>
 #include <vector>
 
+#include "checks.hpp"
 #include "juno_bridge/session.hpp"
 
 namespace {
 
-int passed = 0, failed = 0;
-
-bool check(bool ok, const std::string& what) {
-  std::printf("%s %s\n", ok ? "PASS" : "FAIL", what.c_str());
-  (ok ? passed : failed)++;
-  return ok;
-}
+using jb_test::check;
 
 void print_output(const char* how, const std::string& name, const jb::TensorView& v) {
   std::printf("values %s %s ", how, name.c_str());
@@ -203,6 +198,5 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "juno-bridge error %d: %s\n", static_cast<int>(e.code()), e.what());
     return 1;
   }
-  std::printf("%d passed, %d failed\n", passed, failed);
-  return failed ? 1 : 0;
+  return jb_test::summary();
 }

@@ -24,17 +24,12 @@
 #include <vector>
 
 #include "juno_bridge/runtime.hpp"
+#include "checks.hpp"
 #include "juno_bridge/session.hpp"
 
 namespace {
 
-int passed = 0, failed = 0;
-
-bool check(bool ok, const std::string& what) {
-  std::printf("%s %s\n", ok ? "PASS" : "FAIL", what.c_str());
-  (ok ? passed : failed)++;
-  return ok;
-}
+using jb_test::check;
 
 int thread_count() {
   int n = 0;
@@ -308,6 +303,5 @@ int main(int argc, char** argv) {
     check(!session.is_open(), "a Session outliving its Runtime is closed");
   }
 
-  std::printf("%d passed, %d failed\n", passed, failed);
-  return failed == 0 ? 0 : 1;
+  return jb_test::summary();
 }

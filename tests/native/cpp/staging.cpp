@@ -15,17 +15,12 @@
 #include <thread>
 #include <vector>
 
+#include "checks.hpp"
 #include "juno_bridge/session.hpp"
 
 namespace {
 
-int passed = 0, failed = 0;
-
-bool check(bool ok, const std::string& what) {
-  std::printf("%s %s\n", ok ? "PASS" : "FAIL", what.c_str());
-  (ok ? passed : failed)++;
-  return ok;
-}
+using jb_test::check;
 
 constexpr int64_t kSplit = (int64_t{4} << 20) / 4;  // staging.cpp's split size, in floats
 
@@ -106,6 +101,5 @@ int main() {
                   std::string(e.what()).find("option staging=pinned") != std::string::npos;
   }
   check(refused_cpu, "staging=pinned refused for a backend with no pinned memory (optecho)");
-  std::printf("%d passed, %d failed\n", passed, failed);
-  return failed == 0 ? 0 : 1;
+  return jb_test::summary();
 }
