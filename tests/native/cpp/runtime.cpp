@@ -23,8 +23,8 @@
 #include <thread>
 #include <vector>
 
-#include "juno_bridge/runtime.hpp"
 #include "checks.hpp"
+#include "juno_bridge/runtime.hpp"
 #include "juno_bridge/session.hpp"
 
 namespace {
